@@ -1,0 +1,107 @@
+"""Overhead of the training machinery and of the data pipeline, as ratios measured side by side.
+
+  python bench/train_step.py [--steps 30] [--size 112] [--batch 32]
+
+(1) full step / bare step: a step of `syncxr.train.loop.train` (DataLoader, collate, tokenisation,
+    device moves, accelerate, scheduler, logging) against forward+backward+optimizer on a batch that
+    is already in memory, same model and batch size. Goal <= 1.15.
+(2) DataLoader throughput / raw loop: images per second through the training DataLoader against a
+    plain decode+resize loop over the same files. Goal >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from syncxr.data.images import load_gray
+from syncxr.data.mixing import load_table
+from syncxr.data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset
+from syncxr.data.transforms import train_transform
+from syncxr.models.convirt import ConVIRT
+from syncxr.models.image_encoder import build_image_encoder
+from syncxr.models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_phantom_text_encoder
+from syncxr.models.text_encoder import TextEncoder, load_tokenizer
+from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
+from syncxr.train.loop import LoopSettings, train
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--size", type=int, default=112)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--cache", default=".cache/syncxr")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    data_dir = ensure_phantom_corpus(PhantomCorpusSpec(kind="syn", n=3000), args.cache)
+    text_path = str(ensure_phantom_text_encoder(PhantomTextEncoderSpec(), args.cache))
+    tokenizer = load_tokenizer(text_path)
+    table = load_table(data_dir)
+    model = ConVIRT(build_image_encoder("resnet18"), TextEncoder(text_path), proj_dim=128, proj_hidden=256)
+    dataset = PairedImageTextDataset(table, train_transform(args.size), "report")
+    sampler = EpochShuffleSampler(len(dataset))
+    collate = ImageTextCollator(tokenizer, 96)
+    loader = DataLoader(dataset, batch_size=args.batch, sampler=sampler, drop_last=True, collate_fn=collate)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    accelerator = Accelerator(cpu=True)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+
+    batch = collate([dataset[i] for i in range(args.batch)])
+
+    def bare(n):
+        t = time.perf_counter()
+        for _ in range(n):
+            loss = model(batch["images"], batch["input_ids"], batch["attention_mask"])["loss"]
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return (time.perf_counter() - t) / n
+
+    def full(n):
+        with tempfile.TemporaryDirectory() as d:
+            t = time.perf_counter()
+            train(model, optimizer, None, loader, [dataset], accelerator, Path(d),
+                  LoopSettings(max_epochs=1, max_steps=n, log_every=10, resume=False, keep_checkpoints=1))
+            return (time.perf_counter() - t) / n
+
+    bare(3)  # warm-up
+    b1, f, b2 = bare(args.steps), full(args.steps), bare(args.steps)
+    print(f"bare step  {1000 * (b1 + b2) / 2:7.1f} ms  (before {1000 * b1:.1f}, after {1000 * b2:.1f})")
+    print(f"full step  {1000 * f:7.1f} ms")
+    print(f"RATIO full/bare step: {f / ((b1 + b2) / 2):.3f}   (goal <= 1.15)")
+
+    n_img = args.steps * args.batch
+    paths = [Path(p) for p in table["path"][:n_img]]
+    resize = v2.Resize((args.size, args.size), antialias=True)
+
+    def raw():
+        t = time.perf_counter()
+        for p in paths:
+            resize(load_gray(p))
+        return n_img / (time.perf_counter() - t)
+
+    def through_loader():
+        t, seen = time.perf_counter(), 0
+        for b in loader:
+            seen += len(b["images"])
+            if seen >= n_img:
+                break
+        return seen / (time.perf_counter() - t)
+
+    r1, ld, r2 = raw(), through_loader(), raw()
+    r = (r1 + r2) / 2
+    print(f"raw decode+resize  {r:8.0f} img/s")
+    print(f"DataLoader         {ld:8.0f} img/s")
+    print(f"RATIO DataLoader/raw throughput: {ld / r:.3f}   (goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

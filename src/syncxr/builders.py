@@ -1,0 +1,95 @@
+"""Turns config sections into objects. The only module below the entry points that reads config."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from .data.mixing import load_table, mix_tables
+from .models.convirt import ConVIRT
+from .models.image_encoder import build_image_encoder
+from .models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_phantom_text_encoder
+from .models.text_encoder import TextEncoder
+from .phantom.benchmarks import ChexpertTwinSpec, ensure_chexpert_twin
+from .phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
+
+
+def _plain(section) -> dict:
+    return OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+
+
+def build_dataset_dir(spec_cfg, cache_dir: Path, key: str) -> Path:
+    """Directory of a dataset config (`dataset/*.yaml`), building a phantom corpus if needed."""
+    spec = _plain(spec_cfg)
+    builder = spec.pop("builder", None)
+    if builder == "phantom":
+        try:
+            corpus = PhantomCorpusSpec(**spec)
+        except TypeError as e:
+            raise ValueError(f"{key}: {e} (allowed keys: {list(PhantomCorpusSpec.__dataclass_fields__)})") from e
+        return ensure_phantom_corpus(corpus, cache_dir)
+    if builder == "path":
+        path = Path(spec["path"]).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"{key}.path: dataset directory {path} not found")
+        return path
+    raise ValueError(f"{key}.builder must be 'phantom' or 'path', got {builder!r}")
+
+
+def build_training_table(data_cfg, cache_dir: Path, seed: int, split: str = "train"):
+    """Rows to pre-train on for `data=real|syn|mix`, each with its `source`."""
+    tables = {}
+    for part in ("real", "syn"):
+        if data_cfg.get(part) is not None:
+            tables[part] = load_table(build_dataset_dir(data_cfg[part], cache_dir, f"data.{part}"), split)
+    return mix_tables(tables.get("real"), tables.get("syn"), data_cfg.get("syn_fraction"), seed)
+
+
+def resolve_text_encoder_path(text_cfg, cache_dir: Path, seed: int) -> str:
+    if text_cfg.source == "phantom":
+        spec = PhantomTextEncoderSpec(**_plain(text_cfg.phantom), seed=seed)
+        return str(ensure_phantom_text_encoder(spec, cache_dir))
+    if text_cfg.source == "pretrained":
+        return str(text_cfg.path)
+    raise ValueError(f"text_encoder.source must be 'phantom' or 'pretrained', got {text_cfg.source!r}")
+
+
+def build_model(model_cfg, image_cfg, text_cfg, text_path: str):
+    image = build_image_encoder(image_cfg.name, image_cfg.get("weights_path"))
+    text = TextEncoder(text_path, pool=text_cfg.pool, freeze_layers=text_cfg.freeze_layers)
+    if model_cfg.name == "convirt":
+        return ConVIRT(image, text, proj_dim=model_cfg.proj_dim, proj_hidden=model_cfg.proj_hidden,
+                       tau=model_cfg.tau, lam=model_cfg.lam)
+    raise ValueError(f"unknown model {model_cfg.name!r}; expected one of ['convirt']")
+
+
+def build_optimizer(opt_cfg, params):
+    return instantiate(opt_cfg)(params)
+
+
+def build_scheduler(sched_cfg, optimizer, total_steps: int):
+    if sched_cfg is None:
+        return None
+    factory = instantiate(sched_cfg)
+    if "num_training_steps" in inspect.signature(factory.func).parameters:
+        return factory(optimizer, num_training_steps=total_steps)
+    return factory(optimizer)
+
+
+def build_benchmark_dir(bench_cfg, cache_dir: Path, key: str) -> Path:
+    spec = _plain(bench_cfg)
+    builder = spec.pop("builder", None)
+    name = spec.pop("name", None)
+    if builder == "phantom":
+        if name != "chexpert":
+            raise ValueError(f"{key}: no phantom twin named {name!r}; available: ['chexpert']")
+        return ensure_chexpert_twin(ChexpertTwinSpec(**spec), cache_dir)
+    if builder == "path":
+        root = Path(spec["root"]).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"{key}.root: benchmark directory {root} not found")
+        return root
+    raise ValueError(f"{key}.builder must be 'phantom' or 'path', got {builder!r}")

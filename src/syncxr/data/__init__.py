@@ -1,0 +1,1 @@
+"""Dataset format, paired image-text datasets, mixing and transforms."""

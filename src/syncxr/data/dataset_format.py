@@ -1,0 +1,97 @@
+"""The on-disk dataset format: `manifest.parquet` + images + `dataset.json` (see DESIGN.md).
+
+Datasets are built in a temporary sibling directory and renamed into place, so a reader never sees
+a half-written dataset, and are addressed by the hash of the config that made them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+MANIFEST = "manifest.parquet"
+INFO = "dataset.json"
+REQUIRED_COLUMNS = ("id", "image", "findings", "impression", "entities", "source", "split")
+
+
+def config_hash(config: dict, length: int = 12) -> str:
+    """Stable content hash of a JSON-serialisable config (key order does not matter)."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def write_parquet_atomic(path: Path, df: pd.DataFrame) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def validate_manifest(df: pd.DataFrame, where: str) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}: manifest lacks column(s) {missing}; expected {list(REQUIRED_COLUMNS)}")
+    dup = df["id"][df["id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"{where}: duplicate id {dup.iloc[0]!r} (row {dup.index[0]})")
+    for col in ("findings", "impression"):
+        bad = df[col].isna() | (df[col].astype(str).str.strip() == "")
+        # A pair with an empty FINDINGS can still train on its IMPRESSION, but not with both empty.
+        if col == "impression":
+            both = bad & (df["findings"].isna() | (df["findings"].astype(str).str.strip() == ""))
+            if both.any():
+                i = int(both.to_numpy().nonzero()[0][0])
+                raise ValueError(f"{where}: row {i} (id {df['id'].iloc[i]!r}) has an empty report")
+
+
+def read_dataset(directory: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
+    """Manifest and info of a dataset directory, checked; image paths stay relative to it."""
+    directory = Path(directory)
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: no such dataset manifest (is {directory} a syncxr dataset?)")
+    df = pd.read_parquet(manifest)
+    validate_manifest(df, str(manifest))
+    info_path = directory / INFO
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    return df, info
+
+
+class DatasetBuilder:
+    """Context manager that builds a dataset in a temp dir and moves it into place on success."""
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+        self.tmp = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex}.building")
+
+    def __enter__(self) -> Path:
+        (self.tmp / "images").mkdir(parents=True)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        try:
+            os.rename(self.tmp, self.target)
+        except OSError:
+            # Another process finished the same dataset first: theirs is identical, keep it.
+            if not (self.target / MANIFEST).is_file():
+                raise
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+
+def is_complete(directory: Path) -> bool:
+    return (Path(directory) / MANIFEST).is_file() and (Path(directory) / INFO).is_file()

@@ -1,0 +1,46 @@
+"""Training tables from real, synthetic or mixed datasets, with the source of every row kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .dataset_format import read_dataset
+
+
+def load_table(directory: str | Path, split: str | None = "train") -> pd.DataFrame:
+    """Manifest rows of one dataset directory with absolute image paths in `path`."""
+    directory = Path(directory)
+    df, _ = read_dataset(directory)
+    if split is not None:
+        df = df[df["split"] == split]
+    df = df.reset_index(drop=True)
+    df["path"] = [str(directory / p) for p in df["image"]]
+    return df
+
+
+def mix_tables(real: pd.DataFrame | None, syn: pd.DataFrame | None, syn_fraction: float | None,
+               seed: int) -> pd.DataFrame:
+    """Combines real and synthetic rows.
+
+    `syn_fraction=None` keeps all rows of both (the paper's mix). A number f in [0, 1] keeps the size
+    of the real set and fills a share f of it with synthetic rows, drawn without replacement.
+    """
+    parts = [t for t in (real, syn) if t is not None]
+    if not parts:
+        raise ValueError("data: neither a real nor a synthetic dataset was given")
+    if syn_fraction is None or real is None or syn is None:
+        return pd.concat(parts, ignore_index=True)
+    if not 0.0 <= syn_fraction <= 1.0:
+        raise ValueError(f"data.syn_fraction must be in [0, 1] or null, got {syn_fraction}")
+    total = len(real)
+    n_syn = int(round(syn_fraction * total))
+    if n_syn > len(syn):
+        raise ValueError(f"data.syn_fraction={syn_fraction} needs {n_syn} synthetic rows, "
+                         f"the synthetic dataset has {len(syn)}")
+    rng = np.random.default_rng([seed, 31])
+    take_real = rng.choice(len(real), size=total - n_syn, replace=False)
+    take_syn = rng.choice(len(syn), size=n_syn, replace=False)
+    return pd.concat([real.iloc[np.sort(take_real)], syn.iloc[np.sort(take_syn)]], ignore_index=True)

@@ -1,0 +1,102 @@
+"""Image-report pairs for contrastive pre-training, with reproducible per-sample randomness."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .images import load_gray
+
+TEXT_MODES = ("report", "findings", "impression", "sentence")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def pair_text(findings: str, impression: str, mode: str, rng: np.random.Generator) -> str:
+    """The text side of a pair. `sentence` draws one sentence, as ConVIRT trains."""
+    findings, impression = (findings or "").strip(), (impression or "").strip()
+    if mode == "findings":
+        return findings or impression
+    if mode == "impression":
+        return impression or findings
+    report = f"{findings} {impression}".strip()
+    if mode == "report":
+        return report
+    if mode == "sentence":
+        sentences = [s for s in _SENTENCE_END.split(report) if s]
+        return sentences[int(rng.integers(len(sentences)))]
+    raise ValueError(f"unknown text mode {mode!r}; expected one of {TEXT_MODES}")
+
+
+class PairedImageTextDataset(Dataset):
+    """Rows of a manifest table with absolute image paths (`path` column).
+
+    The random state of sample `i` in epoch `e` is seeded from (seed, e, i): augmentations and
+    sentence choice are the same whatever the number of workers, and after a resume.
+    """
+
+    def __init__(self, table: pd.DataFrame, transform, text_mode: str = "report", seed: int = 0):
+        if text_mode not in TEXT_MODES:
+            raise ValueError(f"unknown text mode {text_mode!r}; expected one of {TEXT_MODES}")
+        if len(table) == 0:
+            raise ValueError("paired dataset is empty: no rows in the selected split")
+        self.paths = [Path(p) for p in table["path"]]
+        self.findings = table["findings"].fillna("").tolist()
+        self.impressions = table["impression"].fillna("").tolist()
+        self.transform = transform
+        self.text_mode = text_mode
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        key = [self.seed, self.epoch, i]
+        rng = np.random.default_rng(key)
+        text = pair_text(self.findings[i], self.impressions[i], self.text_mode, rng)
+        image = load_gray(self.paths[i])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2**63 - 1)))
+            image = self.transform(image)
+        return image, text
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation per epoch seeded from (seed, epoch), so a resumed run sees the same order."""
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class ImageTextCollator:
+    """Stacks images and tokenises the batch's texts in one call (faster than per sample)."""
+
+    def __init__(self, tokenizer, max_length: int):
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def __call__(self, batch):
+        images, texts = zip(*batch)
+        tok = self.tokenizer(list(texts), padding="longest", truncation=True,
+                             max_length=self.max_length, return_tensors="pt")
+        return {"images": torch.stack(images), "input_ids": tok["input_ids"],
+                "attention_mask": tok["attention_mask"], "texts": list(texts)}

@@ -1,0 +1,1 @@
+"""Zero-shot and fine-tuned evaluation, metrics."""

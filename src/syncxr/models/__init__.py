@@ -1,0 +1,1 @@
+"""Image and text encoders, ConVIRT and GLoRIA, zero-shot heads."""

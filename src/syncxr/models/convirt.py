@@ -1,0 +1,47 @@
+"""ConVIRT (Zhang et al., 2020): image and text towers, projection heads, bidirectional InfoNCE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def convirt_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, tau: float = 0.1,
+                 lam: float = 0.75) -> torch.Tensor:
+    """λ·(image→text InfoNCE) + (1−λ)·(text→image InfoNCE) on L2-normalised embeddings."""
+    image_emb = F.normalize(image_emb, dim=-1)
+    text_emb = F.normalize(text_emb, dim=-1)
+    logits = image_emb @ text_emb.t() / tau
+    target = torch.arange(len(logits), device=logits.device)
+    return lam * F.cross_entropy(logits, target) + (1 - lam) * F.cross_entropy(logits.t(), target)
+
+
+def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Module:
+    """ConVIRT's non-linear projection: Linear-ReLU-Linear."""
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
+
+
+class ConVIRT(nn.Module):
+    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, proj_dim: int = 512,
+                 proj_hidden: int = 1024, tau: float = 0.1, lam: float = 0.75):
+        super().__init__()
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"ConVIRT lam must be in [0, 1], got {lam}")
+        if tau <= 0:
+            raise ValueError(f"ConVIRT tau must be > 0, got {tau}")
+        self.image_encoder, self.text_encoder = image_encoder, text_encoder
+        self.image_proj = projection_head(image_encoder.dim, proj_hidden, proj_dim)
+        self.text_proj = projection_head(text_encoder.dim, proj_hidden, proj_dim)
+        self.tau, self.lam = tau, lam
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_proj(self.image_encoder(images)), dim=-1)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_proj(self.text_encoder(input_ids, attention_mask)), dim=-1)
+
+    def forward(self, images, input_ids, attention_mask) -> dict[str, torch.Tensor]:
+        img = self.encode_image(images)
+        txt = self.encode_text(input_ids, attention_mask)
+        return {"loss": convirt_loss(img.float(), txt.float(), self.tau, self.lam)}

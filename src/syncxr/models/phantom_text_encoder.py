@@ -1,0 +1,93 @@
+"""A small BERT and WordPiece tokenizer for the phantom world, built offline and cached on disk.
+
+No pretrained weights can be downloaded where the phantom default runs, so the default text tower is
+a randomly initialised BERT with a tokenizer trained on phantom reports. It is saved with
+`save_pretrained` and loaded back through `AutoModel.from_pretrained`, like any real checkpoint.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers, processors,
+                        trainers)
+from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+from ..data.dataset_format import config_hash
+from ..phantom.corpus import PHANTOM_VERSION
+from ..phantom.report_writer import write_report
+from ..phantom.scene import sample_scene
+from ..phantom.vocabulary import FINDING_KEYS
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@dataclass(frozen=True)
+class PhantomTextEncoderSpec:
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 256
+    vocab_size: int = 1000
+    max_position: int = 256
+    n_reports: int = 3000  # phantom reports the tokenizer is trained on
+    seed: int = 0
+
+    @property
+    def hash(self) -> str:
+        return config_hash({"version": PHANTOM_VERSION, **asdict(self)})
+
+
+def phantom_report_texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng([seed, 99])
+    texts = []
+    for _ in range(n):
+        k = int(rng.integers(0, 4))
+        scene = sample_scene(rng, rng.choice(FINDING_KEYS, size=k, replace=False))
+        r = write_report(scene, rng)
+        texts.append(f"{r.findings} {r.impression}")
+    return texts
+
+
+def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tok.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def build_phantom_text_encoder(spec: PhantomTextEncoderSpec, target: Path) -> Path:
+    tokenizer = train_wordpiece(phantom_report_texts(spec.n_reports, spec.seed), spec.vocab_size)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=spec.hidden_size,
+                        num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
+                        intermediate_size=spec.intermediate_size,
+                        max_position_embeddings=spec.max_position)
+    torch.manual_seed(spec.seed)
+    model = BertModel(config)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+    tokenizer.save_pretrained(tmp)
+    model.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # built concurrently by another job: identical
+    return target
+
+
+def ensure_phantom_text_encoder(spec: PhantomTextEncoderSpec, cache_dir: str | Path) -> Path:
+    target = Path(cache_dir) / "models" / f"phantom_bert-{spec.hash}"
+    if not (target / "config.json").is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        build_phantom_text_encoder(spec, target)
+    return target

@@ -1,0 +1,1 @@
+"""The phantom world: procedurally drawn chest radiographs and reports with full ground truth."""

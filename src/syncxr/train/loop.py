@@ -1,0 +1,110 @@
+"""The training loop: accelerate for devices and precision, step checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import TrainerState, load_latest, save_checkpoint
+
+
+@dataclass
+class LoopSettings:
+    max_epochs: int = 1
+    max_steps: int | None = None  # stop early after this many steps (budgeted runs and tests)
+    grad_clip: float | None = None
+    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0: epoch ends only)
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    resume: bool = True
+
+
+def _move(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: Path,
+          settings: LoopSettings) -> list[dict]:
+    """Trains `model` (already `prepare`d) and returns the logged history.
+
+    `samplers` are objects with `set_epoch` (the sampler and the dataset) so each epoch's order and
+    augmentations are fixed by the seed. The model's forward returns a dict with `loss`.
+    """
+    ckpt_root = out_dir / "checkpoints"
+    history_path = out_dir / "history.jsonl"
+    state = load_latest(accelerator, ckpt_root) if settings.resume else None
+    if state is None:
+        state = TrainerState()
+    elif accelerator.is_main_process:
+        accelerator.print(f"resuming from epoch {state.epoch} step {state.global_step}")
+    steps_per_epoch = len(loader)
+    total = settings.max_epochs * steps_per_epoch
+    if settings.max_steps is not None:
+        total = min(total, settings.max_steps)
+    # Records logged after the checkpoint we resumed from are re-made by this run.
+    history = [r for r in _read_history(history_path) if r["step"] <= state.global_step]
+    if accelerator.is_main_process:
+        history_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+    bar = tqdm(total=total, initial=state.global_step, desc="train", dynamic_ncols=True,
+               disable=not accelerator.is_local_main_process)
+    model.train()
+    while state.global_step < total and state.epoch < settings.max_epochs:
+        batches = accelerator.skip_first_batches(loader, state.step_in_epoch) if state.step_in_epoch else loader
+        # accelerate's loaders keep their own epoch counter and push it to the sampler on iteration.
+        if hasattr(batches, "set_epoch"):
+            batches.set_epoch(state.epoch)
+        for s in samplers:
+            s.set_epoch(state.epoch)
+        for batch in batches:
+            batch = _move(batch, accelerator.device)
+            out = model(batch["images"], batch["input_ids"], batch["attention_mask"])
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {state.global_step}")
+            accelerator.backward(loss)
+            if settings.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None:
+                scheduler.step()
+            state.global_step += 1
+            state.step_in_epoch += 1
+            bar.update(1)
+            if state.global_step % settings.log_every == 0 or state.global_step == total:
+                record = {"step": state.global_step, "epoch": state.epoch,
+                          "loss": accelerator.gather(loss.detach()).mean().item(),
+                          "lr": optimizer.param_groups[0]["lr"]}
+                history.append(record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}")
+                accelerator.log({"train/loss": record["loss"], "train/lr": record["lr"]},
+                                step=state.global_step)
+                if accelerator.is_main_process:
+                    with history_path.open("a") as f:
+                        f.write(json.dumps(record) + "\n")
+            if state.global_step >= total:
+                break
+            if settings.checkpoint_every and state.global_step % settings.checkpoint_every == 0 \
+                    and state.step_in_epoch < steps_per_epoch:
+                save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints)
+        if state.step_in_epoch >= steps_per_epoch:
+            state.epoch += 1
+            state.step_in_epoch = 0
+        save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints)
+    bar.close()
+    return history
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def steps_for(n_rows: int, batch_size: int, drop_last: bool) -> int:
+    return n_rows // batch_size if drop_last else math.ceil(n_rows / batch_size)

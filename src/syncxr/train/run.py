@@ -1,0 +1,120 @@
+"""One training run: build everything from the config, train, evaluate, write metrics.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from .. import builders
+from ..data.benchmarks import read_chexpert
+from ..data.dataset_format import write_json_atomic
+from ..data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset
+from ..data.transforms import eval_transform, train_transform
+from ..eval.zeroshot import zeroshot_classification
+from ..models.text_encoder import load_tokenizer
+from ..report.plots import plot_loss
+from .loop import LoopSettings, steps_for, train
+
+
+def class_key(name: str) -> str:
+    return name.lower().replace(" ", "_")
+
+
+def build_accelerator(trainer_cfg) -> Accelerator:
+    precision = str(trainer_cfg.precision)
+    if precision not in ("no", "bf16", "fp16"):
+        raise ValueError(f"trainer.precision must be no, bf16 or fp16, got {precision!r}")
+    cpu = bool(trainer_cfg.cpu) or not torch.cuda.is_available()
+    if precision == "fp16" and cpu:
+        raise ValueError("trainer.precision=fp16 needs a GPU; use bf16 or no on the CPU")
+    return Accelerator(mixed_precision=precision, cpu=cpu)
+
+
+def evaluate_zeroshot(model, tokenizer, accelerator, eval_cfg, loader_cfg, text_cfg, cache_dir: Path) -> dict:
+    metrics = {}
+    transform = eval_transform(loader_cfg.image_size)
+    for name, ds in eval_cfg.zeroshot_cls.items():
+        root = builders.build_benchmark_dir(ds.benchmark, cache_dir, f"eval.zeroshot_cls.{name}.benchmark")
+        classes = list(ds.classes)
+        test_paths, test_labels = read_chexpert(root, ds.test_split, classes)
+        val_paths = val_labels = None
+        if ds.get("val_split"):
+            val_paths, val_labels = read_chexpert(root, ds.val_split, classes)
+        res = zeroshot_classification(
+            model, tokenizer, transform, accelerator, classes, test_paths, test_labels.to_numpy(),
+            val_paths, None if val_labels is None else val_labels.to_numpy(),
+            positive=list(eval_cfg.prompts.positive), negative=list(eval_cfg.prompts.negative),
+            max_length=text_cfg.max_length, batch_size=eval_cfg.batch_size)
+        for k, v in res.items():
+            cls, _, metric = k.rpartition("/")
+            key = f"zeroshot_cls/{name}/{class_key(cls)}/{metric}" if cls else f"zeroshot_cls/{name}/{metric}"
+            metrics[key] = v
+    return metrics
+
+
+def run_training(cfg: DictConfig, out_dir: str | Path) -> dict:
+    """Trains and evaluates the run described by `cfg` in `out_dir`; returns its metrics."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    set_seed(cfg.seed)
+    accelerator = build_accelerator(cfg.trainer)
+    cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
+    if accelerator.is_main_process:
+        (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    # Data are built on the main process first; the others then find them in the cache.
+    with accelerator.main_process_first():
+        table = builders.build_training_table(cfg.data, cache_dir, cfg.seed)
+        text_path = builders.resolve_text_encoder_path(cfg.text_encoder, cache_dir, cfg.seed)
+    tokenizer = load_tokenizer(text_path)
+    set_seed(cfg.seed)  # the same initial weights whatever data had to be built first
+    model = builders.build_model(cfg.model, cfg.image_encoder, cfg.text_encoder, text_path)
+
+    lc = cfg.loader
+    dataset = PairedImageTextDataset(table, train_transform(lc.image_size, lc.crop_scale, lc.jitter),
+                                     lc.text_mode, seed=cfg.seed)
+    sampler = EpochShuffleSampler(len(dataset), seed=cfg.seed)
+    loader = DataLoader(dataset, batch_size=lc.batch_size, sampler=sampler, drop_last=True,
+                        num_workers=lc.num_workers, collate_fn=ImageTextCollator(tokenizer, cfg.text_encoder.max_length))
+    if len(loader) == 0:
+        raise ValueError(f"loader.batch_size={lc.batch_size} is larger than the {len(dataset)} training rows")
+    total = cfg.trainer.max_epochs * steps_for(len(dataset), lc.batch_size * accelerator.num_processes, True)
+    if cfg.trainer.max_steps is not None:
+        total = min(total, cfg.trainer.max_steps)
+    optimizer = builders.build_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad])
+    scheduler = builders.build_scheduler(cfg.get("scheduler"), optimizer, total)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    if scheduler is not None:
+        accelerator.register_for_checkpointing(scheduler)
+
+    t = cfg.trainer
+    history = train(model, optimizer, scheduler, loader, [dataset], accelerator, out_dir,
+                    LoopSettings(max_epochs=t.max_epochs, max_steps=t.max_steps, grad_clip=t.grad_clip,
+                                 checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
+                                 log_every=t.log_every, resume=t.resume))
+    t_train = time.perf_counter()
+    metrics = {}
+    if accelerator.is_main_process:
+        net = accelerator.unwrap_model(model)
+        metrics.update(evaluate_zeroshot(net, tokenizer, accelerator, cfg.eval, lc, cfg.text_encoder, cache_dir))
+        if history:
+            metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))
+            metrics["train/steps"] = history[-1]["step"]
+        metrics["data/train_rows"] = len(table)
+        write_json_atomic(out_dir / "metrics.json", metrics)
+        write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
+        if history:
+            plot_loss(history, out_dir / "loss.png")
+        accelerator.log(metrics)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return metrics

@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny phantom data and a tiny text encoder, built once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")  # never reach for a W&B server from tests
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from syncxr.models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_phantom_text_encoder  # noqa: E402
+from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """A cache shared by the whole session (datasets, models), like a user's .cache/syncxr."""
+    d = tmp_path_factory.mktemp("cache")
+    os.environ["SYNCXR_CACHE"] = str(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def syn_dir(cache_dir) -> Path:
+    return ensure_phantom_corpus(PhantomCorpusSpec(kind="syn", n=96, seed=3, image_size=64), cache_dir,
+                                 progress=False)
+
+
+@pytest.fixture(scope="session")
+def real_dir(cache_dir) -> Path:
+    spec = PhantomCorpusSpec(kind="real", n=200, seed=3, image_size=64, low_quality_rate=0.05,
+                             wrong_view_rate=0.05, unpaired_rate=0.05)
+    return ensure_phantom_corpus(spec, cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_text_path(cache_dir) -> str:
+    spec = PhantomTextEncoderSpec(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                                  vocab_size=400, n_reports=300)
+    return str(ensure_phantom_text_encoder(spec, cache_dir))

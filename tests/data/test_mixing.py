@@ -1,0 +1,38 @@
+import pandas as pd
+import pytest
+
+from syncxr.data.mixing import load_table, mix_tables
+
+
+def test_load_table_selects_split_and_resolves_paths(syn_dir):
+    train = load_table(syn_dir, "train")
+    val = load_table(syn_dir, "val")
+    assert set(train["split"]) == {"train"} and len(train) + len(val) == 96
+    assert all(p.startswith(str(syn_dir)) for p in train["path"])
+
+
+def test_mix_all_keeps_every_row_and_its_source(syn_dir, real_dir):
+    syn, real = load_table(syn_dir), load_table(real_dir)
+    mix = mix_tables(real, syn, None, seed=0)
+    assert len(mix) == len(syn) + len(real)
+    assert mix["source"].value_counts().to_dict() == {"phantom_real": len(real), "phantom_syn": len(syn)}
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.45])
+def test_syn_fraction_sets_the_share_of_a_real_sized_set(syn_dir, real_dir, fraction):
+    syn, real = load_table(syn_dir), load_table(real_dir)
+    mix = mix_tables(real, syn, fraction, seed=0)
+    assert len(mix) == len(real)
+    assert (mix["source"] == "phantom_syn").sum() == round(fraction * len(real))
+    assert not mix["id"].duplicated().any()
+    pd.testing.assert_frame_equal(mix, mix_tables(real, syn, fraction, seed=0))
+
+
+def test_out_of_range_fraction_and_too_few_synthetic_rows_fail(syn_dir, real_dir):
+    syn, real = load_table(syn_dir), load_table(real_dir)
+    with pytest.raises(ValueError, match=r"syn_fraction must be in \[0, 1\]"):
+        mix_tables(real, syn, 1.5, seed=0)
+    with pytest.raises(ValueError, match="synthetic dataset has"):
+        mix_tables(real, syn, 1.0, seed=0)  # 96 synthetic rows cannot fill a 200-row set
+    with pytest.raises(ValueError, match="neither"):
+        mix_tables(None, None, None, seed=0)
