@@ -83,8 +83,11 @@ def run_training(cfg: DictConfig, out_dir: str | Path) -> dict:
     dataset = PairedImageTextDataset(table, train_transform(lc.image_size, lc.crop_scale, lc.jitter),
                                      lc.text_mode, seed=cfg.seed)
     sampler = EpochShuffleSampler(len(dataset), seed=cfg.seed)
+    # The loader's own generator: creating an iterator must not draw from the global RNG, or a run
+    # resumed mid-epoch (one extra iterator) would see different dropout masks from then on.
     loader = DataLoader(dataset, batch_size=lc.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=lc.num_workers, collate_fn=ImageTextCollator(tokenizer, cfg.text_encoder.max_length))
+                        num_workers=lc.num_workers, generator=torch.Generator().manual_seed(cfg.seed),
+                        collate_fn=ImageTextCollator(tokenizer, cfg.text_encoder.max_length))
     if len(loader) == 0:
         raise ValueError(f"loader.batch_size={lc.batch_size} is larger than the {len(dataset)} training rows")
     total = cfg.trainer.max_epochs * steps_for(len(dataset), lc.batch_size * accelerator.num_processes, True)
