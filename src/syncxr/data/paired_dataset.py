@@ -40,6 +40,7 @@ class PairedImageTextDataset(Dataset):
     """
 
     def __init__(self, table: pd.DataFrame, transform, text_mode: str = "report", seed: int = 0):
+        """`transform(image, rng)` draws its randomness from the sample's numpy rng."""
         if text_mode not in TEXT_MODES:
             raise ValueError(f"unknown text mode {text_mode!r}; expected one of {TEXT_MODES}")
         if len(table) == 0:
@@ -62,11 +63,7 @@ class PairedImageTextDataset(Dataset):
         key = [self.seed, self.epoch, i]
         rng = np.random.default_rng(key)
         text = pair_text(self.findings[i], self.impressions[i], self.text_mode, rng)
-        image = load_gray(self.paths[i])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(rng.integers(2**63 - 1)))
-            image = self.transform(image)
-        return image, text
+        return self.transform(load_gray(self.paths[i]), rng), text
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -96,7 +93,8 @@ class ImageTextCollator:
 
     def __call__(self, batch):
         images, texts = zip(*batch)
-        tok = self.tokenizer(list(texts), padding="longest", truncation=True,
-                             max_length=self.max_length, return_tensors="pt")
+        # Lengths rounded up to a multiple of 16: few distinct shapes, so kernels are reused.
+        tok = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.max_length,
+                             pad_to_multiple_of=16, return_tensors="pt")
         return {"images": torch.stack(images), "input_ids": tok["input_ids"],
                 "attention_mask": tok["attention_mask"], "texts": list(texts)}
