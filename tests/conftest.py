@@ -43,3 +43,27 @@ def tiny_text_path(cache_dir) -> str:
     spec = PhantomTextEncoderSpec(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                                   vocab_size=400, n_reports=300)
     return str(ensure_phantom_text_encoder(spec, cache_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_path(tmp_path_factory) -> str:
+    from tests.tiny_models import tiny_llm
+    return str(tiny_llm(tmp_path_factory.mktemp("tiny_llm")))
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_path(tmp_path_factory, tiny_text_path) -> str:
+    from tests.tiny_models import tiny_ner
+    return str(tiny_ner(tmp_path_factory.mktemp("tiny_ner"), tiny_text_path))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_path(tmp_path_factory) -> str:
+    from tests.tiny_models import tiny_stable_diffusion
+    return str(tiny_stable_diffusion(tmp_path_factory.mktemp("tiny_sd")))
+
+
+@pytest.fixture(scope="session")
+def tiny_dino_path(tmp_path_factory) -> str:
+    from tests.tiny_models import tiny_dinov2
+    return str(tiny_dinov2(tmp_path_factory.mktemp("tiny_dino")))

@@ -36,7 +36,25 @@ def build_dataset_dir(spec_cfg, cache_dir: Path, key: str) -> Path:
         if not path.is_dir():
             raise FileNotFoundError(f"{key}.path: dataset directory {path} not found")
         return path
-    raise ValueError(f"{key}.builder must be 'phantom' or 'path', got {builder!r}")
+    if builder == "generated":
+        return build_generated_dir(spec["generation"], cache_dir, key)
+    raise ValueError(f"{key}.builder must be 'phantom', 'generated' or 'path', got {builder!r}")
+
+
+def build_generated_dir(gen_cfg, cache_dir: Path, key: str) -> Path:
+    """The SynCXR dataset of a generation config, found by its hash. A phantom-only config is
+    generated on the spot; any other must be made first with the generate.py command named."""
+    from .data.dataset_format import is_complete
+    from .generation.builders import generation_command, generation_config, is_phantom, run_generation
+    from .generation.pipeline import generation_hash
+    gen = generation_config(gen_cfg)
+    target = cache_dir / "generated" / f"syncxr-{generation_hash(gen)}"
+    if is_complete(target):
+        return target
+    if not is_phantom(gen):
+        raise FileNotFoundError(f"{key}: no generated dataset at {target}; make it with\n  "
+                                f"{generation_command(gen)}\n(with the same paths.cache_dir)")
+    return run_generation(gen, target, cache_dir)
 
 
 def build_training_table(data_cfg, cache_dir: Path, seed: int, split: str = "train"):

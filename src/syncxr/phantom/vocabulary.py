@@ -66,3 +66,24 @@ FINDING_SITES: dict[str, tuple[str, ...]] = {
     "support_device": ("trachea",),
 }
 SEVERITIES = ("small", "moderate", "large")
+
+# Anatomy named in reports besides the finding sites.
+EXTRA_ANATOMY = ("cardiac silhouette", "cardiomediastinal silhouette", "pleural line",
+                 "costophrenic angles", "lungs", "hila")
+
+
+def phantom_lexicon() -> dict[str, str]:
+    """Every surface form the phantom report writer can produce, with its un-negated RaTE type."""
+    lex = {}
+    for t in FINDINGS.values():
+        for s in t.synonyms:
+            lex[s] = t.entity_type
+    for d in INFERRED_DISEASE.values():
+        lex[d] = DISEASE
+    for sites in FINDING_SITES.values():
+        for s in sites:
+            if s != "bilateral":
+                lex[s] = ANATOMY
+    for s in EXTRA_ANATOMY:
+        lex[s] = ANATOMY
+    return lex

@@ -11,6 +11,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
 from .. import builders
@@ -108,6 +109,8 @@ def run_training(cfg: DictConfig, out_dir: str | Path) -> dict:
     metrics = {}
     if accelerator.is_main_process:
         net = accelerator.unwrap_model(model)
+        # The trained weights beside resolved_config.yaml: all evaluate.py needs to rebuild the model.
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, out_dir / "model.safetensors")
         metrics.update(evaluate_zeroshot(net, tokenizer, accelerator, cfg.eval, lc, cfg.text_encoder, cache_dir))
         if history:
             metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))

@@ -1,0 +1,1 @@
+"""Entity vocabulary, NER backends, balanced / long-tailed sampling, entity-ratio subsets."""

@@ -1,0 +1,82 @@
+"""The entity vocabulary of a report corpus: each entity with its type and frequency."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..phantom.vocabulary import ENTITY_TYPES
+
+
+def build_vocabulary(texts, ner, batch_size: int = 256, progress: bool = True) -> pd.DataFrame:
+    """Runs `ner` over `texts`; returns columns name, type, count (documents mentioning it),
+    sorted by type then count descending. Empty texts are skipped."""
+    counts: Counter = Counter()
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
+    for i in tqdm(range(0, len(texts), batch_size), desc="entity vocabulary", disable=not progress):
+        for ents in ner.extract_batch(texts[i:i + batch_size]):
+            counts.update({(e["name"], e["type"]) for e in ents})
+    rows = [{"name": n, "type": t, "count": c} for (n, t), c in counts.items()]
+    vocab = pd.DataFrame(rows, columns=["name", "type", "count"])
+    unknown = set(vocab["type"]) - set(ENTITY_TYPES)
+    if unknown:
+        raise ValueError(f"NER produced unknown entity type(s) {sorted(unknown)}; expected {ENTITY_TYPES}")
+    return vocab.sort_values(["type", "count", "name"], ascending=[True, False, True], ignore_index=True)
+
+
+def read_report_corpus(path: str | Path, text_column: str) -> list[str]:
+    """Report texts from a CSV or Parquet file's `text_column`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"report corpus {path} not found")
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if text_column not in df.columns:
+        raise ValueError(f"{path}: no column {text_column!r}; columns are {list(df.columns)}")
+    return df[text_column].fillna("").astype(str).tolist()
+
+
+def gini(counts) -> float:
+    """Gini coefficient of a frequency vector (0: all equal, towards 1: concentrated)."""
+    x = np.sort(np.asarray(counts, dtype=float))
+    if len(x) == 0 or x.sum() == 0:
+        return 0.0
+    n = len(x)
+    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * x.sum()))
+
+
+def frequency_stats(counts) -> dict:
+    c = np.asarray(counts, dtype=float)
+    if len(c) == 0:
+        return {"entities": 0, "max": 0, "min": 0, "mean": 0.0, "gini": 0.0}
+    return {"entities": int(len(c)), "max": int(c.max()), "min": int(c.min()), "mean": float(c.mean()),
+            "gini": gini(c)}
+
+
+def plot_long_tail(vocab: pd.DataFrame, path: Path, compare: pd.DataFrame | None = None,
+                   labels=("corpus", "generated")) -> None:
+    """Rank-frequency plots (log-log), one panel per entity type; optionally a second distribution."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(ENTITY_TYPES), figsize=(4 * len(ENTITY_TYPES), 3.2))
+    for ax, etype in zip(axes, ENTITY_TYPES):
+        for df, label in ((vocab, labels[0]), (compare, labels[1])):
+            if df is None:
+                continue
+            c = np.sort(df.loc[df["type"] == etype, "count"].to_numpy())[::-1]
+            if len(c):
+                ax.loglog(np.arange(1, len(c) + 1), np.maximum(c, 1e-1), marker=".", label=label)
+        ax.set_title(etype, fontsize=9)
+        ax.set_xlabel("rank")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("frequency")
+    if compare is not None:
+        axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""The SynCXR generation pipeline: vocabulary -> entity plan -> reports -> images -> curation."""

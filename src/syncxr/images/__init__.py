@@ -1,0 +1,1 @@
+"""Text-to-image backends and image curation (MLLM judge, embedding similarity to known-bad images)."""

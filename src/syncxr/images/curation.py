@@ -1,0 +1,55 @@
+"""SynCXR's image curation: the MLLM's six questions, then similarity to a bank of known-bad images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data.images import load_gray
+from ..phantom.renderer import render
+from ..phantom.scene import sample_scene
+
+
+def phantom_bad_images(n: int = 32, seed: int = 777, size: int = 128) -> list[np.ndarray]:
+    """Known-bad phantom images for the similarity bank: wrong (lateral) views. Exposure, noise and
+    blur defects are left to the judge: a badly exposed chest still has a chest's layout."""
+    rng = np.random.default_rng(seed)
+    return [render(sample_scene(rng, [], view="LATERAL"), size)[0] for _ in range(n)]
+
+
+def load_image_bank(directory: str | Path) -> list[np.ndarray]:
+    directory = Path(directory)
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not files:
+        raise FileNotFoundError(f"bad-image bank {directory} holds no .png/.jpg images")
+    return [load_gray(p)[0].numpy() for p in files]
+
+
+class Curator:
+    """`check(images)` -> per image (passed, reason). Reasons: 'judge:<question>' or 'similar_to_bad'."""
+
+    def __init__(self, judge, embedder, bad_images: list[np.ndarray], delta: float = 0.5):
+        if not -1.0 <= delta <= 1.0:
+            raise ValueError(f"curation delta is a cosine similarity in [-1, 1], got {delta}")
+        self.judge, self.embedder, self.delta = judge, embedder, delta
+        self.bank = embedder.embed(bad_images) if bad_images else None
+
+    def max_similarity(self, images: list[np.ndarray]) -> np.ndarray:
+        if self.bank is None:
+            return np.full(len(images), -1.0)
+        return (self.embedder.embed(images) @ self.bank.T).max(axis=1)
+
+    def check(self, images: list[np.ndarray]) -> list[tuple[bool, str]]:
+        answers = self.judge.judge(images) if self.judge is not None else [{}] * len(images)
+        sims = self.max_similarity(images)
+        out = []
+        for a, s in zip(answers, sims):
+            no = [q for q, yes in a.items() if not yes]
+            if no:
+                out.append((False, "judge:" + ",".join(no)))
+            elif s > self.delta:
+                out.append((False, "similar_to_bad"))
+            else:
+                out.append((True, ""))
+        return out

@@ -1,0 +1,33 @@
+"""A Stable-Diffusion text-to-image model (RoentGen and kin) through `diffusers`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import StableDiffusionPipeline
+
+
+class DiffusersT2I:
+    name = "diffusers"
+
+    def __init__(self, path: str, guidance_scale: float = 4.0, num_inference_steps: int = 50,
+                 batch_size: int = 8, height: int | None = None, width: int | None = None,
+                 fp16: bool = True, device: str | None = None):
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
+        self.pipe = StableDiffusionPipeline.from_pretrained(path, torch_dtype=dtype, safety_checker=None,
+                                                            requires_safety_checker=False).to(self.device)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.guidance_scale, self.steps, self.batch_size = guidance_scale, num_inference_steps, batch_size
+        self.height, self.width = height, width
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
+        out = []
+        for i in range(0, len(prompts), self.batch_size):
+            p, s = prompts[i:i + self.batch_size], seeds[i:i + self.batch_size]
+            gens = [torch.Generator(self.device).manual_seed(int(x)) for x in s]  # one per image: reproducible
+            images = self.pipe(p, guidance_scale=self.guidance_scale, num_inference_steps=self.steps,
+                               generator=gens, height=self.height, width=self.width).images
+            out.extend(np.asarray(im.convert("L")) for im in images)
+        return out

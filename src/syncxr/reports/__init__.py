@@ -1,0 +1,1 @@
+"""LLM backends and the FINDINGS/IMPRESSION loop with NER checks."""

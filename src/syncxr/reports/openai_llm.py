@@ -1,0 +1,82 @@
+"""A client for OpenAI-compatible chat servers (what vLLM and TGI serve): async, bounded
+concurrency, timeouts, and retries with exponential backoff, every failure counted."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+import httpx
+
+from .requests import ReportRequest
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAICompatibleLLM:
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, concurrency: int = 32,
+                 timeout_s: float = 60.0, max_retries: int = 4, backoff_s: float = 0.5,
+                 max_tokens: int = 256, temperature: float = 0.7):
+        self.base_url = base_url.rstrip("/")
+        self.model, self.api_key = model, api_key
+        self.concurrency, self.timeout_s = concurrency, timeout_s
+        self.max_retries, self.backoff_s = max_retries, backoff_s
+        self.max_tokens, self.temperature = max_tokens, temperature
+        self.stats: Counter = Counter()
+
+    def _payload(self, messages: list[dict], seed: int) -> dict:
+        return {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
+                "temperature": self.temperature, "seed": seed}
+
+    async def _one(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, messages, seed) -> str | None:
+        async with sem:
+            for attempt in range(self.max_retries + 1):
+                if attempt:
+                    self.stats["retries"] += 1
+                    # Full jitter keeps many clients from retrying in lock-step.
+                    await asyncio.sleep(random.uniform(0, self.backoff_s * 2 ** (attempt - 1)))
+                self.stats["requests"] += 1
+                try:
+                    r = await client.post("/chat/completions", json=self._payload(messages, seed))
+                except httpx.TimeoutException:
+                    self.stats["timeouts"] += 1
+                    continue
+                except httpx.TransportError:
+                    self.stats["connection_errors"] += 1
+                    continue
+                if r.status_code in RETRY_STATUS:
+                    self.stats[f"http_{r.status_code}"] += 1
+                    continue
+                if r.status_code != 200:
+                    self.stats[f"http_{r.status_code}"] += 1
+                    return None  # a client error will not go away by retrying
+                try:
+                    content = r.json()["choices"][0]["message"]["content"]
+                    if not isinstance(content, str):
+                        raise TypeError("content is not a string")
+                except (ValueError, KeyError, IndexError, TypeError):
+                    self.stats["malformed"] += 1
+                    continue
+                return content
+            self.stats["gave_up"] += 1
+            return None
+
+    async def agenerate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None]:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        sem = asyncio.Semaphore(self.concurrency)
+        async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout_s,
+                                     limits=limits) as client:
+            return await asyncio.gather(*(self._one(client, sem, m, s) for m, s in items))
+
+    def generate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None]:
+        return asyncio.run(self.agenerate_messages(items))
+
+    def generate(self, requests: list[ReportRequest]) -> list[str | None]:
+        return self.generate_messages([(r.messages(), r.seed) for r in requests])
+
+    def counters(self) -> dict:
+        return {f"llm_{k}": int(v) for k, v in self.stats.items()}

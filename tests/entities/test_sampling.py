@@ -1,0 +1,60 @@
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from syncxr.entities.sampling import balanced_draws, longtail_draws, subset_vocabulary
+from syncxr.entities.vocabulary import gini
+
+TYPES = ["ABNORMALITY", "NON-ABNORMALITY", "DISEASE", "NON-DISEASE", "ANATOMY"]
+
+
+def _vocab(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"name": [f"e{i}" for i in range(n)], "type": [TYPES[i % 5] for i in range(n)],
+                         "count": (1000 / np.arange(1, n + 1) ** 1.2).astype(int) + 1})
+
+
+def test_balanced_draws_respect_the_cap_and_the_type_split():
+    v = _vocab()
+    draws = balanced_draws(v, 600, k=3, m=2, tau_max=40, rng=np.random.default_rng(1))
+    counts = Counter(i for d in draws for i in d)
+    assert max(counts.values()) <= 40
+    for d in draws:
+        types = v["type"].iloc[d].tolist()
+        assert sum(t != "ANATOMY" for t in types) == 3 and types.count("ANATOMY") == 2
+        assert len(set(v["name"].iloc[d])) == 5
+    assert draws == balanced_draws(v, 600, 3, 2, 40, np.random.default_rng(1))
+
+
+def test_longtail_is_far_less_even_than_balanced():
+    v = _vocab()
+    bal = Counter(i for d in balanced_draws(v, 1500, 3, 2, 100, np.random.default_rng(0)) for i in d)
+    lt = Counter(i for d in longtail_draws(v, 1500, 3, 2, np.random.default_rng(0)) for i in d)
+    g_bal = gini([bal.get(i, 0) for i in range(len(v))])
+    g_lt = gini([lt.get(i, 0) for i in range(len(v))])
+    assert g_lt > g_bal + 0.3, (g_bal, g_lt)
+
+
+def test_entity_ratio_keeps_a_seeded_fraction_of_each_type():
+    v = _vocab()
+    half = subset_vocabulary(v, 0.5, seed=3)
+    assert half["type"].value_counts().to_dict() == {t: 20 for t in TYPES}
+    pd.testing.assert_frame_equal(half, subset_vocabulary(v, 0.5, seed=3))
+    assert not half.equals(subset_vocabulary(v, 0.5, seed=4))
+    with pytest.raises(ValueError, match="entity_ratio"):
+        subset_vocabulary(v, 0.0, seed=0)
+
+
+def test_impossible_requests_fail_clearly():
+    v = _vocab(20)
+    with pytest.raises(ValueError, match="tau_max"):
+        balanced_draws(v, 100, 3, 2, tau_max=2, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="cannot draw"):
+        balanced_draws(v, 1, 30, 2, tau_max=5, rng=np.random.default_rng(0))
+
+
+def test_gini_hand_values():
+    assert gini([5, 5, 5, 5]) == pytest.approx(0.0)
+    assert gini([0, 0, 0, 10]) == pytest.approx(0.75)

@@ -1,0 +1,61 @@
+import pytest
+
+from syncxr.entities.lexicon_ner import LexiconNER
+from syncxr.phantom.vocabulary import phantom_lexicon
+from syncxr.reports.loop import entity_key, write_reports
+from syncxr.reports.requests import ReportRequest, clean_section
+from syncxr.reports.template_llm import TemplateLLM
+
+NER = LexiconNER(phantom_lexicon())
+SAMPLES = {
+    "a": [{"name": "pleural effusion", "type": "ABNORMALITY"}, {"name": "pneumothorax", "type": "NON-DISEASE"},
+          {"name": "right lower lobe", "type": "ANATOMY"}],
+    "b": [{"name": "cardiomegaly", "type": "DISEASE"}, {"name": "nodule", "type": "NON-ABNORMALITY"},
+          {"name": "edema", "type": "NON-DISEASE"}, {"name": "hila", "type": "ANATOMY"}],
+}
+SEEDS = {"a": 1, "b": 2}
+
+
+def test_accepted_sections_extract_exactly_the_sampled_entities():
+    res = write_reports(TemplateLLM(error_rate=0.0), NER, SAMPLES, SEEDS)
+    for sid, ents in SAMPLES.items():
+        assert entity_key(NER.extract(res.findings[sid])) == entity_key(ents)
+        assert entity_key(NER.extract(res.impressions[sid])) == entity_key(ents)
+    assert res.counters["findings_rejected"] == 0 and not res.rejects
+
+
+def test_omissions_are_rejected_regenerated_and_kept():
+    samples = {f"{sid}{i}": ents for i in range(10) for sid, ents in SAMPLES.items()}
+    seeds = {sid: i for i, sid in enumerate(samples)}
+    res = write_reports(TemplateLLM(error_rate=0.5), NER, samples, seeds, max_attempts=20)
+    assert set(res.findings) == set(res.impressions) == set(samples)
+    n_rej = res.counters["findings_rejected"] + res.counters["impression_rejected"]
+    assert n_rej == len(res.rejects) > 0
+    assert all(r["reason"] == "entities differ" and r["text"] for r in res.rejects)
+    assert sum(res.attempts.values()) == res.counters["findings_calls"] + res.counters["impression_calls"]
+
+
+class Broken:
+    name = "broken"
+
+    def generate(self, requests):
+        return [None if i % 2 else "   " for i, _ in enumerate(requests)]
+
+
+def test_an_llm_that_never_answers_gives_up_without_crashing():
+    res = write_reports(Broken(), NER, SAMPLES, SEEDS, max_attempts=3)
+    assert res.findings == {} and res.impressions == {}
+    assert res.counters["findings_gave_up"] == 2
+    assert res.counters["findings_failed_calls"] == 6
+    with pytest.raises(ValueError, match="max_attempts"):
+        write_reports(Broken(), NER, SAMPLES, SEEDS, max_attempts=0)
+
+
+def test_prompts_list_entities_by_type_and_answers_are_cleaned():
+    msgs = ReportRequest("a", "findings", SAMPLES["a"], seed=0).messages()
+    user = msgs[1]["content"]
+    assert "pleural effusion" in user and "explicitly absent" in user and "right lower lobe" in user
+    imp = ReportRequest("a", "impression", SAMPLES["a"], seed=0, findings="X.").messages()[1]["content"]
+    assert imp.startswith("FINDINGS: X.")
+    assert clean_section("IMPRESSION: No effusion.", "impression") == "No effusion."
+    assert clean_section("  ", "findings") is None and clean_section(None, "findings") is None

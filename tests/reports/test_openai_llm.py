@@ -1,0 +1,103 @@
+"""The OpenAI-compatible client against a real HTTP server in this process."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from syncxr.reports.openai_llm import OpenAICompatibleLLM
+
+
+class FlakyServer:
+    """Answers /v1/chat/completions; the first calls of each prompt fail in a scripted way."""
+
+    def __init__(self, script):
+        self.script = script  # list of failure kinds consumed in order: "500", "slow", "garbage", "400"
+        self.lock = threading.Lock()
+        self.seen = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    kind = server.script.pop(0) if server.script else "ok"
+                    server.seen.append(body)
+                if kind == "slow":
+                    time.sleep(0.6)
+                if kind == "500":
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                if kind == "400":
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                payload = b"{not json" if kind == "garbage" else json.dumps(
+                    {"choices": [{"message": {"content": "echo: " + body["messages"][-1]["content"]}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server_factory():
+    made = []
+
+    def make(script):
+        s = FlakyServer(list(script))
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.close()
+
+
+def _items(n):
+    return [([{"role": "user", "content": f"prompt {i}"}], i) for i in range(n)]
+
+
+def test_results_come_back_in_order(server_factory):
+    srv = server_factory([])
+    llm = OpenAICompatibleLLM(srv.url, "m", concurrency=4)
+    assert llm.generate_messages(_items(10)) == [f"echo: prompt {i}" for i in range(10)]
+    assert srv.seen[0]["model"] == "m" and "seed" in srv.seen[0]
+
+
+def test_500s_timeouts_and_garbage_are_retried_and_counted(server_factory):
+    srv = server_factory(["500", "slow", "garbage", "500"])
+    llm = OpenAICompatibleLLM(srv.url, "m", concurrency=1, timeout_s=0.3, backoff_s=0.01, max_retries=6)
+    out = llm.generate_messages(_items(3))
+    assert out == [f"echo: prompt {i}" for i in range(3)]
+    c = llm.counters()
+    assert c["llm_http_500"] == 2 and c["llm_timeouts"] == 1 and c["llm_malformed"] == 1
+    assert c["llm_retries"] == 4
+
+
+def test_giving_up_and_client_errors_return_none(server_factory):
+    srv = server_factory(["500"] * 3 + ["400"])
+    llm = OpenAICompatibleLLM(srv.url, "m", concurrency=1, backoff_s=0.01, max_retries=2)
+    assert llm.generate_messages(_items(2)) == [None, None]
+    c = llm.counters()
+    assert c["llm_gave_up"] == 1 and c["llm_http_400"] == 1
+
+
+def test_unreachable_server_is_counted_not_raised():
+    llm = OpenAICompatibleLLM("http://127.0.0.1:9/v1", "m", max_retries=1, backoff_s=0.01, timeout_s=1)
+    assert llm.generate_messages(_items(1)) == [None]
+    assert llm.counters()["llm_connection_errors"] == 2
