@@ -76,12 +76,22 @@ def resolve_text_encoder_path(text_cfg, cache_dir: Path, seed: int) -> str:
 
 
 def build_model(model_cfg, image_cfg, text_cfg, text_path: str):
-    image = build_image_encoder(image_cfg.name, image_cfg.get("weights_path"))
+    image = build_image_encoder(image_cfg.name, image_cfg.get("weights_path"), image_cfg.get("image_size"))
     text = TextEncoder(text_path, pool=text_cfg.pool, freeze_layers=text_cfg.freeze_layers)
     if model_cfg.name == "convirt":
         return ConVIRT(image, text, proj_dim=model_cfg.proj_dim, proj_hidden=model_cfg.proj_hidden,
                        tau=model_cfg.tau, lam=model_cfg.lam)
-    raise ValueError(f"unknown model {model_cfg.name!r}; expected one of ['convirt']")
+    if model_cfg.name == "gloria":
+        from .models.gloria import GLoRIA, word_piece_kinds  # local: keeps this edit inside build_model
+        from .models.text_encoder import load_tokenizer
+
+        kinds = word_piece_kinds(load_tokenizer(text_path), text.model.config.vocab_size)
+        return GLoRIA(image, text, kinds, embed_dim=model_cfg.embed_dim,
+                      image_size_model=model_cfg.image_size_model, last_n_layers=model_cfg.last_n_layers,
+                      layer_agg=model_cfg.layer_agg, temp1=model_cfg.temp1, temp2=model_cfg.temp2,
+                      temp3=model_cfg.temp3, local_weight=model_cfg.local_weight,
+                      global_weight=model_cfg.global_weight, divide_by_temp2=model_cfg.divide_by_temp2)
+    raise ValueError(f"unknown model {model_cfg.name!r}; expected one of ['convirt', 'gloria']")
 
 
 def build_optimizer(opt_cfg, params):
@@ -107,6 +117,33 @@ def build_benchmark_dir(bench_cfg, cache_dir: Path, key: str) -> Path:
         return ensure_chexpert_twin(ChexpertTwinSpec(**spec), cache_dir)
     if builder == "path":
         root = Path(spec["root"]).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"{key}.root: benchmark directory {root} not found")
+        return root
+    raise ValueError(f"{key}.builder must be 'phantom' or 'path', got {builder!r}")
+
+
+def build_benchmark_root(bench_cfg, cache_dir: Path, key: str) -> Path:
+    """Root directory of an evaluate.py benchmark config (`benchmark/*.yaml`): with `builder: phantom`
+    the phantom twin of `reader` built from `twin` (cached by its hash), with `builder: path` the
+    benchmark on disk at `root`."""
+    from .phantom.benchmarks import TwinSpec, ensure_twin  # noqa: PLC0415 - keeps the import graph flat
+
+    builder, reader = bench_cfg.get("builder"), bench_cfg.get("reader")
+    if builder == "phantom":
+        twin = _plain(bench_cfg.get("twin") or {})
+        try:
+            if reader == "chexpert":
+                return ensure_chexpert_twin(ChexpertTwinSpec(**twin), cache_dir)
+            return ensure_twin(TwinSpec(name=reader, **twin), cache_dir)
+        except TypeError as e:
+            raise ValueError(f"{key}.twin: {e}") from e
+        except ValueError as e:
+            raise ValueError(f"{key}: {e}") from e
+    if builder == "path":
+        if not bench_cfg.get("root"):
+            raise ValueError(f"{key}.root must name the benchmark directory when {key}.builder=path")
+        root = Path(str(bench_cfg.root)).expanduser()
         if not root.is_dir():
             raise FileNotFoundError(f"{key}.root: benchmark directory {root} not found")
         return root

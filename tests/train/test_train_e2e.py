@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -20,7 +21,9 @@ pytestmark = pytest.mark.slow
 
 # A run small enough for seconds on 2 cores: tiny images, tiny text tower, tiny test set.
 TINY = [
-    "phantom.n=96", "phantom.image_size=64", "loader.image_size=48", "loader.batch_size=16",
+    "phantom.n=96", "phantom.image_size=64", "generation.n_samples=96", "generation.shard_size=96",
+    "generation.corpus.n=200", "generation.corpus.image_size=64", "generation.imagegen.image_size=64",
+    "loader.image_size=48", "loader.batch_size=16",
     "text_encoder.phantom.hidden_size=32", "text_encoder.phantom.num_layers=1",
     "text_encoder.phantom.num_heads=2", "text_encoder.phantom.intermediate_size=64",
     "text_encoder.phantom.vocab_size=400", "eval.zeroshot_cls.chexpert.benchmark.n_test=60",
@@ -93,6 +96,10 @@ def test_multirun_over_data_runs_three_jobs(cache_dir, tmp_path):
     assert len(metrics) == 3, sorted(metrics)
     rows = {name.split("data=")[1].split(",")[0].split("-")[0]: m["data/train_rows"] for name, m in metrics.items()}
     assert rows["mix"] == rows["syn"] + rows["real"]
+    # The sweep callback summarised the jobs.
+    results = pd.read_csv(sweep / "results.csv")
+    assert sorted(results["data"]) == ["mix", "real", "syn"] and (results["status"] == "ok").all()
+    assert "zeroshot_cls/chexpert/auc" in (sweep / "report.md").read_text()
 
 
 def test_bad_config_values_fail_with_the_key_named(cache_dir, tmp_path):
@@ -105,7 +112,8 @@ def test_bad_config_values_fail_with_the_key_named(cache_dir, tmp_path):
 
 
 # Smaller than the default (64 px, half the data) but the same recipe; about a minute on 2 cores.
-BUDGET = ["phantom.n=1500", "phantom.image_size=64", "loader.image_size=64", "trainer.max_epochs=8",
+BUDGET = ["phantom.image_size=64", "generation.n_samples=1500", "generation.corpus.image_size=64",
+          "generation.imagegen.image_size=64", "loader.image_size=64", "trainer.max_epochs=8",
           "eval.zeroshot_cls.chexpert.benchmark.n_test=300",
           "eval.zeroshot_cls.chexpert.benchmark.n_valid=100"]
 

@@ -20,6 +20,8 @@ class TrainerState:
     epoch: int = 0  # epoch in progress
     step_in_epoch: int = 0  # batches of that epoch already trained
     global_step: int = 0
+    epoch_loss_sum: float = 0.0  # this epoch's losses so far: a plateau scheduler steps on their mean
+    epoch_loss_count: int = 0
 
 
 def checkpoint_dirs(root: Path) -> list[Path]:

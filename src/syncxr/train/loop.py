@@ -52,6 +52,8 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
         history_path.write_text("".join(json.dumps(r) + "\n" for r in history))
     bar = tqdm(total=total, initial=state.global_step, desc="train", dynamic_ncols=True,
                disable=not accelerator.is_local_main_process)
+    # ReduceLROnPlateau steps once per epoch on the epoch's mean loss; the others once per batch.
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     model.train()
     while state.global_step < total and state.epoch < settings.max_epochs:
         batches = accelerator.skip_first_batches(loader, state.step_in_epoch) if state.step_in_epoch else loader
@@ -71,8 +73,11 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
                 accelerator.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            if scheduler is not None:
+            if scheduler is not None and not plateau:
                 scheduler.step()
+            if plateau:  # .item() syncs a GPU: only pay for it when the scheduler needs it
+                state.epoch_loss_sum += loss.detach().item()
+                state.epoch_loss_count += 1
             state.global_step += 1
             state.step_in_epoch += 1
             bar.update(1)
@@ -93,8 +98,12 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
                     and state.step_in_epoch < steps_per_epoch:
                 save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints)
         if state.step_in_epoch >= steps_per_epoch:
+            if plateau:
+                mean = torch.tensor(state.epoch_loss_sum / max(state.epoch_loss_count, 1), device=accelerator.device)
+                scheduler.step(accelerator.gather(mean).mean().item())
             state.epoch += 1
             state.step_in_epoch = 0
+            state.epoch_loss_sum, state.epoch_loss_count = 0.0, 0
         save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints)
     bar.close()
     return history

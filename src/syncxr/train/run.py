@@ -21,6 +21,7 @@ from ..data.paired_dataset import EpochShuffleSampler, ImageTextCollator, Paired
 from ..data.transforms import eval_transform, train_transform
 from ..eval.zeroshot import zeroshot_classification
 from ..models.text_encoder import load_tokenizer
+from ..report.attention_maps import phantom_attention_examples, save_attention_grid
 from ..report.plots import plot_loss
 from .loop import LoopSettings, steps_for, train
 
@@ -120,6 +121,10 @@ def run_training(cfg: DictConfig, out_dir: str | Path) -> dict:
         write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
         if history:
             plot_loss(history, out_dir / "loss.png")
+        if hasattr(net, "word_attention"):  # GLoRIA: where does each finding word look?
+            images, captions, masks, findings = phantom_attention_examples(eval_transform(lc.image_size))
+            save_attention_grid(net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png",
+                                max_length=cfg.text_encoder.max_length)
         accelerator.log(metrics)
     accelerator.wait_for_everyone()
     accelerator.end_training()

@@ -1,0 +1,132 @@
+"""GLoRIA (Huang et al., 2021): global and local (word-to-region) image-text contrastive learning.
+
+Image side: the backbone's local map (ResNet-50's third stage: 1024 x 19 x 19 at 299 px) through a
+1x1 convolution, and its global feature through a linear layer, both into the joint space. Text
+side: the sum (or mean) of the last four BERT layers; word features merge WordPiece pieces into
+their word (summed, as published); the sentence feature is the mean over the caption's tokens.
+Special tokens and punctuation are not words (the published preprocessing strips punctuation).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .gloria_loss import Workspace, global_loss, local_loss_packed, matched_attention, pad_words
+
+WORD, PIECE, SKIP = 0, 1, 2  # token kinds: starts a word, continues one (WordPiece "##"), no word
+LAYER_AGGS = ("sum", "mean")
+
+
+def word_piece_kinds(tokenizer, vocab_size: int | None = None) -> torch.Tensor:
+    """Kind of every vocabulary id (uint8): WORD, PIECE or SKIP (special tokens, punctuation)."""
+    vocab = tokenizer.get_vocab()
+    kinds = torch.full((max(vocab_size or 0, max(vocab.values()) + 1),), WORD, dtype=torch.uint8)
+    special = set(tokenizer.all_special_ids)
+    for token, i in vocab.items():
+        if i in special or not any(ch.isalnum() for ch in token):
+            kinds[i] = SKIP
+        elif token.startswith("##"):
+            kinds[i] = PIECE
+    return kinds
+
+
+def merge_word_pieces(states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      kinds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token states B x L x H -> (words N x H packed caption by caption, each the sum of its pieces;
+    words per caption B; word index of each token within its caption B x L, -1 for none)."""
+    kind = kinds[input_ids].long().masked_fill(attention_mask == 0, SKIP)
+    prev = F.pad(kind[:, :-1], (1, 0), value=SKIP)
+    start = (kind == WORD) | ((kind == PIECE) & (prev == SKIP))  # a stray piece starts a word
+    keep = kind != SKIP
+    index = torch.cumsum(start.flatten().long(), 0).view_as(kind) - 1  # global word index
+    lengths = start.sum(1)
+    words = states.new_zeros(int(lengths.sum()), states.shape[-1]).index_add(0, index[keep], states[keep])
+    offsets = torch.cumsum(lengths, 0) - lengths
+    word_of_token = (index - offsets[:, None]).masked_fill(~keep, -1)
+    return words, lengths, word_of_token
+
+
+class GLoRIA(nn.Module):
+    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, token_kinds: torch.Tensor,
+                 embed_dim: int | None = None, image_size_model: int | None = 299, last_n_layers: int = 4,
+                 layer_agg: str = "sum", temp1: float = 4.0, temp2: float = 5.0, temp3: float = 10.0,
+                 local_weight: float = 1.0, global_weight: float = 1.0, divide_by_temp2: bool = True):
+        super().__init__()
+        if layer_agg not in LAYER_AGGS:
+            raise ValueError(f"GLoRIA layer_agg must be one of {LAYER_AGGS}, got {layer_agg!r}")
+        if last_n_layers < 1:
+            raise ValueError(f"GLoRIA last_n_layers must be >= 1, got {last_n_layers}")
+        if min(temp1, temp2, temp3) <= 0:
+            raise ValueError(f"GLoRIA temperatures must be > 0, got {temp1}, {temp2}, {temp3}")
+        self.image_encoder, self.text_encoder = image_encoder, text_encoder
+        dim = embed_dim or text_encoder.dim  # the paper: BERT's 768, no text projection
+        self.global_embedder = nn.Linear(image_encoder.dim, dim)
+        self.local_embedder = nn.Conv2d(image_encoder.local_dim, dim, kernel_size=1, bias=False)
+        project = dim != text_encoder.dim
+        self.word_embedder = nn.Linear(text_encoder.dim, dim) if project else nn.Identity()
+        self.sentence_embedder = nn.Linear(text_encoder.dim, dim) if project else nn.Identity()
+        self.register_buffer("token_kinds", token_kinds.to(torch.uint8), persistent=False)
+        self.image_size_model, self.last_n_layers = image_size_model, last_n_layers
+        self.layer_agg = layer_agg
+        self.temp1, self.temp2, self.temp3 = temp1, temp2, temp3
+        self.local_weight, self.global_weight = local_weight, global_weight
+        self.divide_by_temp2 = divide_by_temp2
+        self._workspace = Workspace()  # the local loss's scratch memory, kept between steps
+
+    def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(local B x D x h x w, global B x D) in the joint space, before normalisation."""
+        size = self.image_size_model
+        if size and images.shape[-2:] != (size, size):  # the paper upsamples to 299 px
+            images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=True)
+        local, pooled = self.image_encoder.forward_features(images)
+        return self.local_embedder(local), self.global_embedder(pooled)
+
+    def _layer_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token states B x L x H: the sum (or mean) of the last `last_n_layers` layers."""
+        out = self.text_encoder.token_states(input_ids, attention_mask, output_hidden_states=True)
+        layers = torch.stack(out.hidden_states[-self.last_n_layers:])
+        return layers.sum(0) if self.layer_agg == "sum" else layers.mean(0)
+
+    def _sentence(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return self.sentence_embedder((states * mask).sum(1) / mask.sum(1).clamp_min(1.0))
+
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """(words N x D packed, words per caption B, word index of each token B x L, sentence B x D)."""
+        states = self._layer_states(input_ids, attention_mask)
+        words, lengths, word_of_token = merge_word_pieces(states, input_ids, attention_mask, self.token_kinds)
+        if bool((lengths == 0).any()):
+            empty = torch.nonzero(lengths == 0).flatten().tolist()
+            raise ValueError(f"captions {empty} of the batch have no word tokens (only special tokens "
+                             "or punctuation); GLoRIA's local loss needs at least one word per caption")
+        return self.word_embedder(words), lengths, word_of_token, self._sentence(states, attention_mask)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_features(images)[1], dim=-1)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self._layer_states(input_ids, attention_mask)
+        return F.normalize(self._sentence(states, attention_mask), dim=-1)
+
+    def forward(self, images, input_ids, attention_mask) -> dict[str, torch.Tensor]:
+        local, pooled = self.image_features(images)
+        words, lengths, _, sentence = self.text_features(input_ids, attention_mask)
+        g_i2t, g_t2i = global_loss(pooled.float(), sentence.float(), self.temp3)
+        l_i2t, l_t2i, _ = local_loss_packed(local, words, lengths, self.temp1, self.temp2, self.temp3,
+                                            self.divide_by_temp2, workspace=self._workspace)
+        global_l, local_l = g_i2t + g_t2i, l_i2t + l_t2i
+        loss = self.local_weight * local_l + self.global_weight * global_l
+        return {"loss": loss, "global_loss": global_l.detach(), "local_loss": local_l.detach()}
+
+    def word_attention(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """Each word's attention over its own image's regions, as the local loss computes it.
+
+        Returns (maps B x T x h x w, zero past a caption's words; words per caption B; word index of
+        each token B x L, -1 for special tokens and punctuation).
+        """
+        local, _ = self.image_features(images)
+        words, lengths, word_of_token, _ = self.text_features(input_ids, attention_mask)
+        maps = matched_attention(local.float(), words.float(), lengths, self.temp1)
+        return pad_words(maps, lengths), lengths, word_of_token

@@ -1,0 +1,17 @@
+"""A Hydra callback that writes the sweep report when a multirun ends."""
+
+from __future__ import annotations
+
+import logging
+
+from hydra.experimental.callback import Callback
+
+from .sweep import write_report
+
+log = logging.getLogger(__name__)
+
+
+class SweepReport(Callback):
+    def on_multirun_end(self, config, **kwargs) -> None:
+        csv, md = write_report(config.hydra.sweep.dir)
+        log.info(f"sweep report: {md} ({csv})")

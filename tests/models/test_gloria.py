@@ -1,0 +1,105 @@
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from syncxr import builders
+from syncxr.models.gloria import PIECE, SKIP, WORD, GLoRIA, merge_word_pieces, word_piece_kinds
+from syncxr.models.image_encoder import build_image_encoder
+from syncxr.models.text_encoder import TextEncoder, load_tokenizer
+from tests.conftest import REPO
+
+TEXTS = ["no pleural effusion.", "likely calcified granuloma in the right upper lobe."]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_text_path):
+    return load_tokenizer(tiny_text_path)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_text_path, tokenizer):
+    torch.manual_seed(0)
+    text = TextEncoder(tiny_text_path)
+    kinds = word_piece_kinds(tokenizer, text.model.config.vocab_size)
+    return GLoRIA(build_image_encoder("resnet18"), text, kinds, image_size_model=64)
+
+
+def _batch(tokenizer, texts=TEXTS):
+    tok = tokenizer(texts, padding=True, return_tensors="pt")
+    return torch.randn(len(texts), 1, 48, 48), tok["input_ids"], tok["attention_mask"]
+
+
+def test_forward_backward_reaches_both_towers(model, tokenizer):
+    model.zero_grad(set_to_none=True)
+    out = model(*_batch(tokenizer))
+    assert set(out) == {"loss", "global_loss", "local_loss"}
+    assert torch.isfinite(out["loss"])
+    assert out["loss"].item() == pytest.approx((out["global_loss"] + out["local_loss"]).item(), rel=1e-6)
+    out["loss"].backward()
+    assert model.text_encoder.model.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    assert model.image_encoder.net.conv1.weight.grad.abs().sum() > 0
+    assert model.local_embedder.weight.grad.abs().sum() > 0  # the local loss reaches the regions
+    assert model.global_embedder.weight.grad.abs().sum() > 0
+
+
+def test_encoders_give_unit_vectors(model, tokenizer):
+    images, ids, mask = _batch(tokenizer)
+    with torch.no_grad():
+        img, txt = model.encode_image(images), model.encode_text(ids, mask)
+    assert img.shape == txt.shape == (2, model.text_encoder.dim)
+    assert torch.allclose(img.norm(dim=1), torch.ones(2)) and torch.allclose(txt.norm(dim=1), torch.ones(2))
+
+
+def test_token_kinds(tokenizer):
+    kinds = word_piece_kinds(tokenizer)
+    vocab = tokenizer.get_vocab()
+    assert kinds[tokenizer.cls_token_id] == kinds[tokenizer.pad_token_id] == kinds[vocab["."]] == SKIP
+    assert kinds[vocab["effusion"]] == WORD
+    assert all(kinds[i] == PIECE for t, i in vocab.items() if t.startswith("##") and t[2:].isalnum())
+
+
+def test_word_split_into_pieces_gives_one_word_feature(tokenizer):
+    tok = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    pieces = tokenizer.convert_ids_to_tokens(tok["input_ids"][1].tolist())
+    assert any(p.startswith("##") for p in pieces), "the test needs a word the tiny vocabulary splits"
+    states = torch.randn(*tok["input_ids"].shape, 5)
+    words, lengths, word_of_token = merge_word_pieces(states, tok["input_ids"], tok["attention_mask"],
+                                                      word_piece_kinds(tokenizer))
+    assert lengths.tolist() == [len(t.rstrip(".").split()) for t in TEXTS]  # punctuation is no word
+    # Each word feature is the sum of its pieces' states, and some word has several pieces.
+    offset = int(lengths[0])
+    for k in range(int(lengths[1])):
+        assert torch.allclose(words[offset + k], states[1][word_of_token[1] == k].sum(0))
+    assert max((word_of_token[1] == k).sum() for k in range(int(lengths[1]))) > 1
+
+
+def test_word_attention_maps(model, tokenizer):
+    images, ids, mask = _batch(tokenizer)
+    with torch.no_grad():
+        maps, lengths, _ = model.word_attention(images, ids, mask)
+    assert maps.shape[:2] == (2, int(lengths.max())) and maps.shape[2:] == (4, 4)  # resnet18 at 64 px
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.allclose(maps[i, :n].sum((-1, -2)), torch.ones(n, dtype=maps.dtype))
+        assert maps[i, n:].abs().sum() == 0
+
+
+def test_caption_without_words_is_rejected(model, tokenizer):
+    with pytest.raises(ValueError, match="no word tokens"):
+        model(*_batch(tokenizer, ["no effusion.", "."]))
+
+
+def test_built_from_config(tiny_text_path):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["model=gloria", "model.image_size_model=32"])
+    model = builders.build_model(cfg.model, cfg.image_encoder, cfg.text_encoder, tiny_text_path)
+    assert isinstance(model, GLoRIA) and model.image_size_model == 32 and model.temp1 == 4.0
+
+
+def test_paper_preset_composes():
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=gloria_paper"])
+    assert cfg.model.name == "gloria" and cfg.model.image_size_model == 299
+    assert cfg.image_encoder.name == "resnet50" and cfg.text_encoder.max_length == 97
+    assert cfg.optimizer.lr == 5e-5 and list(cfg.optimizer.betas) == [0.5, 0.999]
+    assert cfg.trainer.grad_clip == 0.25 and cfg.trainer.max_epochs == 50
+    assert cfg.scheduler.factor == 0.5 and cfg.scheduler.patience == 5

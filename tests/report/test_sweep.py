@@ -1,0 +1,56 @@
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from syncxr.report.__main__ import main as report_main
+from syncxr.report.sweep import collect, write_report
+
+AUC = "zeroshot_cls/chexpert/auc"
+
+
+def _job(root, name, overrides, metrics=None):
+    d = root / name
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if metrics is not None:
+        (d / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    values = {("real", 0): 0.60, ("real", 1): 0.62, ("syn", 0): 0.70, ("syn", 1): 0.66,
+              ("mix", 0): 0.75, ("mix", 1): 0.77}
+    for (data, seed), auc in values.items():
+        _job(tmp_path, f"data={data},seed={seed}", [f"data={data}", f"seed={seed}", "model=convirt"],
+             {AUC: auc, "zeroshot_cls/chexpert/edema/auc": auc})
+    _job(tmp_path, "data=mix,seed=2", ["data=mix", "seed=2", "model=convirt"])  # crashed: no metrics
+    return tmp_path
+
+
+def test_collect_keeps_failed_jobs_as_rows(sweep):
+    df = collect(sweep)
+    assert len(df) == 7
+    assert df.loc[df["status"] == "failed", "job"].tolist() == ["data=mix,seed=2"]
+    assert set(df["seed"]) == {0, 1, 2}
+
+
+def test_report_tables_mean_std_and_claims(sweep):
+    csv, md = write_report(sweep)
+    assert len(pd.read_csv(csv)) == 7
+    text = md.read_text()
+    assert "61.00 ± 1.41" in text  # real: mean 0.61, std 0.0141
+    assert "68.00 ± 2.83" in text  # syn
+    assert "1 failed" in text and "data=mix,seed=2" in text
+    assert "syn > real" in text and "by +7.00" in text and "(2/2 seeds)" in text
+    assert "mix > syn" in text
+
+
+def test_cli_and_missing_dir(sweep, tmp_path, capsys):
+    report_main([str(sweep)])
+    assert "report.md" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no jobs"):
+        collect(tmp_path / "empty")
+    with pytest.raises(SystemExit):
+        report_main([])
