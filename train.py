@@ -1,16 +1,28 @@
 """Pre-train a MedVLP model: python train.py [data=real|syn|mix] [model=convirt] [key=value ...]"""
 
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
-import syncxr.config  # noqa: F401  (registers the config resolvers)
+from syncxr.config import run_dirname  # importing it registers the config resolvers
+from syncxr.data.dataset_format import write_json_atomic
+from syncxr.report.cost import estimate_job
 from syncxr.train.run import run_training
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    metrics = run_training(cfg, HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    if cfg.dry_run:
+        write_json_atomic(Path(hc.runtime.output_dir) / "cost.json", estimate_job(
+            OmegaConf.to_container(cfg, resolve=True), cfg.cost, Path(cfg.paths.cache_dir).expanduser()))
+        return float("nan")
+    multirun = hc.mode == RunMode.MULTIRUN
+    metrics = run_training(cfg, hc.runtime.output_dir, name=run_dirname(hc.job.override_dirname),
+                           group=Path(hc.sweep.dir).name if multirun else "train")
     return metrics.get("zeroshot_cls/chexpert/auc", float("nan"))
 
 

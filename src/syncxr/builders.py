@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+from filelock import FileLock
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -54,7 +55,12 @@ def build_generated_dir(gen_cfg, cache_dir: Path, key: str) -> Path:
     if not is_phantom(gen):
         raise FileNotFoundError(f"{key}: no generated dataset at {target}; make it with\n  "
                                 f"{generation_command(gen)}\n(with the same paths.cache_dir)")
-    return run_generation(gen, target, cache_dir)
+    # Jobs of a parallel sweep that need the same data: one generates, the others wait and reuse it.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if is_complete(target):
+            return target
+        return run_generation(gen, target, cache_dir)
 
 
 def build_training_table(data_cfg, cache_dir: Path, seed: int, split: str = "train"):

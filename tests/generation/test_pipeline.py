@@ -120,3 +120,13 @@ def test_train_finds_the_dataset_by_its_generation_hash(cache_dir):
 def test_bad_generation_settings_fail_with_the_key_named(cache_dir, tmp_path, override, match):
     with pytest.raises(ValueError, match=match):
         run_generation(gen_cfg(SMALL + [override]), tmp_path / "x", cache_dir, progress=False)
+
+
+def test_train_and_generate_compute_the_same_address():
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        gen = compose(config_name="generate", overrides=["llm=llama31_8b", "n_samples=500", "sampling=longtail"])
+        train = compose(config_name="train", overrides=["llm=llama31_8b", "generation.n_samples=500",
+                                                        "sampling=longtail"])
+    assert generation_hash(generation_config(gen)) == generation_hash(generation_config(train.generation))
+    assert generation_hash(generation_config(gen)) == generation_hash(
+        generation_config(train.data.syn.generation))

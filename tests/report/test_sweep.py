@@ -54,3 +54,17 @@ def test_cli_and_missing_dir(sweep, tmp_path, capsys):
         collect(tmp_path / "empty")
     with pytest.raises(SystemExit):
         report_main([])
+
+
+def test_cost_preview_counts_each_generation_once(tmp_path):
+    from syncxr.report.cost import write_cost_report
+    gen = {"hash": "abc", "gpu_h": 5.0, "exists": False, "phantom": False}
+    for i, model in enumerate(["convirt", "gloria"]):
+        d = tmp_path / f"job{i}"
+        d.mkdir()
+        (d / "cost.json").write_text(json.dumps({"model": model, "data": "syn", "seed": 0, "train_rows": 100,
+                                                 "train_gpu_h": 1.5, "generation": [gen]}))
+    text = write_cost_report(tmp_path).read_text()
+    assert "Generation: 5.0 GPU-h; training: 3.0 GPU-h; total: 8.0 GPU-h" in text
+    with pytest.raises(FileNotFoundError, match="dry_run"):
+        write_cost_report(tmp_path / "job0")

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 # A run small enough for seconds on 2 cores: tiny images, tiny text tower, tiny test set.
 TINY = [
     "phantom.n=96", "phantom.image_size=64", "generation.n_samples=96", "generation.shard_size=96",
-    "generation.corpus.n=200", "generation.corpus.image_size=64", "generation.imagegen.image_size=64",
+    "corpus.n=200", "corpus.image_size=64", "imagegen.image_size=64",
     "loader.image_size=48", "loader.batch_size=16",
     "text_encoder.phantom.hidden_size=32", "text_encoder.phantom.num_layers=1",
     "text_encoder.phantom.num_heads=2", "text_encoder.phantom.intermediate_size=64",
@@ -112,8 +112,8 @@ def test_bad_config_values_fail_with_the_key_named(cache_dir, tmp_path):
 
 
 # Smaller than the default (64 px, half the data) but the same recipe; about a minute on 2 cores.
-BUDGET = ["phantom.image_size=64", "generation.n_samples=1500", "generation.corpus.image_size=64",
-          "generation.imagegen.image_size=64", "loader.image_size=64", "trainer.max_epochs=8",
+BUDGET = ["phantom.image_size=64", "generation.n_samples=1500", "corpus.image_size=64",
+          "imagegen.image_size=64", "loader.image_size=64", "trainer.max_epochs=8",
           "eval.zeroshot_cls.chexpert.benchmark.n_test=300",
           "eval.zeroshot_cls.chexpert.benchmark.n_valid=100"]
 

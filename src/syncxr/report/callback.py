@@ -6,6 +6,7 @@ import logging
 
 from hydra.experimental.callback import Callback
 
+from .cost import write_cost_report
 from .sweep import write_report
 
 log = logging.getLogger(__name__)
@@ -13,5 +14,8 @@ log = logging.getLogger(__name__)
 
 class SweepReport(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
+        if config.get("dry_run"):
+            log.info(f"cost preview: {write_cost_report(config.hydra.sweep.dir)}")
+            return
         csv, md = write_report(config.hydra.sweep.dir)
         log.info(f"sweep report: {md} ({csv})")

@@ -30,14 +30,15 @@ def class_key(name: str) -> str:
     return name.lower().replace(" ", "_")
 
 
-def build_accelerator(trainer_cfg) -> Accelerator:
+def build_accelerator(trainer_cfg, logger_cfg=None) -> Accelerator:
     precision = str(trainer_cfg.precision)
     if precision not in ("no", "bf16", "fp16"):
         raise ValueError(f"trainer.precision must be no, bf16 or fp16, got {precision!r}")
     cpu = bool(trainer_cfg.cpu) or not torch.cuda.is_available()
     if precision == "fp16" and cpu:
         raise ValueError("trainer.precision=fp16 needs a GPU; use bf16 or no on the CPU")
-    return Accelerator(mixed_precision=precision, cpu=cpu)
+    log_with = "wandb" if logger_cfg is not None and logger_cfg.name == "wandb" else None
+    return Accelerator(mixed_precision=precision, cpu=cpu, log_with=log_with)
 
 
 def evaluate_zeroshot(model, tokenizer, accelerator, eval_cfg, loader_cfg, text_cfg, cache_dir: Path) -> dict:
@@ -62,13 +63,25 @@ def evaluate_zeroshot(model, tokenizer, accelerator, eval_cfg, loader_cfg, text_
     return metrics
 
 
-def run_training(cfg: DictConfig, out_dir: str | Path) -> dict:
-    """Trains and evaluates the run described by `cfg` in `out_dir`; returns its metrics."""
+def run_training(cfg: DictConfig, out_dir: str | Path, name: str = "default", group: str = "train") -> dict:
+    """Trains and evaluates the run described by `cfg` in `out_dir`; returns its metrics.
+    `name` and `group` label the run in an experiment tracker (the overrides and the sweep)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     set_seed(cfg.seed)
-    accelerator = build_accelerator(cfg.trainer)
+    accelerator = build_accelerator(cfg.trainer, cfg.get("logger"))
+    if accelerator.log_with:
+        from ..report.wandb_logger import init_kwargs
+        accelerator.init_trackers(cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True),
+                                  init_kwargs=init_kwargs(cfg.logger, out_dir, name, group, "train"))
+    try:
+        return _train_and_evaluate(cfg, out_dir, accelerator, t0)
+    finally:
+        accelerator.end_training()  # finishes the W&B run, also when training failed
+
+
+def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator, t0: float) -> dict:
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
     if accelerator.is_main_process:
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -127,5 +140,4 @@ def run_training(cfg: DictConfig, out_dir: str | Path) -> dict:
                                 max_length=cfg.text_encoder.max_length)
         accelerator.log(metrics)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
     return metrics

@@ -1,0 +1,80 @@
+"""Cost preview of a sweep: `python train.py -m ... dry_run=true` lists the jobs and estimates
+GPU-hours for generation (once per distinct generation config) and training, launching nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..data.dataset_format import write_json_atomic
+
+
+def _rows(spec: dict, cost: dict) -> tuple[int, dict | None]:
+    """(training rows, generation config or None) of one dataset spec, without building anything."""
+    if spec is None:
+        return 0, None
+    if spec["builder"] == "phantom":
+        return int(spec["n"]), None
+    if spec["builder"] == "generated":
+        return int(spec["generation"]["n_samples"]), spec["generation"]
+    path = Path(spec["path"]) / "manifest.parquet"
+    if path.is_file():
+        import pyarrow.parquet as pq
+        return pq.ParquetFile(path).metadata.num_rows, None
+    return int(cost.get("unknown_dataset_rows", 0)), None
+
+
+def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
+    """GPU-hours of one job from per-item costs (`conf/cost/*.yaml`)."""
+    from ..generation.builders import is_phantom
+    from ..generation.pipeline import generation_hash
+
+    data = cfg["data"]
+    rows, gens = 0, []
+    for part in ("real", "syn"):
+        n, gen = _rows(data.get(part), cost)
+        rows += n
+        if gen is not None:
+            gens.append(gen)
+    if data.get("syn_fraction") is not None and data.get("real") and data.get("syn"):
+        rows = _rows(data["real"], cost)[0]
+    epochs = cfg["trainer"]["max_epochs"]
+    per_sample = cost["train_gpu_s_per_sample"].get(cfg["model"]["name"], cost["train_gpu_s_per_sample"]["default"])
+    scale = (cfg["loader"]["image_size"] / 224) ** 2  # convolutional cost grows with the pixel count
+    out = {"model": cfg["model"]["name"], "data": data["name"], "seed": cfg["seed"], "train_rows": rows,
+           "train_gpu_h": rows * epochs * per_sample * scale / 3600, "generation": []}
+    for gen in gens:
+        h = generation_hash({k: v for k, v in gen.items()})
+        exists = (cache_dir / "generated" / f"syncxr-{h}" / "manifest.parquet").is_file()
+        free = is_phantom(gen) or exists
+        g_cost = 0.0 if free else gen["n_samples"] * (
+            cost["llm_gpu_s_per_report"].get(gen["llm"]["name"], cost["llm_gpu_s_per_report"]["default"])
+            + cost["t2i_gpu_s_per_image"].get(gen["imagegen"]["name"], cost["t2i_gpu_s_per_image"]["default"])
+            + cost["curation_gpu_s_per_image"]) / 3600
+        out["generation"].append({"hash": h, "gpu_h": g_cost, "exists": exists, "phantom": is_phantom(gen)})
+    return out
+
+
+def write_cost_report(sweep_dir: str | Path) -> Path:
+    sweep_dir = Path(sweep_dir)
+    jobs = [json.loads(p.read_text()) | {"job": p.parent.name} for p in sorted(sweep_dir.glob("*/cost.json"))]
+    if not jobs:
+        raise FileNotFoundError(f"{sweep_dir}: no */cost.json (was the sweep run with dry_run=true?)")
+    gens = {g["hash"]: g for j in jobs for g in j["generation"]}  # each generation is made once
+    table = pd.DataFrame([{"job": j["job"], "model": j["model"], "data": j["data"], "seed": j["seed"],
+                           "train rows": j["train_rows"], "train GPU-h": round(j["train_gpu_h"], 2),
+                           "generation": ",".join(g["hash"] for g in j["generation"]) or "-"} for j in jobs])
+    gen_h = sum(g["gpu_h"] for g in gens.values())
+    train_h = sum(j["train_gpu_h"] for j in jobs)
+    lines = [f"# Cost preview: {sweep_dir.name}", "", f"{len(jobs)} training jobs, {len(gens)} distinct "
+             f"generation configs ({sum(g['exists'] for g in gens.values())} already generated).", "",
+             table.to_markdown(index=False), "",
+             f"**Generation: {gen_h:.1f} GPU-h; training: {train_h:.1f} GPU-h; total: {gen_h + train_h:.1f} GPU-h.**",
+             "", "Per-item costs come from `conf/cost/`; phantom and existing datasets cost nothing to generate."]
+    path = sweep_dir / "cost.md"
+    path.write_text("\n".join(lines))
+    write_json_atomic(sweep_dir / "cost_summary.json", {"jobs": len(jobs), "generation_gpu_h": gen_h,
+                                                        "train_gpu_h": train_h})
+    return path
