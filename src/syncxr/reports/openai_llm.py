@@ -4,10 +4,11 @@ concurrency, timeouts, and retries with exponential backoff, every failure count
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
 
-import httpx
+import aiohttp
 
 from .requests import ReportRequest
 
@@ -31,7 +32,7 @@ class OpenAICompatibleLLM:
         return {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
                 "temperature": self.temperature, "seed": seed}
 
-    async def _one(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, messages, seed) -> str | None:
+    async def _one(self, session: aiohttp.ClientSession, sem: asyncio.Semaphore, messages, seed) -> str | None:
         async with sem:
             for attempt in range(self.max_retries + 1):
                 if attempt:
@@ -40,21 +41,24 @@ class OpenAICompatibleLLM:
                     await asyncio.sleep(random.uniform(0, self.backoff_s * 2 ** (attempt - 1)))
                 self.stats["requests"] += 1
                 try:
-                    r = await client.post("/chat/completions", json=self._payload(messages, seed))
-                except httpx.TimeoutException:
+                    async with session.post(self.base_url + "/chat/completions",
+                                            json=self._payload(messages, seed)) as r:
+                        status = r.status
+                        body = await r.read()
+                except asyncio.TimeoutError:
                     self.stats["timeouts"] += 1
                     continue
-                except httpx.TransportError:
+                except aiohttp.ClientError:
                     self.stats["connection_errors"] += 1
                     continue
-                if r.status_code in RETRY_STATUS:
-                    self.stats[f"http_{r.status_code}"] += 1
+                if status in RETRY_STATUS:
+                    self.stats[f"http_{status}"] += 1
                     continue
-                if r.status_code != 200:
-                    self.stats[f"http_{r.status_code}"] += 1
+                if status != 200:
+                    self.stats[f"http_{status}"] += 1
                     return None  # a client error will not go away by retrying
                 try:
-                    content = r.json()["choices"][0]["message"]["content"]
+                    content = json.loads(body)["choices"][0]["message"]["content"]
                     if not isinstance(content, str):
                         raise TypeError("content is not a string")
                 except (ValueError, KeyError, IndexError, TypeError):
@@ -66,11 +70,11 @@ class OpenAICompatibleLLM:
 
     async def agenerate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         sem = asyncio.Semaphore(self.concurrency)
-        async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout_s,
-                                     limits=limits) as client:
-            return await asyncio.gather(*(self._one(client, sem, m, s) for m, s in items))
+        connector = aiohttp.TCPConnector(limit=self.concurrency)
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        async with aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout) as session:
+            return await asyncio.gather(*(self._one(session, sem, m, s) for m, s in items))
 
     def generate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None]:
         return asyncio.run(self.agenerate_messages(items))
