@@ -67,3 +67,17 @@ def tiny_sd_path(tmp_path_factory) -> str:
 def tiny_dino_path(tmp_path_factory) -> str:
     from tests.tiny_models import tiny_dinov2
     return str(tiny_dinov2(tmp_path_factory.mktemp("tiny_dino")))
+
+
+@pytest.fixture(scope="session")
+def trained_run(cache_dir, tmp_path_factory) -> Path:
+    """A ConVIRT checkpoint trained with the BUDGET recipe (zero-shot CheXpert AUC >= 0.75).
+    SYNCXR_TEST_TRAINED_RUN=<run dir> reuses a finished BUDGET run instead (when iterating locally)."""
+    from syncxr.train.run import run_training  # noqa: PLC0415
+    from tests.train.test_train_e2e import BUDGET, compose_train  # noqa: PLC0415
+
+    if os.environ.get("SYNCXR_TEST_TRAINED_RUN"):
+        return Path(os.environ["SYNCXR_TEST_TRAINED_RUN"])
+    out = tmp_path_factory.mktemp("trained")
+    run_training(compose_train(BUDGET), out)
+    return out

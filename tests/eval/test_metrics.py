@@ -44,3 +44,42 @@ def test_prompt_scores_prefer_the_closer_prompt():
 def test_class_prompts_fill_the_lower_case_name():
     pos, neg = class_prompts("Pleural Effusion", ["{}.", "there is {}."], ["no {}."])
     assert pos == ["pleural effusion.", "there is pleural effusion."] and neg == ["no pleural effusion."]
+
+
+from syncxr.eval.metrics import auc_metrics, iou_dice, recall_at_k  # noqa: E402
+
+
+def test_iou_and_dice_match_hand_computed_values():
+    pred = np.zeros((4, 4), bool)
+    pred[0:2, 0:2] = True  # 4 pixels
+    target = np.zeros((4, 4), bool)
+    target[1:3, 1:3] = True  # 4 pixels, 1 shared
+    iou, dice = iou_dice(pred, target)
+    assert iou == pytest.approx(1 / 7)  # 1 / (4 + 4 - 1)
+    assert dice == pytest.approx(2 * 1 / 8)
+    batch = np.stack([pred, target, np.zeros((4, 4), bool)])
+    ious, dices = iou_dice(batch, np.stack([target, target, np.zeros((4, 4), bool)]))
+    assert ious.tolist() == pytest.approx([1 / 7, 1.0, 1.0])  # both empty: a perfect match
+    assert dices.tolist() == pytest.approx([0.25, 1.0, 1.0])
+    assert iou_dice(pred, np.zeros((4, 4), bool)) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        iou_dice(pred, np.zeros((3, 4), bool))
+
+
+def test_recall_at_k_matches_hand_computed_values():
+    sim = np.array([[0.9, 0.1, 0.0, 0.2],   # query 0: match ranked 1st
+                    [0.8, 0.5, 0.7, 0.0],   # query 1: 0.8 and 0.7 above the match -> rank 3
+                    [0.0, 0.9, 0.1, 0.0],   # query 2: 0.9 above the match -> rank 2
+                    [0.4, 0.4, 0.4, 0.4]])  # query 3: ties count against the match -> rank 4
+    r = recall_at_k(sim, (1, 2, 3, 4))
+    assert r == {1: 0.25, 2: 0.5, 3: 0.75, 4: 1.0}
+    assert recall_at_k(sim.T, (1,))[1] == 0.5  # text->image (columns): texts 0 and 3 rank their image first
+    with pytest.raises(ValueError, match="square"):
+        recall_at_k(np.zeros((2, 3)))
+
+
+def test_auc_metrics_per_class_and_mean():
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    s = np.array([[0.9, 0.2], [0.3, 0.4], [0.6, 0.8], [0.7, 0.5]])
+    m = auc_metrics(y, s, ["a", "b"])
+    assert m == pytest.approx({"a/auc": 0.75, "b/auc": 0.75, "auc": 0.75})

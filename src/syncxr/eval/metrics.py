@@ -1,4 +1,4 @@
-"""Classification metrics per class and their means, from scikit-learn."""
+"""Evaluation metrics: classification (scikit-learn), overlap (IoU/Dice) and retrieval (Recall@K)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,47 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, thresholds: n
     for m in ("auc", "f1", "acc"):
         out[m] = float(np.mean([out[f"{name}/{m}"] for name in classes]))
     return out
+
+
+def auc_metrics(y_true: np.ndarray, scores: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """`{cls}/auc` per class and the mean `auc`."""
+    y_true, scores = np.asarray(y_true), np.asarray(scores)
+    out = {}
+    for c, name in enumerate(classes):
+        t = y_true[:, c]
+        if t.min() == t.max():
+            raise ValueError(f"class {name!r} has only {'positive' if t[0] else 'negative'} examples: AUC is undefined")
+        out[f"{name}/auc"] = float(roc_auc_score(t, scores[:, c]))
+    out["auc"] = float(np.mean([out[f"{n}/auc"] for n in classes]))
+    return out
+
+
+def iou_dice(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image IoU and Dice of boolean masks N x H x W (or one H x W mask).
+
+    Both empty counts as a perfect match (1.0); one empty and the other not as 0.
+    """
+    pred, target = np.asarray(pred, dtype=bool), np.asarray(target, dtype=bool)
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
+    single = pred.ndim == 2
+    if single:
+        pred, target = pred[None], target[None]
+    axes = tuple(range(1, pred.ndim))
+    inter = (pred & target).sum(axes).astype(np.float64)
+    union = (pred | target).sum(axes).astype(np.float64)
+    total = pred.sum(axes) + target.sum(axes).astype(np.float64)
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    dice = np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
+    return (iou[0], dice[0]) if single else (iou, dice)
+
+
+def recall_at_k(similarity: np.ndarray, ks=(1, 5, 10)) -> dict[int, float]:
+    """Share of queries (rows) whose match (the item with the same index) is among the top K
+    columns. Ties are broken against the match (a tie with a wrong item counts as ranked above)."""
+    sim = np.asarray(similarity, dtype=np.float64)
+    if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
+        raise ValueError(f"similarity must be a square N x N matrix, got {sim.shape}")
+    own = np.diag(sim)[:, None]
+    rank = (sim >= own).sum(1) - 1  # items scored at least as high as the match, the match excluded
+    return {k: float(np.mean(rank < k)) for k in ks}

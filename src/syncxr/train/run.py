@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
@@ -20,6 +20,7 @@ from ..data.dataset_format import write_json_atomic
 from ..data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset
 from ..data.transforms import eval_transform, train_transform
 from ..eval.zeroshot import zeroshot_classification
+from ..launch.distributed import export_distributed_env
 from ..models.text_encoder import load_tokenizer
 from ..report.attention_maps import phantom_attention_examples, save_attention_grid
 from ..report.plots import plot_loss
@@ -38,7 +39,11 @@ def build_accelerator(trainer_cfg, logger_cfg=None) -> Accelerator:
     if precision == "fp16" and cpu:
         raise ValueError("trainer.precision=fp16 needs a GPU; use bf16 or no on the CPU")
     log_with = "wandb" if logger_cfg is not None and logger_cfg.name == "wandb" else None
-    return Accelerator(mixed_precision=precision, cpu=cpu, log_with=log_with)
+    export_distributed_env()  # one task per GPU under submitit/SLURM: join them (no-op elsewhere)
+    # Under DDP (several processes) parameters without a gradient, such as BERT's unused pooler,
+    # must be allowed, or the second step fails.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(mixed_precision=precision, cpu=cpu, log_with=log_with, kwargs_handlers=[ddp])
 
 
 def evaluate_zeroshot(model, tokenizer, accelerator, eval_cfg, loader_cfg, text_cfg, cache_dir: Path) -> dict:

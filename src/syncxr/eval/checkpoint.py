@@ -1,0 +1,59 @@
+"""Rebuilds a trained model from a training run directory (`resolved_config.yaml` + `model.safetensors`)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file
+
+from .. import builders
+from ..models.text_encoder import load_tokenizer
+
+CONFIG = "resolved_config.yaml"
+WEIGHTS = "model.safetensors"
+
+
+def run_files(run_dir: str | Path) -> tuple[Path, Path]:
+    run_dir = Path(run_dir).expanduser()
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"checkpoint {run_dir}: not a directory (expected a train.py run dir)")
+    config, weights = run_dir / CONFIG, run_dir / WEIGHTS
+    for p in (config, weights):
+        if not p.is_file():
+            raise FileNotFoundError(f"checkpoint {run_dir}: {p.name} not found (is the training run finished?)")
+    return config, weights
+
+
+def load_trained(run_dir: str | Path, cache_dir: str | Path | None = None):
+    """(model in eval mode, tokenizer, resolved training config) of a finished training run.
+
+    `cache_dir` is where the phantom text encoder is looked up (default: the run's own
+    `paths.cache_dir`); it is rebuilt there, identically, if the cache was cleared.
+    """
+    config, weights = run_files(run_dir)
+    cfg: DictConfig = OmegaConf.load(config)
+    for key in ("model", "image_encoder", "text_encoder", "seed"):
+        if key not in cfg:
+            raise ValueError(f"{config}: missing key {key!r}")
+    cache = Path(cache_dir if cache_dir is not None else cfg.paths.cache_dir).expanduser().resolve()
+    text_path = builders.resolve_text_encoder_path(cfg.text_encoder, cache, cfg.seed)
+    model = builders.build_model(cfg.model, cfg.image_encoder, cfg.text_encoder, text_path)
+    state = load_file(weights)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights}: weights do not fit the model of {config.name} "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    model.eval()
+    return model, load_tokenizer(text_path), cfg
+
+
+def weights_fingerprint(run_dir: str | Path) -> str:
+    """Content hash of the run's weights: the model part of every embedding-cache key."""
+    _, weights = run_files(run_dir)
+    h = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]

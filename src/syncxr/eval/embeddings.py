@@ -1,0 +1,147 @@
+"""Image features of a benchmark split, computed once per (checkpoint, split, transform) and cached.
+
+Three kinds of features are cached:
+
+- `global`: the joint-space embedding `model.encode_image` (zero-shot classification, retrieval);
+- `backbone`: the pooled image-encoder feature before the projection head (linear probes);
+- `local`: the last-stage feature map with the image projection applied at every location,
+  normalised (zero-shot grounding of models without their own `similarity_map`).
+
+A cache entry is keyed by the weights' content hash, the kind, the split file (its path, content
+and the images it lists) and the transform, so re-scoring with new prompts or thresholds never
+re-encodes an image, and any change to what is encoded gives a new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..data.benchmarks import Split
+
+KINDS = ("global", "backbone", "local")
+
+
+class SplitImages(Dataset):
+    """Transformed images of a split. With `skip_bad`, an image that fails to load is replaced by
+    zeros and flagged (ok = False) instead of failing the run; the error names file and row."""
+
+    def __init__(self, split: Split, transform, skip_bad: bool = False):
+        self.split, self.transform, self.skip_bad = split, transform, skip_bad
+
+    def __len__(self):
+        return len(self.split)
+
+    def __getitem__(self, i):
+        try:
+            return self.transform(self.split.load(i)), True
+        except (FileNotFoundError, ValueError):
+            if not self.skip_bad:
+                raise
+            size = getattr(self.transform, "size", None)
+            if size is None:
+                raise
+            return torch.zeros(1, size, size), False
+
+
+def transform_key(transform) -> str:
+    state = {k: v for k, v in sorted(vars(transform).items()) if isinstance(v, (int, float, str, bool, tuple, list))}
+    return f"{type(transform).__module__}.{type(transform).__qualname__}{json.dumps(state, sort_keys=True)}"
+
+
+def split_key(split: Split) -> str:
+    """Hash of what a split encodes: the split file (path and content) and its image list."""
+    h = hashlib.sha256()
+    h.update(str(Path(split.source).resolve()).encode())
+    if Path(split.source).is_file():
+        h.update(Path(split.source).read_bytes())
+    for p in split.paths:
+        h.update(str(p).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def local_features(model, images: torch.Tensor) -> torch.Tensor:
+    """B x h x w x D: the last-stage map, projected per location by the model's image projection
+    head (ConVIRT's `image_proj`, applied to each spatial feature vector) and L2-normalised."""
+    encoder = model.image_encoder
+    if not hasattr(encoder, "forward_maps"):
+        raise ValueError(f"{type(encoder).__name__} has no forward_maps(): local-feature grounding needs "
+                         "a ResNet image encoder, or a model with its own similarity_map()")
+    _, last = encoder.forward_maps(images)
+    feats = last.permute(0, 2, 3, 1)
+    proj = getattr(model, "image_proj", None)
+    if proj is not None:
+        feats = proj(feats)
+    return F.normalize(feats, dim=-1)
+
+
+def _encode_batch(model, x: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "global":
+        return model.encode_image(x)
+    if kind == "backbone":
+        return model.image_encoder(x)
+    if kind == "local":
+        return local_features(model, x)
+    raise ValueError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
+
+
+@torch.no_grad()
+def encode_split(model, split: Split, transform, kind: str, accelerator, batch_size: int = 64,
+                 skip_bad: bool = False, num_workers: int = 0, desc: str | None = None):
+    """(features N x ..., ok: bool array N) of a split; not cached."""
+    loader = DataLoader(SplitImages(split, transform, skip_bad), batch_size=batch_size, num_workers=num_workers)
+    model.eval()
+    out, oks = [], []
+    for x, ok in tqdm(loader, desc=desc or f"encode {kind} {Path(split.source).name}",
+                      disable=not accelerator.is_local_main_process, leave=False):
+        with accelerator.autocast():
+            out.append(_encode_batch(model, x.to(accelerator.device), kind).float().cpu())
+        oks.append(ok)
+    if not out:
+        return torch.zeros(0), np.zeros(0, dtype=bool)
+    return torch.cat(out), torch.cat(oks).numpy().astype(bool)
+
+
+class EmbeddingCache:
+    """Feature files under `directory`, keyed by model fingerprint, kind, split and transform.
+    `directory=None` disables caching (every call encodes)."""
+
+    def __init__(self, directory: str | Path | None, model_key: str):
+        self.directory = None if directory is None else Path(directory)
+        self.model_key = model_key
+        self.hits = self.misses = 0
+
+    def key(self, kind: str, split: Split, transform, skip_bad: bool) -> str:
+        blob = json.dumps([self.model_key, kind, split_key(split), transform_key(transform), skip_bad])
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def features(self, model, split: Split, transform, kind: str, accelerator, batch_size: int = 64,
+                 skip_bad: bool = False, num_workers: int = 0):
+        """Cached `encode_split`: (features, ok)."""
+        if self.directory is None:
+            self.misses += 1
+            return encode_split(model, split, transform, kind, accelerator, batch_size, skip_bad, num_workers)
+        path = self.directory / f"{kind}-{self.key(kind, split, transform, skip_bad)}.pt"
+        if path.is_file():
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                self.hits += 1
+                return blob["features"], blob["ok"].numpy().astype(bool)
+            except (OSError, RuntimeError, KeyError, EOFError):
+                path.unlink(missing_ok=True)  # a torn or stale file: encode again
+        self.misses += 1
+        feats, ok = encode_split(model, split, transform, kind, accelerator, batch_size, skip_bad, num_workers)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        torch.save({"features": feats, "ok": torch.from_numpy(ok), "source": str(split.source)}, tmp)
+        os.replace(tmp, path)
+        return feats, ok

@@ -1,0 +1,123 @@
+"""Fine-tuned classification with a fraction of the training labels: a linear probe on the frozen
+(pooled, pre-projection) image features, and a full fine-tune of the image encoder with a linear head.
+
+The labelled subset is drawn with a seed; it is topped up so that every class has at least one
+positive and one negative example where the full training split has them (1 % of a small twin
+could otherwise be all negative). Full fine-tuning runs a fixed number of optimiser steps whatever
+the fraction, sampling the subset with replacement, so fractions differ only in the labels seen.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from tqdm.auto import tqdm
+
+from ..data.benchmarks import Split
+from ..data.transforms import eval_transform, train_transform
+
+
+def label_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of round(fraction * N) rows (at least 1), drawn with `seed`, then topped up
+    with one positive and one negative per class where missing."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    labels = np.asarray(labels)
+    n = len(labels)
+    rng = np.random.default_rng([seed, int(round(fraction * 1e6))])
+    order = rng.permutation(n)
+    chosen = set(order[:max(1, int(round(fraction * n)))].tolist())
+    for c in range(labels.shape[1]):
+        for value in (1, 0):
+            if not any(labels[i, c] == value for i in chosen):
+                candidates = [i for i in order if labels[i, c] == value]
+                if candidates:
+                    chosen.add(int(candidates[0]))
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def linear_probe_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                        c: float = 1.0, max_iter: int = 2000) -> np.ndarray:
+    """P(positive) N x C from one L2-regularised logistic regression per class on standardised
+    features. A class with one label value in the training subset predicts its constant."""
+    scaler = StandardScaler().fit(train_x)
+    a, b = scaler.transform(train_x), scaler.transform(test_x)
+    out = np.zeros((len(test_x), train_y.shape[1]))
+    for k in range(train_y.shape[1]):
+        y = train_y[:, k]
+        if y.min() == y.max():
+            out[:, k] = float(y[0])
+            continue
+        clf = LogisticRegression(C=c, max_iter=max_iter)
+        out[:, k] = clf.fit(a, y).predict_proba(b)[:, 1]
+    return out
+
+
+class _LabelledImages(Dataset):
+    def __init__(self, split: Split, index: np.ndarray, transform, seed: int):
+        self.split, self.index, self.transform, self.seed = split, index, transform, seed
+        self.draws = 0
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, j):
+        i = int(self.index[j])
+        img = self.split.load(i)
+        if hasattr(self.transform, "crop_scale"):  # the training augmentation takes its own rng
+            self.draws += 1
+            x = self.transform(img, np.random.default_rng([self.seed, i, self.draws]))
+        else:
+            x = self.transform(img)
+        return x, torch.from_numpy(self.split.labels[i].astype(np.float32))
+
+
+class Classifier(nn.Module):
+    def __init__(self, encoder: nn.Module, n_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.dim, n_classes)
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
+
+
+def finetune_scores(image_encoder: nn.Module, train: Split, index: np.ndarray, test: Split, image_size: int,
+                    accelerator, steps: int = 200, batch_size: int = 32, lr: float = 1e-4,
+                    head_lr: float = 1e-3, weight_decay: float = 1e-6, seed: int = 0,
+                    augment: bool = True) -> np.ndarray:
+    """Fine-tunes a copy of `image_encoder` with a linear head on train[index] (BCE, Adam) for
+    `steps` steps; returns sigmoid scores N x C on `test`."""
+    torch.manual_seed(seed)
+    net = Classifier(copy.deepcopy(image_encoder), train.labels.shape[1]).to(accelerator.device)
+    tf = train_transform(image_size) if augment else eval_transform(image_size)
+    data = _LabelledImages(train, index, tf, seed)
+    sampler = RandomSampler(data, replacement=True, num_samples=steps * batch_size,
+                            generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(data, batch_size=batch_size, sampler=sampler)
+    opt = torch.optim.Adam([{"params": net.encoder.parameters(), "lr": lr},
+                            {"params": net.head.parameters(), "lr": head_lr}], weight_decay=weight_decay)
+    net.train()
+    for x, y in tqdm(loader, desc=f"fine-tune ({len(index)} labels)", leave=False,
+                     disable=not accelerator.is_local_main_process):
+        with accelerator.autocast():
+            loss = F.binary_cross_entropy_with_logits(net(x.to(accelerator.device)).float(), y.to(accelerator.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    net.eval()
+    test_loader = DataLoader(_LabelledImages(test, np.arange(len(test)), eval_transform(image_size), seed),
+                             batch_size=max(batch_size, 64))
+    out = []
+    with torch.no_grad():
+        for x, _ in test_loader:
+            with accelerator.autocast():
+                out.append(torch.sigmoid(net(x.to(accelerator.device)).float()).cpu())
+    return torch.cat(out).numpy()

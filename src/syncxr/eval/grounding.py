@@ -1,0 +1,162 @@
+"""Zero-shot grounding: a text-to-region similarity map, upsampled to the image, binarised, scored
+with IoU and Dice against the ground-truth region of each positive image.
+
+The map comes from the model's own `similarity_map(images, input_ids, attention_mask) -> B x h x w`
+when it has one, or from its `word_attention` (GLoRIA's word-to-region attention, averaged over the
+prompt's words), else from local features: the last-stage map
+projected per location by the image projection head, cosine with the prompt embedding
+(`syncxr.eval.embeddings.local_features`, cached like any image feature).
+
+Each map is min-max normalised per image, bilinearly upsampled to `mask_size` and cut at one
+threshold, chosen (from a grid) for the best mean Dice on the validation split's positives, or on
+the test split's with `protocol="paper"`. A random-map baseline (uniform noise at the same map
+resolution) goes through exactly the same steps, threshold choice included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.functional import interpolate
+from tqdm.auto import tqdm
+
+from ..data.benchmarks import Split
+from .metrics import iou_dice
+
+THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 3)
+MAP_MODES = ("positive", "contrast")
+
+
+def own_similarity(model):
+    """(name, fn(images, input_ids, attention_mask) -> B x h x w) of the model's own text-to-region
+    map, or None. `similarity_map` is used as it is; GLoRIA's `word_attention` (maps B x T x h x w
+    over each caption's words, and the word counts) is averaged over the words of the prompt."""
+    if callable(getattr(model, "similarity_map", None)):
+        return "model.similarity_map", model.similarity_map
+    if callable(getattr(model, "word_attention", None)):
+        def words_mean(images, input_ids, attention_mask):
+            maps, lengths = model.word_attention(images, input_ids, attention_mask)[:2]
+            return maps.sum(1) / lengths.clamp_min(1).to(maps.dtype).view(-1, 1, 1)
+        return "model.word_attention", words_mean
+    return None
+
+
+def has_own_similarity(model) -> bool:
+    return own_similarity(model) is not None
+
+
+def prompt_tokens(tokenizer, prompts: list[str], max_length: int) -> dict:
+    return tokenizer(prompts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
+
+
+def local_similarity(local: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """N x h x w cosine similarity of normalised local features N x h x w x D and a text embedding D."""
+    return torch.einsum("nhwd,d->nhw", local, F.normalize(text, dim=-1))
+
+
+@torch.no_grad()
+def model_similarity_maps(model, split: Split, transform, tok: dict, accelerator, batch_size: int = 32) -> torch.Tensor:
+    """N x h x w maps from the model's own map (see `own_similarity`), averaged over the prompt ensemble."""
+    _, fn = own_similarity(model)
+    out = []
+    ids, mask = tok["input_ids"].to(accelerator.device), tok["attention_mask"].to(accelerator.device)
+    for start in tqdm(range(0, len(split), batch_size), desc="similarity maps", leave=False,
+                      disable=not accelerator.is_local_main_process):
+        idx = range(start, min(start + batch_size, len(split)))
+        x = torch.stack([transform(split.load(i)) for i in idx]).to(accelerator.device)
+        maps = []
+        for p in range(len(ids)):
+            b = len(x)
+            with accelerator.autocast():
+                maps.append(fn(x, ids[p:p + 1].expand(b, -1), mask[p:p + 1].expand(b, -1)).float())
+        out.append(torch.stack(maps).mean(0).cpu())
+    return torch.cat(out)
+
+
+def normalise_maps(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """N x h x w -> N x size x size: bilinear upsampling, then min-max to [0, 1] per image."""
+    up = interpolate(maps[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    lo = up.flatten(1).min(1).values[:, None, None]
+    hi = up.flatten(1).max(1).values[:, None, None]
+    return (up - lo) / (hi - lo).clamp_min(1e-8)
+
+
+def masks_at(split: Split, index, size: int) -> np.ndarray:
+    """Ground-truth masks of items `index`, drawn at each image's native size, then resized to
+    size x size (nearest)."""
+    out = np.zeros((len(index), size, size), dtype=bool)
+    for j, i in enumerate(index):
+        h, w = split.load(i).shape[-2:]
+        m = torch.from_numpy(split.mask(i, (h, w)).astype(np.float32))[None, None]
+        out[j] = interpolate(m, size=(size, size), mode="nearest")[0, 0].numpy() > 0.5
+    return out
+
+
+def dice_by_threshold(maps: torch.Tensor, masks: np.ndarray) -> np.ndarray:
+    """Mean Dice over images for each threshold of THRESHOLDS."""
+    m = maps.numpy()
+    return np.array([iou_dice(m >= t, masks)[1].mean() for t in THRESHOLDS])
+
+
+@dataclass
+class GroundingResult:
+    metrics: dict[str, float]
+    threshold_source: str
+    cases: list[dict]  # a few test cases for the figure: image, map, prediction, target
+
+
+def score_grounding(test_maps: torch.Tensor, test_masks: np.ndarray, val_maps: torch.Tensor | None,
+                    val_masks: np.ndarray | None, protocol: str, size: int) -> tuple[dict[str, float], float, str]:
+    """IoU/Dice of binarised maps (N x h x w, raw) against masks (N x size x size)."""
+    test_n = normalise_maps(test_maps, size)
+    if protocol == "paper":
+        curve, source = dice_by_threshold(test_n, test_masks), "test"
+    elif val_maps is not None and len(val_maps):
+        curve, source = dice_by_threshold(normalise_maps(val_maps, size), val_masks), "valid"
+    else:
+        curve, source = None, "fixed 0.5"
+    t = 0.5 if curve is None else float(THRESHOLDS[int(np.argmax(curve))])
+    iou, dice = iou_dice(test_n.numpy() >= t, test_masks)
+    return {"iou": float(iou.mean()), "dice": float(dice.mean()), "threshold": t}, t, source
+
+
+def random_maps_like(maps: torch.Tensor, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(maps.shape, generator=g)
+
+
+def grounding(test_maps: torch.Tensor, test_split: Split, val_maps: torch.Tensor | None,
+              val_split: Split | None, protocol: str, size: int, seed: int = 0,
+              n_cases: int = 4, transform=None) -> GroundingResult:
+    """Scores maps of the positive images of `test_split` (and the random baseline); the maps and
+    splits hold positives only (see `positives`)."""
+    test_masks = masks_at(test_split, range(len(test_split)), size)
+    val_masks = None if val_split is None else masks_at(val_split, range(len(val_split)), size)
+    metrics, t, source = score_grounding(test_maps, test_masks, val_maps, val_masks, protocol, size)
+    rnd, _, _ = score_grounding(random_maps_like(test_maps, seed), test_masks,
+                                None if val_maps is None else random_maps_like(val_maps, seed + 1),
+                                val_masks, protocol, size)
+    metrics.update({f"random_{k}": v for k, v in rnd.items()})
+    metrics["n_positive"] = float(len(test_split))
+    cases = []
+    norm = normalise_maps(test_maps[:n_cases], size)
+    for j in range(min(n_cases, len(test_split))):
+        img = test_split.load(j)[None].float()
+        img = interpolate(img, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
+        cases.append({"image": img, "map": norm[j].numpy(), "prediction": norm[j].numpy() >= t,
+                      "target": test_masks[j], "id": test_split.ids[j]})
+    return GroundingResult(metrics, source, cases)
+
+
+def positives(split: Split, ok: np.ndarray | None = None) -> tuple[Split, np.ndarray]:
+    """The positive (non-empty region) images of a split, and their indices."""
+    if split.regions is None:
+        raise ValueError(f"{split.source}: grounding needs ground-truth regions (boxes or masks)")
+    keep = split.labels.max(1) > 0
+    if ok is not None:
+        keep &= ok
+    index = np.flatnonzero(keep)
+    return split.subset(index), index

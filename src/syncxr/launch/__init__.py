@@ -1,0 +1,1 @@
+"""Running syncxr on clusters: distributed set-up inside submitit/SLURM jobs (see conf/hydra/launcher/)."""

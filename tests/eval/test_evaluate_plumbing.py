@@ -1,0 +1,154 @@
+"""evaluate.py's machinery on an untrained tiny model: checkpoint loading, the embedding cache,
+skips, protocols, output files and every task end to end (seconds, no training)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from syncxr.eval.checkpoint import load_trained
+from syncxr.eval.run import run_evaluation
+from syncxr.models.convirt import ConVIRT
+
+from .conftest import compose_eval
+
+CHEX = ["benchmark.chexpert.twin.n_train=40", "benchmark.chexpert.twin.n_valid=30",
+        "benchmark.chexpert.twin.n_test=60"]
+ZS_CHEX = ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[chexpert]", *CHEX]
+
+
+def test_load_trained_rebuilds_the_saved_weights(untrained_run, tmp_path):
+    model, tokenizer, cfg = load_trained(untrained_run)
+    saved = load_file(untrained_run / "model.safetensors")
+    state = model.state_dict()
+    assert set(saved) == set(state) and all(torch.equal(saved[k], state[k]) for k in saved)
+    assert not model.training and cfg.model.name == "convirt"
+    assert tokenizer("no edema.")["input_ids"]
+    (tmp_path / "resolved_config.yaml").write_text((untrained_run / "resolved_config.yaml").read_text())
+    with pytest.raises(FileNotFoundError, match="model.safetensors not found"):
+        load_trained(tmp_path)
+
+
+def test_cache_protocol_and_outputs(untrained_run, tmp_path):
+    cache = f"embedding_cache={tmp_path / 'cache'}"
+    m = run_evaluation(compose_eval(untrained_run, [*ZS_CHEX, cache]), tmp_path / "a")
+    assert all(isinstance(v, float) for v in m.values())
+    assert {"zeroshot_cls/chexpert/auc", "zeroshot_cls/chexpert/f1", "zeroshot_cls/chexpert/acc",
+            "zeroshot_cls/chexpert/pleural_effusion/auc", "zeroshot_cls/chexpert/edema/f1"} <= set(m)
+    info = json.loads((tmp_path / "a" / "evaluation.json").read_text())
+    assert info["protocol"] == "val" and info["cache"]["misses"] == 2  # test and valid encoded
+    assert info["details"]["zeroshot_cls"]["chexpert"]["threshold_source"] == "valid"
+    md = (tmp_path / "a" / "results.md").read_text()
+    assert "**protocol**: val" in md and "| chexpert |" in md and "thresholds from" in md
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text()) == m
+
+    # New prompts re-score from the cache: no image is encoded again, the scores change.
+    b = run_evaluation(compose_eval(untrained_run, [*ZS_CHEX, cache, "task.zeroshot_cls.prompts.positive=['{} is seen.']"]),
+                       tmp_path / "b")
+    info = json.loads((tmp_path / "b" / "evaluation.json").read_text())
+    assert info["cache"] == {"dir": str(tmp_path / "cache"), "hits": 2, "misses": 0}
+    assert b["zeroshot_cls/chexpert/auc"] != m["zeroshot_cls/chexpert/auc"]
+    # Another transform is another key.
+    run_evaluation(compose_eval(untrained_run, [*ZS_CHEX, cache, "image_size=32"]), tmp_path / "c")
+    assert json.loads((tmp_path / "c" / "evaluation.json").read_text())["cache"]["misses"] == 2
+
+    # protocol=paper: thresholds from the test split, so F1 can only be as good or better.
+    p = run_evaluation(compose_eval(untrained_run, [*ZS_CHEX, cache, "protocol=paper"]), tmp_path / "p")
+    info = json.loads((tmp_path / "p" / "evaluation.json").read_text())
+    assert info["protocol"] == "paper" and info["details"]["zeroshot_cls"]["chexpert"]["threshold_source"] == "test"
+    assert p["zeroshot_cls/chexpert/auc"] == m["zeroshot_cls/chexpert/auc"]
+    assert p["zeroshot_cls/chexpert/f1"] >= m["zeroshot_cls/chexpert/f1"] - 1e-12
+    assert "**protocol**: paper" in (tmp_path / "p" / "results.md").read_text()
+
+
+def test_bad_images_fail_naming_file_and_row_or_are_counted_skips(untrained_run, tmp_path, cache_dir):
+    from syncxr.phantom.benchmarks import ChexpertTwinSpec, ensure_chexpert_twin
+    src = ensure_chexpert_twin(ChexpertTwinSpec(n_valid=30, n_test=60, image_size=64), cache_dir, progress=False)
+    root = tmp_path / "chexpert"
+    shutil.copytree(src, root)
+    df = pd.read_csv(root / "test.csv")
+    (root / df["Path"][5]).write_bytes(b"garbage")  # corrupt
+    (root / df["Path"][7]).unlink()  # missing
+    real = [*ZS_CHEX, "benchmark.chexpert.builder=path", f"benchmark.chexpert.root={root}", "embedding_cache=null"]
+    with pytest.raises(FileNotFoundError, match=r"test.csv: row 7: image .*view1_frontal.png not found"):
+        run_evaluation(compose_eval(untrained_run, real), tmp_path / "a")
+    (root / df["Path"][7]).write_bytes((src / df["Path"][7]).read_bytes())
+    with pytest.raises(ValueError, match=r"test.csv: row 5: image .* could not be decoded"):
+        run_evaluation(compose_eval(untrained_run, real), tmp_path / "a")
+    (root / df["Path"][7]).unlink()
+    m = run_evaluation(compose_eval(untrained_run, [*real, "benchmark.chexpert.on_error=skip"]), tmp_path / "b")
+    assert m["zeroshot_cls/chexpert/skipped"] == 2.0
+
+
+def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, monkeypatch):
+    calls = []
+
+    def similarity_map(self, images, input_ids, attention_mask):
+        calls.append(images.shape)
+        return images[:, 0, ::16, ::16]  # B x 3 x 3 at 48 px: "bright is the finding"
+
+    monkeypatch.setattr(ConVIRT, "similarity_map", similarity_map, raising=False)
+    m = run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
+                                                    "embedding_cache=null"]), tmp_path)
+    info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
+    assert calls and info["map_source"] == "model.similarity_map" and info["map_shape"] == [3, 3]
+    assert 0 <= m["zeroshot_grounding/siim/dice"] <= 1 and (tmp_path / "grounding.png").is_file()
+
+
+def test_every_task_runs_end_to_end(untrained_run, tmp_path):
+    tasks = "task=[zeroshot_cls,zeroshot_grounding,linear_probe,finetune_cls,finetune_seg,retrieval]"
+    fast = ["task.finetune_cls.steps=2", "task.finetune_seg.steps=2", "task.finetune_cls.batch_size=8",
+            "task.finetune_seg.batch_size=4", "task.finetune_cls.datasets=[rsna]", "task.finetune_seg.datasets=[siim]",
+            "task.linear_probe.datasets=[chexpert,covidx]", "embedding_cache=null"]
+    m = run_evaluation(compose_eval(untrained_run, [tasks, *CHEX, *fast]), tmp_path)
+    for key in ("zeroshot_cls/padchest_unseen/auc", "zeroshot_cls/padchest_rare/endotracheal_tube/auc",
+                "zeroshot_cls/covidx/f1", "zeroshot_grounding/covid_rural/dice", "zeroshot_grounding/rsna/random_dice",
+                "linear_probe/chexpert/auc_1pct", "linear_probe/covidx/auc_100pct", "finetune_cls/rsna/auc_10pct",
+                "finetune_seg/siim/dice_100pct", "finetune_seg/siim/iou_1pct", "retrieval/phantom/i2t_r10",
+                "retrieval/phantom/t2i_r1"):
+        assert key in m and np.isfinite(m[key]), key
+    for key, v in m.items():
+        assert len(key.split("/")) in (3, 4) and isinstance(v, float), key
+    md = (tmp_path / "results.md").read_text()
+    for task in ("zeroshot_cls", "zeroshot_grounding", "linear_probe", "finetune_cls", "finetune_seg", "retrieval"):
+        assert f"## {task}" in md
+    assert (tmp_path / "grounding.png").stat().st_size > 10_000
+
+
+def test_config_errors_name_the_key(untrained_run, tmp_path):
+    with pytest.raises(ValueError, match="unknown benchmark 'mimic'"):
+        run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[mimic]"]), tmp_path)
+    with pytest.raises(ValueError, match="class_sets has no 'common'"):
+        run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[padchest:common]"]),
+                       tmp_path)
+    with pytest.raises(ValueError, match=r"benchmark.rsna.twin: .*unexpected keyword argument 'colour'"):
+        run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[rsna]",
+                                                    "+benchmark.rsna.twin.colour=red"]), tmp_path)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        run_evaluation(compose_eval(untrained_run, ["protocol=best"]), tmp_path)
+
+
+def test_a_gloria_style_word_attention_is_averaged_over_words(untrained_run, tmp_path, monkeypatch):
+    def word_attention(self, images, input_ids, attention_mask):
+        b = images.shape[0]
+        maps = torch.zeros(b, 5, 2, 2)
+        maps[:, 0, 0, 0] = 1.0  # word 0 looks top left, word 1 bottom right, past the words: zero
+        maps[:, 1, 1, 1] = 3.0
+        return maps, torch.full((b,), 2), None
+
+    monkeypatch.setattr(ConVIRT, "word_attention", word_attention, raising=False)
+    from syncxr.eval.grounding import own_similarity
+    name, fn = own_similarity(ConVIRT.__new__(ConVIRT))
+    m = fn(torch.zeros(3, 1, 8, 8), None, None)
+    assert name == "model.word_attention" and m.shape == (3, 2, 2)
+    assert m[0].tolist() == [[0.5, 0.0], [0.0, 1.5]]
+    run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[rsna]",
+                                                "embedding_cache=null"]), tmp_path)
+    info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["rsna"]
+    assert info["map_source"] == "model.word_attention" and info["map_shape"] == [2, 2]
