@@ -32,6 +32,10 @@ def build_dataset_dir(spec_cfg, cache_dir: Path, key: str) -> Path:
         except TypeError as e:
             raise ValueError(f"{key}: {e} (allowed keys: {list(PhantomCorpusSpec.__dataclass_fields__)})") from e
         return ensure_phantom_corpus(corpus, cache_dir)
+    allowed = {"path": {"path"}, "generated": {"generation"}}.get(builder)
+    if allowed is not None and set(spec) - allowed:
+        raise ValueError(f"{key}: unknown key(s) {sorted(set(spec) - allowed)} for builder {builder!r}; "
+                         f"allowed: {sorted(allowed)}")
     if builder == "path":
         path = Path(spec["path"]).expanduser()
         if not path.is_dir():

@@ -89,7 +89,7 @@ def test_requeued_job_resumes_from_its_last_checkpoint(slurm_cluster, cache_dir,
     """Interrupted twice: `scontrol requeue` (what a preemption does), then USR2 (SLURM's warning
     before the time limit: submitit calls the launcher's checkpoint() and requeues the job itself).
     Each time the same job restarts in the same output dir and resumes from its newest checkpoint."""
-    sweep, steps = tmp_path / "requeue", 20
+    sweep, steps = tmp_path / "requeue", 100  # long enough to be caught running on a quiet machine
     args = ["-m", "hydra/launcher=slurm", "data=syn", *TINY, "trainer.max_epochs=20", f"trainer.max_steps={steps}",
             "trainer.checkpoint_every=1", f"hydra.sweep.dir={sweep}", *on_cluster(slurm_cluster, cpus=2)]
     proc = start_train(args, cache_dir, tmp_path)
@@ -111,7 +111,7 @@ def test_requeued_job_resumes_from_its_last_checkpoint(slurm_cluster, cache_dir,
     if second is None:
         fail("no checkpoint after the first resume")
     subprocess.run(["scancel", "--signal=USR2", job], check=True, capture_output=True, timeout=30)
-    finish(proc, sweep, timeout=240, slurm=True)
+    finish(proc, sweep, timeout=480, slurm=True)
 
     text = log.read_text()
     assert text.count("Starting with JobEnvironment") == 3, job_logs(sweep)

@@ -69,14 +69,18 @@ def read_dataset(directory: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
 
 
 class DatasetBuilder:
-    """Context manager that builds a dataset in a temp dir and moves it into place on success."""
+    """Context manager that builds a directory (a dataset, a benchmark twin) in a temp sibling and
+    renames it into place on success. `marker` is the file a finished directory always has."""
 
-    def __init__(self, target: Path):
+    def __init__(self, target: Path, marker: str = MANIFEST, subdirs: tuple[str, ...] = ("images",)):
         self.target = Path(target)
+        self.marker, self.subdirs = marker, subdirs
         self.tmp = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex}.building")
 
     def __enter__(self) -> Path:
-        (self.tmp / "images").mkdir(parents=True)
+        self.tmp.mkdir(parents=True)
+        for d in self.subdirs:
+            (self.tmp / d).mkdir()
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
@@ -87,7 +91,7 @@ class DatasetBuilder:
             os.rename(self.tmp, self.target)
         except OSError:
             # Another process finished the same dataset first: theirs is identical, keep it.
-            if not (self.target / MANIFEST).is_file():
+            if not (self.target / self.marker).is_file():
                 raise
             shutil.rmtree(self.tmp, ignore_errors=True)
         return False

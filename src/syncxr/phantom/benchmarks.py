@@ -21,8 +21,6 @@ twin ends up without positives.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import uuid
 import zlib
 from dataclasses import asdict, dataclass
@@ -34,7 +32,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from ..data.dataset_format import config_hash, write_json_atomic
+from ..data.dataset_format import DatasetBuilder, config_hash, write_json_atomic
 from ..data.image_io import write_dicom
 from ..data.rle import rle_encode
 from .corpus import PHANTOM_VERSION
@@ -150,29 +148,6 @@ class TwinSpec:
     def hash(self) -> str:
         return config_hash({"version": PHANTOM_VERSION, "benchmark": self.name, **asdict(self)})
 
-
-class _TwinBuilder:
-    """Builds a twin in a temporary sibling directory and renames it into place on success."""
-
-    def __init__(self, target: Path):
-        self.target = Path(target)
-        self.tmp = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex}.building")
-
-    def __enter__(self) -> Path:
-        self.tmp.mkdir(parents=True)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        try:
-            os.rename(self.tmp, self.target)
-        except OSError:
-            if not (self.target / "benchmark.json").is_file():  # not built concurrently: a real error
-                raise
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        return False
 
 
 def exact_draw(rng: np.random.Generator, n: int, prevalence: float) -> np.ndarray:
@@ -322,7 +297,7 @@ def _write_split(spec, tmp: Path, split: str, code: int, n: int, progress: bool)
 def build_twin(spec: TwinSpec, target: Path, progress: bool = True) -> Path:
     """Writes the twin of `spec.name` (train, valid and test splits) under `target`."""
     counts = {}
-    with _TwinBuilder(target) as tmp:
+    with DatasetBuilder(target, marker="benchmark.json", subdirs=()) as tmp:
         for split, n, code in (("train", spec.n_train, 2), ("valid", spec.n_valid, 0), ("test", spec.n_test, 1)):
             if n:
                 counts[split] = _write_split(spec, tmp, split, code, n, progress)
@@ -354,7 +329,7 @@ def build_chexpert_twin(spec: ChexpertTwinSpec, target: Path, progress: bool = T
     and the images under `target`."""
     five = ("atelectasis", "cardiomegaly", "consolidation", "edema", "pleural_effusion")
     other = ("pneumothorax", "nodule", "support_device")
-    with _TwinBuilder(target) as tmp:
+    with DatasetBuilder(target, marker="benchmark.json", subdirs=()) as tmp:
         for split, n, code in (("valid", spec.n_valid, 0), ("test", spec.n_test, 1), ("train", spec.n_train, 2)):
             if split == "train" and not n:
                 continue
