@@ -14,12 +14,14 @@ DIST = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "
 @pytest.fixture
 def env(monkeypatch):
     """A clean slate, and the whole environment restored afterwards (the export writes os.environ)."""
-    saved = dict(os.environ)
-    for k in [k for k in os.environ if k in DIST or k.startswith(("SLURM_", "SUBMITIT_", "CUDA_VISIBLE"))]:
+    for k in [k for k in os.environ if k.startswith(("SLURM_", "SUBMITIT_", "CUDA_VISIBLE"))]:
+        monkeypatch.delenv(k)
+    for k in (*DIST, "CUDA_VISIBLE_DEVICES"):
+        # setenv then delenv: monkeypatch records the prior state, so whatever the export writes
+        # into os.environ is undone, and no later test (or subprocess) inherits RANK/WORLD_SIZE.
+        monkeypatch.setenv(k, "")
         monkeypatch.delenv(k)
     yield monkeypatch
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def slurm_task(env, rank: int, ntasks: int, nodes: str = "gpu[07-08]", num_nodes: int = 2):

@@ -40,11 +40,13 @@ def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
             gens.append(gen)
     if data.get("syn_fraction") is not None and data.get("real") and data.get("syn"):
         rows = _rows(data["real"], cost)[0]
-    epochs = cfg["trainer"]["max_epochs"]
+    samples = rows * cfg["trainer"]["max_epochs"]
+    if cfg["trainer"].get("max_steps") is not None:
+        samples = min(samples, cfg["trainer"]["max_steps"] * cfg["loader"]["batch_size"])
     per_sample = cost["train_gpu_s_per_sample"].get(cfg["model"]["name"], cost["train_gpu_s_per_sample"]["default"])
     scale = (cfg["loader"]["image_size"] / 224) ** 2  # convolutional cost grows with the pixel count
     out = {"model": cfg["model"]["name"], "data": data["name"], "seed": cfg["seed"], "train_rows": rows,
-           "train_gpu_h": rows * epochs * per_sample * scale / 3600, "generation": []}
+           "train_gpu_h": samples * per_sample * scale / 3600, "generation": []}
     for gen in gens:
         h = generation_hash({k: v for k, v in gen.items()})
         exists = (cache_dir / "generated" / f"syncxr-{h}" / "manifest.parquet").is_file()
