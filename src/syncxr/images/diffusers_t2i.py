@@ -15,7 +15,7 @@ class DiffusersT2I:
                  fp16: bool = True, device: str | None = None):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
-        self.pipe = StableDiffusionPipeline.from_pretrained(path, torch_dtype=dtype, safety_checker=None,
+        self.pipe = StableDiffusionPipeline.from_pretrained(path, dtype=dtype, safety_checker=None,
                                                             requires_safety_checker=False).to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         self.guidance_scale, self.steps, self.batch_size = guidance_scale, num_inference_steps, batch_size
