@@ -76,3 +76,18 @@ def recall_at_k(similarity: np.ndarray, ks=(1, 5, 10)) -> dict[int, float]:
     own = np.diag(sim)[:, None]
     rank = (sim >= own).sum(1) - 1  # items scored at least as high as the match, the match excluded
     return {k: float(np.mean(rank < k)) for k in ks}
+
+
+def class_key(name: str) -> str:
+    """A class name as it appears in metric keys: "Pleural Effusion" -> "pleural_effusion"."""
+    return name.lower().replace(" ", "_")
+
+
+def prefix_metrics(task: str, dataset: str, metrics: dict[str, float], suffix: str = "") -> dict[str, float]:
+    """`{cls}/{m}` and `{m}` keys -> the project's `<task>/<dataset>[/<class>]/<metric>` scheme."""
+    out = {}
+    for k, v in metrics.items():
+        cls, _, metric = k.rpartition("/")
+        metric = f"{metric}{suffix}"
+        out[f"{task}/{dataset}/{class_key(cls)}/{metric}" if cls else f"{task}/{dataset}/{metric}"] = float(v)
+    return out

@@ -26,17 +26,13 @@ from .embeddings import EmbeddingCache
 from .finetune import finetune_scores, label_fraction, linear_probe_scores
 from .grounding import (MAP_MODES, grounding, has_own_similarity, local_similarity, model_similarity_maps,
                         own_similarity, positives, prompt_tokens)
-from .metrics import auc_metrics
+from .metrics import auc_metrics, prefix_metrics
 from .report import grounding_figure, markdown_report
 from .retrieval import encode_texts, paired_split, retrieval_metrics
 from .segmentation import segment_scores, train_segmenter
 from .zeroshot import PROTOCOLS, encode_prompts, fill_prompts, prompt_embeddings, score_zeroshot
 
 TASKS = ("zeroshot_cls", "zeroshot_grounding", "linear_probe", "finetune_cls", "finetune_seg", "retrieval")
-
-
-def class_key(name: str) -> str:
-    return name.lower().replace(" ", "_")
 
 
 def fraction_key(fraction: float) -> str:
@@ -149,13 +145,6 @@ class Context:
         self.info.setdefault(task, {}).setdefault(ds, {}).update(kv)
 
 
-def _prefixed(task: str, ds: str, metrics: dict[str, float], suffix: str = "") -> dict[str, float]:
-    out = {}
-    for k, v in metrics.items():
-        cls, _, metric = k.rpartition("/")
-        metric = f"{metric}{suffix}"
-        out[f"{task}/{ds}/{class_key(cls)}/{metric}" if cls else f"{task}/{ds}/{metric}"] = float(v)
-    return out
 
 
 # --------------------------------------------------------------------------- tasks
@@ -176,7 +165,7 @@ def task_zeroshot_cls(ctx: Context, tcfg) -> dict[str, float]:
                                      list(tcfg.prompts.negative), ctx.max_length, ctx.accelerator)
         metrics, thresholds, source = score_zeroshot(emb[ok], test.labels[ok], pos, neg, classes, ctx.protocol,
                                                      val_emb, val_labels)
-        out.update(_prefixed("zeroshot_cls", ref.label, metrics))
+        out.update(prefix_metrics("zeroshot_cls", ref.label, metrics))
         skipped = int((~ok).sum()) + test.skipped  # unreadable + missing images of the test split
         if skipped:
             out[f"zeroshot_cls/{ref.label}/skipped"] = float(skipped)
@@ -232,7 +221,7 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
                 val_maps, val_pos = maps_of(val)
         res = grounding(test_maps, test_pos, val_maps, val_pos, ctx.protocol, size, seed=int(ctx.cfg.seed),
                         n_cases=int(tcfg.get("n_cases", 4)))
-        out.update(_prefixed("zeroshot_grounding", ref.label, res.metrics))
+        out.update(prefix_metrics("zeroshot_grounding", ref.label, res.metrics))
         ctx.note("zeroshot_grounding", ref.label, threshold_source=res.threshold_source,
                  map_source=own_similarity(ctx.model)[0] if has_own_similarity(ctx.model) else "local features",
                  map_mode=mode, map_shape=list(test_maps.shape[1:]), image_size=input_size)
@@ -252,7 +241,7 @@ def task_linear_probe(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(ytr, float(frac), int(ctx.cfg.seed))
             scores = linear_probe_scores(xtr[idx], ytr[idx], fte[oke].numpy(), float(tcfg.get("C", 1.0)))
-            out.update(_prefixed("linear_probe", ref.label, auc_metrics(test.labels[oke], scores, classes),
+            out.update(prefix_metrics("linear_probe", ref.label, auc_metrics(test.labels[oke], scores, classes),
                                  f"_{fraction_key(float(frac))}"))
             ctx.note("linear_probe", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
     return out
@@ -271,7 +260,7 @@ def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
                                      steps=int(tcfg.steps), batch_size=int(tcfg.batch_size), lr=float(tcfg.lr),
                                      head_lr=float(tcfg.head_lr), seed=int(ctx.cfg.seed),
                                      augment=bool(tcfg.get("augment", True)))
-            out.update(_prefixed("finetune_cls", ref.label, auc_metrics(test.labels, scores, classes),
+            out.update(prefix_metrics("finetune_cls", ref.label, auc_metrics(test.labels, scores, classes),
                                  f"_{fraction_key(float(frac))}"))
             ctx.note("finetune_cls", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
     return out
@@ -290,7 +279,7 @@ def task_finetune_seg(ctx: Context, tcfg) -> dict[str, float]:
                                   seed=int(ctx.cfg.seed))
             res = segment_scores(net, test, ctx.transform, ctx.image_size, ctx.accelerator)
             out[f"finetune_seg/{ref.label}/n_positive"] = res.pop("n_positive")
-            out.update(_prefixed("finetune_seg", ref.label, res, f"_{fraction_key(float(frac))}"))
+            out.update(prefix_metrics("finetune_seg", ref.label, res, f"_{fraction_key(float(frac))}"))
             ctx.note("finetune_seg", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
     return out
 
@@ -304,7 +293,7 @@ def task_retrieval(ctx: Context, tcfg) -> dict[str, float]:
                                      int(ctx.cfg.batch_size), False, int(ctx.cfg.num_workers))
         txt = encode_texts(ctx.model, ctx.tokenizer, texts, ctx.max_length, ctx.accelerator, int(ctx.cfg.batch_size))
         ks = tuple(int(k) for k in tcfg.get("ks", (1, 5, 10)))
-        out.update(_prefixed("retrieval", name, retrieval_metrics(emb, txt, ks)))
+        out.update(prefix_metrics("retrieval", name, retrieval_metrics(emb, txt, ks)))
     return out
 
 

@@ -19,16 +19,13 @@ from ..data.benchmarks import read_chexpert
 from ..data.dataset_format import write_json_atomic
 from ..data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset
 from ..data.transforms import eval_transform, train_transform
+from ..eval.metrics import prefix_metrics
 from ..eval.zeroshot import zeroshot_classification
 from ..launch.distributed import export_distributed_env
 from ..models.text_encoder import load_tokenizer
 from ..report.attention_maps import phantom_attention_examples, save_attention_grid
 from ..report.plots import plot_loss
 from .loop import LoopSettings, steps_for, train
-
-
-def class_key(name: str) -> str:
-    return name.lower().replace(" ", "_")
 
 
 def build_accelerator(trainer_cfg, logger_cfg=None) -> Accelerator:
@@ -61,10 +58,7 @@ def evaluate_zeroshot(model, tokenizer, accelerator, eval_cfg, loader_cfg, text_
             val_paths, None if val_labels is None else val_labels.to_numpy(),
             positive=list(eval_cfg.prompts.positive), negative=list(eval_cfg.prompts.negative),
             max_length=text_cfg.max_length, batch_size=eval_cfg.batch_size)
-        for k, v in res.items():
-            cls, _, metric = k.rpartition("/")
-            key = f"zeroshot_cls/{name}/{class_key(cls)}/{metric}" if cls else f"zeroshot_cls/{name}/{metric}"
-            metrics[key] = v
+        metrics.update(prefix_metrics("zeroshot_cls", name, res))
     return metrics
 
 
