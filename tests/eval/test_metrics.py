@@ -83,3 +83,9 @@ def test_auc_metrics_per_class_and_mean():
     s = np.array([[0.9, 0.2], [0.3, 0.4], [0.6, 0.8], [0.7, 0.5]])
     m = auc_metrics(y, s, ["a", "b"])
     assert m == pytest.approx({"a/auc": 0.75, "b/auc": 0.75, "auc": 0.75})
+
+
+def test_metric_keys_follow_the_project_scheme():
+    from syncxr.eval.metrics import prefix_metrics
+    got = prefix_metrics("zeroshot_cls", "chexpert", {"Pleural Effusion/auc": 0.9, "auc": 0.8}, suffix="_10pct")
+    assert got == {"zeroshot_cls/chexpert/pleural_effusion/auc_10pct": 0.9, "zeroshot_cls/chexpert/auc_10pct": 0.8}
