@@ -306,13 +306,18 @@ def build_twin(spec: TwinSpec, target: Path, progress: bool = True) -> Path:
     return target
 
 
-def ensure_twin(spec: TwinSpec, cache_dir: str | Path, progress: bool = True) -> Path:
-    """Directory of the twin of `spec` under `cache_dir`, built on first use."""
-    target = Path(cache_dir) / "benchmarks" / f"{spec.name}-{spec.hash}"
+def _ensure_built(target: Path, build) -> Path:
+    """`target` once it holds a finished twin, calling `build(target)` on first use."""
     if not (target / "benchmark.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        build_twin(spec, target, progress)
+        build(target)
     return target
+
+
+def ensure_twin(spec: TwinSpec, cache_dir: str | Path, progress: bool = True) -> Path:
+    """Directory of the twin of `spec` under `cache_dir`, built on first use."""
+    return _ensure_built(Path(cache_dir) / "benchmarks" / f"{spec.name}-{spec.hash}",
+                         lambda t: build_twin(spec, t, progress))
 
 
 def _chexpert_row(labels: set[str]) -> dict:
@@ -350,8 +355,5 @@ def build_chexpert_twin(spec: ChexpertTwinSpec, target: Path, progress: bool = T
 
 
 def ensure_chexpert_twin(spec: ChexpertTwinSpec, cache_dir: str | Path, progress: bool = True) -> Path:
-    target = Path(cache_dir) / "benchmarks" / f"chexpert-{spec.hash}"
-    if not (target / "benchmark.json").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        build_chexpert_twin(spec, target, progress)
-    return target
+    return _ensure_built(Path(cache_dir) / "benchmarks" / f"chexpert-{spec.hash}",
+                         lambda t: build_chexpert_twin(spec, t, progress))
