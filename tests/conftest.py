@@ -71,7 +71,7 @@ def tiny_dino_path(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def trained_run(cache_dir, tmp_path_factory) -> Path:
-    """A ConVIRT checkpoint trained with the BUDGET recipe (zero-shot CheXpert AUC >= 0.75).
+    """A ConVIRT checkpoint trained with the BUDGET recipe (zero-shot CheXpert AUC >= BUDGET_MIN_AUC).
     SYNCXR_TEST_TRAINED_RUN=<run dir> reuses a finished BUDGET run instead (when iterating locally)."""
     from syncxr.train.run import run_training  # noqa: PLC0415
     from tests.train.test_train_e2e import BUDGET, compose_train  # noqa: PLC0415

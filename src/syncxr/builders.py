@@ -22,28 +22,44 @@ def _plain(section) -> dict:
     return OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
 
 
-def build_dataset_dir(spec_cfg, cache_dir: Path, key: str) -> Path:
-    """Directory of a dataset config (`dataset/*.yaml`), building a phantom corpus if needed."""
-    spec = _plain(spec_cfg)
-    builder = spec.pop("builder", None)
-    if builder == "phantom":
-        try:
-            corpus = PhantomCorpusSpec(**spec)
-        except TypeError as e:
-            raise ValueError(f"{key}: {e} (allowed keys: {list(PhantomCorpusSpec.__dataclass_fields__)})") from e
-        return ensure_phantom_corpus(corpus, cache_dir)
-    allowed = {"path": {"path"}, "generated": {"generation"}}.get(builder)
-    if allowed is not None and set(spec) - allowed:
+def _phantom_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
+    try:
+        corpus = PhantomCorpusSpec(**spec)
+    except TypeError as e:
+        raise ValueError(f"{key}: {e} (allowed keys: {list(PhantomCorpusSpec.__dataclass_fields__)})") from e
+    return ensure_phantom_corpus(corpus, cache_dir)
+
+
+def _path_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
+    _check_keys(spec, {"path"}, key, "path")
+    path = Path(spec["path"]).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{key}.path: dataset directory {path} not found")
+    return path
+
+
+def _generated_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
+    _check_keys(spec, {"generation"}, key, "generated")
+    return build_generated_dir(spec["generation"], cache_dir, key)
+
+
+def _check_keys(spec: dict, allowed: set, key: str, builder: str) -> None:
+    if set(spec) - allowed:
         raise ValueError(f"{key}: unknown key(s) {sorted(set(spec) - allowed)} for builder {builder!r}; "
                          f"allowed: {sorted(allowed)}")
-    if builder == "path":
-        path = Path(spec["path"]).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"{key}.path: dataset directory {path} not found")
-        return path
-    if builder == "generated":
-        return build_generated_dir(spec["generation"], cache_dir, key)
-    raise ValueError(f"{key}.builder must be 'phantom', 'generated' or 'path', got {builder!r}")
+
+
+# `dataset/*.yaml` builders: name -> fn(spec without `builder`, cache_dir, config key) -> directory.
+DATASET_BUILDERS = {"phantom": _phantom_dataset, "path": _path_dataset, "generated": _generated_dataset}
+
+
+def build_dataset_dir(spec_cfg, cache_dir: Path, key: str) -> Path:
+    """Directory of a dataset config (`dataset/*.yaml`), building (and caching) it if needed."""
+    spec = _plain(spec_cfg)
+    builder = spec.pop("builder", None)
+    if builder not in DATASET_BUILDERS:
+        raise ValueError(f"{key}.builder must be one of {sorted(DATASET_BUILDERS)}, got {builder!r}")
+    return DATASET_BUILDERS[builder](spec, cache_dir, key)
 
 
 def build_generated_dir(gen_cfg, cache_dir: Path, key: str) -> Path:
