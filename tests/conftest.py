@@ -39,6 +39,14 @@ def real_dir(cache_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_dir_128(cache_dir) -> Path:
+    """A real corpus at the resolution the heuristic judge's thresholds are set for (128 px)."""
+    spec = PhantomCorpusSpec(kind="real", n=160, seed=4, image_size=128, low_quality_rate=0.08,
+                             wrong_view_rate=0.05, unpaired_rate=0.05)
+    return ensure_phantom_corpus(spec, cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
 def tiny_text_path(cache_dir) -> str:
     spec = PhantomTextEncoderSpec(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                                   vocab_size=400, n_reports=300)

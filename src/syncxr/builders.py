@@ -83,13 +83,37 @@ def build_generated_dir(gen_cfg, cache_dir: Path, key: str) -> Path:
         return run_generation(gen, target, cache_dir)
 
 
-def build_training_table(data_cfg, cache_dir: Path, seed: int, split: str = "train"):
-    """Rows to pre-train on for `data=real|syn|mix`, each with its `source`."""
+def build_training_table(data_cfg, cache_dir: Path, seed: int, split: str = "train", curation_cfg=None):
+    """Rows to pre-train on for `data=real|syn|mix`, each with its `source`. With
+    `data.curate_real=true` the real corpus is first curated by `curation_cfg` (judge + embedding)."""
     tables = {}
     for part in ("real", "syn"):
         if data_cfg.get(part) is not None:
-            tables[part] = load_table(build_dataset_dir(data_cfg[part], cache_dir, f"data.{part}"), split)
+            directory = build_dataset_dir(data_cfg[part], cache_dir, f"data.{part}")
+            if part == "real" and data_cfg.get("curate_real"):
+                directory = build_curated_dir(directory, curation_cfg)
+            tables[part] = load_table(directory, split)
     return mix_tables(tables.get("real"), tables.get("syn"), data_cfg.get("syn_fraction"), seed)
+
+
+def build_curated_dir(source: Path, curation_cfg) -> Path:
+    """The real corpus at `source` curated by a `curation/*.yaml` config (its `real` settings)."""
+    from .generation.builders import build_embedder, build_judge
+    from .images.corpus_curation import CorpusCurationSettings, ensure_curated_corpus
+    cur = _plain(curation_cfg) if curation_cfg is not None else None
+    if not cur or cur.get("name") == "none" or "real" not in cur:
+        raise ValueError("data.curate_real=true needs a curation config with a `real` section "
+                         "(curation=phantom or curation=paper), got "
+                         f"{cur.get('name') if cur else None!r}")
+    try:
+        settings = CorpusCurationSettings(**cur["real"])
+    except TypeError as e:
+        raise ValueError(f"curation.real: {e}") from e
+    # Parallel jobs of a sweep curate once; the others wait for the finished copy.
+    with FileLock(str(source) + ".curation.lock"):
+        return ensure_curated_corpus(source, build_judge(cur["judge"]), build_embedder(cur["embedding"]),
+                                     settings, {part: {k: cur[part].get(k) for k in ("backend", "model", "path")}
+                                                for part in ("judge", "embedding")})
 
 
 def resolve_text_encoder_path(text_cfg, cache_dir: Path, seed: int) -> str:

@@ -82,33 +82,38 @@ def build_t2i(imagegen: dict, ner):
     raise ValueError(f"imagegen.backend must be phantom, randomized or diffusers, got {backend!r}")
 
 
+def build_judge(judge_cfg: dict):
+    """The six-question image judge of a curation config's `judge` section."""
+    if judge_cfg["backend"] == "heuristic":
+        from ..images.judge import HeuristicJudge
+        return HeuristicJudge()
+    if judge_cfg["backend"] == "openai":
+        from ..images.judge import OpenAIVisionJudge
+        from ..reports.openai_llm import OpenAICompatibleLLM
+        return OpenAIVisionJudge(OpenAICompatibleLLM(
+            judge_cfg["base_url"], judge_cfg["model"], api_key=judge_cfg.get("api_key"),
+            concurrency=judge_cfg.get("concurrency", 32), timeout_s=judge_cfg.get("timeout_s", 60),
+            max_retries=judge_cfg.get("max_retries", 4), max_tokens=4, temperature=0.0))
+    raise ValueError(f"curation.judge.backend must be heuristic or openai, got {judge_cfg['backend']!r}")
+
+
+def build_embedder(emb_cfg: dict):
+    """The image embedding of a curation config's `embedding` section."""
+    if emb_cfg["backend"] == "phantom":
+        from ..images.embedding import PhantomEmbedder
+        return PhantomEmbedder()
+    if emb_cfg["backend"] == "transformers":
+        from ..images.embedding import HFImageEmbedder
+        return HFImageEmbedder(emb_cfg["path"], batch_size=emb_cfg.get("batch_size", 32))
+    raise ValueError(f"curation.embedding.backend must be phantom or transformers, got {emb_cfg['backend']!r}")
+
+
 def build_curator(cur: dict):
     if cur["name"] == "none":
         return None
     from ..images.curation import Curator, load_image_bank, phantom_bad_images
-    judge_cfg, emb_cfg = cur["judge"], cur["embedding"]
-    if judge_cfg["backend"] == "heuristic":
-        from ..images.judge import HeuristicJudge
-        judge = HeuristicJudge()
-    elif judge_cfg["backend"] == "openai":
-        from ..images.judge import OpenAIVisionJudge
-        from ..reports.openai_llm import OpenAICompatibleLLM
-        judge = OpenAIVisionJudge(OpenAICompatibleLLM(
-            judge_cfg["base_url"], judge_cfg["model"], api_key=judge_cfg.get("api_key"),
-            concurrency=judge_cfg.get("concurrency", 32), timeout_s=judge_cfg.get("timeout_s", 60),
-            max_retries=judge_cfg.get("max_retries", 4), max_tokens=4, temperature=0.0))
-    else:
-        raise ValueError(f"curation.judge.backend must be heuristic or openai, got {judge_cfg['backend']!r}")
-    if emb_cfg["backend"] == "phantom":
-        from ..images.embedding import PhantomEmbedder
-        embedder = PhantomEmbedder()
-    elif emb_cfg["backend"] == "transformers":
-        from ..images.embedding import HFImageEmbedder
-        embedder = HFImageEmbedder(emb_cfg["path"], batch_size=emb_cfg.get("batch_size", 32))
-    else:
-        raise ValueError(f"curation.embedding.backend must be phantom or transformers, got {emb_cfg['backend']!r}")
     bank = phantom_bad_images() if cur["bad_bank"] == "phantom" else load_image_bank(cur["bad_bank"])
-    return Curator(judge, embedder, bank, delta=cur["delta"])
+    return Curator(build_judge(cur["judge"]), build_embedder(cur["embedding"]), bank, delta=cur["delta"])
 
 
 def corpus_reader(corpus: dict, cache_dir: Path):

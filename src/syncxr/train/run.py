@@ -87,7 +87,7 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
 
     # Data are built on the main process first; the others then find them in the cache.
     with accelerator.main_process_first():
-        table = builders.build_training_table(cfg.data, cache_dir, cfg.seed)
+        table = builders.build_training_table(cfg.data, cache_dir, cfg.seed, curation_cfg=cfg.get("curation"))
         text_path = builders.resolve_text_encoder_path(cfg.text_encoder, cache_dir, cfg.seed)
     tokenizer = load_tokenizer(text_path)
     set_seed(cfg.seed)  # the same initial weights whatever data had to be built first

@@ -1,0 +1,56 @@
+"""Runs the corpus analyses of conf/analyze.yaml: curation of the real corpus, entity long tail."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from .. import builders
+from ..data.dataset_format import is_complete, read_dataset
+from ..entities.long_tail import analyse_long_tail, report_texts
+from ..generation.builders import build_ner
+
+ANALYSES = ("curation", "long_tail")
+
+
+def generated_datasets(cache_dir: Path) -> dict[str, Path]:
+    """Finished SynCXR datasets in the cache, named by their generators and hash."""
+    out = {}
+    for d in sorted((cache_dir / "generated").glob("syncxr-*")):
+        if is_complete(d):
+            cfg = json.loads((d / "dataset.json").read_text()).get("config", {})
+            llm, t2i = (cfg.get(k, {}).get("name", "?") for k in ("llm", "imagegen"))
+            out[f"syn_{llm}_{t2i}_{d.name.removeprefix('syncxr-')[:6]}"] = d
+    return out
+
+
+def run_analysis(cfg: DictConfig, out_dir: Path) -> dict:
+    unknown = set(cfg.analyses) - set(ANALYSES)
+    if unknown:
+        raise ValueError(f"analyses: unknown {sorted(unknown)}; expected a subset of {list(ANALYSES)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
+    corpus = builders.build_dataset_dir(cfg.corpus, cache_dir, "corpus")
+    summary: dict = {"corpus": str(corpus)}
+    if "curation" in cfg.analyses:
+        curated = builders.build_curated_dir(corpus, cfg.curation)
+        for name in ("curation.json", "contact_sheet.png"):
+            shutil.copy(curated / name, out_dir / name)
+        summary["curation"] = json.loads((curated / "curation.json").read_text())
+        summary["curated_corpus"] = str(curated)
+    if "long_tail" in cfg.analyses:
+        others = {str(k): Path(str(v)).expanduser() for k, v in (cfg.compare or {}).items()}
+        if cfg.compare_generated:
+            others.update(generated_datasets(cache_dir))
+        texts = {"corpus": report_texts(read_dataset(corpus)[0])}
+        for name, d in others.items():
+            texts[name] = report_texts(read_dataset(d)[0])
+        stats = analyse_long_tail(texts, build_ner(OmegaConf.to_container(cfg.ner, resolve=True)),
+                                  out_dir, progress=cfg.progress)
+        summary["long_tail"] = stats.to_dict(orient="records")
+    (out_dir / "analysis.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

@@ -1,0 +1,87 @@
+"""Long-tail analysis of report corpora: per-type entity frequency tables, rank-frequency plots
+(log-log) and summary statistics (unique entities, Gini, head share, singletons), for a real corpus
+and any datasets put beside it (e.g. a generated SynCXR set)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..phantom.vocabulary import ENTITY_TYPES
+from .vocabulary import build_vocabulary, gini
+
+
+def report_texts(df: pd.DataFrame) -> list[str]:
+    """FINDINGS + IMPRESSION of each manifest row (either may be empty)."""
+    return (df["findings"].fillna("").astype(str) + " " + df["impression"].fillna("").astype(str)).str.strip().tolist()
+
+
+def type_statistics(counts: np.ndarray) -> dict:
+    """Statistics of one entity type's document frequencies."""
+    c = np.sort(np.asarray(counts, dtype=float))[::-1]
+    if len(c) == 0:
+        return {"unique": 0, "mentions": 0, "max": 0, "median": 0.0, "singletons": 0, "gini": 0.0,
+                "top10pct_share": 0.0}
+    head = max(1, int(np.ceil(0.1 * len(c))))
+    return {"unique": int(len(c)), "mentions": int(c.sum()), "max": int(c[0]), "median": float(np.median(c)),
+            "singletons": int((c == 1).sum()), "gini": gini(c), "top10pct_share": float(c[:head].sum() / c.sum())}
+
+
+def long_tail_table(vocabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (dataset, entity type, plus `all`) with the statistics of `type_statistics`."""
+    rows = []
+    for name, vocab in vocabs.items():
+        for etype in (*ENTITY_TYPES, "all"):
+            counts = vocab["count"] if etype == "all" else vocab.loc[vocab["type"] == etype, "count"]
+            rows.append({"dataset": name, "type": etype, **type_statistics(counts.to_numpy())})
+    return pd.DataFrame(rows)
+
+
+def plot_rank_frequency(vocabs: dict[str, pd.DataFrame], path: Path) -> None:
+    """Rank-frequency (log-log), one panel per entity type, one line per dataset."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(ENTITY_TYPES), figsize=(4 * len(ENTITY_TYPES), 3.4))
+    for ax, etype in zip(axes, ENTITY_TYPES):
+        for name, vocab in vocabs.items():
+            c = np.sort(vocab.loc[vocab["type"] == etype, "count"].to_numpy())[::-1]
+            if len(c):
+                ax.loglog(np.arange(1, len(c) + 1), c, marker=".", markersize=3, label=name)
+        ax.set_title(etype, fontsize=9)
+        ax.set_xlabel("rank")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("reports mentioning the entity")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def analyse_long_tail(texts: dict[str, list[str]], ner, out_dir: Path, top: int = 15,
+                      progress: bool = True) -> pd.DataFrame:
+    """Runs `ner` over each dataset's reports; writes `<name>_entities.csv` (frequency table),
+    `long_tail.csv`, `long_tail.png` and `long_tail.md` into `out_dir`; returns the statistics."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocabs = {}
+    for name, t in texts.items():
+        vocabs[name] = build_vocabulary(t, ner, progress=progress)
+        vocabs[name].to_csv(out_dir / f"{name}_entities.csv", index=False)
+    stats = long_tail_table(vocabs)
+    stats.to_csv(out_dir / "long_tail.csv", index=False)
+    plot_rank_frequency(vocabs, out_dir / "long_tail.png")
+    lines = ["# Entity long tail", "", f"Reports: {', '.join(f'{n} {len(t)}' for n, t in texts.items())}.",
+             "Counts are reports mentioning an entity (each entity once per report).", "",
+             stats.to_markdown(index=False, floatfmt=".3f"), "", "![rank-frequency](long_tail.png)", ""]
+    for name, vocab in vocabs.items():
+        lines += [f"## {name}: most frequent entities per type", ""]
+        for etype in ENTITY_TYPES:
+            head = vocab[vocab["type"] == etype].head(top)
+            lines.append(f"- **{etype}**: " + ", ".join(f"{n} ({c})" for n, c in zip(head["name"], head["count"])))
+        lines.append("")
+    (out_dir / "long_tail.md").write_text("\n".join(lines))
+    return stats

@@ -1,0 +1,46 @@
+"""python -m syncxr.analysis: curation and long tail of the phantom real corpus, compared with others."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from syncxr.analysis.run import run_analysis
+from tests.conftest import REPO
+
+SMALL = ["phantom.n=160", "phantom.image_size=128", "corpus.seed=4", "corpus.low_quality_rate=0.08",
+         "corpus.wrong_view_rate=0.05", "corpus.unpaired_rate=0.05"]  # = the session's real_dir_128
+
+
+def compose_analysis(overrides):
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose("analyze", overrides=overrides)
+
+
+def test_both_analyses_with_a_dataset_beside_the_corpus(cache_dir, real_dir_128, syn_dir, tmp_path):
+    cfg = compose_analysis(SMALL + [f"paths.cache_dir={cache_dir}", f"+compare.syn={syn_dir}"])
+    summary = run_analysis(cfg, tmp_path)
+    assert summary["corpus"] == str(real_dir_128)
+    assert summary["curation"]["removal_vs_planted"]["recall"] >= 0.9
+    assert {r["dataset"] for r in summary["long_tail"]} == {"corpus", "syn"}
+    for name in ("curation.json", "contact_sheet.png", "long_tail.md", "analysis.json", "resolved_config.yaml"):
+        assert (tmp_path / name).is_file(), name
+
+
+def test_unknown_analysis_is_named(cache_dir, tmp_path):
+    cfg = compose_analysis(SMALL + [f"paths.cache_dir={cache_dir}", "analyses=[curation,topics]"])
+    with pytest.raises(ValueError, match="topics"):
+        run_analysis(cfg, tmp_path)
+
+
+def test_command_line(cache_dir, real_dir_128, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "syncxr.analysis", *SMALL, f"paths.cache_dir={cache_dir}",
+                          f"paths.output_root={tmp_path}", "analyses=[long_tail]", "compare_generated=false"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = next((tmp_path / "analysis").iterdir())
+    assert json.loads((run_dir / "analysis.json").read_text())["long_tail"]
