@@ -68,3 +68,50 @@ def test_cost_preview_counts_each_generation_once(tmp_path):
     assert "Generation: 5.0 GPU-h; training: 3.0 GPU-h; total: 8.0 GPU-h" in text
     with pytest.raises(FileNotFoundError, match="dry_run"):
         write_cost_report(tmp_path / "job0")
+
+
+class _FakeRun:
+    def __init__(self, **kw):
+        self.kw, self.logged, self.finished, self.id = kw, {}, False, kw["id"]
+
+    def log(self, data):
+        self.logged.update(data)
+
+    def finish(self):
+        self.finished = True
+
+
+def test_report_goes_to_wandb_as_table_text_and_images(sweep, monkeypatch):
+    import wandb
+    runs = []
+    monkeypatch.setattr(wandb, "init", lambda **kw: runs.append(_FakeRun(**kw)) or runs[-1])
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"logger": {"name": "wandb", "project": "p", "mode": "offline"}}))
+    (sweep / "seed_axis").mkdir()  # not a job: ignored
+    report_main([str(sweep), "--wandb"])
+    run = runs[0]
+    assert run.finished and run.kw["job_type"] == "report" and run.kw["group"] == sweep.name
+    assert run.kw["project"] == "p" and run.kw["mode"] == "offline"
+    table = run.logged["sweep/results"]
+    assert isinstance(table, wandb.Table) and len(table.data) == 7
+    assert "status" in table.columns and AUC in table.columns
+    assert isinstance(run.logged["sweep/report"], wandb.Html)
+    assert [k for k in run.logged if k.startswith("sweep/plots/")] == ["sweep/plots/data"]
+    # Re-writing the report logs to the same W&B run.
+    report_main([str(sweep), "--wandb"])
+    assert runs[1].kw["id"] == run.kw["id"]
+
+
+def test_report_without_logger_does_not_touch_wandb(sweep, monkeypatch):
+    import wandb
+    monkeypatch.setattr(wandb, "init", lambda **kw: pytest.fail("W&B used without logger=wandb"))
+    write_report(sweep, {"name": "none"})
+    report_main([str(sweep)])
+
+
+@pytest.mark.slow
+def test_report_logs_to_an_offline_wandb_run(sweep):
+    from syncxr.report.wandb_logger import run_id
+    write_report(sweep, {"name": "wandb", "project": "syncxr", "mode": "offline"})
+    runs = list((sweep / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and runs[0].name.endswith(run_id(sweep / "report"))
+    assert list(runs[0].rglob("*.wandb"))

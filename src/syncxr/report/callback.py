@@ -17,5 +17,5 @@ class SweepReport(Callback):
         if config.get("dry_run"):
             log.info(f"cost preview: {write_cost_report(config.hydra.sweep.dir)}")
             return
-        csv, md = write_report(config.hydra.sweep.dir)
+        csv, md = write_report(config.hydra.sweep.dir, config.get("logger"))
         log.info(f"sweep report: {md} ({csv})")

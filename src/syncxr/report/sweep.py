@@ -134,7 +134,9 @@ def plot_axes(df: pd.DataFrame, metric: str, out_dir: Path) -> list[Path]:
     return paths
 
 
-def write_report(sweep_dir: str | Path) -> tuple[Path, Path]:
+def write_report(sweep_dir: str | Path, logger_cfg=None) -> tuple[Path, Path]:
+    """results.csv, report.md and the plots of a sweep; with a W&B `logger_cfg` (logger=wandb) also
+    logged to W&B as a table, the report text and images."""
     sweep_dir = Path(sweep_dir)
     df = collect(sweep_dir)
     df.to_csv(sweep_dir / "results.csv", index=False)
@@ -153,9 +155,13 @@ def write_report(sweep_dir: str | Path) -> tuple[Path, Path]:
         lines += ["## The paper's claims on this sweep", "", *claims, ""]
     if n_failed:
         lines += ["## Failed jobs", "", *[f"- {j}" for j in df.loc[df["status"] == "failed", "job"]], ""]
-    for p in plot_axes(df, headline, sweep_dir):
+    plots = plot_axes(df, headline, sweep_dir)
+    for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     report = sweep_dir / "report.md"
     report.write_text("\n".join(lines))
     write_json_atomic(sweep_dir / "report_summary.json", {"jobs": len(df), "failed": n_failed})
+    if logger_cfg is not None and logger_cfg.get("name") == "wandb":
+        from .wandb_logger import log_sweep_report
+        log_sweep_report(sweep_dir, logger_cfg, df, plots, report)
     return sweep_dir / "results.csv", report

@@ -35,3 +35,24 @@ def init_kwargs(logger_cfg, out_dir: Path, name: str, group: str, job_type: str)
     return {"wandb": {"entity": logger_cfg.get("entity"), "name": name, "group": group, "job_type": job_type,
                       "id": run_id(out_dir), "resume": "allow", "dir": str(wandb_dir), "mode": mode,
                       "tags": list(logger_cfg.get("tags") or [])}}
+
+
+def log_sweep_report(sweep_dir: str | Path, logger_cfg, results, plots: list[Path], report_md: Path) -> str:
+    """One W&B run per sweep (job_type=report, group = sweep name) holding the results table, the
+    report text and the plots; its id is stable, so re-writing a report updates the same run."""
+    import wandb
+
+    sweep_dir = Path(sweep_dir)
+    mode = check_configured(logger_cfg.get("mode"))
+    run = wandb.init(project=logger_cfg.get("project"), entity=logger_cfg.get("entity"), name=f"report-{sweep_dir.name}",
+                     group=sweep_dir.name, job_type="report", id=run_id(sweep_dir / "report"), resume="allow",
+                     dir=str(logger_cfg.get("dir") or sweep_dir), mode=mode, tags=list(logger_cfg.get("tags") or []))
+    try:
+        # W&B tables want plain scalars: NaN stays, lists and dicts become text.
+        table = results.map(lambda v: v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
+        run.log({"sweep/results": wandb.Table(dataframe=table),
+                 "sweep/report": wandb.Html(f"<pre>{report_md.read_text()}</pre>"),
+                 **{f"sweep/plots/{p.stem}": wandb.Image(str(p)) for p in plots}})
+    finally:
+        run.finish()
+    return run.id
