@@ -49,8 +49,20 @@ def _check_keys(spec: dict, allowed: set, key: str, builder: str) -> None:
                          f"allowed: {sorted(allowed)}")
 
 
+def _mimic_cxr_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
+    from .data.mimic_cxr import MimicCxrSpec, ensure_mimic_cxr  # noqa: PLC0415 - keeps this edit local
+    try:
+        mimic = MimicCxrSpec(**spec)
+    except TypeError as e:
+        raise ValueError(f"{key}: {e} (allowed keys: {list(MimicCxrSpec.__dataclass_fields__)})") from e
+    except ValueError as e:
+        raise ValueError(f"{key}.{e}") from e
+    return ensure_mimic_cxr(mimic, cache_dir)
+
+
 # `dataset/*.yaml` builders: name -> fn(spec without `builder`, cache_dir, config key) -> directory.
-DATASET_BUILDERS = {"phantom": _phantom_dataset, "path": _path_dataset, "generated": _generated_dataset}
+DATASET_BUILDERS = {"phantom": _phantom_dataset, "path": _path_dataset, "generated": _generated_dataset,
+                    "mimic_cxr": _mimic_cxr_dataset}
 
 
 def build_dataset_dir(spec_cfg, cache_dir: Path, key: str) -> Path:

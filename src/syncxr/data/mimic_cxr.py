@@ -1,0 +1,373 @@
+"""MIMIC-CXR-JPG on disk -> a syncxr dataset directory (manifest.parquet + images/ + dataset.json).
+
+Expected under `root` (the MIMIC-CXR-JPG layout, with the MIMIC-CXR reports extracted beside it):
+  mimic-cxr-2.0.0-metadata.csv[.gz]  dicom_id, subject_id, study_id, ViewPosition, ...
+  mimic-cxr-2.0.0-split.csv[.gz]     dicom_id, split (train / validate / test)
+  files/pXX/pSUBJECT/sSTUDY/DICOM_ID.jpg
+  files/pXX/pSUBJECT/sSTUDY.txt      free-text reports (reports="txt"), or instead a pre-sectioned
+                                     CSV (reports=<path>, columns study, findings, impression and
+                                     optionally last_paragraph, comparison)
+
+Every image of a selected view is paired with its study's FINDINGS and IMPRESSION and re-encoded
+under images/. Bad data never stops ingestion and never enters the dataset: a row is dropped under
+the first check it fails (in DROP_REASONS order), counted in dataset.json (`counts.dropped`, with a
+few ids per reason in `dropped_examples`) and summarised in the log. A bad *configuration* (root or a
+CSV missing, an unknown option) raises at once, naming the file or key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from filelock import FileLock
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .dataset_format import INFO, MANIFEST, DatasetBuilder, config_hash, is_complete, write_json_atomic
+from .report_sections import ReportSections, choose_sections, parse_report
+
+log = logging.getLogger(__name__)
+
+# Bump when the output for the same config changes (parser, resizing), so cached copies are rebuilt.
+MIMIC_VERSION = "mimic_cxr-v1"
+SOURCE = "mimic_cxr"
+METADATA_CSV = "mimic-cxr-2.0.0-metadata.csv"
+SPLIT_CSV = "mimic-cxr-2.0.0-split.csv"
+SPLITS = {"train": "train", "validate": "val", "test": "test"}
+# ViewPosition values of MIMIC-CXR-JPG. Decubitus (LLD/RLD) and axial shots are frontal projections.
+FRONTAL_VIEWS = ("PA", "AP", "AP AXIAL", "PA LLD", "AP LLD", "PA RLD", "AP RLD")
+OTHER_VIEWS = ("LATERAL", "LL", "XTABLE LATERAL", "LAO", "RAO", "LPO", "SWIMMERS")
+DROP_REASONS = (
+    "bad_metadata",  # dicom_id empty, or subject_id / study_id not a number
+    "duplicate_image",  # dicom_id listed twice in the metadata
+    "not_in_split",  # dicom_id absent from the split CSV
+    "unknown_split",  # split not train / validate / test
+    "missing_view",  # ViewPosition empty
+    "unknown_view",  # ViewPosition not a MIMIC view name
+    "non_frontal_view",  # lateral or oblique
+    "view_not_selected",  # frontal, but not in `views`
+    "missing_report",  # no report file / no row in the sectioned CSV
+    "unreadable_report",  # report file not readable as UTF-8 text
+    "empty_report",  # neither findings nor impression, even after the parser's fallbacks
+    "missing_image",  # no JPEG at files/pXX/pSUBJECT/sSTUDY/DICOM_ID.jpg
+    "corrupt_image",  # the JPEG does not decode (truncated, not an image)
+)
+N_EXAMPLES = 5  # ids kept per drop reason in dataset.json
+IMAGE_SUFFIX = {"jpeg": ".jpg", "png": ".png"}
+JPEG_QUALITY = 95
+# The type phantom and generated datasets store `entities` in: [{name, type}] per row.
+ENTITIES_TYPE = pa.list_(pa.struct([("name", pa.string()), ("type", pa.string())]))
+
+ReportLookup = Callable[[str, str], "ReportSections | str"]  # (subject, study) -> sections | reason
+
+
+@dataclass(frozen=True)
+class MimicCxrSpec:
+    """What determines a MIMIC-CXR dataset; all but `workers` go into its hash."""
+
+    # Errors name the field first: the builder prefixes them with the config key (`data.real.`).
+    root: str | None  # the MIMIC-CXR-JPG directory
+    reports: str = "txt"  # "txt": files/pXX/pSUBJECT/sSTUDY.txt; else a sectioned CSV (relative to root)
+    views: tuple[str, ...] = ("PA", "AP")  # ViewPosition values kept
+    image_size: int | None = 512  # shorter side after resizing (never enlarged); None: as stored
+    image_format: str = "jpeg"  # "jpeg" (quality 95; copied as is when not resized) or "png"
+    workers: int = 4  # threads decoding and writing images (PIL releases the GIL); output unchanged
+
+    def __post_init__(self):
+        if not self.root:
+            raise ValueError("root is not set: give the MIMIC-CXR-JPG directory (or export MIMIC_CXR_ROOT)")
+        views = (self.views,) if isinstance(self.views, str) else tuple(self.views)
+        object.__setattr__(self, "views", tuple(str(v).strip().upper() for v in views))
+        unknown = [v for v in self.views if v not in FRONTAL_VIEWS + OTHER_VIEWS]
+        if not self.views or unknown:
+            raise ValueError(f"views must name MIMIC ViewPosition values {list(FRONTAL_VIEWS + OTHER_VIEWS)}; "
+                             f"got {list(self.views)}")
+        if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 1):
+            raise ValueError(f"image_size must be a positive int or null, got {self.image_size!r}")
+        if self.image_format not in IMAGE_SUFFIX:
+            raise ValueError(f"image_format must be one of {sorted(IMAGE_SUFFIX)}, got {self.image_format!r}")
+        if not isinstance(self.reports, str) or not self.reports:
+            raise ValueError(f"reports must be 'txt' or the path of a sectioned CSV, got {self.reports!r}")
+        if self.reports != "txt" and not self.reports.lower().endswith((".csv", ".csv.gz")):
+            raise ValueError(f"reports must be 'txt' or the path of a sectioned CSV (*.csv), got {self.reports!r}")
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).expanduser().resolve()
+
+    @property
+    def reports_path(self) -> Path | None:
+        """The sectioned CSV, or None for reports="txt"."""
+        return None if self.reports == "txt" else self.root_path / Path(self.reports).expanduser()
+
+    def to_dict(self) -> dict:
+        """The hashed config: paths as resolved, so "~/mimic" and "/home/me/mimic" are one dataset."""
+        return {"root": str(self.root_path), "reports": str(self.reports_path or "txt"),
+                "views": list(self.views), "image_size": self.image_size, "image_format": self.image_format}
+
+    @property
+    def hash(self) -> str:
+        return config_hash({"version": MIMIC_VERSION, **self.to_dict()})
+
+
+class DropLog:
+    """Counts of dropped rows per reason, with the first few ids of each."""
+
+    def __init__(self):
+        self.counts = dict.fromkeys(DROP_REASONS, 0)
+        self.examples: dict[str, list[str]] = {r: [] for r in DROP_REASONS}
+
+    def add(self, reason: str, example: str) -> None:
+        self.counts[reason] += 1
+        if len(self.examples[reason]) < N_EXAMPLES:
+            self.examples[reason].append(example)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def find_csv(root: Path, name: str, what: str) -> Path:
+    """`root/name`, or its gzipped copy as PhysioNet ships it."""
+    for path in (root / name, root / f"{name}.gz"):
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{root / name}: MIMIC-CXR-JPG {what} not found (nor {name}.gz); "
+                            f"is root the MIMIC-CXR-JPG directory?")
+
+
+def read_csv(path: Path, required: tuple[str, ...], what: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The named columns of a CSV as strings ("" for empty cells); a clear error if any is missing."""
+    wanted = set(required) | set(optional)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda c: c in wanted)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"{path}: cannot read the {what}: {e}") from e
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: the {what} lacks column(s) {missing}")
+    return df
+
+
+def subject_dir(root: Path, subject: str) -> Path:
+    return root / "files" / f"p{subject[:2]}" / f"p{subject}"
+
+
+def txt_reports(root: Path) -> ReportLookup:
+    """Reports parsed from files/pXX/pSUBJECT/sSTUDY.txt."""
+    def lookup(subject: str, study: str) -> ReportSections | str:
+        try:
+            text = (subject_dir(root, subject) / f"s{study}.txt").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return "missing_report"
+        except (OSError, UnicodeDecodeError):
+            return "unreadable_report"
+        return parse_report(text)
+    return lookup
+
+
+def csv_reports(path: Path) -> ReportLookup:
+    """Reports from a pre-sectioned CSV (as made by MIT-LCP's create_section_files.py), with the
+    same fallbacks as the free-text parser."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: sectioned report CSV (reports=...) not found")
+    df = read_csv(path, ("study", "findings", "impression"), "sectioned report CSV",
+                  optional=("last_paragraph", "comparison"))
+    last = df["last_paragraph"] if "last_paragraph" in df else [""] * len(df)
+    comparison = df["comparison"] if "comparison" in df else [""] * len(df)
+    by_study = {s.strip().lstrip("s"): choose_sections(f, i, lp, c)
+                for s, f, i, lp, c in zip(df["study"], df["findings"], df["impression"], last, comparison)}
+    return lambda subject, study: by_study.get(study, "missing_report")
+
+
+def _check_row(row, split_of: dict[str, str], seen: set[str], views: tuple[str, ...],
+               report_of: ReportLookup) -> tuple[str | None, dict]:
+    """(drop reason or None, manifest fields) of one metadata row, before its image is read."""
+    dicom, subject, study = row.dicom_id.strip(), row.subject_id.strip(), row.study_id.strip()
+    view = row.ViewPosition.strip().upper()
+    fields = {"id": dicom, "subject_id": subject, "study_id": study, "view": view}
+    if not dicom or not subject.isdigit() or not study.isdigit():
+        return "bad_metadata", fields
+    if dicom in seen:
+        return "duplicate_image", fields
+    seen.add(dicom)
+    split = split_of.get(dicom)
+    if split is None:
+        return "not_in_split", fields
+    if split not in SPLITS:
+        return "unknown_split", fields
+    fields["split"] = SPLITS[split]
+    if view not in views:
+        if not view:
+            return "missing_view", fields
+        if view not in FRONTAL_VIEWS + OTHER_VIEWS:
+            return "unknown_view", fields
+        return ("view_not_selected" if view in FRONTAL_VIEWS else "non_frontal_view"), fields
+    report = report_of(subject, study)
+    if isinstance(report, str):
+        return report, fields
+    if not report.findings and not report.impression:
+        return "empty_report", fields
+    fields["findings"], fields["impression"] = report.findings, report.impression
+    return None, fields
+
+
+def _draft_size(size: tuple[int, int], short: int) -> tuple[int, int]:
+    """Smallest (w, h) at the image's aspect ratio whose shorter side is `short` (rounded up)."""
+    return -(-size[0] * short // min(size)), -(-size[1] * short // min(size))
+
+
+def convert_image(src: Path, dst: Path, image_size: int | None, image_format: str) -> str | None:
+    """Decodes `src` in full (the only real check for a corrupt JPEG) and writes it to `dst`, shrunk
+    so its shorter side is `image_size`; returns the drop reason, or None once written."""
+    if not src.is_file():
+        return "missing_image"
+    try:
+        with Image.open(src) as im:
+            shrink = bool(image_size) and min(im.size) > image_size
+            if shrink:
+                im.draft("L", _draft_size(im.size, image_size))  # JPEG: decode at a reduced scale, fast
+            im = im.convert("L")  # decodes every pixel: a truncated file raises here
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return "corrupt_image"
+    if shrink and min(im.size) > image_size:
+        w, h = im.size
+        im = im.resize((round(w * image_size / min(w, h)), round(h * image_size / min(w, h))),
+                       Image.Resampling.LANCZOS)
+    if image_format == "jpeg" and not shrink and src.suffix.lower() in (".jpg", ".jpeg"):
+        shutil.copyfile(src, dst)  # already a JPEG of the wanted size: keep the original bytes
+    elif image_format == "jpeg":
+        im.save(dst, "JPEG", quality=JPEG_QUALITY)
+    else:
+        im.save(dst, "PNG")
+    return None
+
+
+def _ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator[tuple]:
+    """(item, fn(item)) in input order, at most 4 x workers in flight: streams any number of rows."""
+    if workers <= 1:
+        yield from ((it, fn(it)) for it in items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        window: deque = deque()
+        for it in items:
+            window.append((it, pool.submit(fn, it)))
+            if len(window) >= 4 * workers:
+                head, fut = window.popleft()
+                yield head, fut.result()
+        while window:
+            head, fut = window.popleft()
+            yield head, fut.result()
+
+
+def _write_manifest(path: Path, df: pd.DataFrame) -> None:
+    """Parquet with `entities` typed as in other datasets (all-empty lists would be list<null>)."""
+    table = pa.Table.from_pandas(df.drop(columns="entities"), preserve_index=False)
+    table = table.add_column(list(df.columns).index("entities"), pa.field("entities", ENTITIES_TYPE),
+                             pa.array(df["entities"].tolist(), type=ENTITIES_TYPE))
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> Path:
+    """Ingests MIMIC-CXR-JPG as described by `spec` into directory `target` (atomically)."""
+    root = spec.root_path
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: MIMIC-CXR-JPG root directory (root=...) not found")
+    meta_path = find_csv(root, METADATA_CSV, "metadata CSV")
+    split_path = find_csv(root, SPLIT_CSV, "split CSV")
+    report_of = lru_cache(maxsize=64)(txt_reports(root) if spec.reports_path is None
+                                      else csv_reports(spec.reports_path))  # rows come grouped by study
+    meta = read_csv(meta_path, ("dicom_id", "subject_id", "study_id", "ViewPosition"), "metadata CSV")
+    splits = read_csv(split_path, ("dicom_id", "split"), "split CSV")
+    split_of = dict(zip(splits["dicom_id"].str.strip(), splits["split"].str.strip().str.lower()))
+    del splits
+    meta = meta.sort_values(["subject_id", "study_id", "dicom_id"], kind="stable")
+    suffix = IMAGE_SUFFIX[spec.image_format]
+    drops, seen, rows = DropLog(), set(), []
+
+    with DatasetBuilder(target) as tmp:
+        def candidates() -> Iterator[dict]:
+            for row in tqdm(meta.itertuples(), total=len(meta), desc="mimic_cxr",
+                            disable=not progress, mininterval=2.0):
+                reason, fields = _check_row(row, split_of, seen, spec.views, report_of)
+                if reason:  # an id-less row is named by its line in the CSV (the header is line 1)
+                    drops.add(reason, fields["id"] or f"{meta_path.name} line {row.Index + 2}")
+                    continue
+                fields["image"] = f"images/p{fields['subject_id'][:2]}/{fields['id']}{suffix}"
+                (tmp / fields["image"]).parent.mkdir(exist_ok=True)
+                yield fields
+
+        def convert(fields: dict) -> str | None:
+            src = subject_dir(root, fields["subject_id"]) / f"s{fields['study_id']}" / f"{fields['id']}.jpg"
+            return convert_image(src, tmp / fields["image"], spec.image_size, spec.image_format)
+
+        for fields, reason in _ordered_map(convert, candidates(), spec.workers):
+            if reason:
+                drops.add(reason, fields["id"])
+            else:
+                rows.append(fields)
+        if not rows:
+            raise ValueError(f"{root}: no usable image-report pair among {len(meta)} metadata rows; "
+                             f"dropped {_nonzero(drops.counts)}, e.g. {_nonzero(drops.examples)}")
+        df = _manifest(rows)
+        _write_manifest(tmp / MANIFEST, df)
+        counts = {"metadata_rows": int(len(meta)), "rows": int(len(df)),
+                  "splits": {str(k): int(v) for k, v in df["split"].value_counts().items()},
+                  "views": {str(k): int(v) for k, v in df["view"].value_counts().items()},
+                  "studies": int(df["study_id"].nunique()), "subjects": int(df["subject_id"].nunique()),
+                  "dropped": drops.counts}
+        write_json_atomic(tmp / INFO, {
+            "name": SOURCE, "config": spec.to_dict(), "hash": spec.hash, "generator": MIMIC_VERSION,
+            "counts": counts, "dropped_examples": _nonzero(drops.examples)})
+    _log_summary(len(meta), len(df), drops, target)
+    return target
+
+
+def _manifest(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    df["entities"] = [[] for _ in range(len(df))]  # filled by the NER later
+    df["source"] = SOURCE
+    df["subject_id"] = df["subject_id"].astype("int64")
+    df["study_id"] = df["study_id"].astype("int64")
+    return df[["id", "image", "findings", "impression", "entities", "source", "split",
+               "subject_id", "study_id", "view"]]
+
+
+def _nonzero(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v}
+
+
+def _log_summary(n_meta: int, n_kept: int, drops: DropLog, target: Path) -> None:
+    msg = f"mimic_cxr: kept {n_kept} of {n_meta} images in {target}"
+    if drops.total:
+        log.warning("%s; dropped %d: %s (example ids in %s)", msg, drops.total,
+                    ", ".join(f"{k}={v}" for k, v in _nonzero(drops.counts).items()), target / INFO)
+    else:
+        log.info(msg)
+
+
+def ensure_mimic_cxr(spec: MimicCxrSpec, cache_dir: str | Path, progress: bool = True) -> Path:
+    """Directory of the MIMIC-CXR dataset of `spec` under `cache_dir`, ingesting it on first use.
+    Cached by the hash of the config, not of the files: after changing files on disk, delete it."""
+    target = Path(cache_dir) / "datasets" / f"mimic_cxr-{spec.hash}"
+    if is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):  # parallel jobs of a sweep ingest once, the others wait
+        if not is_complete(target):
+            build_mimic_cxr(spec, target, progress)
+    return target
