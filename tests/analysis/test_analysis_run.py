@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 
 from syncxr.analysis.run import run_analysis
 from tests.conftest import REPO
+from tests.data.test_mimic_cxr import tree  # noqa: F401  (the MIMIC-shaped tree fixture)
 
 SMALL = ["phantom.n=160", "phantom.image_size=128", "corpus.seed=4", "corpus.low_quality_rate=0.08",
          "corpus.wrong_view_rate=0.05", "corpus.unpaired_rate=0.05"]  # = the session's real_dir_128
@@ -44,3 +45,14 @@ def test_command_line(cache_dir, real_dir_128, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     run_dir = next((tmp_path / "analysis").iterdir())
     assert json.loads((run_dir / "analysis.json").read_text())["long_tail"]
+
+
+def test_both_analyses_on_a_mimic_shaped_tree(cache_dir, tree, tmp_path):
+    cfg = compose_analysis([f"paths.cache_dir={cache_dir}", "dataset@corpus=mimic_cxr", f"corpus.root={tree.root}",
+                            "corpus.image_size=null", "compare_generated=false"])
+    summary = run_analysis(cfg, tmp_path / "out")
+    kept = len(tree.expected)  # the good pairs; the bad rows never reached the dataset
+    assert summary["curation"]["rows"] == kept and "removal_vs_planted" not in summary["curation"]
+    assert summary["curation"]["kept"] + summary["curation"]["judge"] + summary["curation"]["similarity"] == kept
+    corpus_all = next(r for r in summary["long_tail"] if r["dataset"] == "corpus" and r["type"] == "all")
+    assert corpus_all["unique"] > 5
