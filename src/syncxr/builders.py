@@ -60,9 +60,17 @@ def _mimic_cxr_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
     return ensure_mimic_cxr(mimic, cache_dir)
 
 
+def _partial_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
+    """A real dataset with its reports or its images replaced by generated ones (Table 4b)."""
+    from .data.partial_builders import ensure_partial_dataset  # noqa: PLC0415 - backends load only when selected
+    if "real" not in spec:
+        raise ValueError(f"{key}.real: the real dataset spec is missing")
+    return ensure_partial_dataset(spec, build_dataset_dir(spec["real"], cache_dir, f"{key}.real"), cache_dir, key)
+
+
 # `dataset/*.yaml` builders: name -> fn(spec without `builder`, cache_dir, config key) -> directory.
 DATASET_BUILDERS = {"phantom": _phantom_dataset, "path": _path_dataset, "generated": _generated_dataset,
-                    "mimic_cxr": _mimic_cxr_dataset}
+                    "mimic_cxr": _mimic_cxr_dataset, "partial": _partial_dataset}
 
 
 def build_dataset_dir(spec_cfg, cache_dir: Path, key: str) -> Path:

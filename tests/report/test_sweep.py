@@ -115,3 +115,32 @@ def test_report_logs_to_an_offline_wandb_run(sweep):
     runs = list((sweep / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and runs[0].name.endswith(run_id(sweep / "report"))
     assert list(runs[0].rglob("*.wandb"))
+
+
+def _cost():
+    return {"llm_gpu_s_per_report": {"default": 2.0}, "t2i_gpu_s_per_image": {"default": 3.0},
+            "curation_gpu_s_per_image": 0.0, "train_gpu_s_per_sample": {"default": 0.0}, "unknown_dataset_rows": 0}
+
+
+def _job_cfg(data):
+    return {"data": data, "model": {"name": "convirt"}, "seed": 0, "trainer": {"max_epochs": 1, "max_steps": None},
+            "loader": {"image_size": 224, "batch_size": 8}}
+
+
+def test_cost_of_partially_synthetic_and_mimic_data(tmp_path):
+    from syncxr.report.cost import estimate_job
+    real = {"builder": "phantom", "n": 360}
+    syn_report = {"builder": "partial", "kind": "real_image_syn_report", "real": real,
+                  "i2r": {"backend": "transformers"}}
+    job = estimate_job(_job_cfg({"name": "x", "syn": syn_report}), _cost(), tmp_path)
+    assert job["train_rows"] == 360 and job["generation"][0]["gpu_h"] == pytest.approx(360 * 2.0 / 3600)
+    oracle = dict(syn_report, i2r={"backend": "oracle"})
+    assert estimate_job(_job_cfg({"name": "x", "syn": oracle}), _cost(), tmp_path)["generation"][0]["gpu_h"] == 0
+    syn_image = {"builder": "partial", "kind": "syn_image_real_report", "real": real,
+                 "imagegen": {"backend": "diffusers", "name": "roentgen"}}
+    job = estimate_job(_job_cfg({"name": "x", "syn": syn_image}), _cost(), tmp_path)
+    assert job["generation"][0]["gpu_h"] == pytest.approx(360 * 3.0 / 3600)
+    pd.DataFrame({"ViewPosition": ["PA", "AP", "LATERAL", None, "PA"]}).to_csv(
+        tmp_path / "mimic-cxr-2.0.0-metadata.csv", index=False)
+    mimic = {"builder": "mimic_cxr", "root": str(tmp_path), "views": ["PA", "AP"]}
+    assert estimate_job(_job_cfg({"name": "x", "real": mimic}), _cost(), tmp_path)["train_rows"] == 3

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.dataset_format import write_json_atomic
+from ..data.dataset_format import config_hash, write_json_atomic
 
 
 def _rows(spec: dict, cost: dict) -> tuple[int, dict | None]:
@@ -19,11 +19,38 @@ def _rows(spec: dict, cost: dict) -> tuple[int, dict | None]:
         return int(spec["n"]), None
     if spec["builder"] == "generated":
         return int(spec["generation"]["n_samples"]), spec["generation"]
+    if spec["builder"] == "partial":  # one new report or image per real row
+        return _rows(spec["real"], cost)[0], None
+    if spec["builder"] == "mimic_cxr":
+        return _mimic_rows(spec, cost), None
     path = Path(spec["path"]) / "manifest.parquet"
     if path.is_file():
         import pyarrow.parquet as pq
         return pq.ParquetFile(path).metadata.num_rows, None
     return int(cost.get("unknown_dataset_rows", 0)), None
+
+
+def _mimic_rows(spec: dict, cost: dict) -> int:
+    """Images of the kept views in the MIMIC-CXR metadata (an upper bound: unpaired rows drop later)."""
+    meta = Path(str(spec.get("root"))) / "mimic-cxr-2.0.0-metadata.csv"
+    for candidate in (meta, meta.with_name(meta.name + ".gz")):
+        if candidate.is_file():
+            views = pd.read_csv(candidate, usecols=["ViewPosition"])["ViewPosition"]
+            return int(views.isin(list(spec.get("views") or ["PA", "AP"])).sum())
+    return int(cost.get("unknown_dataset_rows", 0))
+
+
+def _partial_gpu_s(spec: dict | None, cost: dict) -> float:
+    """GPU-seconds to make a partially synthetic set: one i2r report or one T2I image per real row."""
+    if not spec or spec.get("builder") != "partial":
+        return 0.0
+    rows = _rows(spec["real"], cost)[0]
+    if spec["kind"] == "real_image_syn_report":
+        backend = spec["i2r"]["backend"]
+        return 0.0 if backend == "oracle" else rows * cost["llm_gpu_s_per_report"]["default"]
+    t2i = spec["imagegen"]
+    return 0.0 if t2i["backend"] in ("phantom", "randomized") else rows * cost["t2i_gpu_s_per_image"].get(
+        t2i["name"], cost["t2i_gpu_s_per_image"]["default"])
 
 
 def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
@@ -47,6 +74,11 @@ def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
     scale = (cfg["loader"]["image_size"] / 224) ** 2  # convolutional cost grows with the pixel count
     out = {"model": cfg["model"]["name"], "data": data["name"], "seed": cfg["seed"], "train_rows": rows,
            "train_gpu_h": samples * per_sample * scale / 3600, "generation": []}
+    for part in ("real", "syn"):
+        spec = data.get(part)
+        if spec and spec.get("builder") == "partial":
+            g = _partial_gpu_s(spec, cost) / 3600
+            out["generation"].append({"hash": f"{spec['kind']}-{config_hash(spec)[:8]}", "gpu_h": g, "exists": False, "phantom": g == 0.0})
     for gen in gens:
         h = generation_hash({k: v for k, v in gen.items()})
         exists = (cache_dir / "generated" / f"syncxr-{h}" / "manifest.parquet").is_file()
