@@ -2,9 +2,6 @@
 
 import base64
 import io
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -13,46 +10,28 @@ from PIL import Image
 from syncxr.reports.i2r_prompt import REPORT_PROMPT, split_report
 from syncxr.reports.openai_i2r import OpenAIVisionI2R
 from syncxr.reports.openai_llm import OpenAICompatibleLLM
+from tests.reports.local_http import LocalChatServer, chat_reply
 from tests.reports.test_openai_llm import server_factory  # noqa: F401 - the scripted failing server
 
 IMAGES = [np.full((20, 24), v, np.uint8) for v in (10, 200)]
 
 
-class VisionServer:
+class VisionServer(LocalChatServer):
     """Decodes the image of each request and reports its size and mean, so the answer proves the
     pixels arrived; answers gibberish for seeds listed in `gibberish`."""
 
     def __init__(self, gibberish=()):
-        self.requests = []
-        server = self
+        self.requests, self.gibberish = [], set(gibberish)
+        super().__init__(self.respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                parts = body["messages"][-1]["content"]
-                url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
-                image = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
-                answer = "no idea" if body["seed"] in gibberish else (
-                    f"FINDINGS: An image of {image.shape[1]}x{image.shape[0]} pixels. "
-                    f"IMPRESSION: Mean {int(image.mean())}.")
-                payload = json.dumps({"choices": [{"message": {"content": answer}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def respond(self, body):
+        self.requests.append(body)
+        parts = body["messages"][-1]["content"]
+        url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
+        image = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+        answer = "no idea" if body["seed"] in self.gibberish else (
+            f"FINDINGS: An image of {image.shape[1]}x{image.shape[0]} pixels. IMPRESSION: Mean {int(image.mean())}.")
+        return 200, chat_reply(answer)
 
 
 @pytest.fixture

@@ -1,58 +1,32 @@
 """The OpenAI-compatible client against a real HTTP server in this process."""
 
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from syncxr.reports.openai_llm import OpenAICompatibleLLM
+from tests.reports.local_http import LocalChatServer, chat_reply
 
 
-class FlakyServer:
+class FlakyServer(LocalChatServer):
     """Answers /v1/chat/completions; the first calls of each prompt fail in a scripted way."""
 
     def __init__(self, script):
         self.script = script  # list of failure kinds consumed in order: "500", "slow", "garbage", "400"
         self.lock = threading.Lock()
         self.seen = []
-        server = self
+        super().__init__(self.respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    kind = server.script.pop(0) if server.script else "ok"
-                    server.seen.append(body)
-                if kind == "slow":
-                    time.sleep(0.6)
-                if kind == "500":
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                if kind == "400":
-                    self.send_response(400)
-                    self.end_headers()
-                    return
-                payload = b"{not json" if kind == "garbage" else json.dumps(
-                    {"choices": [{"message": {"content": "echo: " + body["messages"][-1]["content"]}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def respond(self, body):
+        with self.lock:
+            kind = self.script.pop(0) if self.script else "ok"
+            self.seen.append(body)
+        if kind == "slow":
+            time.sleep(0.6)
+        if kind in ("500", "400"):
+            return int(kind), None
+        return 200, b"{not json" if kind == "garbage" else chat_reply("echo: " + body["messages"][-1]["content"])
 
 
 @pytest.fixture
