@@ -1,17 +1,27 @@
 """Evaluate a trained checkpoint downstream:
 python evaluate.py checkpoint=<train run dir> [task=[zeroshot_cls,zeroshot_grounding,...]] [protocol=val|paper]"""
 
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
-import syncxr.config  # noqa: F401  (registers the config resolvers)
+from syncxr.config import run_dirname
 from syncxr.eval.run import run_evaluation
+from syncxr.report.wandb_logger import TrackedRun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    metrics = run_evaluation(cfg, HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
+    group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else "evaluate"
+    with TrackedRun(cfg.get("logger"), out, run_dirname(hc.job.override_dirname), group, "evaluate",
+                    OmegaConf.to_container(cfg, resolve=True)) as tracker:
+        metrics = run_evaluation(cfg, out)
+        tracker.log(metrics, sorted(out.glob("*.png")))
     return metrics.get("zeroshot_cls/chexpert/auc", float("nan"))
 
 

@@ -73,7 +73,8 @@ def test_retrieval_beats_chance(trained_run, tmp_path):
 
 def test_command_line_writes_metrics_markdown_and_figure(trained_run, tmp_path, cache_dir):
     args = [f"checkpoint={trained_run}", "task=[zeroshot_cls,zeroshot_grounding]", *small_twins(), *BUDGET_CHEXPERT,
-            "task.zeroshot_cls.datasets=[chexpert,rsna]", "task.zeroshot_grounding.datasets=[siim]", "protocol=paper"]
+            "task.zeroshot_cls.datasets=[chexpert,rsna]", "task.zeroshot_grounding.datasets=[siim]", "protocol=paper",
+            "logger=wandb", "logger.mode=offline"]
     env = {**os.environ, "SYNCXR_CACHE": str(cache_dir), "SYNCXR_OUTPUTS": str(tmp_path)}
     proc = subprocess.run([sys.executable, str(REPO / "evaluate.py"), *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=600)
@@ -86,3 +87,4 @@ def test_command_line_writes_metrics_markdown_and_figure(trained_run, tmp_path, 
     assert json.loads((out / "evaluation.json").read_text())["protocol"] == "paper"
     assert "**protocol**: paper" in (out / "results.md").read_text()
     assert (out / "grounding.png").stat().st_size > 5_000 and (out / "resolved_config.yaml").is_file()
+    assert len(list((out / "wandb").glob("offline-run-*/*.wandb"))) == 1  # logger=wandb: one offline run

@@ -31,3 +31,45 @@ def test_offline_run_logs_and_a_rerun_continues_the_same_run(cache_dir, tmp_path
     run_training(cfg, tmp_path / "run", name="data=syn", group="sweep-x")  # a requeued job
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert {r.name.rsplit("-", 1)[1] for r in runs} == {run_id(tmp_path / "run")}
+
+
+def test_tracked_run_logs_flat_numbers_and_images_and_always_finishes(tmp_path, monkeypatch):
+    import wandb
+
+    from syncxr.report.wandb_logger import TrackedRun
+    calls = []
+
+    class FakeRun:
+        def __init__(self, **kw):
+            self.kw, self.logged, self.exit_code = kw, {}, None
+            calls.append(self)
+
+        def log(self, d):
+            self.logged.update(d)
+
+        def finish(self, exit_code=0):
+            self.exit_code = exit_code
+
+    monkeypatch.setattr(wandb, "init", lambda **kw: FakeRun(**kw))
+    (tmp_path / "grounding.png").write_bytes(b"")
+    png = tmp_path / "plot.png"
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.figure().savefig(png)
+    cfg = {"name": "wandb", "project": "p", "mode": "offline"}
+    with TrackedRun(cfg, tmp_path / "job", "task=x", "sweep-1", "evaluate", {"seed": 3}) as t:
+        t.log({"counts": {"rows": 5, "failed": {"no_answer": 1}}, "name": "text is not logged"},
+              [png, tmp_path / "missing.png"])
+    run = calls[0]
+    assert run.kw["job_type"] == "evaluate" and run.kw["group"] == "sweep-1" and run.kw["config"] == {"seed": 3}
+    assert run.kw["id"] == run_id(tmp_path / "job") and run.exit_code == 0
+    assert run.logged["counts/rows"] == 5 and run.logged["counts/failed/no_answer"] == 1
+    assert "name" not in run.logged and set(k for k in run.logged if k.startswith("images/")) == {"images/plot"}
+    with pytest.raises(RuntimeError):
+        with TrackedRun(cfg, tmp_path / "job2", "n", "g", "generate", {}):
+            raise RuntimeError("generation died")
+    assert calls[1].exit_code == 1  # finished, marked failed
+    with TrackedRun({"name": "none"}, tmp_path, "n", "g", "evaluate", {}) as t:
+        t.log({"a": 1})
+    assert len(calls) == 2

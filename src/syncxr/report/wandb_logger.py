@@ -56,3 +56,41 @@ def log_sweep_report(sweep_dir: str | Path, logger_cfg, results, plots: list[Pat
     finally:
         run.finish()
     return run.id
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}/"))
+        elif isinstance(v, (int, float, bool)):
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class TrackedRun:
+    """A W&B run for generate.py / evaluate.py (train.py logs through accelerate): numbers are
+    flattened to `a/b/c` keys, PNGs become images; `logger=none` makes every call a no-op."""
+
+    def __init__(self, logger_cfg, out_dir: str | Path, name: str, group: str, job_type: str, config: dict):
+        self.run = None
+        if logger_cfg is None or logger_cfg.get("name") != "wandb":
+            return
+        import wandb
+        kw = init_kwargs(logger_cfg, Path(out_dir), name, group, job_type)["wandb"]
+        self.run = wandb.init(project=logger_cfg.get("project"), config=config, **kw)
+
+    def log(self, numbers: dict, images: list[Path] = ()) -> None:
+        if self.run is None:
+            return
+        import wandb
+        self.run.log({**_flatten(numbers), **{f"images/{p.stem}": wandb.Image(str(p)) for p in images
+                                              if Path(p).is_file()}})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.run is not None:
+            self.run.finish(exit_code=1 if exc[0] else 0)  # always finished, marked failed on an error
+        return False
