@@ -43,8 +43,9 @@ def test_report_tables_mean_std_and_claims(sweep):
     assert "61.00 ± 1.41" in text  # real: mean 0.61, std 0.0141
     assert "68.00 ± 2.83" in text  # syn
     assert "1 failed" in text and "data=mix,seed=2" in text
-    assert "syn > real" in text and "by +7.00" in text and "(2/2 seeds)" in text
+    assert "syn > real" in text and "by +7.00 ± 4.24 points (syn ahead in 2/2 seeds; as the paper" in text
     assert "mix > syn" in text
+    assert "| convirt | real |" in text.replace("  ", " ").replace("  ", " ")  # model and data as columns
 
 
 def test_cli_and_missing_dir(sweep, tmp_path, capsys):

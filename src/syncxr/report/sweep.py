@@ -69,9 +69,11 @@ def mean_std_table(df: pd.DataFrame, rows: list[str], metrics: list[str]) -> pd.
     mean, std, n = g.mean(), g.std(ddof=1), g.size()
     table = mean.copy().astype(object)
     for c in metrics:
-        table[c] = [f"{m * 100:.2f} ± {0 if np.isnan(s) else s * 100:.2f}" for m, s in zip(mean[c], std[c])]
+        # One seed has no spread: the mean alone, not a misleading "± 0.00".
+        table[c] = [f"{m * 100:.2f}" if k < 2 else f"{m * 100:.2f} ± {s * 100:.2f}"
+                    for m, s, k in zip(mean[c], std[c], n)]
     table["seeds"] = n
-    return table
+    return table.reset_index()
 
 
 def _metric_columns(df: pd.DataFrame) -> list[str]:
@@ -94,8 +96,10 @@ def direction_summary(df: pd.DataFrame, metric: str) -> list[str]:
             diff = (by[a].loc[common] - by[b].loc[common]) * 100
             wins = int((diff > 0).sum())
             sign = ">" if diff.mean() > 0 else "<"
-            lines.append(f"- {model}: {a} {sign} {b} on `{metric}` by {diff.mean():+.2f} ± "
-                         f"{diff.std(ddof=1) if len(diff) > 1 else 0:.2f} points ({wins}/{len(diff)} seeds)")
+            spread = f" ± {diff.std(ddof=1):.2f}" if len(diff) > 1 else ""
+            agrees = "as the paper" if sign == ">" else "unlike the paper"  # paper: syn > real, mix > both
+            lines.append(f"- {model}: {a} {sign} {b} on `{metric}` by {diff.mean():+.2f}{spread} points "
+                         f"({a} ahead in {wins}/{len(diff)} seeds; {agrees}: {a} > {b})")
     return lines
 
 
@@ -148,7 +152,7 @@ def write_report(sweep_dir: str | Path, logger_cfg=None) -> tuple[Path, Path]:
              f"{len(df)} jobs, {len(df) - n_failed} ok, {n_failed} failed. Values are mean ± std over seeds, "
              "in percent.", ""]
     if not table.empty:
-        lines += [table.to_markdown(), ""]
+        lines += [table.to_markdown(index=False), ""]
     headline = "zeroshot_cls/chexpert/auc"
     claims = direction_summary(df, headline)
     if claims:
