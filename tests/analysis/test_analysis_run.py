@@ -23,7 +23,8 @@ def compose_analysis(overrides):
 
 
 def test_both_analyses_with_a_dataset_beside_the_corpus(cache_dir, real_dir_128, syn_dir, tmp_path):
-    cfg = compose_analysis(SMALL + [f"paths.cache_dir={cache_dir}", f"+compare.syn={syn_dir}"])
+    cfg = compose_analysis(SMALL + [f"paths.cache_dir={cache_dir}", f"+compare.syn={syn_dir}",
+                                    "compare_generated=false"])
     summary = run_analysis(cfg, tmp_path)
     assert summary["corpus"] == str(real_dir_128)
     assert summary["curation"]["removal_vs_planted"]["recall"] >= 0.9
