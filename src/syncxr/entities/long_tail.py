@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..phantom.vocabulary import ENTITY_TYPES
-from .vocabulary import build_vocabulary, gini
+from .vocabulary import build_vocabulary, gini, plot_long_tail
 
 
 def report_texts(df: pd.DataFrame) -> list[str]:
@@ -39,28 +39,6 @@ def long_tail_table(vocabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_rank_frequency(vocabs: dict[str, pd.DataFrame], path: Path) -> None:
-    """Rank-frequency (log-log), one panel per entity type, one line per dataset."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(ENTITY_TYPES), figsize=(4 * len(ENTITY_TYPES), 3.4))
-    for ax, etype in zip(axes, ENTITY_TYPES):
-        for name, vocab in vocabs.items():
-            c = np.sort(vocab.loc[vocab["type"] == etype, "count"].to_numpy())[::-1]
-            if len(c):
-                ax.loglog(np.arange(1, len(c) + 1), c, marker=".", markersize=3, label=name)
-        ax.set_title(etype, fontsize=9)
-        ax.set_xlabel("rank")
-        ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("reports mentioning the entity")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def analyse_long_tail(texts: dict[str, list[str]], ner, out_dir: Path, top: int = 15,
                       progress: bool = True) -> pd.DataFrame:
     """Runs `ner` over each dataset's reports; writes `<name>_entities.csv` (frequency table),
@@ -73,7 +51,7 @@ def analyse_long_tail(texts: dict[str, list[str]], ner, out_dir: Path, top: int 
         vocabs[name].to_csv(out_dir / f"{name}_entities.csv", index=False)
     stats = long_tail_table(vocabs)
     stats.to_csv(out_dir / "long_tail.csv", index=False)
-    plot_rank_frequency(vocabs, out_dir / "long_tail.png")
+    plot_long_tail(vocabs, out_dir / "long_tail.png")
     lines = ["# Entity long tail", "", f"Reports: {', '.join(f'{n} {len(t)}' for n, t in texts.items())}.",
              "Counts are reports mentioning an entity (each entity once per report).", "",
              stats.to_markdown(index=False, floatfmt=".3f"), "", "![rank-frequency](long_tail.png)", ""]

@@ -56,27 +56,25 @@ def frequency_stats(counts) -> dict:
             "gini": gini(c)}
 
 
-def plot_long_tail(vocab: pd.DataFrame, path: Path, compare: pd.DataFrame | None = None,
-                   labels=("corpus", "generated")) -> None:
-    """Rank-frequency plots (log-log), one panel per entity type; optionally a second distribution."""
+def plot_long_tail(vocabs: dict[str, pd.DataFrame], path: Path) -> None:
+    """Rank-frequency plots (log-log), one panel per entity type, one line per named vocabulary.
+    Entities with count 0 (in the vocabulary, never used) are drawn at 0.1 so log axes keep them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(ENTITY_TYPES), figsize=(4 * len(ENTITY_TYPES), 3.2))
+    fig, axes = plt.subplots(1, len(ENTITY_TYPES), figsize=(4 * len(ENTITY_TYPES), 3.4))
     for ax, etype in zip(axes, ENTITY_TYPES):
-        for df, label in ((vocab, labels[0]), (compare, labels[1])):
-            if df is None:
-                continue
-            c = np.sort(df.loc[df["type"] == etype, "count"].to_numpy())[::-1]
+        for name, vocab in vocabs.items():
+            c = np.sort(vocab.loc[vocab["type"] == etype, "count"].to_numpy())[::-1]
             if len(c):
-                ax.loglog(np.arange(1, len(c) + 1), np.maximum(c, 1e-1), marker=".", label=label)
+                ax.loglog(np.arange(1, len(c) + 1), np.maximum(c, 1e-1), marker=".", markersize=3, label=name)
         ax.set_title(etype, fontsize=9)
         ax.set_xlabel("rank")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("frequency")
-    if compare is not None:
-        axes[0].legend(fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("reports mentioning the entity")
+    if len(vocabs) > 1:
+        axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -121,10 +121,11 @@ def corpus_reader(corpus: dict, cache_dir: Path):
     def read():
         if corpus["builder"] == "phantom":
             from ..data.mixing import load_table
+            from ..entities.long_tail import report_texts
             from ..phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
             spec = {k: v for k, v in corpus.items() if k != "builder"}
             t = load_table(ensure_phantom_corpus(PhantomCorpusSpec(**spec), cache_dir), "train")
-            return (t["findings"].fillna("") + " " + t["impression"].fillna("")).tolist()
+            return report_texts(t)
         if corpus["builder"] == "file":
             from ..entities.vocabulary import read_report_corpus
             return read_report_corpus(corpus["path"], corpus["text_column"])

@@ -108,7 +108,7 @@ class Generator:
         if vocab.empty:
             raise ValueError("the NER found no entities in the report corpus")
         write_parquet_atomic(path, vocab)
-        plot_long_tail(vocab, self.out / "vocab_long_tail.png")
+        plot_long_tail({"corpus": vocab}, self.out / "vocab_long_tail.png")
         return vocab
 
     # -- stage 2 -----------------------------------------------------------------------------
@@ -207,8 +207,7 @@ class Generator:
                          "fraction_used": float((out_vocab["count"] > 0).mean()) if len(out_vocab) else 0.0},
             "tau_max": int(plan["tau_max"].iloc[0]),
         }
-        plot_long_tail(vocab, self.out / "entity_distribution.png", compare=out_vocab,
-                       labels=("corpus", "generated"))
+        plot_long_tail({"corpus": vocab, "generated": out_vocab}, self.out / "entity_distribution.png")
         write_json_atomic(self.out / INFO, info)
         write_parquet_atomic(self.out / MANIFEST, df)
         return self.out
