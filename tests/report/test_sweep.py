@@ -78,7 +78,7 @@ class _FakeRun:
     def log(self, data):
         self.logged.update(data)
 
-    def finish(self):
+    def finish(self, exit_code=0):
         self.finished = True
 
 

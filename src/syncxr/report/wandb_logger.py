@@ -43,19 +43,15 @@ def log_sweep_report(sweep_dir: str | Path, logger_cfg, results, plots: list[Pat
     import wandb
 
     sweep_dir = Path(sweep_dir)
-    mode = check_configured(logger_cfg.get("mode"))
-    run = wandb.init(project=logger_cfg.get("project"), entity=logger_cfg.get("entity"), name=f"report-{sweep_dir.name}",
-                     group=sweep_dir.name, job_type="report", id=run_id(sweep_dir / "report"), resume="allow",
-                     dir=str(logger_cfg.get("dir") or sweep_dir), mode=mode, tags=list(logger_cfg.get("tags") or []))
-    try:
+    # The id comes from <sweep>/report; the wandb/ folder goes in the sweep dir itself.
+    cfg = {**logger_cfg, "dir": logger_cfg.get("dir") or str(sweep_dir)}
+    with TrackedRun(cfg, sweep_dir / "report", f"report-{sweep_dir.name}", sweep_dir.name, "report", {}) as tracker:
         # W&B tables want plain scalars: NaN stays, lists and dicts become text.
         table = results.map(lambda v: v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
-        run.log({"sweep/results": wandb.Table(dataframe=table),
-                 "sweep/report": wandb.Html(f"<pre>{report_md.read_text()}</pre>"),
-                 **{f"sweep/plots/{p.stem}": wandb.Image(str(p)) for p in plots}})
-    finally:
-        run.finish()
-    return run.id
+        tracker.log({}, objects={"sweep/results": wandb.Table(dataframe=table),
+                                 "sweep/report": wandb.Html(f"<pre>{report_md.read_text()}</pre>"),
+                                 **{f"sweep/plots/{p.stem}": wandb.Image(str(p)) for p in plots}})
+    return tracker.run.id
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -80,12 +76,13 @@ class TrackedRun:
         kw = init_kwargs(logger_cfg, Path(out_dir), name, group, job_type)["wandb"]
         self.run = wandb.init(project=logger_cfg.get("project"), config=config, **kw)
 
-    def log(self, numbers: dict, images: list[Path] = ()) -> None:
+    def log(self, numbers: dict, images: list[Path] = (), objects: dict | None = None) -> None:
+        """`numbers` flattened, existing PNGs as `images/<stem>`, `objects` (W&B tables, HTML) as they are."""
         if self.run is None:
             return
         import wandb
         self.run.log({**_flatten(numbers), **{f"images/{p.stem}": wandb.Image(str(p)) for p in images
-                                              if Path(p).is_file()}})
+                                              if Path(p).is_file()}, **(objects or {})})
 
     def __enter__(self):
         return self
