@@ -10,6 +10,7 @@ hash of the corpus and the curation settings.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -174,7 +175,8 @@ def ensure_curated_corpus(source: Path, judge, embedder, settings: CorpusCuratio
                           progress: bool = True) -> Path:
     """The curated copy of `source` beside it, built on first use. `backends` (the judge and embedding
     config) is part of the cache key: another judge gives another curated corpus."""
-    _, info = read_dataset(source)
+    info_path = Path(source) / INFO  # only the corpus hash is needed: a cache hit reads no manifest
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     key = config_hash({"source": info.get("hash", str(Path(source).resolve())), "settings": asdict(settings),
                        "backends": backends})
     target = Path(source).with_name(f"{Path(source).name}-curated-{key}")
