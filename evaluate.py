@@ -9,8 +9,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from syncxr.config import run_dirname
-from syncxr.eval.run import run_evaluation
-from syncxr.report.wandb_logger import TrackedRun
+from syncxr.eval.evaluation_job import run_evaluation
+from syncxr.results.wandb_logger import TrackedRun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

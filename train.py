@@ -9,8 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from syncxr.config import run_dirname  # importing it registers the config resolvers
 from syncxr.data.dataset_format import write_json_atomic
-from syncxr.report.cost import estimate_job
-from syncxr.train.run import run_training
+from syncxr.results.cost import estimate_job
+from syncxr.train.training_job import run_training
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -14,14 +14,12 @@ import copy
 import time
 
 import torch
+from bench_common import default_config
 
 from syncxr.data.mixing import load_table
 from syncxr.data.paired_dataset import ImageTextCollator, PairedImageTextDataset
 from syncxr.data.transforms import train_transform
-from syncxr.models.gloria import GLoRIA, word_piece_kinds
-from syncxr.models.image_encoder import build_image_encoder
-from syncxr.models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_phantom_text_encoder
-from syncxr.models.text_encoder import TextEncoder, load_tokenizer
+from syncxr.models.build import build_model
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
 
 
@@ -35,11 +33,9 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(0)
     data_dir = ensure_phantom_corpus(PhantomCorpusSpec(kind="syn", n=3000), args.cache)
-    text_path = str(ensure_phantom_text_encoder(PhantomTextEncoderSpec(), args.cache))
-    tokenizer = load_tokenizer(text_path)
-    text = TextEncoder(text_path)
-    kinds = word_piece_kinds(tokenizer, text.model.config.vocab_size)
-    base = GLoRIA(build_image_encoder("resnet18"), text, kinds, image_size_model=None)
+    cfg = default_config(["model=gloria", f"paths.cache_dir={args.cache}"])
+    base = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)  # the phantom default (96 px as loaded)
+    tokenizer = base.text_encoder.tokenizer
     models = {"as loaded": base, "upsampled": copy.deepcopy(base)}
     models["upsampled"].image_size_model = args.model_size
     optims = {k: torch.optim.Adam(m.parameters(), lr=1e-5) for k, m in models.items()}

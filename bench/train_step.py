@@ -21,15 +21,13 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
+from bench_common import default_config
 
 from syncxr.data.images import load_gray
 from syncxr.data.mixing import load_table
 from syncxr.data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset
 from syncxr.data.transforms import train_transform
-from syncxr.models.convirt import ConVIRT
-from syncxr.models.image_encoder import build_image_encoder
-from syncxr.models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_phantom_text_encoder
-from syncxr.models.text_encoder import TextEncoder, load_tokenizer
+from syncxr.models.build import build_model
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
 from syncxr.train.loop import LoopSettings, train
 
@@ -43,10 +41,10 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(0)
     data_dir = ensure_phantom_corpus(PhantomCorpusSpec(kind="syn", n=3000), args.cache)
-    text_path = str(ensure_phantom_text_encoder(PhantomTextEncoderSpec(), args.cache))
-    tokenizer = load_tokenizer(text_path)
+    cfg = default_config([f"paths.cache_dir={args.cache}"])
+    model = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)  # the phantom default ConVIRT
+    tokenizer = model.text_encoder.tokenizer
     table = load_table(data_dir)
-    model = ConVIRT(build_image_encoder("resnet18"), TextEncoder(text_path), proj_dim=128, proj_hidden=256)
     dataset = PairedImageTextDataset(table, train_transform(args.size), "sentence")
     sampler = EpochShuffleSampler(len(dataset))
     collate = ImageTextCollator(tokenizer, 96)

@@ -25,12 +25,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-import syncxr.config  # noqa: E402,F401
-from syncxr import builders  # noqa: E402
+from bench_common import REPO, default_config  # noqa: E402
+from syncxr.models.build import build_model  # noqa: E402
 from syncxr.data.benchmarks import read_chexpert_split  # noqa: E402
 from syncxr.data.transforms import eval_transform  # noqa: E402
 from syncxr.eval.checkpoint import load_trained, weights_fingerprint  # noqa: E402
@@ -38,7 +37,6 @@ from syncxr.eval.embeddings import EmbeddingCache  # noqa: E402
 from syncxr.eval.zeroshot import prompt_embeddings, score_zeroshot  # noqa: E402
 from syncxr.phantom.benchmarks import CHEXPERT5, ChexpertTwinSpec, ensure_chexpert_twin  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 PROMPTS = [(["{}.", "there is {}.", "{} is present."], ["no {}.", "there is no {}.", "no evidence of {}."]),
            (["{} is seen.", "findings of {}."], ["{} is not seen.", "no findings of {}."]),
            (["there is {} in the chest."], ["the chest shows no {}."])]
@@ -46,11 +44,9 @@ PROMPTS = [(["{}.", "there is {}.", "{} is present."], ["no {}.", "there is no {
 
 def random_run_dir(cache_dir: Path, target: Path) -> Path:
     """A run dir (resolved_config.yaml + model.safetensors) of an untrained default model."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"paths.cache_dir={cache_dir}"])
-    text_path = builders.resolve_text_encoder_path(cfg.text_encoder, cache_dir, cfg.seed)
+    cfg = default_config([f"paths.cache_dir={cache_dir}"])
     torch.manual_seed(0)
-    model = builders.build_model(cfg.model, cfg.image_encoder, cfg.text_encoder, text_path)
+    model = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)
     target.mkdir(parents=True, exist_ok=True)
     (target / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, target / "model.safetensors")

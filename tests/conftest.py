@@ -14,8 +14,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from syncxr.models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_phantom_text_encoder  # noqa: E402
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
@@ -81,8 +79,8 @@ def tiny_dino_path(tmp_path_factory) -> str:
 def trained_run(cache_dir, tmp_path_factory) -> Path:
     """A ConVIRT checkpoint trained with the BUDGET recipe (zero-shot CheXpert AUC >= BUDGET_MIN_AUC).
     SYNCXR_TEST_TRAINED_RUN=<run dir> reuses a finished BUDGET run instead (when iterating locally)."""
-    from syncxr.train.run import run_training  # noqa: PLC0415
-    from tests.train.test_train_e2e import BUDGET, compose_train  # noqa: PLC0415
+    from syncxr.train.training_job import run_training  # noqa: PLC0415
+    from tests.helpers import BUDGET, compose_train  # noqa: PLC0415
 
     if os.environ.get("SYNCXR_TEST_TRAINED_RUN"):
         return Path(os.environ["SYNCXR_TEST_TRAINED_RUN"])

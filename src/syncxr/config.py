@@ -1,12 +1,41 @@
-"""OmegaConf resolvers used by the Hydra configs; imported by every entry point."""
+"""How config becomes things: the OmegaConf resolvers every entry point registers, run-directory
+names, and `build`, the one way a config section with a `_target_` becomes an object."""
 
 from __future__ import annotations
 
 import hashlib
 
-from omegaconf import OmegaConf
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
 MAX_DIRNAME = 120  # well under the 255-byte file-name limit
+# Keys that name a choice (in reports, commands and dataset addresses) without being an argument of
+# its `_target_`: `name` is the choice, `backend` the family of model behind it (phantom, openai, ...).
+LABEL_KEYS = ("name", "backend")
+
+
+def plain(section) -> dict:
+    """A config section as a plain, resolved dict (a dict passes through as a copy)."""
+    return OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+
+
+def build(section, key: str, **runtime):
+    """The object of a config section: its `_target_` called with the section's other keys (labels
+    aside, nested sections as plain dicts) and `runtime` (arguments that exist only at run time, such
+    as the encoders of a model). Errors name the config `key` of the section."""
+    spec = {k: v for k, v in plain(section).items() if k not in LABEL_KEYS}
+    if "_target_" not in spec:
+        raise ValueError(f"{key}: no _target_ (the class or function that builds it); got keys {sorted(spec)}")
+    try:
+        return instantiate(spec, _convert_="all", **runtime)
+    except InstantiationException as e:  # keep the constructor's own error type, name the key
+        cause = e.__cause__
+        if isinstance(cause, ImportError):
+            raise ValueError(f"{key}._target_: no class or function {spec['_target_']!r} ({cause})") from cause
+        if isinstance(cause, (TypeError, ValueError, OSError)):
+            raise type(cause)(f"{key} ({spec['_target_']}): {cause}") from cause
+        raise
 
 
 def run_dirname(overrides: str) -> str:

@@ -1,4 +1,4 @@
-"""python -m syncxr.analysis: curation and long tail of the phantom real corpus, compared with others."""
+"""analyze.py: curation and long tail of the phantom real corpus, compared with others."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from syncxr.analysis.run import run_analysis
-from tests.conftest import REPO
+from syncxr.analysis.analysis_job import run_analysis
+from tests.helpers import REPO, compose_config
 from tests.data.test_mimic_cxr import tree  # noqa: F401  (the MIMIC-shaped tree fixture)
 
 SMALL = ["phantom.n=160", "phantom.image_size=128", "corpus.seed=4", "corpus.low_quality_rate=0.08",
@@ -18,8 +17,7 @@ SMALL = ["phantom.n=160", "phantom.image_size=128", "corpus.seed=4", "corpus.low
 
 
 def compose_analysis(overrides):
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        return compose("analyze", overrides=overrides)
+    return compose_config("analyze", overrides)
 
 
 def test_both_analyses_with_a_dataset_beside_the_corpus(cache_dir, real_dir_128, syn_dir, tmp_path):
@@ -40,7 +38,7 @@ def test_unknown_analysis_is_named(cache_dir, tmp_path):
 
 
 def test_command_line(cache_dir, real_dir_128, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "syncxr.analysis", *SMALL, f"paths.cache_dir={cache_dir}",
+    out = subprocess.run([sys.executable, str(REPO / "analyze.py"), *SMALL, f"paths.cache_dir={cache_dir}",
                           f"paths.output_root={tmp_path}", "analyses=[long_tail]", "compare_generated=false"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

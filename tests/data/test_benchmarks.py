@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from syncxr.data.benchmarks import (Boxes, parse_boxes, read_chestxray14, read_chexpert, read_chexpert_split,
-                                    read_covid_rural, read_covidx, read_padchest, read_rsna, read_siim, read_split)
+from syncxr.data.benchmark_split import Boxes
+from syncxr.data.benchmarks import (parse_boxes, read_chestxray14, read_chexpert_split, read_covid_rural, read_covidx,
+                                    read_padchest, read_rsna, read_siim, read_split)
 from syncxr.data.image_io import load_dicom, load_image, write_dicom
 from syncxr.data.rle import decode_rles, rle_decode, rle_encode
 from syncxr.phantom.benchmarks import CHESTXRAY14_OF, TwinSpec, ensure_twin
@@ -207,7 +208,7 @@ def test_bad_inputs_name_the_file_and_row(twins, tmp_path):
         read_rsna(tmp_path, "rsna.csv").load(0)
     pd.DataFrame({"Path": ["bad/y.png", "bad/y.png"], "Edema": [0, 2]}).to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(ValueError, match=r"c.csv: row 1 has a label other than 0/1"):
-        read_chexpert(tmp_path, "c.csv", ["Edema"])
+        read_chexpert_split(tmp_path, "c.csv", ["Edema"])
     pd.DataFrame({"Path": ["bad/y.png"], "Edema": [1]}).to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(ValueError, match=r"c.csv: row 0: image .*y.png could not be decoded"):
         read_chexpert_split(tmp_path, "c.csv", ["Edema"]).load(0)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from syncxr.builders import build_dataset_dir
+from syncxr.dataset_dirs import build_dataset_dir
 from syncxr.data import mimic_cxr
 from syncxr.data.dataset_format import INFO, MANIFEST, read_dataset
 from syncxr.data.mimic_cxr import DROP_REASONS, MimicCxrSpec, build_mimic_cxr

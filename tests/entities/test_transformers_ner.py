@@ -25,4 +25,4 @@ def test_labels_that_are_not_rate_types_are_rejected(tmp_path, tiny_text_path):
     BertForTokenClassification(cfg).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="PER"):
-        TransformersNER(str(tmp_path))
+        TransformersNER(str(tmp_path), batch_size=2)

@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from syncxr.eval.checkpoint import load_trained
-from syncxr.eval.run import run_evaluation
+from syncxr.eval.evaluation_job import run_evaluation
 from syncxr.models.convirt import ConVIRT
 
-from .conftest import compose_eval
+from tests.helpers import compose_eval
 
 CHEX = ["benchmark.chexpert.twin.n_train=40", "benchmark.chexpert.twin.n_valid=30",
         "benchmark.chexpert.twin.n_test=60"]

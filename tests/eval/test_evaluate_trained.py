@@ -11,10 +11,8 @@ import sys
 
 import pytest
 
-from syncxr.eval.run import run_evaluation
-from tests.train.test_train_e2e import BUDGET_MIN_AUC
-
-from .conftest import BUDGET_CHEXPERT, REPO, compose_eval, small_twins
+from syncxr.eval.evaluation_job import run_evaluation
+from tests.helpers import BUDGET_CHEXPERT, BUDGET_MIN_AUC, REPO, compose_eval, small_twins
 
 pytestmark = pytest.mark.slow
 

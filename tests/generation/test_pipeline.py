@@ -9,34 +9,31 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
-from syncxr.builders import build_generated_dir
+from syncxr.dataset_dirs import build_generated_dir, generate_dataset
 from syncxr.data.dataset_format import read_dataset
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.entities.vocabulary import gini
-from syncxr.generation.builders import generation_config, run_generation
+from syncxr.generation.generation_job import generation_config
 from syncxr.generation.pipeline import generation_hash
 from syncxr.phantom.vocabulary import phantom_lexicon
 from syncxr.reports.loop import entity_key
+from tests.helpers import REPO, compose_config, compose_train
 
-REPO = Path(__file__).resolve().parents[2]
 SMALL = ["n_samples=120", "shard_size=40", "corpus.n=200", "corpus.image_size=64", "imagegen.image_size=64"]
 
 
 def gen_cfg(overrides):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return generation_config(compose(config_name="generate", overrides=overrides))
+    return generation_config(compose_config("generate", overrides))
 
 
 @pytest.fixture(scope="module")
 def small_dataset(cache_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("gen") / "ds"
-    return run_generation(gen_cfg(SMALL), out, cache_dir, progress=False)
+    return generate_dataset(gen_cfg(SMALL), out, cache_dir, progress=False)
 
 
 def test_every_row_extracts_exactly_its_sampled_entities(small_dataset):
@@ -70,7 +67,7 @@ def test_no_entity_exceeds_tau_max_and_stats_are_recorded(small_dataset):
 def test_longtail_sampling_is_clearly_less_balanced(cache_dir, tmp_path):
     def plan_gini(sampling):
         gen = gen_cfg(SMALL + [f"sampling={sampling}", "n_samples=600"])
-        out = run_generation(gen, tmp_path / sampling, cache_dir, progress=False, until="plan")
+        out = generate_dataset(gen, tmp_path / sampling, cache_dir, progress=False, until="plan")
         plan = pd.read_parquet(out / "plan.parquet")
         vocab = pd.read_parquet(out / "vocab.parquet")
         c = Counter((e["name"], e["type"]) for ents in plan["entities"] for e in ents)
@@ -81,7 +78,7 @@ def test_longtail_sampling_is_clearly_less_balanced(cache_dir, tmp_path):
 
 def test_killed_generation_resumes_to_the_uninterrupted_result(cache_dir, tmp_path):
     args = SMALL + ["n_samples=160", "shard_size=20", "progress=false"]
-    ref = run_generation(gen_cfg(args), tmp_path / "ref", cache_dir, progress=False)
+    ref = generate_dataset(gen_cfg(args), tmp_path / "ref", cache_dir, progress=False)
     out = tmp_path / "killed"
     env = {**os.environ, "SYNCXR_CACHE": str(cache_dir), "SYNCXR_OUTPUTS": str(tmp_path)}
     cmd = [sys.executable, str(REPO / "generate.py"), *args, f"output_dir={out}"]
@@ -119,14 +116,12 @@ def test_train_finds_the_dataset_by_its_generation_hash(cache_dir):
                                             ("shard_size=0", "shard_size")])
 def test_bad_generation_settings_fail_with_the_key_named(cache_dir, tmp_path, override, match):
     with pytest.raises(ValueError, match=match):
-        run_generation(gen_cfg(SMALL + [override]), tmp_path / "x", cache_dir, progress=False)
+        generate_dataset(gen_cfg(SMALL + [override]), tmp_path / "x", cache_dir, progress=False)
 
 
 def test_train_and_generate_compute_the_same_address():
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        gen = compose(config_name="generate", overrides=["llm=llama31_8b", "n_samples=500", "sampling=longtail"])
-        train = compose(config_name="train", overrides=["llm=llama31_8b", "generation.n_samples=500",
-                                                        "sampling=longtail"])
+    gen = compose_config("generate", ["llm=llama31_8b", "n_samples=500", "sampling=longtail"])
+    train = compose_train(["llm=llama31_8b", "generation.n_samples=500", "sampling=longtail"])
     assert generation_hash(generation_config(gen)) == generation_hash(generation_config(train.generation))
     assert generation_hash(generation_config(gen)) == generation_hash(
         generation_config(train.data.syn.generation))

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.launch.helpers import finish, job_logs, slurm_job_ids, start_train, stop, tail
-from tests.train.test_train_e2e import TINY
+from tests.helpers import TINY
 
 pytestmark = pytest.mark.slow
 BATCH = int(next(o.split("=")[1] for o in TINY if o.startswith("loader.batch_size=")))

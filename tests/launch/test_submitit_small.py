@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.launch.helpers import finish, job_intervals, job_logs, start_train
-from tests.train.test_train_e2e import TINY
+from tests.helpers import TINY
 
 pytestmark = pytest.mark.slow
 

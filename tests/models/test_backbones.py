@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from syncxr.models.convirt import ConVIRT
-from syncxr.models.gloria import GLoRIA, word_piece_kinds
+from syncxr.models.gloria import GLoRIA
 from syncxr.models.image_encoder import build_image_encoder
-from syncxr.models.text_encoder import TextEncoder, load_tokenizer
+from syncxr.models.text_encoder import load_tokenizer
+from tests.helpers import model_settings, text_encoder
 
 BACKBONES = {"resnet18": (512, 256), "resnet50": (2048, 1024), "vit_b_16": (768, 768), "swin_t": (768, 384)}
 TEXTS = ["small left pleural effusion.", "no pneumothorax."]
@@ -15,7 +16,7 @@ TEXTS = ["small left pleural effusion.", "no pneumothorax."]
 @pytest.fixture(scope="module", params=list(BACKBONES))
 def encoder(request):
     torch.manual_seed(0)
-    return request.param, build_image_encoder(request.param)
+    return request.param, build_image_encoder(request.param, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +52,15 @@ def test_trains_convirt_and_gloria(encoder, tiny_text_path, text_batch):
     enc.train()
     tokenizer, tok = text_batch
     images = torch.randn(2, 1, 32, 32)
-    text = TextEncoder(tiny_text_path)
-    convirt = ConVIRT(enc, text, proj_dim=16, proj_hidden=32)
+    convirt = ConVIRT(enc, text_encoder(tiny_text_path), **model_settings("convirt", proj_dim=16, proj_hidden=32))
     assert torch.isfinite(torch.tensor(_one_step(convirt, images, tok)))
-    kinds = word_piece_kinds(tokenizer, text.model.config.vocab_size)
-    gloria = GLoRIA(enc, TextEncoder(tiny_text_path), kinds, image_size_model=None)
+    gloria = GLoRIA(enc, text_encoder(tiny_text_path), **model_settings("gloria", image_size_model=None))
     assert torch.isfinite(torch.tensor(_one_step(gloria, images, tok)))
 
 
 def test_vit_matches_torchvision_at_its_native_size():
     torch.manual_seed(0)
-    enc = build_image_encoder("vit_b_16", image_size=32).eval()
+    enc = build_image_encoder("vit_b_16", None, image_size=32).eval()
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(enc(x), enc.net(x.expand(-1, 3, -1, -1)), atol=1e-5)

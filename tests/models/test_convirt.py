@@ -5,7 +5,8 @@ import torch
 
 from syncxr.models.convirt import ConVIRT, convirt_loss
 from syncxr.models.image_encoder import build_image_encoder
-from syncxr.models.text_encoder import TextEncoder, load_tokenizer
+from syncxr.models.text_encoder import load_tokenizer
+from tests.helpers import model_settings, text_encoder
 
 
 def test_loss_matches_the_direct_formula():
@@ -30,7 +31,8 @@ def test_loss_rewards_matched_pairs():
 
 
 def _model(text_path):
-    return ConVIRT(build_image_encoder("resnet18"), TextEncoder(text_path), proj_dim=16, proj_hidden=32)
+    return ConVIRT(build_image_encoder("resnet18", None, None), text_encoder(text_path),
+                   **model_settings("convirt", proj_dim=16, proj_hidden=32))
 
 
 def test_both_towers_receive_gradients(tiny_text_path):
@@ -47,7 +49,7 @@ def test_both_towers_receive_gradients(tiny_text_path):
 
 
 def test_max_pooling_ignores_padding(tiny_text_path):
-    enc = TextEncoder(tiny_text_path, pool="max").eval()
+    enc = text_encoder(tiny_text_path, pool="max").eval()
     tok = load_tokenizer(tiny_text_path)
     alone = tok(["no effusion."], return_tensors="pt")
     padded = tok(["no effusion.", "there is a large consolidation in the left lower lobe."],
@@ -59,18 +61,18 @@ def test_max_pooling_ignores_padding(tiny_text_path):
 
 
 def test_freeze_layers_freezes_embeddings_and_first_layers(tiny_text_path):
-    enc = TextEncoder(tiny_text_path, freeze_layers=1)
+    enc = text_encoder(tiny_text_path, freeze_layers=1)
     assert not any(p.requires_grad for p in enc.model.embeddings.parameters())
     assert not any(p.requires_grad for p in enc.model.encoder.layer[0].parameters())
 
 
 def test_bad_arguments_are_rejected(tiny_text_path):
     with pytest.raises(ValueError, match="unknown image encoder"):
-        build_image_encoder("alexnet")
+        build_image_encoder("alexnet", None, None)
     with pytest.raises(ValueError, match="pooling"):
-        TextEncoder(tiny_text_path, pool="attention")
+        text_encoder(tiny_text_path, pool="attention")
     with pytest.raises(FileNotFoundError, match="weights"):
-        build_image_encoder("resnet18", "/nonexistent/resnet18.pth")
+        build_image_encoder("resnet18", "/nonexistent/resnet18.pth", None)
 
 
 def test_local_image_weights_are_loaded(tmp_path):
@@ -78,5 +80,5 @@ def test_local_image_weights_are_loaded(tmp_path):
     torch.manual_seed(1)
     ref = resnet18()
     torch.save(ref.state_dict(), tmp_path / "r18.pth")
-    enc = build_image_encoder("resnet18", str(tmp_path / "r18.pth"))
+    enc = build_image_encoder("resnet18", str(tmp_path / "r18.pth"), None)
     assert torch.equal(enc.net.conv1.weight, ref.conv1.weight)

@@ -1,12 +1,11 @@
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from syncxr import builders
 from syncxr.models.gloria import PIECE, SKIP, WORD, GLoRIA, merge_word_pieces, word_piece_kinds
 from syncxr.models.image_encoder import build_image_encoder
-from syncxr.models.text_encoder import TextEncoder, load_tokenizer
-from tests.conftest import REPO
+from syncxr.models.build import build_model
+from syncxr.models.text_encoder import load_tokenizer
+from tests.helpers import compose_train, model_settings, text_encoder
 
 TEXTS = ["no pleural effusion.", "likely calcified granuloma in the right upper lobe."]
 
@@ -19,9 +18,8 @@ def tokenizer(tiny_text_path):
 @pytest.fixture(scope="module")
 def model(tiny_text_path, tokenizer):
     torch.manual_seed(0)
-    text = TextEncoder(tiny_text_path)
-    kinds = word_piece_kinds(tokenizer, text.model.config.vocab_size)
-    return GLoRIA(build_image_encoder("resnet18"), text, kinds, image_size_model=64)
+    return GLoRIA(build_image_encoder("resnet18", None, None), text_encoder(tiny_text_path),
+                  **model_settings("gloria", image_size_model=64))
 
 
 def _batch(tokenizer, texts=TEXTS):
@@ -88,18 +86,21 @@ def test_caption_without_words_is_rejected(model, tokenizer):
         model(*_batch(tokenizer, ["no effusion.", "."]))
 
 
-def test_built_from_config(tiny_text_path):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["model=gloria", "model.image_size_model=32"])
-    model = builders.build_model(cfg.model, cfg.image_encoder, cfg.text_encoder, tiny_text_path)
+def test_built_from_config(cache_dir):
+    cfg = compose_train(["model=gloria", "model.image_size_model=32", "text_encoder.phantom.hidden_size=32",
+                         "text_encoder.phantom.num_layers=1", "text_encoder.phantom.num_heads=2",
+                         "text_encoder.phantom.intermediate_size=64", "text_encoder.phantom.vocab_size=400"])
+    model = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)
     assert isinstance(model, GLoRIA) and model.image_size_model == 32 and model.temp1 == 4.0
+    # The word/piece kinds come from the text tower's own tokenizer.
+    assert torch.equal(model.token_kinds[:len(model.text_encoder.tokenizer)],
+                       word_piece_kinds(model.text_encoder.tokenizer)[:len(model.text_encoder.tokenizer)])
 
 
 def test_paper_preset_composes():
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["experiment=gloria_paper"])
+    cfg = compose_train(["experiment=gloria_paper"])
     assert cfg.model.name == "gloria" and cfg.model.image_size_model == 299
-    assert cfg.image_encoder.name == "resnet50" and cfg.text_encoder.max_length == 97
+    assert cfg.image_encoder.arch == "resnet50" and cfg.text_encoder.max_length == 97
     assert cfg.optimizer.lr == 5e-5 and list(cfg.optimizer.betas) == [0.5, 0.999]
     assert cfg.trainer.grad_clip == 0.25 and cfg.trainer.max_epochs == 50
     assert cfg.scheduler.factor == 0.5 and cfg.scheduler.patience == 5

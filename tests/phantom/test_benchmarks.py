@@ -18,7 +18,6 @@ def test_chexpert_twin_has_the_published_layout(cache_dir):
     assert (test[list(CHEXPERT5)].sum() > 0).all()
 
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from syncxr.data.benchmarks import read_chexpert_split, read_rsna, read_siim  # noqa: E402

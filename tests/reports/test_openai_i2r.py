@@ -9,7 +9,7 @@ from PIL import Image
 
 from syncxr.reports.i2r_prompt import REPORT_PROMPT, split_report
 from syncxr.reports.openai_i2r import OpenAIVisionI2R
-from syncxr.reports.openai_llm import OpenAICompatibleLLM
+from tests.helpers import openai_client
 from tests.reports.local_http import LocalChatServer, chat_reply
 from tests.reports.test_openai_llm import server_factory  # noqa: F401 - the scripted failing server
 
@@ -48,7 +48,7 @@ def vision_server():
 
 def test_images_go_as_data_urls_with_the_prompt_and_seed(vision_server):
     srv = vision_server(gibberish={8})
-    i2r = OpenAIVisionI2R(OpenAICompatibleLLM(srv.url, "cxr-mllm", concurrency=2))
+    i2r = OpenAIVisionI2R(openai_client(srv.url, "cxr-mllm", concurrency=2))
     out = i2r.describe(IMAGES, [7, 8])
     assert split_report(out[0]) == ("An image of 24x20 pixels.", "Mean 10.")
     assert out[1] == "no idea" and split_report(out[1]) is None
@@ -59,6 +59,6 @@ def test_images_go_as_data_urls_with_the_prompt_and_seed(vision_server):
 
 def test_server_errors_come_back_as_none_and_are_counted(server_factory):  # noqa: F811
     srv = server_factory(["400", "400"])
-    i2r = OpenAIVisionI2R(OpenAICompatibleLLM(srv.url, "m", concurrency=1, backoff_s=0.01))
+    i2r = OpenAIVisionI2R(openai_client(srv.url, "m", concurrency=1, backoff_s=0.01))
     assert i2r.describe(IMAGES, [1, 2]) == [None, None]
     assert i2r.counters()["llm_http_400"] == 2

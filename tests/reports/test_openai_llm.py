@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from syncxr.reports.openai_llm import OpenAICompatibleLLM
+from tests.helpers import openai_client
 from tests.reports.local_http import LocalChatServer, chat_reply
 
 
@@ -48,14 +48,14 @@ def _items(n):
 
 def test_results_come_back_in_order(server_factory):
     srv = server_factory([])
-    llm = OpenAICompatibleLLM(srv.url, "m", concurrency=4)
+    llm = openai_client(srv.url, "m", concurrency=4)
     assert llm.generate_messages(_items(10)) == [f"echo: prompt {i}" for i in range(10)]
     assert srv.seen[0]["model"] == "m" and "seed" in srv.seen[0]
 
 
 def test_500s_timeouts_and_garbage_are_retried_and_counted(server_factory):
     srv = server_factory(["500", "slow", "garbage", "500"])
-    llm = OpenAICompatibleLLM(srv.url, "m", concurrency=1, timeout_s=0.3, backoff_s=0.01, max_retries=6)
+    llm = openai_client(srv.url, "m", concurrency=1, timeout_s=0.3, backoff_s=0.01, max_retries=6)
     out = llm.generate_messages(_items(3))
     assert out == [f"echo: prompt {i}" for i in range(3)]
     c = llm.counters()
@@ -65,13 +65,13 @@ def test_500s_timeouts_and_garbage_are_retried_and_counted(server_factory):
 
 def test_giving_up_and_client_errors_return_none(server_factory):
     srv = server_factory(["500"] * 3 + ["400"])
-    llm = OpenAICompatibleLLM(srv.url, "m", concurrency=1, backoff_s=0.01, max_retries=2)
+    llm = openai_client(srv.url, "m", concurrency=1, backoff_s=0.01, max_retries=2)
     assert llm.generate_messages(_items(2)) == [None, None]
     c = llm.counters()
     assert c["llm_gave_up"] == 1 and c["llm_http_400"] == 1
 
 
 def test_unreachable_server_is_counted_not_raised():
-    llm = OpenAICompatibleLLM("http://127.0.0.1:9/v1", "m", max_retries=1, backoff_s=0.01, timeout_s=1)
+    llm = openai_client("http://127.0.0.1:9/v1", "m", max_retries=1, backoff_s=0.01, timeout_s=1)
     assert llm.generate_messages(_items(1)) == [None]
     assert llm.counters()["llm_connection_errors"] == 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from syncxr.data.mixing import load_table
-from syncxr.data.partial_rows import describe_real_images
+from syncxr.generation.partial_rows import describe_real_images
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.phantom.vocabulary import phantom_lexicon
 from syncxr.reports.transformers_i2r import TransformersI2R
@@ -27,7 +27,7 @@ def scripted_path(tmp_path_factory) -> str:
 
 
 def test_batched_seeded_reports_from_a_tiny_model(gibberish_path):
-    i2r = TransformersI2R(gibberish_path, batch_size=2, max_new_tokens=8)
+    i2r = TransformersI2R(gibberish_path, batch_size=2, max_new_tokens=8, temperature=0.7, top_p=0.95, dtype="auto")
     out = i2r.describe(IMAGES, [1, 2, 3])
     assert len(out) == 3 and all(isinstance(t, str) and t for t in out)
     assert i2r.processor.tokenizer.padding_side == "left"
@@ -39,7 +39,7 @@ def test_batched_seeded_reports_from_a_tiny_model(gibberish_path):
 
 
 def test_a_model_that_answers_a_report_gives_both_sections(scripted_path):
-    i2r = TransformersI2R(scripted_path, batch_size=2, max_new_tokens=8, temperature=0.0)
+    i2r = TransformersI2R(scripted_path, batch_size=2, max_new_tokens=8, temperature=0.0, top_p=0.95, dtype="auto")
     assert i2r.describe(IMAGES, [0, 0, 0]) == [SCRIPT.replace("|", "")] * 3
 
 
@@ -49,7 +49,7 @@ def _real_rows(real_dir: Path, n: int) -> list[dict]:
 
 
 def test_gibberish_is_a_counted_failed_row_not_a_crash(gibberish_path, real_dir, tmp_path):
-    i2r = TransformersI2R(gibberish_path, batch_size=4, max_new_tokens=6)
+    i2r = TransformersI2R(gibberish_path, batch_size=4, max_new_tokens=6, temperature=0.7, top_p=0.95, dtype="auto")
     out = describe_real_images(_real_rows(real_dir, 3), i2r, LexiconNER(phantom_lexicon()), seed=0,
                                max_attempts=2, images_dir=tmp_path, id_prefix="synrep", source="x")
     assert out.rows == [] and out.failed == {"no_sections": 3}
@@ -57,7 +57,7 @@ def test_gibberish_is_a_counted_failed_row_not_a_crash(gibberish_path, real_dir,
 
 
 def test_a_report_answering_model_makes_rows_with_the_real_image(scripted_path, real_dir, tmp_path):
-    i2r = TransformersI2R(scripted_path, batch_size=2, max_new_tokens=8)
+    i2r = TransformersI2R(scripted_path, batch_size=2, max_new_tokens=8, temperature=0.7, top_p=0.95, dtype="auto")
     rows = _real_rows(real_dir, 3)
     out = describe_real_images(rows, i2r, LexiconNER(phantom_lexicon()), seed=0, max_attempts=1,
                                images_dir=tmp_path, id_prefix="synrep", source="real_image+syn_report")
@@ -69,12 +69,13 @@ def test_a_report_answering_model_makes_rows_with_the_real_image(scripted_path, 
 
 
 def test_an_i2r_config_section_builds_a_dataset_with_this_backend(scripted_path, tmp_path):
-    from syncxr.builders import build_dataset_dir
+    from syncxr.dataset_dirs import build_dataset_dir
     from syncxr.data.dataset_format import read_dataset
-    from tests.data.test_partial import SYN_REPORT, _tiny_real
+    from tests.generation.test_partial_dataset import SYN_REPORT, _tiny_real
 
     real = _tiny_real(tmp_path / "real", n=3)
-    i2r = {"name": "tiny", "backend": "transformers", "path": scripted_path, "batch_size": 2, "max_tokens": 8,
+    i2r = {"_target_": "syncxr.reports.transformers_i2r.TransformersI2R", "name": "tiny", "backend": "transformers",
+           "path": scripted_path, "batch_size": 2, "max_new_tokens": 8,
            "temperature": 0.0, "top_p": 1.0, "dtype": "float32"}
     spec = {**SYN_REPORT, "real": {"builder": "path", "path": str(real)}, "i2r": i2r}
     df, info = read_dataset(build_dataset_dir(spec, tmp_path / "cache", "data.syn"))

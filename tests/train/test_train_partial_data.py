@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from syncxr.builders import build_dataset_dir
+from syncxr.dataset_dirs import build_dataset_dir
 from syncxr.data.mixing import load_table
-from syncxr.train.run import run_training
-from tests.train.test_train_e2e import TINY, compose_train
+from syncxr.train.training_job import run_training
+from tests.helpers import TINY, compose_train
 
 pytestmark = pytest.mark.slow
 

@@ -20,9 +20,24 @@ INFO = "dataset.json"
 REQUIRED_COLUMNS = ("id", "image", "findings", "impression", "entities", "source", "split")
 
 
+# Hydra's instantiation keys say which code builds an object, not what data it makes: a refactor that
+# moves a class must not change the address of the datasets made with it.
+INSTANTIATION_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
+
+
+def without_instantiation_keys(config):
+    """`config` with Hydra's instantiation keys removed at every level."""
+    if isinstance(config, dict):
+        return {k: without_instantiation_keys(v) for k, v in config.items() if k not in INSTANTIATION_KEYS}
+    if isinstance(config, (list, tuple)):
+        return [without_instantiation_keys(v) for v in config]
+    return config
+
+
 def config_hash(config: dict, length: int = 12) -> str:
-    """Stable content hash of a JSON-serialisable config (key order does not matter)."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    """Stable content hash of a JSON-serialisable config (key order and instantiation keys do not
+    matter)."""
+    blob = json.dumps(without_instantiation_keys(config), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 

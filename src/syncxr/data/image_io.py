@@ -6,10 +6,13 @@ everything else through PIL (`syncxr.data.images.load_gray`). Every failure name
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .images import load_gray
 
@@ -81,3 +84,11 @@ def write_dicom(path: str | Path, image: np.ndarray, patient_id: str = "phantom"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
     ds.PixelData = np.ascontiguousarray(image).tobytes()
     ds.save_as(path, enforce_file_format=True)
+
+
+def png_data_url(image: np.ndarray) -> str:
+    """An 8-bit image as a `data:image/png;base64,...` URL (how OpenAI-compatible vision chat
+    endpoints take images)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from ..phantom.vocabulary import ANATOMY, NEGATED_TYPE
+from ..phantom.vocabulary import ANATOMY, NEGATED_TYPE, phantom_lexicon
 
 # A sentence opening with one of these negates the findings it names ("No effusion or pneumothorax.").
 NEGATION_OPENERS = ("no ", "there is no ", "there are no ", "no evidence of ", "without ")
@@ -42,3 +42,8 @@ class LexiconNER:
 
     def extract_batch(self, texts: list[str]) -> list[list[dict]]:
         return [self.extract(t) for t in texts]
+
+
+def phantom_lexicon_ner() -> LexiconNER:
+    """The NER of the phantom world: its own lexicon, so it agrees exactly with the report writer."""
+    return LexiconNER(phantom_lexicon())

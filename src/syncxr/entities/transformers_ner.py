@@ -14,7 +14,7 @@ from ..phantom.vocabulary import ENTITY_TYPES
 class TransformersNER:
     name = "transformers"
 
-    def __init__(self, path: str, batch_size: int = 32, device: int | str | None = None):
+    def __init__(self, path: str, batch_size: int, device: int | str | None = None):
         model = AutoModelForTokenClassification.from_pretrained(path)
         labels = {l.split("-", 1)[-1] for l in model.config.id2label.values()} - {"O"}
         unknown = labels - set(ENTITY_TYPES)

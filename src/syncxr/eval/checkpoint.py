@@ -8,8 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 
-from .. import builders
-from ..models.text_encoder import load_tokenizer
+from ..models.build import build_model
 
 CONFIG = "resolved_config.yaml"
 WEIGHTS = "model.safetensors"
@@ -29,7 +28,7 @@ def run_files(run_dir: str | Path) -> tuple[Path, Path]:
 def load_trained(run_dir: str | Path, cache_dir: str | Path | None = None):
     """(model in eval mode, tokenizer, resolved training config) of a finished training run.
 
-    `cache_dir` is where the phantom text encoder is looked up (default: the run's own
+    `cache_dir` is where a phantom text encoder is looked up (default: the run's own
     `paths.cache_dir`); it is rebuilt there, identically, if the cache was cleared.
     """
     config, weights = run_files(run_dir)
@@ -37,16 +36,16 @@ def load_trained(run_dir: str | Path, cache_dir: str | Path | None = None):
     for key in ("model", "image_encoder", "text_encoder", "seed"):
         if key not in cfg:
             raise ValueError(f"{config}: missing key {key!r}")
-    cache = Path(cache_dir if cache_dir is not None else cfg.paths.cache_dir).expanduser().resolve()
-    text_path = builders.resolve_text_encoder_path(cfg.text_encoder, cache, cfg.seed)
-    model = builders.build_model(cfg.model, cfg.image_encoder, cfg.text_encoder, text_path)
+    if cache_dir is not None and "cache_dir" in cfg.text_encoder:
+        cfg.text_encoder.cache_dir = str(Path(cache_dir).expanduser().resolve())
+    model = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)
     state = load_file(weights)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{weights}: weights do not fit the model of {config.name} "
                          f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     model.eval()
-    return model, load_tokenizer(text_path), cfg
+    return model, model.text_encoder.tokenizer, cfg
 
 
 def weights_fingerprint(run_dir: str | Path) -> str:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..data.benchmarks import Split
+from ..data.benchmark_split import Split
 
 KINDS = ("global", "backbone", "local")
 

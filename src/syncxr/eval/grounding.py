@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.nn.functional import interpolate
 from tqdm.auto import tqdm
 
-from ..data.benchmarks import Split
+from ..data.benchmark_split import Split
 from .metrics import iou_dice
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 3)

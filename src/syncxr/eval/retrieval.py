@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.benchmarks import Split
+from ..data.benchmark_split import Split
 from ..data.dataset_format import MANIFEST, read_dataset
 from .metrics import recall_at_k
 

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
-from ..data.benchmarks import Split
+from ..data.benchmark_split import Split
 from .metrics import iou_dice
 
 

@@ -7,40 +7,13 @@ cached image embeddings (`syncxr.eval.embeddings`): re-scoring new prompts encod
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
-from ..data.images import load_gray
 from .metrics import best_f1_threshold, classification_metrics
 
 PROTOCOLS = ("val", "paper")
-
-
-class ImageFiles(Dataset):
-    def __init__(self, paths: list[Path], transform):
-        self.paths, self.transform = list(paths), transform
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, i):
-        return self.transform(load_gray(self.paths[i]))
-
-
-@torch.no_grad()
-def encode_images(model, paths, transform, batch_size: int, accelerator, num_workers: int = 0,
-                  desc: str = "encode images") -> torch.Tensor:
-    loader = DataLoader(ImageFiles(paths, transform), batch_size=batch_size, num_workers=num_workers)
-    model.eval()
-    out = []
-    for x in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
-        with accelerator.autocast():
-            out.append(model.encode_image(x.to(accelerator.device)).float().cpu())
-    return torch.cat(out)
 
 
 @contextmanager
@@ -128,20 +101,3 @@ def score_zeroshot(test_emb, test_labels, pos_emb, neg_emb, classes: list[str], 
     val = None if val_emb is None else prompt_scores(val_emb, pos_emb, neg_emb)
     thresholds, source = choose_thresholds(protocol, test_labels, test, val_labels, val)
     return classification_metrics(np.asarray(test_labels), test, thresholds, list(classes)), thresholds, source
-
-
-def zeroshot_classification(model, tokenizer, transform, accelerator, classes: list[str],
-                            test_paths, test_labels: np.ndarray, val_paths=None, val_labels=None,
-                            positive: list[str] = ("{}.",), negative: list[str] = ("no {}.",),
-                            max_length: int = 64, batch_size: int = 64,
-                            protocol: str = "val") -> dict[str, float]:
-    """Metrics per class and mean. F1/ACC thresholds come from the validation split when given,
-    else 0.5 (the positive prompt wins); `protocol="paper"` takes them from the test split."""
-    pos_emb, neg_emb = prompt_embeddings(model, tokenizer, list(classes), positive, negative, max_length, accelerator)
-    test_emb = encode_images(model, test_paths, transform, batch_size, accelerator)
-    val_emb = None
-    if val_paths is not None and protocol == "val":
-        val_emb = encode_images(model, val_paths, transform, batch_size, accelerator)
-    metrics, _, _ = score_zeroshot(test_emb, test_labels, pos_emb, neg_emb, list(classes), protocol,
-                                   val_emb, None if val_labels is None else np.asarray(val_labels))
-    return metrics

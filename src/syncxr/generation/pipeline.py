@@ -38,18 +38,20 @@ def generation_hash(gen: dict) -> str:
 
 @dataclass
 class GenerationSettings:
-    n_samples: int = 2000
-    seed: int = 0
-    entity_ratio: float = 1.0
-    sampling: str = "balanced"  # balanced | longtail
-    k: int = 3  # entities per sample from the four finding types
-    m: int = 2  # entities per sample from ANATOMY
-    tau_max: int | None = None  # per-entity cap; None: balanced count x tau_max_slack
-    tau_max_slack: float = 1.5
-    shard_size: int = 250
-    max_report_attempts: int = 5
-    max_image_attempts: int = 3
-    val_fraction: float = 0.05
+    """The plain keys of a generation config (conf/generation/default.yaml and the sampling group)."""
+
+    n_samples: int
+    seed: int
+    entity_ratio: float
+    sampling: str  # balanced | longtail
+    k: int  # entities per sample from the four finding types
+    m: int  # entities per sample from ANATOMY
+    tau_max: int | None  # per-entity cap; None: balanced count x tau_max_slack
+    tau_max_slack: float
+    shard_size: int
+    max_report_attempts: int
+    max_image_attempts: int
+    val_fraction: float
 
     def __post_init__(self):
         if self.n_samples < 1:

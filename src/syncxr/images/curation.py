@@ -29,7 +29,7 @@ def load_image_bank(directory: str | Path) -> list[np.ndarray]:
 class Curator:
     """`check(images)` -> per image (passed, reason). Reasons: 'judge:<question>' or 'similar_to_bad'."""
 
-    def __init__(self, judge, embedder, bad_images: list[np.ndarray], delta: float = 0.5):
+    def __init__(self, judge, embedder, bad_images: list[np.ndarray], delta: float):
         if not -1.0 <= delta <= 1.0:
             raise ValueError(f"curation delta is a cosine similarity in [-1, 1], got {delta}")
         self.judge, self.embedder, self.delta = judge, embedder, delta

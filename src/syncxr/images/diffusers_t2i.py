@@ -10,9 +10,8 @@ from diffusers import StableDiffusionPipeline
 class DiffusersT2I:
     name = "diffusers"
 
-    def __init__(self, path: str, guidance_scale: float = 4.0, num_inference_steps: int = 50,
-                 batch_size: int = 8, height: int | None = None, width: int | None = None,
-                 fp16: bool = True, device: str | None = None):
+    def __init__(self, path: str, *, guidance_scale: float, num_inference_steps: int, batch_size: int,
+                 height: int | None, width: int | None, fp16: bool, device: str | None = None):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
         self.pipe = StableDiffusionPipeline.from_pretrained(path, dtype=dtype, safety_checker=None,

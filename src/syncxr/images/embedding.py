@@ -54,7 +54,7 @@ class HFImageEmbedder:
 
     name = "transformers"
 
-    def __init__(self, path: str, batch_size: int = 32, device: str | None = None):
+    def __init__(self, path: str, batch_size: int, device: str | None = None):
         self.processor = AutoImageProcessor.from_pretrained(path)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModel.from_pretrained(path).to(self.device).eval()

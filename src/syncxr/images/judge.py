@@ -6,12 +6,10 @@ asks any OpenAI-compatible vision endpoint (e.g. a vLLM-served MLLM).
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
-from PIL import Image
 from scipy.ndimage import gaussian_filter, sobel, zoom
+
+from ..data.image_io import png_data_url
 
 QUESTIONS = {
     "chest_xray": "Is this image a chest X-ray?",
@@ -52,12 +50,6 @@ class HeuristicJudge:
         return [self.ask(im) for im in images]
 
 
-def _data_url(image: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 class OpenAIVisionJudge:
     """Asks each question of an OpenAI-compatible vision chat endpoint; expects YES or NO."""
 
@@ -69,7 +61,7 @@ class OpenAIVisionJudge:
     def judge(self, images: list[np.ndarray]) -> list[dict[str, bool]]:
         items = []
         for i, im in enumerate(images):
-            url = _data_url(im)
+            url = png_data_url(im)
             for q in QUESTIONS.values():
                 msg = [{"role": "user", "content": [
                     {"type": "image_url", "image_url": {"url": url}},

@@ -1,6 +1,7 @@
-"""The phantom world's text-to-image "model": renders the findings an IMPRESSION names.
+"""The phantom world's text-to-image "model": renders the findings an IMPRESSION names. Like a real
+text-to-image model it reads the prompt itself (with the phantom world's own lexicon).
 
-`randomized=True` is the RaSD-style ablation: the same findings drawn over anatomy and appearance
+`RandomizedT2I` is the RaSD-style ablation: the same findings drawn over anatomy and appearance
 randomised far beyond the ranges of ordinary radiographs (domain randomisation).
 """
 
@@ -10,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..entities.lexicon_ner import phantom_lexicon_ner
 from ..phantom.renderer import render
 from ..phantom.scene import Anatomy, Appearance, Finding, sample_scene
 from ..phantom.vocabulary import ABNORMALITY, ANATOMY, DISEASE, FINDING_SITES, FINDINGS, INFERRED_DISEASE
@@ -37,9 +39,11 @@ def _randomize(anatomy: Anatomy, appearance: Appearance, rng: np.random.Generato
 
 
 class PhantomT2I:
-    def __init__(self, ner, image_size: int = 128, randomized: bool = False):
-        self.ner, self.image_size, self.randomized = ner, image_size, randomized
-        self.name = "randomized" if randomized else "phantom"
+    name = "phantom"
+    randomized = False
+
+    def __init__(self, image_size: int):
+        self.ner, self.image_size = phantom_lexicon_ner(), image_size
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
         out = []
@@ -58,3 +62,8 @@ class PhantomT2I:
                 scene = replace(scene, anatomy=a, appearance=ap)
             out.append(render(scene, self.image_size)[0])
         return out
+
+
+class RandomizedT2I(PhantomT2I):
+    name = "randomized"
+    randomized = True

@@ -23,8 +23,8 @@ def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Module:
 
 
 class ConVIRT(nn.Module):
-    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, proj_dim: int = 512,
-                 proj_hidden: int = 1024, tau: float = 0.1, lam: float = 0.75):
+    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, *, proj_dim: int, proj_hidden: int,
+                 tau: float, lam: float):
         super().__init__()
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"ConVIRT lam must be in [0, 1], got {lam}")

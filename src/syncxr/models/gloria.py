@@ -49,10 +49,9 @@ def merge_word_pieces(states: torch.Tensor, input_ids: torch.Tensor, attention_m
 
 
 class GLoRIA(nn.Module):
-    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, token_kinds: torch.Tensor,
-                 embed_dim: int | None = None, image_size_model: int | None = 299, last_n_layers: int = 4,
-                 layer_agg: str = "sum", temp1: float = 4.0, temp2: float = 5.0, temp3: float = 10.0,
-                 local_weight: float = 1.0, global_weight: float = 1.0, divide_by_temp2: bool = True):
+    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, *, embed_dim: int | None,
+                 image_size_model: int | None, last_n_layers: int, layer_agg: str, temp1: float, temp2: float,
+                 temp3: float, local_weight: float, global_weight: float, divide_by_temp2: bool):
         super().__init__()
         if layer_agg not in LAYER_AGGS:
             raise ValueError(f"GLoRIA layer_agg must be one of {LAYER_AGGS}, got {layer_agg!r}")
@@ -67,7 +66,9 @@ class GLoRIA(nn.Module):
         project = dim != text_encoder.dim
         self.word_embedder = nn.Linear(text_encoder.dim, dim) if project else nn.Identity()
         self.sentence_embedder = nn.Linear(text_encoder.dim, dim) if project else nn.Identity()
-        self.register_buffer("token_kinds", token_kinds.to(torch.uint8), persistent=False)
+        # Which vocabulary ids start a word, continue one or are no word (from the text tower's tokenizer).
+        kinds = word_piece_kinds(text_encoder.tokenizer, text_encoder.model.config.vocab_size)
+        self.register_buffer("token_kinds", kinds, persistent=False)
         self.image_size_model, self.last_n_layers = image_size_model, last_n_layers
         self.layer_agg = layer_agg
         self.temp1, self.temp2, self.temp3 = temp1, temp2, temp3

@@ -148,13 +148,13 @@ class SwinEncoder(nn.Module):
         return self.forward_features(x)[1]
 
 
-def build_image_encoder(name: str, weights_path: str | None = None,
-                        image_size: int | None = None) -> nn.Module:
-    """Backbone by torchvision name. `image_size` only matters for ViTs (their position grid)."""
-    if name in RESNETS:
-        return ResNetEncoder(name, weights_path)
-    if name in VITS:
-        return ViTEncoder(name, weights_path, image_size or 224)
-    if name in SWINS:
-        return SwinEncoder(name, weights_path)
-    raise ValueError(f"unknown image encoder {name!r}; choose from {ENCODERS}")
+def build_image_encoder(arch: str, weights_path: str | None, image_size: int | None) -> nn.Module:
+    """Backbone by torchvision architecture name. `image_size` only matters for ViTs (their position
+    grid; 224 when not given)."""
+    if arch in RESNETS:
+        return ResNetEncoder(arch, weights_path)
+    if arch in VITS:
+        return ViTEncoder(arch, weights_path, image_size or 224)
+    if arch in SWINS:
+        return SwinEncoder(arch, weights_path)
+    raise ValueError(f"unknown image encoder {arch!r}; choose from {ENCODERS}")

@@ -23,6 +23,7 @@ from ..phantom.corpus import PHANTOM_VERSION
 from ..phantom.report_writer import write_report
 from ..phantom.scene import sample_scene
 from ..phantom.vocabulary import FINDING_KEYS
+from .text_encoder import TextEncoder
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -73,8 +74,9 @@ def build_phantom_text_encoder(spec: PhantomTextEncoderSpec, target: Path) -> Pa
                         num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
                         intermediate_size=spec.intermediate_size,
                         max_position_embeddings=spec.max_position)
-    torch.manual_seed(spec.seed)
-    model = BertModel(config)
+    with torch.random.fork_rng():  # built on first use: must not move the caller's random stream
+        torch.manual_seed(spec.seed)
+        model = BertModel(config)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
     tokenizer.save_pretrained(tmp)
     model.save_pretrained(tmp)
@@ -91,3 +93,15 @@ def ensure_phantom_text_encoder(spec: PhantomTextEncoderSpec, cache_dir: str | P
         target.parent.mkdir(parents=True, exist_ok=True)
         build_phantom_text_encoder(spec, target)
     return target
+
+
+def phantom_text_encoder(cache_dir: str | Path, seed: int, phantom: dict, pool: str, freeze_layers: int,
+                         max_length: int) -> TextEncoder:
+    """The text tower of `text_encoder=phantom_bert`: the cached phantom BERT of `phantom` (its
+    PhantomTextEncoderSpec fields) and `seed`, built on first use."""
+    try:
+        spec = PhantomTextEncoderSpec(**phantom, seed=seed)
+    except TypeError as e:
+        raise ValueError(f"text_encoder.phantom: {e} (allowed: {sorted(PhantomTextEncoderSpec.__dataclass_fields__)})") from e
+    path = ensure_phantom_text_encoder(spec, Path(cache_dir).expanduser().resolve())
+    return TextEncoder(str(path), pool=pool, freeze_layers=freeze_layers, max_length=max_length)

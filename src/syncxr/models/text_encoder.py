@@ -14,17 +14,22 @@ def load_tokenizer(path: str):
 
 
 class TextEncoder(nn.Module):
-    """Pooled sentence feature over the last hidden states, padding masked out.
+    """Pooled sentence feature over the last hidden states, padding masked out; carries the
+    tokenizer of its checkpoint and the number of tokens it reads (`max_length`).
 
     ConVIRT max-pools over tokens. `freeze_layers` freezes the embeddings and the first N layers
     (the ConVIRT paper froze 6 of BERT's 12); 0 trains the whole tower.
     """
 
-    def __init__(self, path: str, pool: str = "max", freeze_layers: int = 0):
+    def __init__(self, path: str, pool: str, freeze_layers: int, max_length: int):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"unknown text pooling {pool!r}; expected one of {POOLS}")
+        if max_length < 2:
+            raise ValueError(f"text max_length must be >= 2 (two special tokens), got {max_length}")
         self.model = AutoModel.from_pretrained(path)
+        self.tokenizer = load_tokenizer(path)
+        self.max_length = max_length
         self.dim = self.model.config.hidden_size
         self.pool = pool
         if freeze_layers > 0:

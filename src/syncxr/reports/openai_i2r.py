@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..images.judge import _data_url
+from ..data.image_io import png_data_url
 from .i2r_prompt import REPORT_PROMPT
 
 
@@ -18,7 +18,7 @@ class OpenAIVisionI2R:
         self.prompt = prompt
 
     def messages(self, image: np.ndarray) -> list[dict]:
-        return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": _data_url(image)}},
+        return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": png_data_url(image)}},
                                              {"type": "text", "text": self.prompt}]}]
 
     def describe(self, images: list[np.ndarray], seeds: list[int]) -> list[str | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from collections import Counter
 
@@ -18,11 +19,12 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 class OpenAICompatibleLLM:
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, concurrency: int = 32,
-                 timeout_s: float = 60.0, max_retries: int = 4, backoff_s: float = 0.5,
-                 max_tokens: int = 256, temperature: float = 0.7):
+    def __init__(self, base_url: str, model: str, *, api_key_env: str | None, concurrency: int, timeout_s: float,
+                 max_retries: int, backoff_s: float, max_tokens: int, temperature: float):
         self.base_url = base_url.rstrip("/")
-        self.model, self.api_key = model, api_key
+        # The key is read from this environment variable when requests are sent: never an attribute,
+        # never part of a config, a file or a dataset address.
+        self.model, self.api_key_env = model, api_key_env
         self.concurrency, self.timeout_s = concurrency, timeout_s
         self.max_retries, self.backoff_s = max_retries, backoff_s
         self.max_tokens, self.temperature = max_tokens, temperature
@@ -69,7 +71,8 @@ class OpenAICompatibleLLM:
             return None
 
     async def agenerate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None]:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         sem = asyncio.Semaphore(self.concurrency)
         connector = aiohttp.TCPConnector(limit=self.concurrency)
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)

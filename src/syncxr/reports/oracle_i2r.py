@@ -23,7 +23,7 @@ class OracleRadiologist:
     name = "oracle"
     reads_labels = True  # the dataset builder passes each row's `labels`; the images are ignored
 
-    def __init__(self, miss_rate: float = 0.1, false_positive_rate: float = 0.02, negation_rate: float = 0.5):
+    def __init__(self, miss_rate: float, false_positive_rate: float, negation_rate: float):
         for key, v in (("miss_rate", miss_rate), ("false_positive_rate", false_positive_rate),
                        ("negation_rate", negation_rate)):
             if not 0.0 <= v <= 1.0:

@@ -25,7 +25,7 @@ def _cap(s: str) -> str:
 class TemplateLLM:
     name = "template"
 
-    def __init__(self, error_rate: float = 0.1):
+    def __init__(self, error_rate: float):
         if not 0.0 <= error_rate < 1.0:
             raise ValueError(f"template llm error_rate must be in [0, 1), got {error_rate}")
         self.error_rate = error_rate

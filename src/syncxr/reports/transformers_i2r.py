@@ -15,8 +15,8 @@ class TransformersI2R:
     name = "transformers"
     reads_labels = False
 
-    def __init__(self, path: str, batch_size: int = 8, max_new_tokens: int = 256, temperature: float = 0.7,
-                 top_p: float = 0.95, dtype: str = "auto", device: str | None = None, prompt: str = REPORT_PROMPT):
+    def __init__(self, path: str, *, batch_size: int, max_new_tokens: int, temperature: float, top_p: float,
+                 dtype: str, device: str | None = None, prompt: str = REPORT_PROMPT):
         self.processor = AutoProcessor.from_pretrained(path)
         if getattr(self.processor, "chat_template", None) is None:
             raise ValueError(f"{path}: the processor has no chat template; use an instruction-tuned image-text model")

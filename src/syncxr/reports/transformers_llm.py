@@ -11,8 +11,8 @@ from .requests import ReportRequest
 class TransformersLLM:
     name = "transformers"
 
-    def __init__(self, path: str, batch_size: int = 8, max_new_tokens: int = 256, temperature: float = 0.7,
-                 top_p: float = 0.95, dtype: str = "auto", device: str | None = None):
+    def __init__(self, path: str, *, batch_size: int, max_new_tokens: int, temperature: float, top_p: float,
+                 dtype: str, device: str | None = None):
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"  # generation continues from the right end of each row
         if self.tokenizer.pad_token is None:

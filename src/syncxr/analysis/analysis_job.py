@@ -1,4 +1,5 @@
-"""Runs the corpus analyses of conf/analyze.yaml: curation of the real corpus, entity long tail."""
+"""analyze.py's job: the corpus analyses of conf/analyze.yaml (curation of the real corpus, entity
+long tail)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .. import builders
+from ..config import build
+from ..dataset_dirs import build_curated_dir, build_dataset_dir
 from ..data.dataset_format import is_complete, read_dataset
 from ..entities.long_tail import analyse_long_tail, report_texts
-from ..generation.builders import build_ner
 
 ANALYSES = ("curation", "long_tail")
 
@@ -34,10 +35,10 @@ def run_analysis(cfg: DictConfig, out_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
-    corpus = builders.build_dataset_dir(cfg.corpus, cache_dir, "corpus")
+    corpus = build_dataset_dir(cfg.corpus, cache_dir, "corpus")
     summary: dict = {"corpus": str(corpus)}
     if "curation" in cfg.analyses:
-        curated = builders.build_curated_dir(corpus, cfg.curation)
+        curated = build_curated_dir(corpus, cfg.curation)
         for name in ("curation.json", "contact_sheet.png"):
             shutil.copy(curated / name, out_dir / name)
         summary["curation"] = json.loads((curated / "curation.json").read_text())
@@ -49,7 +50,7 @@ def run_analysis(cfg: DictConfig, out_dir: Path) -> dict:
         texts = {"corpus": report_texts(read_dataset(corpus)[0])}
         for name, d in others.items():
             texts[name] = report_texts(read_dataset(d)[0])
-        stats = analyse_long_tail(texts, build_ner(OmegaConf.to_container(cfg.ner, resolve=True)),
+        stats = analyse_long_tail(texts, build(cfg.ner, "ner"),
                                   out_dir, progress=cfg.progress)
         summary["long_tail"] = stats.to_dict(orient="records")
     (out_dir / "analysis.json").write_text(json.dumps(summary, indent=2, default=str))

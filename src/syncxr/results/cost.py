@@ -55,8 +55,7 @@ def _partial_gpu_s(spec: dict | None, cost: dict) -> float:
 
 def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
     """GPU-hours of one job from per-item costs (`conf/cost/*.yaml`)."""
-    from ..generation.builders import is_phantom
-    from ..generation.pipeline import generation_hash
+    from ..generation.generation_job import generated_dir, is_phantom
 
     data = cfg["data"]
     rows, gens = 0, []
@@ -80,8 +79,9 @@ def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
             g = _partial_gpu_s(spec, cost) / 3600
             out["generation"].append({"hash": f"{spec['kind']}-{config_hash(spec)[:8]}", "gpu_h": g, "exists": False, "phantom": g == 0.0})
     for gen in gens:
-        h = generation_hash({k: v for k, v in gen.items()})
-        exists = (cache_dir / "generated" / f"syncxr-{h}" / "manifest.parquet").is_file()
+        target = generated_dir(gen, cache_dir)
+        h = target.name.removeprefix("syncxr-")
+        exists = (target / "manifest.parquet").is_file()
         free = is_phantom(gen) or exists
         g_cost = 0.0 if free else gen["n_samples"] * (
             cost["llm_gpu_s_per_report"].get(gen["llm"]["name"], cost["llm_gpu_s_per_report"]["default"])

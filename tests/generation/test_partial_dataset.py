@@ -10,26 +10,32 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from syncxr.builders import build_dataset_dir
-from syncxr.data import partial_builders
+from syncxr import dataset_dirs
+from syncxr.config import build
+from syncxr.dataset_dirs import build_dataset_dir
 from syncxr.data.dataset_format import INFO, MANIFEST, read_dataset
 from syncxr.data.mixing import load_table
-from syncxr.data.partial import PartialSettings, build_partial_dataset
+from syncxr.generation.partial_dataset import PartialSettings, build_partial_dataset
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.phantom.vocabulary import phantom_lexicon
-from tests.train.test_train_e2e import compose_train
+from tests.helpers import compose_train
 
 NER = LexiconNER(phantom_lexicon())
 # The spec of conftest's `real_dir` corpus: the partial sets are made from those very rows.
 REAL = {"builder": "phantom", "kind": "real", "n": 200, "seed": 3, "image_size": 64, "low_quality_rate": 0.05,
         "wrong_view_rate": 0.05, "unpaired_rate": 0.05}
-COMMON = {"builder": "partial", "real": REAL, "ner": {"name": "lexicon"}, "seed": 0, "max_attempts": 3,
+COMMON = {"builder": "partial", "real": REAL, "ner": {"_target_": "syncxr.entities.lexicon_ner.phantom_lexicon_ner", "name": "lexicon"}, "seed": 0, "max_attempts": 3,
           "shard_size": 64}
-ORACLE = {"name": "oracle", "backend": "oracle", "miss_rate": 0.1, "false_positive_rate": 0.02,
+ORACLE = {"_target_": "syncxr.reports.oracle_i2r.OracleRadiologist", "name": "oracle", "backend": "oracle", "miss_rate": 0.1, "false_positive_rate": 0.02,
           "negation_rate": 0.5}
 SYN_REPORT = {**COMMON, "kind": "real_image_syn_report", "i2r": ORACLE}
 SYN_IMAGE = {**COMMON, "kind": "syn_image_real_report",
-             "imagegen": {"name": "phantom", "backend": "phantom", "image_size": 64}}
+             "imagegen": {"_target_": "syncxr.images.phantom_t2i.PhantomT2I", "name": "phantom", "backend": "phantom",
+                          "image_size": 64}}
+
+
+def partial_settings(kind: str, **kw) -> PartialSettings:
+    return PartialSettings(kind, **{"seed": 0, "max_attempts": 3, "shard_size": 256, **kw})
 
 
 def _gray(path) -> np.ndarray:
@@ -71,9 +77,9 @@ def test_a_built_set_is_reused_and_a_changed_backend_gets_its_own(cache_dir, mon
     first = build_dataset_dir(SYN_REPORT, cache_dir, "data.syn")
     mtime = (first / MANIFEST).stat().st_mtime_ns
 
-    def no_backend(_):
+    def no_backend(*_, **__):
         raise AssertionError("a cached dataset must not load its backend again")
-    monkeypatch.setattr(partial_builders, "build_i2r", no_backend)
+    monkeypatch.setattr(dataset_dirs, "build", no_backend)
     assert build_dataset_dir(SYN_REPORT, cache_dir, "data.syn") == first
     assert (first / MANIFEST).stat().st_mtime_ns == mtime
     other = {**SYN_REPORT, "i2r": {**ORACLE, "miss_rate": 0.5}}
@@ -124,7 +130,7 @@ class ScriptedDescriber:
 def test_every_failed_real_row_is_counted_by_reason(tmp_path):
     real = _tiny_real(tmp_path / "real", n=6, broken=(0, 1))
     describer = ScriptedDescriber({2: "retry", 3: "gibberish", 4: "none"})
-    out = build_partial_dataset(real, tmp_path / "out", PartialSettings("real_image_syn_report", max_attempts=2,
+    out = build_partial_dataset(real, tmp_path / "out", partial_settings("real_image_syn_report", max_attempts=2,
                                                                         shard_size=4), describer, NER, {})
     df, info = read_dataset(out)
     assert df["real_id"].tolist() == ["r2", "r5"] and df["attempts"].tolist() == [2, 1]
@@ -138,7 +144,7 @@ def test_every_failed_real_row_is_counted_by_reason(tmp_path):
 def test_nothing_usable_fails_with_the_counts(tmp_path):
     real = _tiny_real(tmp_path / "real", n=3)
     with pytest.raises(ValueError, match="none of the 3 real rows.*no_sections"):
-        build_partial_dataset(real, tmp_path / "out", PartialSettings("real_image_syn_report", max_attempts=1),
+        build_partial_dataset(real, tmp_path / "out", partial_settings("real_image_syn_report", max_attempts=1),
                               ScriptedDescriber(dict.fromkeys(range(3), "gibberish")), NER, {})
 
 
@@ -162,7 +168,7 @@ def test_blank_images_are_retried_then_counted(tmp_path):
     df.loc[2, "impression"] = None  # drawn from its FINDINGS instead
     df.to_parquet(real / MANIFEST)
     t2i = BlankT2I()
-    out = build_partial_dataset(real, tmp_path / "out", PartialSettings("syn_image_real_report", max_attempts=2),
+    out = build_partial_dataset(real, tmp_path / "out", partial_settings("syn_image_real_report", max_attempts=2),
                                 t2i, NER, {})
     got, info = read_dataset(out)
     assert got["real_id"].tolist() == ["r0", "r2"] and got["impression"].tolist() == ["Nodule 0.", ""]
@@ -188,7 +194,7 @@ class DiesAfter(ScriptedDescriber):
 
 def test_a_killed_build_resumes_at_the_first_missing_shard(tmp_path):
     real = _tiny_real(tmp_path / "real", n=10)
-    settings = PartialSettings("real_image_syn_report", shard_size=4)
+    settings = partial_settings("real_image_syn_report", shard_size=4)
     with pytest.raises(Killed):
         build_partial_dataset(real, tmp_path / "out", settings, DiesAfter(2), NER, {})
     assert sorted(p.name for p in (tmp_path / "out.work" / "shards").glob("shard_*")) == \
@@ -204,8 +210,8 @@ def test_labels_reading_oracle_needs_a_labels_column(tmp_path):
     real = _tiny_real(tmp_path / "real", n=2)
     pd.read_parquet(real / MANIFEST).drop(columns="labels").to_parquet(real / MANIFEST)
     with pytest.raises(ValueError, match="labels"):
-        build_partial_dataset(real, tmp_path / "out", PartialSettings("real_image_syn_report"),
-                              partial_builders.build_i2r(ORACLE), NER, {})
+        build_partial_dataset(real, tmp_path / "out", partial_settings("real_image_syn_report"),
+                              build(ORACLE, "i2r"), NER, {})
 
 
 def test_configs_compose_as_data_choices_over_the_real_corpus():
@@ -225,8 +231,12 @@ def test_bad_specs_fail_naming_the_key(cache_dir):
         build_dataset_dir({**SYN_REPORT, "colour": "red"}, cache_dir, "data.syn")
     with pytest.raises(ValueError, match="data.syn.kind"):
         build_dataset_dir({**SYN_REPORT, "kind": "both"}, cache_dir, "data.syn")
-    with pytest.raises(ValueError, match="i2r.backend"):
+    with pytest.raises(ValueError, match="data.syn.i2r: no _target_"):
         build_dataset_dir({**SYN_REPORT, "i2r": {"backend": "psychic"}}, cache_dir, "data.syn")
+    with pytest.raises(ValueError, match=r"data.syn.i2r._target_: no class or function 'syncxr.psychic.Oracle'"):
+        build_dataset_dir({**SYN_REPORT, "i2r": {"_target_": "syncxr.psychic.Oracle"}}, cache_dir, "data.syn")
+    with pytest.raises(TypeError, match=r"data.syn.i2r \(syncxr.reports.oracle_i2r.OracleRadiologist\): .*colour"):
+        build_dataset_dir({**SYN_REPORT, "i2r": {**ORACLE, "colour": "red"}}, cache_dir, "data.syn")
 
 
 class Short(ScriptedDescriber):
@@ -237,12 +247,12 @@ class Short(ScriptedDescriber):
 def test_a_backend_answering_too_few_outputs_fails_loudly(tmp_path):
     real = _tiny_real(tmp_path / "real", n=3)
     with pytest.raises(ValueError, match="'scripted' returned 1 outputs for 3 inputs"):
-        build_partial_dataset(real, tmp_path / "out", PartialSettings("real_image_syn_report"), Short({}), NER, {})
+        build_partial_dataset(real, tmp_path / "out", partial_settings("real_image_syn_report"), Short({}), NER, {})
 
 
 def test_syn_image_set_from_a_tiny_diffusers_model(tmp_path, tiny_sd_path):
     real = _tiny_real(tmp_path / "real", n=3)
-    imagegen = {"name": "tiny_sd", "backend": "diffusers", "path": tiny_sd_path, "guidance_scale": 4.0,
+    imagegen = {"_target_": "syncxr.images.diffusers_t2i.DiffusersT2I", "name": "tiny_sd", "backend": "diffusers", "path": tiny_sd_path, "guidance_scale": 4.0,
                 "num_inference_steps": 2, "batch_size": 2, "height": 32, "width": 32, "fp16": False}
     spec = {**SYN_IMAGE, "real": {"builder": "path", "path": str(real)}, "imagegen": imagegen}
     out = build_dataset_dir(spec, tmp_path / "cache", "data.syn")

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .dataset_format import INFO, MANIFEST, DatasetBuilder, config_hash, write_json_atomic, write_parquet_atomic
-from .mixing import load_table
+from ..data.dataset_format import INFO, MANIFEST, DatasetBuilder, config_hash, write_json_atomic, write_parquet_atomic
+from ..data.mixing import load_table
 from .partial_rows import describe_real_images, draw_real_reports, link_or_copy
 
 # kind -> (the `source` of its rows, the prefix of its row ids)
@@ -31,6 +31,9 @@ KINDS = {
     "real_image_syn_report": ("real_image+syn_report", "synrep"),
     "syn_image_real_report": ("syn_image+real_report", "synimg"),
 }
+# kind -> the config section of the backend that makes its synthetic half
+BACKEND_SECTION = {"real_image_syn_report": "i2r", "syn_image_real_report": "imagegen"}
+COMMON_KEYS = {"kind", "real", "ner", "seed", "max_attempts", "shard_size"}
 # Bump when the rows a config produces change, so cached datasets are rebuilt.
 PARTIAL_VERSION = "partial-v1"
 
@@ -38,9 +41,9 @@ PARTIAL_VERSION = "partial-v1"
 @dataclass(frozen=True)
 class PartialSettings:
     kind: str  # a key of KINDS
-    seed: int = 0  # per-row seeds derive from (seed, real row, attempt)
-    max_attempts: int = 3  # tries per real row, each with a new seed, before it counts as failed
-    shard_size: int = 256  # real rows per resumable shard
+    seed: int  # per-row seeds derive from (seed, real row, attempt)
+    max_attempts: int  # tries per real row, each with a new seed, before it counts as failed
+    shard_size: int  # real rows per resumable shard
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -49,6 +52,20 @@ class PartialSettings:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+
+
+def check_partial_spec(spec: dict, key: str) -> str:
+    """The kind of a `dataset/{real_image_syn_report,syn_image_real_report}.yaml` spec (without its
+    `builder`), after checking it has exactly the keys of that kind."""
+    kind = spec.get("kind")
+    if kind not in BACKEND_SECTION:
+        raise ValueError(f"{key}.kind must be one of {sorted(BACKEND_SECTION)}, got {kind!r}")
+    allowed = COMMON_KEYS | {BACKEND_SECTION[kind]}
+    unknown, missing = sorted(set(spec) - allowed), sorted(allowed - set(spec))
+    if unknown or missing:
+        raise ValueError(f"{key}: unknown key(s) {unknown}, missing key(s) {missing} for kind {kind!r}; "
+                         f"expected {sorted(allowed)}")
+    return kind
 
 
 def partial_hash(config: dict) -> str:

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from syncxr.report.__main__ import main as report_main
-from syncxr.report.sweep import collect, write_report
+from syncxr.results.__main__ import main as report_main
+from syncxr.results.sweep import collect, write_report
 
 AUC = "zeroshot_cls/chexpert/auc"
 
@@ -58,7 +58,7 @@ def test_cli_and_missing_dir(sweep, tmp_path, capsys):
 
 
 def test_cost_preview_counts_each_generation_once(tmp_path):
-    from syncxr.report.cost import write_cost_report
+    from syncxr.results.cost import write_cost_report
     gen = {"hash": "abc", "gpu_h": 5.0, "exists": False, "phantom": False}
     for i, model in enumerate(["convirt", "gloria"]):
         d = tmp_path / f"job{i}"
@@ -111,7 +111,7 @@ def test_report_without_logger_does_not_touch_wandb(sweep, monkeypatch):
 
 @pytest.mark.slow
 def test_report_logs_to_an_offline_wandb_run(sweep):
-    from syncxr.report.wandb_logger import run_id
+    from syncxr.results.wandb_logger import run_id
     write_report(sweep, {"name": "wandb", "project": "syncxr", "mode": "offline"})
     runs = list((sweep / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and runs[0].name.endswith(run_id(sweep / "report"))
@@ -129,7 +129,7 @@ def _job_cfg(data):
 
 
 def test_cost_of_partially_synthetic_and_mimic_data(tmp_path):
-    from syncxr.report.cost import estimate_job
+    from syncxr.results.cost import estimate_job
     real = {"builder": "phantom", "n": 360}
     syn_report = {"builder": "partial", "kind": "real_image_syn_report", "real": real,
                   "i2r": {"backend": "transformers"}}

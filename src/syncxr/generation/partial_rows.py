@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..reports.i2r_prompt import split_report
-from .image_io import load_image
+from ..data.image_io import load_image
 
 
 @dataclass

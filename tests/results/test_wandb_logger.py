@@ -1,8 +1,8 @@
 import pytest
 
-from syncxr.report.wandb_logger import NOT_CONFIGURED, check_configured, run_id
-from syncxr.train.run import run_training
-from tests.train.test_train_e2e import TINY, compose_train
+from syncxr.results.wandb_logger import NOT_CONFIGURED, check_configured, run_id
+from syncxr.train.training_job import run_training
+from tests.helpers import TINY, compose_train
 
 
 def test_run_id_is_stable_per_output_dir(tmp_path):
@@ -36,7 +36,7 @@ def test_offline_run_logs_and_a_rerun_continues_the_same_run(cache_dir, tmp_path
 def test_tracked_run_logs_flat_numbers_and_images_and_always_finishes(tmp_path, monkeypatch):
     import wandb
 
-    from syncxr.report.wandb_logger import TrackedRun
+    from syncxr.results.wandb_logger import TrackedRun
     calls = []
 
     class FakeRun:

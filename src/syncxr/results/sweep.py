@@ -1,6 +1,6 @@
 """Collect the jobs of a sweep into `results.csv` and a `report.md` with paper-shaped tables and plots.
 
-  python -m syncxr.report <sweep dir>
+  python -m syncxr.results <sweep dir>
 
 A job is a sub-directory holding `.hydra/overrides.yaml`; it is `ok` when it wrote `metrics.json`
 and `failed` otherwise (failed jobs stay in the table as rows, they never silently vanish).

@@ -1,4 +1,4 @@
-"""python -m syncxr.analysis [dataset@corpus=...] [ner=...] [curation=...]: see conf/analyze.yaml."""
+"""Analyse a real report corpus (curation, entity long tail): python analyze.py [dataset@corpus=...] [ner=...]"""
 
 from pathlib import Path
 
@@ -7,13 +7,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import syncxr.config  # noqa: F401  (registers the config resolvers)
-
-from .run import run_analysis
-
-CONF = str(Path(__file__).resolve().parents[3] / "conf")  # the repo's conf/ (editable install)
+from syncxr.analysis.analysis_job import run_analysis
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="analyze")
+@hydra.main(version_base="1.3", config_path="conf", config_name="analyze")
 def main(cfg: DictConfig) -> None:
     out = Path(HydraConfig.get().runtime.output_dir)
     run_analysis(cfg, out)

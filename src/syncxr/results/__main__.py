@@ -1,4 +1,4 @@
-"""python -m syncxr.report <sweep dir> [--wandb]: results.csv and report.md for a finished (or partial)
+"""python -m syncxr.results <sweep dir> [--wandb]: results.csv and report.md for a finished (or partial)
 sweep; --wandb also logs them to W&B with the sweep's logger settings (multirun.yaml)."""
 
 import argparse
@@ -19,7 +19,7 @@ def sweep_logger(sweep_dir: Path) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m syncxr.report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m syncxr.results", description=__doc__)
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--wandb", action="store_true", help="also log the report to W&B")
     args = parser.parse_args(argv)

@@ -1,0 +1,97 @@
+"""Evaluation suites: `run_suite` runs the tasks of a suite on a model (train.py calls it on the model
+it just trained, evaluate.py on a finished run's checkpoint); `run_evaluation` is evaluate.py's job.
+
+Outputs of a suite, in its output dir: `evaluation.json` (protocol, threshold sources, skips,
+timings), `results.md` and `grounding.png`; the caller writes the flat metrics to `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..data.dataset_format import write_json_atomic
+from ..launch.accelerator import build_accelerator
+from .checkpoint import load_trained, weights_fingerprint
+from .embeddings import EmbeddingCache
+from .report import grounding_figure, markdown_report
+from .tasks import TASK_FUNCTIONS, Context, EvalSettings
+from .zeroshot import PROTOCOLS
+
+
+def eval_settings(section, seed: int) -> EvalSettings:
+    """The run-level settings of a suite from a config section holding protocol, batch_size and
+    num_workers (evaluate.py's root, train.py's `evaluation`)."""
+    if section.protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {section.protocol!r}")
+    return EvalSettings(protocol=str(section.protocol), seed=int(seed), batch_size=int(section.batch_size),
+                        num_workers=int(section.num_workers))
+
+
+def check_tasks(tasks) -> None:
+    unknown = [t for t in tasks if t not in TASK_FUNCTIONS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; choose from {list(TASK_FUNCTIONS)}")
+    if not tasks:
+        raise ValueError(f"no task selected: task=[...] with any of {list(TASK_FUNCTIONS)}")
+
+
+def run_suite(model, tokenizer, max_length: int, accelerator, tasks: DictConfig, benchmarks: DictConfig,
+              settings: EvalSettings, image_size: int, cache: EmbeddingCache, cache_dir: Path, out_dir: Path,
+              header: dict) -> dict[str, float]:
+    """Runs every task of `tasks` (name -> task config, in order) with the benchmark configs
+    `benchmarks` (name -> config); writes evaluation.json, results.md and grounding.png into
+    `out_dir` and returns the flat metrics."""
+    check_tasks(tasks)
+    t0 = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    model.eval()
+    ctx = Context(settings, benchmarks, model, tokenizer, max_length, accelerator, image_size, cache, cache_dir)
+    metrics: dict[str, float] = {}
+    timings = {}
+    for name, tcfg in tasks.items():
+        t = time.perf_counter()
+        metrics.update(TASK_FUNCTIONS[name](ctx, tcfg))
+        timings[name] = time.perf_counter() - t
+    header = {**header, "protocol": f"{settings.protocol} (thresholds: " + (
+                  "validation split" if settings.protocol == "val" else "best on the test split, as published") + ")",
+              "image size": image_size, "tasks": ", ".join(tasks),
+              "embedding cache": f"{cache.directory} ({cache.hits} hits, {cache.misses} misses)"}
+    write_json_atomic(out_dir / "evaluation.json", {
+        "protocol": settings.protocol, "checkpoint": header.get("checkpoint"), "image_size": image_size,
+        "tasks": list(tasks), "details": dict(ctx.info),
+        "cache": {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
+        "timing_s": {**timings, "total": time.perf_counter() - t0}})
+    (out_dir / "results.md").write_text(markdown_report(metrics, ctx.info, header))
+    if ctx.cases:
+        grounding_figure(ctx.cases, out_dir / "grounding.png")
+    return metrics
+
+
+def run_evaluation(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
+    """evaluate.py: runs the suite of `cfg.task` on checkpoint `cfg.checkpoint`; writes metrics.json
+    beside the suite's outputs."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = eval_settings(cfg, cfg.seed)
+    check_tasks(cfg.get("task") or {})
+    cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
+    (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    model, tokenizer, train_cfg = load_trained(cfg.checkpoint, cache_dir)
+    accelerator = build_accelerator(str(cfg.precision), bool(cfg.cpu))
+    model.to(accelerator.device)
+    cache = EmbeddingCache(cfg.get("embedding_cache"), weights_fingerprint(cfg.checkpoint))
+    image_size = int(cfg.image_size or train_cfg.loader.image_size)
+    header = {"checkpoint": str(Path(cfg.checkpoint).expanduser().resolve())}
+    metrics = run_suite(model, tokenizer, int(train_cfg.text_encoder.max_length), accelerator, cfg.task,
+                        cfg.get("benchmark"), settings, image_size, cache, cache_dir, out_dir, header)
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def load_metrics(out_dir: str | Path) -> dict[str, float]:
+    return json.loads((Path(out_dir) / "metrics.json").read_text())

@@ -1,0 +1,86 @@
+"""One generation job: a generation config (generate.py's root, or train.py's `generation`) turned
+into its settings and backends and run into a dataset directory. Backends are built with
+`syncxr.config.build` from their `_target_`, so heavy ones are imported only when selected."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock
+
+from ..config import build, plain
+from .pipeline import GenerationSettings, Generator, generation_hash
+
+GENERATION_KEYS = ("n_samples", "seed", "entity_ratio", "val_fraction", "shard_size", "max_report_attempts",
+                   "max_image_attempts", "llm", "ner", "imagegen", "sampling", "curation", "corpus")
+PHANTOM_BACKENDS = {"llm": ("template",), "imagegen": ("phantom", "randomized")}
+
+
+def generation_config(cfg) -> dict:
+    """The plain dict of generation keys (from generate.py's root or train.py's `generation`)."""
+    missing = [k for k in GENERATION_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"generation config lacks key(s) {missing}")
+    return {k: plain(cfg[k]) if hasattr(cfg[k], "items") else cfg[k] for k in GENERATION_KEYS}
+
+
+def is_phantom(gen: dict) -> bool:
+    """True when every backend is the phantom world's own (cheap, CPU-only: made on first use)."""
+    return gen["llm"].get("backend") in PHANTOM_BACKENDS["llm"] \
+        and gen["imagegen"].get("backend") in PHANTOM_BACKENDS["imagegen"] \
+        and gen["ner"].get("name") == "lexicon" and gen["curation"].get("name") in ("phantom", "none")
+
+
+def generated_dir(gen: dict, cache_dir: Path) -> Path:
+    """Where train.py looks for the dataset of `gen`: addressed by the hash of its config."""
+    return Path(cache_dir) / "generated" / f"syncxr-{generation_hash(gen)}"
+
+
+@contextmanager
+def generation_lock(out_dir: Path):
+    """One writer per dataset directory: generate.py and the generation a training job triggers
+    take the same lock, so two of them never write the same shards."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out_dir) + ".lock"):
+        yield
+
+
+def build_settings(gen: dict) -> GenerationSettings:
+    s = gen["sampling"]
+    return GenerationSettings(
+        n_samples=gen["n_samples"], seed=gen["seed"], entity_ratio=gen["entity_ratio"], sampling=s["name"],
+        k=s["k"], m=s["m"], tau_max=s["tau_max"], tau_max_slack=s["tau_max_slack"],
+        shard_size=gen["shard_size"], max_report_attempts=gen["max_report_attempts"],
+        max_image_attempts=gen["max_image_attempts"], val_fraction=gen["val_fraction"])
+
+
+def build_curator(cur: dict):
+    """The curation step of a `curation/*.yaml` config: judge + embedding vs. a bank of bad images
+    (`bad_bank`: `phantom` or a directory of images); None for `curation=none`."""
+    if cur.get("name") == "none":
+        return None
+    from ..images.curation import Curator, load_image_bank, phantom_bad_images  # noqa: PLC0415
+    bank = phantom_bad_images() if cur["bad_bank"] == "phantom" else load_image_bank(cur["bad_bank"])
+    return Curator(build(cur["judge"], "curation.judge"), build(cur["embedding"], "curation.embedding"), bank,
+                   delta=cur["delta"])
+
+
+def generation_command(gen: dict) -> str:
+    """The generate.py command that makes the dataset of `gen` (choices and plain keys)."""
+    parts = [f"{group}={gen[group]['name']}" for group in ("llm", "ner", "imagegen", "sampling", "curation")]
+    parts += [f"{k}={gen[k]}" for k in ("n_samples", "seed", "entity_ratio")]
+    return "python generate.py " + " ".join(parts)
+
+
+def run_generation(gen: dict, out_dir: Path, corpus_texts: Callable[[], list[str]], progress: bool = True,
+                   until: str = "all") -> Path:
+    """Generates (or resumes) the dataset of `gen` in `out_dir`; `corpus_texts` returns the reports
+    the entity vocabulary is built from (read only when the vocabulary stage is not done)."""
+    ner = build(gen["ner"], "ner")
+    generator = Generator(out_dir, build_settings(gen), gen, ner, build(gen["llm"], "llm"),
+                          build(gen["imagegen"], "imagegen"), build_curator(gen["curation"]), corpus_texts,
+                          progress=progress)
+    return generator.run(until)

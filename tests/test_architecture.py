@@ -1,0 +1,124 @@
+"""The package's shape: imports run from higher layers down only, no import cycles, small modules,
+thin entry points."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+from tests.helpers import REPO
+
+SRC = REPO / "src"
+# Sub-packages (and top-level modules) by layer, lowest first: a module may import from its own
+# package and from lower layers, never from its layer's neighbours or from above.
+LAYERS = [
+    {"config", "data", "launch"},  # formats, readers, accelerator: no syncxr imports above them
+    {"phantom"},  # the embedded world
+    {"entities", "reports"},  # NER and vocabularies; LLM / image-to-report writers
+    {"images", "models"},  # text-to-image backends and curation; the networks
+    {"generation"},  # the SynCXR pipeline and the partially synthetic sets
+    {"dataset_dirs"},  # config -> cached dataset and benchmark directories
+    {"eval", "results", "analysis"},  # downstream suites; sweep reports; corpus analyses
+    {"train"},  # the training job (trains, then runs an eval suite)
+]
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+ENTRY_POINTS = ("train.py", "generate.py", "evaluate.py", "analyze.py")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """syncxr modules `path` imports anywhere in its body (lazy imports included)."""
+    mod = _module_name(path)
+    package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            names = [f"{target}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            target, names = "", [a.name for a in node.names]
+        else:
+            continue
+        for name in [target, *names]:
+            if name.startswith("syncxr"):
+                out.add(name)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in SRC.rglob("*.py")}
+    graph = defaultdict(set)
+    for mod, path in modules.items():
+        for name in _imports(path):
+            while name and name not in modules:  # `from pkg import thing`: thing may be a name, not a module
+                name = name.rpartition(".")[0]
+            if name and name != mod and name != "syncxr":
+                graph[mod].add(name)
+    return {m: graph[m] for m in modules}
+
+
+def _package(mod: str) -> str:
+    return mod.split(".")[1] if mod.count(".") else mod
+
+
+def test_imports_only_run_down_the_layers():
+    upward = []
+    for mod, targets in _graph().items():
+        if mod == "syncxr":
+            continue
+        assert _package(mod) in RANK, f"{mod}: its package has no layer in LAYERS"
+        for t in targets:
+            a, b = _package(mod), _package(t)
+            if a != b and RANK[b] >= RANK[a]:
+                upward.append(f"{mod} -> {t}")
+    assert not upward, "imports against the layering:\n" + "\n".join(sorted(upward))
+
+
+def test_no_import_cycles():
+    graph, state, cycles = _graph(), {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in graph:
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, cycles
+
+
+def test_modules_are_small_and_entry_points_thin():
+    big = {str(p.relative_to(REPO)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not big, big
+    for name in ENTRY_POINTS:
+        lines = (REPO / name).read_text().splitlines()
+        assert len(lines) < 40, (name, len(lines))
+
+
+def test_the_layer_test_sees_an_upward_import(tmp_path, monkeypatch):
+    """The checks above would catch a data -> generation import (guards the guard)."""
+    fake = tmp_path / "src" / "syncxr"
+    for rel in ("data/__init__.py", "generation/__init__.py", "generation/job.py", "__init__.py"):
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text("")
+    (fake / "data" / "reader.py").write_text("from ..generation.job import run\n")
+    monkeypatch.setattr(__import__(__name__, fromlist=["SRC"]), "SRC", tmp_path / "src")
+    graph = _graph()
+    assert graph["syncxr.data.reader"] == {"syncxr.generation.job"}
+    try:
+        test_imports_only_run_down_the_layers()
+    except AssertionError as e:
+        assert "syncxr.data.reader -> syncxr.generation.job" in str(e)
+    else:
+        raise AssertionError("an upward import went unnoticed")

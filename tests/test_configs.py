@@ -1,0 +1,122 @@
+"""Every config the project ships composes and builds the one way: every sweep file (with each swept
+value and each experiment preset), every backend choice through its `_target_` with no default both
+in the YAML and in the code, and the phantom dataset addresses stay where they were."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from hydra.utils import get_object
+from omegaconf import OmegaConf
+
+from syncxr.config import LABEL_KEYS, plain
+from syncxr.dataset_dirs import corpus_reader
+from syncxr.generation.generation_job import generation_config
+from syncxr.generation.pipeline import generation_hash
+from tests.helpers import REPO, compose_config, compose_train
+
+SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+def compose_sweep(name: str, overrides=(), hydra: bool = False):
+    """sweeps/<name>.yaml as `python train.py -cd sweeps -cn <name>` composes it."""
+    return compose_config(name, [f"hydra.searchpath=[file://{REPO / 'conf'}]", *overrides], REPO / "sweeps", hydra)
+
+
+def test_the_repo_ships_sweeps_and_presets():
+    assert {"main_table", "entity_ratio", "llm", "imagegen", "sampling", "synthetic_type"} <= set(SWEEPS)
+    assert {"convirt_paper", "gloria_paper"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_every_sweep_composes_with_each_swept_value_and_each_preset(sweep):
+    params = dict(compose_sweep(sweep, hydra=True).hydra.sweeper.params)
+    assert params, f"sweeps/{sweep}.yaml sweeps nothing"
+    jobs = [[f"{key}={value}"] for key, values in params.items() for value in str(values).split(",")]
+    jobs += [[f"experiment={e}"] for e in EXPERIMENTS]
+    for overrides in jobs:
+        # Every interpolation resolves (a broken one fails here, not hours into a SLURM job).
+        OmegaConf.to_container(compose_sweep(sweep, overrides), resolve=True)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_preset_builds_its_generation_and_changes_its_training(experiment):
+    base, cfg = compose_train(), compose_train([f"experiment={experiment}"])
+    assert generation_config(cfg.generation)  # the generation keys are complete
+    assert OmegaConf.to_container(cfg.trainer) != OmegaConf.to_container(base.trainer)
+
+
+# The addresses of the phantom datasets as they were before objects were built through `_target_`:
+# datasets already in users' caches must still be found.
+PINNED_HASHES = {(): "913d2f1ce856", ("sampling=longtail",): "7fcf653b5ee1", ("imagegen=randomized",): "0ccc65571ad4",
+                 ("generation.entity_ratio=0.5",): "d9ca53cd38e5"}
+
+
+@pytest.mark.parametrize("overrides", list(PINNED_HASHES))
+def test_phantom_generation_addresses_are_pinned(overrides):
+    assert generation_hash(generation_config(compose_train(list(overrides)).generation)) == PINNED_HASHES[overrides]
+    if not overrides:
+        assert generation_hash(generation_config(compose_config("generate"))) == PINNED_HASHES[()]
+
+
+def test_instantiation_keys_are_not_part_of_an_address():
+    gen = generation_config(compose_train().generation)
+    moved = {**gen, "llm": {**gen["llm"], "_target_": "somewhere.else.TemplateLLM"}}
+    assert generation_hash(moved) == generation_hash(gen)
+    assert generation_hash({**gen, "llm": {**gen["llm"], "error_rate": 0.2}}) != generation_hash(gen)
+
+
+def _sections():
+    """(config key, section) of every backend choice the repo ships."""
+    for group in ("llm", "ner", "imagegen", "model", "image_encoder", "text_encoder"):
+        for p in sorted((REPO / "conf" / group).glob("*.yaml")):
+            yield f"{group}={p.stem}", compose_train([f"{group}={p.stem}"])[group]
+    for p in sorted((REPO / "conf" / "i2r").glob("*.yaml")):
+        cfg = compose_train(["data=real_image_syn_report", f"i2r@data.syn.i2r={p.stem}"])
+        yield f"i2r={p.stem}", cfg.data.syn.i2r
+    for p in sorted((REPO / "conf" / "curation").glob("*.yaml")):
+        cur = compose_train([f"curation={p.stem}"]).curation
+        for part in ("judge", "embedding"):
+            if part in cur:
+                yield f"curation={p.stem} {part}", cur[part]
+
+
+def _check_section(where: str, section: dict) -> None:
+    target = get_object(section["_target_"])  # imports the module: the target exists
+    params = inspect.signature(target).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    for key, value in section.items():
+        if key.startswith("_") or key in LABEL_KEYS:
+            continue
+        assert key in params or takes_any, f"{where}: {target.__qualname__} takes no {key!r}"
+        if key in params:
+            assert params[key].default is inspect.Parameter.empty, \
+                f"{where}: {key!r} has a default both in the YAML and in {target.__qualname__}"
+        if isinstance(value, dict) and "_target_" in value:
+            _check_section(f"{where}.{key}", value)
+
+
+def test_every_backend_choice_has_a_target_and_no_default_twice():
+    seen = 0
+    for where, section in _sections():
+        s = plain(section)
+        assert "_target_" in s, f"{where}: no _target_"
+        _check_section(where, s)
+        seen += 1
+    assert seen >= 25
+
+
+def test_a_corpus_is_any_dataset_or_a_file_of_reports(cache_dir, real_dir, tmp_path):
+    import pandas as pd  # noqa: PLC0415
+    spec = {"builder": "phantom", "kind": "real", "n": 200, "seed": 3, "image_size": 64, "low_quality_rate": 0.05,
+            "wrong_view_rate": 0.05, "unpaired_rate": 0.05}  # conftest's real_dir
+    texts = corpus_reader(spec, cache_dir)()
+    manifest = pd.read_parquet(real_dir / "manifest.parquet")
+    assert len(texts) == (manifest["split"] == "train").sum()
+    pd.DataFrame({"report": ["No effusion.", "Small pneumothorax."]}).to_csv(tmp_path / "r.csv", index=False)
+    assert corpus_reader({"builder": "file", "path": str(tmp_path / "r.csv"), "text_column": "report"},
+                         cache_dir)() == ["No effusion.", "Small pneumothorax."]
+    with pytest.raises(ValueError, match="corpus: unknown key"):
+        corpus_reader({"builder": "file", "path": "x.csv", "text_column": "report", "sep": ";"}, cache_dir)()
