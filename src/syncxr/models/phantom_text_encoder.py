@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers, processors,
-                        trainers)
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from ..data.dataset_format import config_hash
@@ -26,6 +26,7 @@ from ..phantom.vocabulary import FINDING_KEYS
 from .text_encoder import TextEncoder
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+TOKENIZER_VERSION = "counted-wordpiece-v1"  # part of the cache key: bump when the vocabulary rule changes
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class PhantomTextEncoderSpec:
 
     @property
     def hash(self) -> str:
-        return config_hash({"version": PHANTOM_VERSION, **asdict(self)})
+        return config_hash({"version": PHANTOM_VERSION, "tokenizer": TOKENIZER_VERSION, **asdict(self)})
 
 
 def phantom_report_texts(n: int, seed: int) -> list[str]:
@@ -55,11 +56,24 @@ def phantom_report_texts(n: int, seed: int) -> list[str]:
     return texts
 
 
+def wordpiece_vocab(texts: list[str], vocab_size: int) -> dict[str, int]:
+    """A WordPiece vocabulary fixed by the texts alone: the special tokens, every character (alone and
+    as a `##` continuation), then whole words by frequency (ties alphabetical) up to `vocab_size`.
+    (tokenizers' WordPieceTrainer breaks ties between equally frequent merges differently in every
+    process, so the same seed gave different token ids, and different training, in a fresh cache.)"""
+    normalizer, pre = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for t in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t)))
+    chars = sorted({c for w in words for c in w})
+    tokens = [*SPECIAL, *chars, *(f"##{c}" for c in chars)]
+    room = max(vocab_size - len(tokens), 0)
+    tokens += [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1][:room]
+    return {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+
+
 def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok = Tokenizer(models.WordPiece(wordpiece_vocab(texts, vocab_size), unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
