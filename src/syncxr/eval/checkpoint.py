@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .. import builders
@@ -40,7 +41,10 @@ def load_trained(run_dir: str | Path, cache_dir: str | Path | None = None):
     cache = Path(cache_dir if cache_dir is not None else cfg.paths.cache_dir).expanduser().resolve()
     text_path = builders.resolve_text_encoder_path(cfg.text_encoder, cache, cfg.seed)
     model = builders.build_model(cfg.model, cfg.image_encoder, cfg.text_encoder, text_path)
-    state = load_file(weights)
+    try:
+        state = load_file(weights)
+    except (OSError, SafetensorError) as e:  # e.g. truncated by a run killed while writing it
+        raise ValueError(f"{weights}: not a readable safetensors file ({e})") from e
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{weights}: weights do not fit the model of {config.name} "

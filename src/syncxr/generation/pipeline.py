@@ -60,6 +60,11 @@ class GenerationSettings:
             raise ValueError(f"entity_ratio must be in (0, 1], got {self.entity_ratio}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        for key in ("max_report_attempts", "max_image_attempts"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.val_fraction < 1.0:  # 1 would leave no training row
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 def _sample_id(seed: int, i: int) -> str:
