@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from .. import builders
 from ..data.benchmarks import Split, read_split
 from ..data.dataset_format import write_json_atomic
+from ..data.durable import write_text_atomic
 from ..data.transforms import eval_transform
 from .checkpoint import load_trained, weights_fingerprint
 from .embeddings import EmbeddingCache
@@ -327,7 +328,7 @@ def run_evaluation(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     t0 = time.perf_counter()
     torch.manual_seed(int(cfg.seed))
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
-    (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     model, tokenizer, train_cfg = load_trained(cfg.checkpoint, cache_dir)
     accelerator = build_accelerator(str(cfg.precision), bool(cfg.cpu))
     model.to(accelerator.device)
@@ -353,7 +354,7 @@ def run_evaluation(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
         "tasks": list(tasks), "details": {k: v for k, v in ctx.info.items()},
         "cache": {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
         "timing_s": {**timings, "total": time.perf_counter() - t0}})
-    (out_dir / "results.md").write_text(markdown_report(metrics, ctx.info, header))
+    write_text_atomic(out_dir / "results.md", markdown_report(metrics, ctx.info, header))
     if ctx.cases:
         grounding_figure(ctx.cases, out_dir / "grounding.png")
     return metrics
