@@ -43,7 +43,7 @@ def _collate(items):
 
 
 def run(out: Path, scheduler: str, max_steps: int | None = None, checkpoint_every: int = 0,
-        register_scheduler: bool = False, n: int = N):
+        register_scheduler: bool = False, n: int = N, keep: int = 10):
     """Trains Tiny in `out` (resuming from its checkpoints); returns (weights, lr, scheduler state)."""
     out.mkdir(parents=True, exist_ok=True)
     set_seed(0)
@@ -64,7 +64,7 @@ def run(out: Path, scheduler: str, max_steps: int | None = None, checkpoint_ever
         accelerator.register_for_checkpointing(sched)
     train(model, optimizer, sched, loader, [sampler], accelerator, out,
           LoopSettings(max_epochs=EPOCHS, max_steps=max_steps, checkpoint_every=checkpoint_every,
-                       keep_checkpoints=10, log_every=1))
+                       keep_checkpoints=keep, log_every=1))
     weights = {k: v.clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
     return weights, optimizer.param_groups[0]["lr"], sched.state_dict()
 
