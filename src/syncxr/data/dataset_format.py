@@ -8,6 +8,7 @@ of the same target.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -79,7 +80,7 @@ class DatasetBuilder:
     def __enter__(self) -> Path:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         # Builds of this target killed earlier (their process is gone) left their temp dir behind.
-        for old in remove_abandoned(self.target.parent, f".{self.target.name}.*.building"):
+        for old in remove_abandoned(self.target.parent, f".{glob.escape(self.target.name)}.*.building"):
             log.warning("removed %s, left behind by a killed build of %s", old.name, self.target)
         self._staging.create()
         for d in self.subdirs:

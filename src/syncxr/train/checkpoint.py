@@ -90,13 +90,17 @@ def save_checkpoint(accelerator, root: Path, state: TrainerState, keep: int, mod
         root.mkdir(parents=True, exist_ok=True)
         remove_abandoned(root, ".tmp_step_*")  # left by killed runs (a live run's are locked)
         tmp = staging.create()
-        with atomic_path(tmp / MODEL_FILE) as t:
-            save_model(accelerator.unwrap_model(model), str(t))
-        save_state(tmp, "optimizer", optimizer.state_dict())
-        if scheduler is not None:
-            save_state(tmp, "scheduler", scheduler.state_dict())
-        if accelerator.scaler is not None:
-            save_state(tmp, "scaler", accelerator.scaler.state_dict())
+        try:
+            with atomic_path(tmp / MODEL_FILE) as t:
+                save_model(accelerator.unwrap_model(model), str(t))
+            save_state(tmp, "optimizer", optimizer.state_dict())
+            if scheduler is not None:
+                save_state(tmp, "scheduler", scheduler.state_dict())
+            if accelerator.scaler is not None:
+                save_state(tmp, "scaler", accelerator.scaler.state_dict())
+        except BaseException:
+            staging.release(remove=True)
+            raise
     accelerator.wait_for_everyone()
     save_state(staging.path, f"rng_{accelerator.process_index}", _rng_state())
     accelerator.wait_for_everyone()
