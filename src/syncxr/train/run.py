@@ -129,7 +129,7 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
             metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))
             metrics["train/steps"] = history[-1]["step"]
         metrics["data/train_rows"] = len(table)
-        metrics["data/skipped_rows"] = dataset.skipped + (history[-1]["skipped_rows"] if history else 0)
+        metrics["data/skipped_rows"] = dataset.skipped + (history[-1].get("skipped_rows", 0) if history else 0)
         write_json_atomic(out_dir / "metrics.json", metrics)
         write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
         if history:
