@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..data.dataset_format import write_json_atomic
+from ..data.dataset_format import write_json_atomic, write_parquet_atomic
 from ..launch.accelerator import build_accelerator
 from .checkpoint import load_trained, weights_fingerprint
 from .embeddings import EmbeddingCache
@@ -66,10 +66,26 @@ def run_suite(model, tokenizer, max_length: int, accelerator, tasks: DictConfig,
         "tasks": list(tasks), "details": dict(ctx.info),
         "cache": {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
         "timing_s": {**timings, "total": time.perf_counter() - t0}})
+    write_predictions(ctx.predictions, out_dir / "predictions")
     (out_dir / "results.md").write_text(markdown_report(metrics, ctx.info, header))
     if ctx.cases:
         grounding_figure(ctx.cases, out_dir / "grounding.png")
     return metrics
+
+
+def write_predictions(predictions: dict, directory: Path) -> None:
+    """One parquet per "<task>/<dataset>" (as `<task>/<dataset>.parquet`), each written atomically."""
+    for key, frame in predictions.items():
+        path = directory / f"{key}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet_atomic(path, frame)
+
+
+def read_predictions(run_dir: str | Path) -> dict[str, "pd.DataFrame"]:
+    """The per-image predictions of an evaluated run ("<task>/<dataset>" -> frame)."""
+    import pandas as pd  # noqa: PLC0415
+    root = Path(run_dir) / "predictions"
+    return {str(p.relative_to(root).with_suffix("")): pd.read_parquet(p) for p in sorted(root.rglob("*.parquet"))}
 
 
 def run_evaluation(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:

@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 from accelerate import Accelerator
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.benchmark_split import Split
@@ -25,7 +28,7 @@ from .grounding import (MAP_MODES, grounding, has_own_similarity, local_similari
 from .metrics import auc_metrics, prefix_metrics
 from .retrieval import encode_texts, paired_split, retrieval_metrics
 from .segmentation import segment_scores, train_segmenter
-from .zeroshot import encode_prompts, fill_prompts, prompt_embeddings, score_zeroshot
+from .zeroshot import encode_prompts, fill_prompts, prompt_embeddings, prompt_scores, score_zeroshot
 
 TASKS = ("zeroshot_cls", "zeroshot_grounding", "linear_probe", "finetune_cls", "finetune_seg", "retrieval")
 
@@ -75,6 +78,9 @@ class Context:
     splits: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     cases: dict = field(default_factory=dict)
+    # "<task>/<dataset>" -> one row per test image (its id, labels, scores or per-image metrics): what
+    # a sweep report resamples to put confidence intervals on differences between runs.
+    predictions: dict = field(default_factory=dict)
 
     @property
     def transform(self):
@@ -149,6 +155,16 @@ class Context:
 
 
 
+def per_image_scores(ids, classes: list[str], labels, scores) -> pd.DataFrame:
+    """One row per image: `id`, then `label/<class>` and `score/<class>` for every class."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    cols = {"id": list(ids)}
+    for c, name in enumerate(classes):
+        cols[f"label/{name}"] = labels[:, c]
+        cols[f"score/{name}"] = scores[:, c]
+    return pd.DataFrame(cols)
+
+
 # --------------------------------------------------------------------------- tasks
 def task_zeroshot_cls(ctx: Context, tcfg) -> dict[str, float]:
     out = {}
@@ -168,6 +184,8 @@ def task_zeroshot_cls(ctx: Context, tcfg) -> dict[str, float]:
         metrics, thresholds, source = score_zeroshot(emb[ok], test.labels[ok], pos, neg, classes, ctx.protocol,
                                                      val_emb, val_labels)
         out.update(prefix_metrics("zeroshot_cls", ref.label, metrics))
+        ctx.predictions[f"zeroshot_cls/{ref.label}"] = per_image_scores(
+            [test.ids[i] for i in np.flatnonzero(ok)], classes, test.labels[ok], prompt_scores(emb[ok], pos, neg))
         skipped = int((~ok).sum()) + test.skipped  # unreadable + missing images of the test split
         if skipped:
             out[f"zeroshot_cls/{ref.label}/skipped"] = float(skipped)
@@ -224,6 +242,7 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
         res = grounding(test_maps, test_pos, val_maps, val_pos, ctx.protocol, size, seed=ctx.settings.seed,
                         n_cases=int(tcfg.n_cases))
         out.update(prefix_metrics("zeroshot_grounding", ref.label, res.metrics))
+        ctx.predictions[f"zeroshot_grounding/{ref.label}"] = pd.DataFrame({"id": test_pos.ids, **res.per_image})
         ctx.note("zeroshot_grounding", ref.label, threshold_source=res.threshold_source,
                  map_source=own_similarity(ctx.model)[0] if has_own_similarity(ctx.model) else "local features",
                  map_mode=mode, map_shape=list(test_maps.shape[1:]), image_size=input_size)
@@ -259,11 +278,13 @@ def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
             scores = finetune_scores(ctx.model.image_encoder, train, idx, test, ctx.image_size, ctx.accelerator,
-                                     steps=int(tcfg.steps), batch_size=int(tcfg.batch_size), lr=float(tcfg.lr),
-                                     head_lr=float(tcfg.head_lr), seed=ctx.settings.seed,
-                                     augment=bool(tcfg.augment))
+                                     optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps),
+                                     epochs=tcfg.epochs, batch_size=int(tcfg.batch_size), lr=float(tcfg.lr),
+                                     head_lr=float(tcfg.head_lr), seed=ctx.settings.seed, augment=bool(tcfg.augment))
             out.update(prefix_metrics("finetune_cls", ref.label, auc_metrics(test.labels, scores, classes),
                                  f"_{fraction_key(float(frac))}"))
+            ctx.predictions[f"finetune_cls/{ref.label}_{fraction_key(float(frac))}"] = per_image_scores(
+                test.ids, classes, test.labels, scores)
             ctx.note("finetune_cls", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
     return out
 
@@ -277,9 +298,10 @@ def task_finetune_seg(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
             net = train_segmenter(ctx.model.image_encoder, train, idx, ctx.transform, ctx.image_size, ctx.accelerator,
-                                  steps=int(tcfg.steps), batch_size=int(tcfg.batch_size), lr=float(tcfg.lr),
-                                  seed=ctx.settings.seed)
-            res = segment_scores(net, test, ctx.transform, ctx.image_size, ctx.accelerator)
+                                  optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps), epochs=tcfg.epochs,
+                                  batch_size=int(tcfg.batch_size), lr=float(tcfg.lr), seed=ctx.settings.seed)
+            res, per_image = segment_scores(net, test, ctx.transform, ctx.image_size, ctx.accelerator)
+            ctx.predictions[f"finetune_seg/{ref.label}_{fraction_key(float(frac))}"] = pd.DataFrame(per_image)
             out[f"finetune_seg/{ref.label}/n_positive"] = res.pop("n_positive")
             out.update(prefix_metrics("finetune_seg", ref.label, res, f"_{fraction_key(float(frac))}"))
             ctx.note("finetune_seg", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
