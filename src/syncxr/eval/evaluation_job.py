@@ -8,6 +8,7 @@ timings), `results.md` and `grounding.png`; the caller writes the flat metrics t
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from .embeddings import EmbeddingCache
 from .report import grounding_figure, markdown_report
 from .tasks import TASK_FUNCTIONS, Context, EvalSettings
 from .zeroshot import PROTOCOLS
+
+log = logging.getLogger(__name__)
 
 
 def eval_settings(section, seed: int) -> EvalSettings:
@@ -57,6 +60,11 @@ def run_suite(model, tokenizer, max_length: int, accelerator, tasks: DictConfig,
         t = time.perf_counter()
         metrics.update(TASK_FUNCTIONS[name](ctx, tcfg))
         timings[name] = time.perf_counter() - t
+    twins = ctx.info.get("phantom_twins")
+    if twins:  # never silent: a table of phantom numbers must not pass for the real benchmarks
+        header = {**header, "phantom twins (not the real benchmarks)": ", ".join(twins)}
+        log.warning("evaluated on phantom twins, not the real benchmarks: %s (give benchmark.<name>.builder=path "
+                    "benchmark.<name>.root=...)", ", ".join(twins))
     header = {**header, "protocol": f"{settings.protocol} (thresholds: " + (
                   "validation split" if settings.protocol == "val" else "best on the test split, as published") + ")",
               "image size": image_size, "tasks": ", ".join(tasks),

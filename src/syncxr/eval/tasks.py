@@ -21,6 +21,7 @@ from ..data.benchmark_split import Split
 from ..data.benchmarks import read_split
 from ..data.transforms import eval_transform
 from ..dataset_dirs import build_benchmark_root, build_dataset_dir
+from .class_sets import class_source, resolve_classes
 from .embeddings import EmbeddingCache
 from .finetune import finetune_scores, label_fraction, linear_probe_scores
 from .grounding import (MAP_MODES, grounding, has_own_similarity, local_similarity, model_similarity_maps,
@@ -98,17 +99,15 @@ class Context:
         return benches[ref.bench]
 
     def classes(self, ref: DatasetRef) -> list[str]:
-        b = self.bench_cfg(ref)
-        if ref.class_set is None:
-            return list(b.classes)
-        sets = b.get("class_sets") or {}
-        if ref.class_set not in sets:
-            raise ValueError(f"benchmark.{ref.bench}.class_sets has no {ref.class_set!r}; has {sorted(sets)}")
-        return list(sets[ref.class_set])
+        key = (ref, "classes")
+        if key not in self.splits:
+            self.splits[key] = resolve_classes(self.bench_cfg(ref), ref.class_set, f"benchmark.{ref.bench}",
+                                               lambda labels: self._read(ref, "test", labels).labels.sum(0))
+        return self.splits[key]
 
     def prompt_names(self, ref: DatasetRef) -> list:
         """Per class: the text its prompts use (a name, or a list of names pooled as an ensemble)."""
-        names = self.bench_cfg(ref).get("prompt_names") or {}
+        names = class_source(self.bench_cfg(ref)).get("prompt_names") or {}
         out = []
         for c in self.classes(ref):
             n = names.get(c, c.replace("_", " ").lower())
@@ -119,24 +118,30 @@ class Context:
         return str(self.bench_cfg(ref).on_error) == "skip"
 
     def split(self, ref: DatasetRef, which: str, required: bool = True) -> Split | None:
-        """Split `which` (train | valid | test) of a benchmark, read once per run."""
+        """Split `which` (train | valid | test) of a benchmark with its classes, read once per run."""
         key = (ref, which)
         if key not in self.splits:
-            b = self.bench_cfg(ref)
-            files = b.get("splits") or {}
+            files = self.bench_cfg(ref).get("splits") or {}
             if not files.get(which):
                 if required:
                     raise ValueError(f"benchmark.{ref.bench}.splits.{which} is not set; a task needs that split")
                 return None
-            root = build_benchmark_root(b, self.cache_dir, f"benchmark.{ref.bench}")
-            options = b.get("options")
-            options = OmegaConf.to_container(options, resolve=True) if options else {}
-            s = read_split(str(b.reader), root, str(files[which]), self.classes(ref),
-                           on_error=str(b.on_error), **options)
-            if s.skipped:
-                self.info.setdefault("skipped", {})[str(s.source)] = s.skipped
-            self.splits[key] = s
+            self.splits[key] = self._read(ref, which, self.classes(ref))
         return self.splits[key]
+
+    def _read(self, ref: DatasetRef, which: str, classes: list[str]) -> Split:
+        b = self.bench_cfg(ref)
+        root = build_benchmark_root(b, self.cache_dir, f"benchmark.{ref.bench}")
+        options = b.get("options")
+        options = OmegaConf.to_container(options, resolve=True) if options else {}
+        s = read_split(str(b.reader), root, str(b.splits[which]), classes, on_error=str(b.on_error), **options)
+        if s.skipped:
+            self.info.setdefault("skipped", {})[str(s.source)] = s.skipped
+        if str(b.builder) == "phantom":  # said loudly wherever results are read
+            self.info.setdefault("phantom_twins", [])
+            if ref.bench not in self.info["phantom_twins"]:
+                self.info["phantom_twins"].append(ref.bench)
+        return s
 
     def features(self, ref: DatasetRef, split: Split, kind: str, transform=None):
         return self.cache.features(self.model, split, transform or self.transform, kind, self.accelerator,
