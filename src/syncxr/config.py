@@ -4,12 +4,14 @@ names, and `build`, the one way a config section with a `_target_` becomes an ob
 from __future__ import annotations
 
 import hashlib
+import re
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 MAX_DIRNAME = 120  # well under the 255-byte file-name limit
+SECRET_KEY = re.compile(r"api_?key|token|secret|password", re.IGNORECASE)
 # Keys that name a choice (in reports, commands and dataset addresses) without being an argument of
 # its `_target_`: `name` is the choice, `backend` the family of model behind it (phantom, openai, ...).
 LABEL_KEYS = ("name", "backend")
@@ -39,13 +41,18 @@ def build(section, key: str, **runtime):
 
 
 def run_dirname(overrides: str) -> str:
-    """A directory name from a run's overrides: the same overrides always give the same name
-    (so re-running a command resumes it), path separators are flattened and long names are cut
-    to a prefix plus a hash of the whole."""
+    """A directory name from a run's overrides: the same overrides always give the same name (so
+    re-running a command resumes it) and different overrides never do: a name that had to be changed
+    (path separators flattened, or cut to length) carries a hash of the overrides it stands for.
+    An override that names a secret is refused: it would be written into the name and .hydra/."""
     if not overrides:
         return "default"
+    secret = [item.split("=", 1)[0] for item in overrides.split(",") if SECRET_KEY.search(item.split("=", 1)[0])]
+    if secret:
+        raise ValueError(f"{secret[0]}: secrets are not config values (they would be written into the run's "
+                         "name and files); put the key in the environment variable the config names (api_key_env)")
     name = overrides.replace("/", "_")
-    if len(name) > MAX_DIRNAME:
+    if name != overrides or len(name) > MAX_DIRNAME:
         digest = hashlib.sha1(overrides.encode()).hexdigest()[:10]
         name = f"{name[:MAX_DIRNAME - 11]}-{digest}"
     return name

@@ -109,14 +109,30 @@ def build_generated_dir(gen_cfg, cache_dir: Path, key: str) -> Path:
     with generation_lock(target):
         if is_complete(target):
             return target
-        return run_generation(gen, target, corpus_reader(gen["corpus"], cache_dir))
+        return run_generation(gen, target, corpus_reader(gen["corpus"], cache_dir),
+                              real_rejects=real_rejects_reader(gen, cache_dir))
 
 
 def generate_dataset(gen: dict, out_dir: Path, cache_dir: Path, progress: bool = True, until: str = "all") -> Path:
     """Generates or resumes the dataset of generation config `gen` in `out_dir` (generate.py), under
     the lock a training job's generation of the same directory takes."""
     with generation_lock(out_dir):
-        return run_generation(gen, Path(out_dir), corpus_reader(gen["corpus"], cache_dir), progress, until)
+        return run_generation(gen, Path(out_dir), corpus_reader(gen["corpus"], cache_dir), progress, until,
+                              real_rejects_reader(gen, cache_dir))
+
+
+def real_rejects_reader(gen: dict, cache_dir: Path) -> Callable[[], list]:
+    """A callable returning the images the judge of `gen["curation"]` drops from the corpus group's
+    dataset (SynCXR Section 3.1): the bank `curation.bad_bank=real_rejects` compares with. The
+    curated corpus is cached by the hash of its config, like every dataset."""
+    def read() -> list:
+        from .images.curation import rejected_images  # noqa: PLC0415
+        if gen["corpus"].get("builder") == "file":
+            raise ValueError("curation.bad_bank=real_rejects needs a corpus with images (a dataset, e.g. "
+                             "corpus=mimic_cxr), not a file of reports")
+        corpus_dir = build_dataset_dir(gen["corpus"], cache_dir, "corpus")
+        return rejected_images(build_curated_dir(corpus_dir, gen["curation"]))
+    return read
 
 
 def corpus_reader(corpus_cfg, cache_dir: Path) -> Callable[[], list[str]]:

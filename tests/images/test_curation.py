@@ -27,16 +27,16 @@ def test_judge_passes_good_phantom_images_and_fails_planted_defects():
 
 
 def test_curator_rejects_by_judge_and_by_similarity_to_the_bad_bank():
-    cur = Curator(HeuristicJudge(), PhantomEmbedder(), phantom_bad_images(), delta=0.5)
+    cur = Curator(HeuristicJudge(), PhantomEmbedder(), phantom_bad_images(), delta=0.5, drop_if_no="any")
     good = cur.check(_images("good"))
     assert sum(ok for ok, _ in good) >= 38
     assert all(not ok and r.startswith("judge:") for ok, r in cur.check(_images("low_quality")))
     # Without a judge, the embedding alone catches wrong views.
-    emb_only = Curator(None, PhantomEmbedder(), phantom_bad_images(), delta=0.5)
+    emb_only = Curator(None, PhantomEmbedder(), phantom_bad_images(), delta=0.5, drop_if_no="any")
     assert all(r == "similar_to_bad" for _, r in emb_only.check(_images("lateral")))
     assert cur.max_similarity(_images("lateral", 5)).min() > 0.5
     with pytest.raises(ValueError, match="delta"):
-        Curator(None, PhantomEmbedder(), [], delta=2.0)
+        Curator(None, PhantomEmbedder(), [], delta=2.0, drop_if_no="any")
 
 
 def test_bank_from_a_directory(tmp_path):
@@ -52,3 +52,26 @@ def test_hf_embedder_with_a_tiny_dinov2(tiny_dino_path):
     emb = e.embed(_images("good", 3))
     assert emb.shape == (3, 32)
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+
+class _ScriptedJudge:
+    """Answers NO to the questions it is given for every image."""
+
+    def __init__(self, no: tuple[str, ...]):
+        self.no = no
+
+    def judge(self, images):
+        from syncxr.images.judge import QUESTIONS
+        return [{q: q not in self.no for q in QUESTIONS} for _ in images]
+
+
+def test_drop_rule_any_rejects_one_no_and_all_only_six():
+    from syncxr.images.judge import QUESTIONS
+    images = _images("good", 2)
+    one_no, six_no = _ScriptedJudge(("frontal",)), _ScriptedJudge(tuple(QUESTIONS))
+    assert [ok for ok, _ in Curator(one_no, PhantomEmbedder(), [], 0.5, drop_if_no="any").check(images)] == [False] * 2
+    assert [ok for ok, _ in Curator(one_no, PhantomEmbedder(), [], 0.5, drop_if_no="all").check(images)] == [True] * 2
+    verdicts = Curator(six_no, PhantomEmbedder(), [], 0.5, drop_if_no="all").check(images)
+    assert all(not ok and r.startswith("judge:chest_xray") for ok, r in verdicts)
+    with pytest.raises(ValueError, match="drop_if_no"):
+        Curator(one_no, PhantomEmbedder(), [], 0.5, drop_if_no="most")

@@ -92,3 +92,15 @@ def test_pretraining_learns_what_untrained_cannot(trained_run, tmp_path):
     # Some finding is learnt almost perfectly: what separates learning from luck.
     assert max(v for k, v in trained.items() if k.startswith("zeroshot_cls/chexpert/") and
                k.endswith("/auc") and k.count("/") == 3) > 0.8
+
+
+def test_resuming_another_config_in_the_same_dir_is_refused(cache_dir, tmp_path):
+    out = tmp_path / "run"
+    run_training(compose_train(TINY + ["trainer.max_steps=2"]), out)
+    with pytest.raises(ValueError, match=r"checkpoints of another config \(loader.batch_size, .*seed differ\)"):
+        run_training(compose_train(TINY + ["trainer.max_steps=2", "seed=1", "loader.batch_size=8"]), out)
+    # A new evaluation suite or log cadence is the same run: it resumes (0 steps left) and re-evaluates.
+    again = run_training(compose_train(TINY + ["trainer.max_steps=2", "trainer.log_every=5"]), out)
+    assert again["train/steps"] == 2
+    fresh = run_training(compose_train(TINY + ["trainer.max_steps=2", "seed=1", "trainer.resume=false"]), out)
+    assert fresh["train/steps"] == 2 and fresh != again

@@ -8,13 +8,14 @@ timings), `results.md` and `grounding.png`; the caller writes the flat metrics t
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..data.dataset_format import write_json_atomic
+from ..data.dataset_format import write_json_atomic, write_parquet_atomic
 from ..data.durable import write_text_atomic
 from ..launch.accelerator import build_accelerator
 from .checkpoint import load_trained, weights_fingerprint
@@ -22,6 +23,8 @@ from .embeddings import EmbeddingCache
 from .report import grounding_figure, markdown_report
 from .tasks import TASK_FUNCTIONS, Context, EvalSettings
 from .zeroshot import PROTOCOLS
+
+log = logging.getLogger(__name__)
 
 
 def eval_settings(section, seed: int) -> EvalSettings:
@@ -58,6 +61,11 @@ def run_suite(model, tokenizer, max_length: int, accelerator, tasks: DictConfig,
         t = time.perf_counter()
         metrics.update(TASK_FUNCTIONS[name](ctx, tcfg))
         timings[name] = time.perf_counter() - t
+    twins = ctx.info.get("phantom_twins")
+    if twins:  # never silent: a table of phantom numbers must not pass for the real benchmarks
+        header = {**header, "phantom twins (not the real benchmarks)": ", ".join(twins)}
+        log.warning("evaluated on phantom twins, not the real benchmarks: %s (give benchmark.<name>.builder=path "
+                    "benchmark.<name>.root=...)", ", ".join(twins))
     header = {**header, "protocol": f"{settings.protocol} (thresholds: " + (
                   "validation split" if settings.protocol == "val" else "best on the test split, as published") + ")",
               "image size": image_size, "tasks": ", ".join(tasks),
@@ -67,10 +75,26 @@ def run_suite(model, tokenizer, max_length: int, accelerator, tasks: DictConfig,
         "tasks": list(tasks), "details": dict(ctx.info),
         "cache": {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
         "timing_s": {**timings, "total": time.perf_counter() - t0}})
+    write_predictions(ctx.predictions, out_dir / "predictions")
     write_text_atomic(out_dir / "results.md", markdown_report(metrics, ctx.info, header))
     if ctx.cases:
         grounding_figure(ctx.cases, out_dir / "grounding.png")
     return metrics
+
+
+def write_predictions(predictions: dict, directory: Path) -> None:
+    """One parquet per "<task>/<dataset>" (as `<task>/<dataset>.parquet`), each written atomically."""
+    for key, frame in predictions.items():
+        path = directory / f"{key}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet_atomic(path, frame)
+
+
+def read_predictions(run_dir: str | Path) -> dict:
+    """The per-image predictions of an evaluated run ("<task>/<dataset>" -> frame)."""
+    import pandas as pd  # noqa: PLC0415
+    root = Path(run_dir) / "predictions"
+    return {str(p.relative_to(root).with_suffix("")): pd.read_parquet(p) for p in sorted(root.rglob("*.parquet"))}
 
 
 def run_evaluation(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:

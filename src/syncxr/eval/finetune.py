@@ -3,8 +3,8 @@
 
 The labelled subset is drawn with a seed; it is topped up so that every class has at least one
 positive and one negative example where the full training split has them (1 % of a small twin
-could otherwise be all negative). Full fine-tuning runs a fixed number of optimiser steps whatever
-the fraction, sampling the subset with replacement, so fractions differ only in the labels seen.
+could otherwise be all negative). Full fine-tuning runs a number of epochs over the subset (the
+published protocol) or a fixed number of optimiser steps whatever the fraction (`budget_sampler`).
 """
 
 from __future__ import annotations
@@ -89,21 +89,32 @@ class Classifier(nn.Module):
         return self.head(self.encoder(x))
 
 
+def budget_sampler(data: Dataset, steps: int, epochs: int | None, batch_size: int, seed: int) -> RandomSampler:
+    """Samples of a fine-tuning run: `epochs` passes over `data` (a fresh permutation each, the
+    published protocol: a smaller label fraction trains fewer steps), or, with `epochs` None, `steps`
+    batches drawn with replacement whatever the fraction (fractions then differ only in the labels)."""
+    generator = torch.Generator().manual_seed(seed)
+    if epochs is not None:
+        if epochs < 1:
+            raise ValueError(f"fine-tuning epochs must be >= 1 or null, got {epochs}")
+        return RandomSampler(data, replacement=False, num_samples=epochs * len(data), generator=generator)
+    if steps < 1:
+        raise ValueError(f"fine-tuning steps must be >= 1, got {steps}")
+    return RandomSampler(data, replacement=True, num_samples=steps * batch_size, generator=generator)
+
+
 def finetune_scores(image_encoder: nn.Module, train: Split, index: np.ndarray, test: Split, image_size: int,
-                    accelerator, steps: int = 200, batch_size: int = 32, lr: float = 1e-4,
-                    head_lr: float = 1e-3, weight_decay: float = 1e-6, seed: int = 0,
-                    augment: bool = True) -> np.ndarray:
-    """Fine-tunes a copy of `image_encoder` with a linear head on train[index] (BCE, Adam) for
-    `steps` steps; returns sigmoid scores N x C on `test`."""
+                    accelerator, *, optimizer, steps: int, epochs: int | None, batch_size: int, lr: float,
+                    head_lr: float, seed: int, augment: bool) -> np.ndarray:
+    """Fine-tunes a copy of `image_encoder` (all its parameters) with a linear head on train[index]
+    (BCE) for `epochs` passes or `steps` batches; returns sigmoid scores N x C on `test`.
+    `optimizer`: param groups -> a torch optimizer (e.g. functools.partial(torch.optim.AdamW, ...))."""
     torch.manual_seed(seed)
     net = Classifier(copy.deepcopy(image_encoder), train.labels.shape[1]).to(accelerator.device)
     tf = train_transform(image_size) if augment else eval_transform(image_size)
     data = _LabelledImages(train, index, tf, seed)
-    sampler = RandomSampler(data, replacement=True, num_samples=steps * batch_size,
-                            generator=torch.Generator().manual_seed(seed))
-    loader = DataLoader(data, batch_size=batch_size, sampler=sampler)
-    opt = torch.optim.Adam([{"params": net.encoder.parameters(), "lr": lr},
-                            {"params": net.head.parameters(), "lr": head_lr}], weight_decay=weight_decay)
+    loader = DataLoader(data, batch_size=batch_size, sampler=budget_sampler(data, steps, epochs, batch_size, seed))
+    opt = optimizer([{"params": net.encoder.parameters(), "lr": lr}, {"params": net.head.parameters(), "lr": head_lr}])
     net.train()
     for x, y in tqdm(loader, desc=f"fine-tune ({len(index)} labels)", leave=False,
                      disable=not accelerator.is_local_main_process):

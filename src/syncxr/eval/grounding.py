@@ -24,7 +24,7 @@ from torch.nn.functional import interpolate
 from tqdm.auto import tqdm
 
 from ..data.benchmark_split import Split
-from .metrics import iou_dice
+from .metrics import bootstrap_ci, iou_dice
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 3)
 MAP_MODES = ("positive", "contrast")
@@ -106,6 +106,7 @@ class GroundingResult:
     metrics: dict[str, float]
     threshold_source: str
     cases: list[dict]  # a few test cases for the figure: image, map, prediction, target
+    per_image: dict[str, np.ndarray]  # iou, dice (and the random map's) of every positive test image
 
 
 def score_grounding(test_maps: torch.Tensor, test_masks: np.ndarray, val_maps: torch.Tensor | None,
@@ -120,7 +121,7 @@ def score_grounding(test_maps: torch.Tensor, test_masks: np.ndarray, val_maps: t
         curve, source = None, "fixed 0.5"
     t = 0.5 if curve is None else float(THRESHOLDS[int(np.argmax(curve))])
     iou, dice = iou_dice(test_n.numpy() >= t, test_masks)
-    return {"iou": float(iou.mean()), "dice": float(dice.mean()), "threshold": t}, t, source
+    return {"iou": iou, "dice": dice, "threshold": t}, t, source
 
 
 def random_maps_like(maps: torch.Tensor, seed: int) -> torch.Tensor:
@@ -135,12 +136,16 @@ def grounding(test_maps: torch.Tensor, test_split: Split, val_maps: torch.Tensor
     splits hold positives only (see `positives`)."""
     test_masks = masks_at(test_split, range(len(test_split)), size)
     val_masks = None if val_split is None else masks_at(val_split, range(len(val_split)), size)
-    metrics, t, source = score_grounding(test_maps, test_masks, val_maps, val_masks, protocol, size)
+    scored, t, source = score_grounding(test_maps, test_masks, val_maps, val_masks, protocol, size)
     rnd, _, _ = score_grounding(random_maps_like(test_maps, seed), test_masks,
                                 None if val_maps is None else random_maps_like(val_maps, seed + 1),
                                 val_masks, protocol, size)
-    metrics.update({f"random_{k}": v for k, v in rnd.items()})
-    metrics["n_positive"] = float(len(test_split))
+    per_image = {"iou": scored["iou"], "dice": scored["dice"], "random_iou": rnd["iou"], "random_dice": rnd["dice"]}
+    metrics = {k: float(v.mean()) for k, v in per_image.items()}
+    # How far the means could move with other test images: the interval the sweep report compares.
+    for k in ("iou", "dice"):
+        metrics[f"{k}_ci_low"], metrics[f"{k}_ci_high"] = bootstrap_ci(scored[k], seed=seed)
+    metrics.update({"threshold": t, "random_threshold": rnd["threshold"], "n_positive": float(len(test_split))})
     cases = []
     norm = normalise_maps(test_maps[:n_cases], size)
     for j in range(min(n_cases, len(test_split))):
@@ -148,7 +153,7 @@ def grounding(test_maps: torch.Tensor, test_split: Split, val_maps: torch.Tensor
         img = interpolate(img, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
         cases.append({"image": img, "map": norm[j].numpy(), "prediction": norm[j].numpy() >= t,
                       "target": test_masks[j], "id": test_split.ids[j]})
-    return GroundingResult(metrics, source, cases)
+    return GroundingResult(metrics, source, cases, per_image)
 
 
 def positives(split: Split, ok: np.ndarray | None = None) -> tuple[Split, np.ndarray]:

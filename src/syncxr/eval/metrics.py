@@ -91,3 +91,14 @@ def prefix_metrics(task: str, dataset: str, metrics: dict[str, float], suffix: s
         metric = f"{metric}{suffix}"
         out[f"{task}/{dataset}/{class_key(cls)}/{metric}" if cls else f"{task}/{dataset}/{metric}"] = float(v)
     return out
+
+
+def bootstrap_ci(values, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-image `values` (resampling images)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng([seed, 17])
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

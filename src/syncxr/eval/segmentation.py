@@ -2,7 +2,7 @@
 
 The encoder's five stages (stem at 1/2, layer1..layer4 at 1/4..1/32) feed a decoder that upsamples
 step by step, concatenating the skip connection of each stage. Only the decoder trains (BCE + soft
-Dice, Adam, a fixed number of steps); Dice and IoU are reported on the test split's positive images.
+Dice); Dice and IoU are reported on the test split's positive images.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.benchmark_split import Split
+from .finetune import budget_sampler
 from .metrics import iou_dice
 
 
@@ -99,14 +100,16 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - (2 * inter + 1) / (p.flatten(1).sum(1) + target.flatten(1).sum(1) + 1)).mean()
 
 
-def train_segmenter(image_encoder: nn.Module, train: Split, index, transform, image_size: int, accelerator,
-                    steps: int = 200, batch_size: int = 16, lr: float = 1e-3, seed: int = 0) -> FrozenEncoderUNet:
+def train_segmenter(image_encoder: nn.Module, train: Split, index, transform, image_size: int, accelerator, *,
+                    optimizer, steps: int, epochs: int | None, batch_size: int, lr: float,
+                    seed: int) -> FrozenEncoderUNet:
+    """Trains a U-Net decoder on the frozen `image_encoder` with train[index]'s masks (BCE + soft
+    Dice) for `epochs` passes or `steps` batches (see `budget_sampler`)."""
     torch.manual_seed(seed)
     net = FrozenEncoderUNet(copy.deepcopy(image_encoder), image_size).to(accelerator.device)
     data = _MaskedImages(train, index, transform, image_size)
-    sampler = RandomSampler(data, replacement=True, num_samples=steps * batch_size,
-                            generator=torch.Generator().manual_seed(seed))
-    opt = torch.optim.Adam(net.decoder.parameters(), lr=lr)
+    sampler = budget_sampler(data, steps, epochs, batch_size, seed)
+    opt = optimizer([{"params": net.decoder.parameters(), "lr": lr}])
     net.train()
     for x, m in tqdm(DataLoader(data, batch_size=batch_size, sampler=sampler), desc="train U-Net decoder",
                      leave=False, disable=not accelerator.is_local_main_process):
@@ -122,8 +125,9 @@ def train_segmenter(image_encoder: nn.Module, train: Split, index, transform, im
 
 @torch.no_grad()
 def segment_scores(net: FrozenEncoderUNet, test: Split, transform, image_size: int, accelerator,
-                   batch_size: int = 32) -> dict[str, float]:
-    """Mean Dice and IoU over the positive test images (prediction: sigmoid >= 0.5)."""
+                   batch_size: int = 32) -> tuple[dict[str, float], dict[str, list]]:
+    """Mean Dice and IoU over the positive test images (prediction: sigmoid >= 0.5), and per image
+    (`id`, `dice`, `iou`)."""
     index = np.flatnonzero(test.labels.max(1) > 0)
     if not len(index):
         raise ValueError(f"{test.source}: no positive images to score segmentation on")
@@ -134,5 +138,6 @@ def segment_scores(net: FrozenEncoderUNet, test: Split, transform, image_size: i
         iou, dice = iou_dice(pred.numpy(), m.numpy() > 0.5)
         ious.append(iou)
         dices.append(dice)
-    return {"dice": float(np.concatenate(dices).mean()), "iou": float(np.concatenate(ious).mean()),
-            "n_positive": float(len(index))}
+    dice, iou = np.concatenate(dices), np.concatenate(ious)
+    return ({"dice": float(dice.mean()), "iou": float(iou.mean()), "n_positive": float(len(index))},
+            {"id": [test.ids[i] for i in index], "dice": dice, "iou": iou})

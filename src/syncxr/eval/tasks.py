@@ -10,14 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 from accelerate import Accelerator
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.benchmark_split import Split
 from ..data.benchmarks import read_split
 from ..data.transforms import eval_transform
 from ..dataset_dirs import build_benchmark_root, build_dataset_dir
+from .class_sets import class_source, resolve_classes
 from .embeddings import EmbeddingCache
 from .finetune import finetune_scores, label_fraction, linear_probe_scores
 from .grounding import (MAP_MODES, grounding, has_own_similarity, local_similarity, model_similarity_maps,
@@ -25,7 +29,7 @@ from .grounding import (MAP_MODES, grounding, has_own_similarity, local_similari
 from .metrics import auc_metrics, prefix_metrics
 from .retrieval import encode_texts, paired_split, retrieval_metrics
 from .segmentation import segment_scores, train_segmenter
-from .zeroshot import encode_prompts, fill_prompts, prompt_embeddings, score_zeroshot
+from .zeroshot import encode_prompts, fill_prompts, prompt_embeddings, prompt_scores, score_zeroshot
 
 TASKS = ("zeroshot_cls", "zeroshot_grounding", "linear_probe", "finetune_cls", "finetune_seg", "retrieval")
 
@@ -75,6 +79,9 @@ class Context:
     splits: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     cases: dict = field(default_factory=dict)
+    # "<task>/<dataset>" -> one row per test image (its id, labels, scores or per-image metrics): what
+    # a sweep report resamples to put confidence intervals on differences between runs.
+    predictions: dict = field(default_factory=dict)
 
     @property
     def transform(self):
@@ -92,17 +99,15 @@ class Context:
         return benches[ref.bench]
 
     def classes(self, ref: DatasetRef) -> list[str]:
-        b = self.bench_cfg(ref)
-        if ref.class_set is None:
-            return list(b.classes)
-        sets = b.get("class_sets") or {}
-        if ref.class_set not in sets:
-            raise ValueError(f"benchmark.{ref.bench}.class_sets has no {ref.class_set!r}; has {sorted(sets)}")
-        return list(sets[ref.class_set])
+        key = (ref, "classes")
+        if key not in self.splits:
+            self.splits[key] = resolve_classes(self.bench_cfg(ref), ref.class_set, f"benchmark.{ref.bench}",
+                                               lambda labels: self._read(ref, "test", labels).labels.sum(0))
+        return self.splits[key]
 
     def prompt_names(self, ref: DatasetRef) -> list:
         """Per class: the text its prompts use (a name, or a list of names pooled as an ensemble)."""
-        names = self.bench_cfg(ref).get("prompt_names") or {}
+        names = class_source(self.bench_cfg(ref)).get("prompt_names") or {}
         out = []
         for c in self.classes(ref):
             n = names.get(c, c.replace("_", " ").lower())
@@ -113,24 +118,30 @@ class Context:
         return str(self.bench_cfg(ref).on_error) == "skip"
 
     def split(self, ref: DatasetRef, which: str, required: bool = True) -> Split | None:
-        """Split `which` (train | valid | test) of a benchmark, read once per run."""
+        """Split `which` (train | valid | test) of a benchmark with its classes, read once per run."""
         key = (ref, which)
         if key not in self.splits:
-            b = self.bench_cfg(ref)
-            files = b.get("splits") or {}
+            files = self.bench_cfg(ref).get("splits") or {}
             if not files.get(which):
                 if required:
                     raise ValueError(f"benchmark.{ref.bench}.splits.{which} is not set; a task needs that split")
                 return None
-            root = build_benchmark_root(b, self.cache_dir, f"benchmark.{ref.bench}")
-            options = b.get("options")
-            options = OmegaConf.to_container(options, resolve=True) if options else {}
-            s = read_split(str(b.reader), root, str(files[which]), self.classes(ref),
-                           on_error=str(b.on_error), **options)
-            if s.skipped:
-                self.info.setdefault("skipped", {})[str(s.source)] = s.skipped
-            self.splits[key] = s
+            self.splits[key] = self._read(ref, which, self.classes(ref))
         return self.splits[key]
+
+    def _read(self, ref: DatasetRef, which: str, classes: list[str]) -> Split:
+        b = self.bench_cfg(ref)
+        root = build_benchmark_root(b, self.cache_dir, f"benchmark.{ref.bench}")
+        options = b.get("options")
+        options = OmegaConf.to_container(options, resolve=True) if options else {}
+        s = read_split(str(b.reader), root, str(b.splits[which]), classes, on_error=str(b.on_error), **options)
+        if s.skipped:
+            self.info.setdefault("skipped", {})[str(s.source)] = s.skipped
+        if str(b.builder) == "phantom":  # said loudly wherever results are read
+            self.info.setdefault("phantom_twins", [])
+            if ref.bench not in self.info["phantom_twins"]:
+                self.info["phantom_twins"].append(ref.bench)
+        return s
 
     def features(self, ref: DatasetRef, split: Split, kind: str, transform=None):
         return self.cache.features(self.model, split, transform or self.transform, kind, self.accelerator,
@@ -147,6 +158,16 @@ class Context:
         self.info.setdefault(task, {}).setdefault(ds, {}).update(kv)
 
 
+
+
+def per_image_scores(ids, classes: list[str], labels, scores) -> pd.DataFrame:
+    """One row per image: `id`, then `label/<class>` and `score/<class>` for every class."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    cols = {"id": list(ids)}
+    for c, name in enumerate(classes):
+        cols[f"label/{name}"] = labels[:, c]
+        cols[f"score/{name}"] = scores[:, c]
+    return pd.DataFrame(cols)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -168,6 +189,8 @@ def task_zeroshot_cls(ctx: Context, tcfg) -> dict[str, float]:
         metrics, thresholds, source = score_zeroshot(emb[ok], test.labels[ok], pos, neg, classes, ctx.protocol,
                                                      val_emb, val_labels)
         out.update(prefix_metrics("zeroshot_cls", ref.label, metrics))
+        ctx.predictions[f"zeroshot_cls/{ref.label}"] = per_image_scores(
+            [test.ids[i] for i in np.flatnonzero(ok)], classes, test.labels[ok], prompt_scores(emb[ok], pos, neg))
         skipped = int((~ok).sum()) + test.skipped  # unreadable + missing images of the test split
         if skipped:
             out[f"zeroshot_cls/{ref.label}/skipped"] = float(skipped)
@@ -224,6 +247,7 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
         res = grounding(test_maps, test_pos, val_maps, val_pos, ctx.protocol, size, seed=ctx.settings.seed,
                         n_cases=int(tcfg.n_cases))
         out.update(prefix_metrics("zeroshot_grounding", ref.label, res.metrics))
+        ctx.predictions[f"zeroshot_grounding/{ref.label}"] = pd.DataFrame({"id": test_pos.ids, **res.per_image})
         ctx.note("zeroshot_grounding", ref.label, threshold_source=res.threshold_source,
                  map_source=own_similarity(ctx.model)[0] if has_own_similarity(ctx.model) else "local features",
                  map_mode=mode, map_shape=list(test_maps.shape[1:]), image_size=input_size)
@@ -259,11 +283,13 @@ def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
             scores = finetune_scores(ctx.model.image_encoder, train, idx, test, ctx.image_size, ctx.accelerator,
-                                     steps=int(tcfg.steps), batch_size=int(tcfg.batch_size), lr=float(tcfg.lr),
-                                     head_lr=float(tcfg.head_lr), seed=ctx.settings.seed,
-                                     augment=bool(tcfg.augment))
+                                     optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps),
+                                     epochs=tcfg.epochs, batch_size=int(tcfg.batch_size), lr=float(tcfg.lr),
+                                     head_lr=float(tcfg.head_lr), seed=ctx.settings.seed, augment=bool(tcfg.augment))
             out.update(prefix_metrics("finetune_cls", ref.label, auc_metrics(test.labels, scores, classes),
                                  f"_{fraction_key(float(frac))}"))
+            ctx.predictions[f"finetune_cls/{ref.label}_{fraction_key(float(frac))}"] = per_image_scores(
+                test.ids, classes, test.labels, scores)
             ctx.note("finetune_cls", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
     return out
 
@@ -277,9 +303,10 @@ def task_finetune_seg(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
             net = train_segmenter(ctx.model.image_encoder, train, idx, ctx.transform, ctx.image_size, ctx.accelerator,
-                                  steps=int(tcfg.steps), batch_size=int(tcfg.batch_size), lr=float(tcfg.lr),
-                                  seed=ctx.settings.seed)
-            res = segment_scores(net, test, ctx.transform, ctx.image_size, ctx.accelerator)
+                                  optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps), epochs=tcfg.epochs,
+                                  batch_size=int(tcfg.batch_size), lr=float(tcfg.lr), seed=ctx.settings.seed)
+            res, per_image = segment_scores(net, test, ctx.transform, ctx.image_size, ctx.accelerator)
+            ctx.predictions[f"finetune_seg/{ref.label}_{fraction_key(float(frac))}"] = pd.DataFrame(per_image)
             out[f"finetune_seg/{ref.label}/n_positive"] = res.pop("n_positive")
             out.update(prefix_metrics("finetune_seg", ref.label, res, f"_{fraction_key(float(frac))}"))
             ctx.note("finetune_seg", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})

@@ -57,15 +57,25 @@ def build_settings(gen: dict) -> GenerationSettings:
         max_image_attempts=gen["max_image_attempts"], val_fraction=gen["val_fraction"])
 
 
-def build_curator(cur: dict):
-    """The curation step of a `curation/*.yaml` config: judge + embedding vs. a bank of bad images
-    (`bad_bank`: `phantom` or a directory of images); None for `curation=none`."""
+def build_curator(cur: dict, real_rejects: Callable[[], list] | None = None):
+    """The curation step of a `curation/*.yaml` config: the judge's questions (an image fails on
+    `drop_if_no` of them), then similarity to a bank of bad images (`bad_bank`: `real_rejects`, the
+    images the judge dropped from the real corpus, as SynCXR does; `phantom`; or a directory of
+    images); None for `curation=none`. `real_rejects` returns those images (read only if needed)."""
     if cur.get("name") == "none":
         return None
     from ..images.curation import Curator, load_image_bank, phantom_bad_images  # noqa: PLC0415
-    bank = phantom_bad_images() if cur["bad_bank"] == "phantom" else load_image_bank(cur["bad_bank"])
+    if cur["bad_bank"] == "real_rejects":
+        if real_rejects is None:
+            raise ValueError("curation.bad_bank=real_rejects needs the real corpus's curation (run through train.py "
+                             "or generate.py, which curate the corpus group's dataset)")
+        bank = real_rejects()
+    elif cur["bad_bank"] == "phantom":
+        bank = phantom_bad_images()
+    else:
+        bank = load_image_bank(cur["bad_bank"])
     return Curator(build(cur["judge"], "curation.judge"), build(cur["embedding"], "curation.embedding"), bank,
-                   delta=cur["delta"])
+                   delta=cur["delta"], drop_if_no=cur["drop_if_no"])
 
 
 def generation_command(gen: dict) -> str:
@@ -76,11 +86,12 @@ def generation_command(gen: dict) -> str:
 
 
 def run_generation(gen: dict, out_dir: Path, corpus_texts: Callable[[], list[str]], progress: bool = True,
-                   until: str = "all") -> Path:
+                   until: str = "all", real_rejects: Callable[[], list] | None = None) -> Path:
     """Generates (or resumes) the dataset of `gen` in `out_dir`; `corpus_texts` returns the reports
-    the entity vocabulary is built from (read only when the vocabulary stage is not done)."""
+    the entity vocabulary is built from (read only when the vocabulary stage is not done);
+    `real_rejects` the curation's bank of bad images when `curation.bad_bank=real_rejects`."""
     ner = build(gen["ner"], "ner")
     generator = Generator(out_dir, build_settings(gen), gen, ner, build(gen["llm"], "llm"),
-                          build(gen["imagegen"], "imagegen"), build_curator(gen["curation"]), corpus_texts,
+                          build(gen["imagegen"], "imagegen"), build_curator(gen["curation"], real_rejects), corpus_texts,
                           progress=progress)
     return generator.run(until)

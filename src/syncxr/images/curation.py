@@ -18,6 +18,18 @@ def phantom_bad_images(n: int = 32, seed: int = 777, size: int = 128) -> list[np
     return [render(sample_scene(rng, [], view="LATERAL"), size)[0] for _ in range(n)]
 
 
+def rejected_images(curated_dir: str | Path, stage: str = "judge") -> list[np.ndarray]:
+    """The images a real corpus's curation dropped at `stage` (its curation.parquet): SynCXR's bank of
+    known-bad images is what the MLLM rejected from the real corpus."""
+    import pandas as pd  # noqa: PLC0415
+    table = pd.read_parquet(Path(curated_dir) / "curation.parquet")
+    paths = table.loc[table["stage"] == stage, "path"].tolist()
+    if not paths:
+        raise ValueError(f"{curated_dir}: the curation dropped no image at stage {stage!r}: the bad bank would be "
+                         "empty (use curation.bad_bank=<a directory of bad images> or phantom)")
+    return [load_gray(p)[0].numpy() for p in paths]
+
+
 def load_image_bank(directory: str | Path) -> list[np.ndarray]:
     directory = Path(directory)
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
@@ -27,12 +39,15 @@ def load_image_bank(directory: str | Path) -> list[np.ndarray]:
 
 
 class Curator:
-    """`check(images)` -> per image (passed, reason). Reasons: 'judge:<question>' or 'similar_to_bad'."""
+    """`check(images)` -> per image (passed, reason). Reasons: 'judge:<question>' or 'similar_to_bad'.
+    The judge rejects an image answered NO to `drop_if_no` of its questions: "all" (SynCXR) or "any"."""
 
-    def __init__(self, judge, embedder, bad_images: list[np.ndarray], delta: float):
+    def __init__(self, judge, embedder, bad_images: list[np.ndarray], delta: float, drop_if_no: str):
         if not -1.0 <= delta <= 1.0:
             raise ValueError(f"curation delta is a cosine similarity in [-1, 1], got {delta}")
-        self.judge, self.embedder, self.delta = judge, embedder, delta
+        if drop_if_no not in ("all", "any"):
+            raise ValueError(f"curation drop_if_no must be 'all' or 'any', got {drop_if_no!r}")
+        self.judge, self.embedder, self.delta, self.drop_if_no = judge, embedder, delta, drop_if_no
         self.bank = embedder.embed(bad_images) if bad_images else None
 
     def max_similarity(self, images: list[np.ndarray]) -> np.ndarray:
@@ -46,7 +61,7 @@ class Curator:
         out = []
         for a, s in zip(answers, sims):
             no = [q for q, yes in a.items() if not yes]
-            if no:
+            if no and (self.drop_if_no == "any" or len(no) == len(a)):
                 out.append((False, "judge:" + ",".join(no)))
             elif s > self.delta:
                 out.append((False, "similar_to_bad"))

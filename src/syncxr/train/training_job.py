@@ -26,6 +26,7 @@ from ..launch.accelerator import build_accelerator
 from ..models.build import build_model
 from ..results.attention_maps import phantom_attention_examples, save_attention_grid
 from ..results.plots import plot_loss
+from .checkpoint import checkpoint_dirs
 from .loop import LoopSettings, steps_for, train
 from .optim import build_optimizer, build_scheduler
 
@@ -52,6 +53,8 @@ def run_training(cfg: DictConfig, out_dir: str | Path, name: str = "default", gr
 
 def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator, t0: float) -> dict:
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
+    if cfg.trainer.resume:
+        check_same_run(out_dir, cfg)
     if accelerator.is_main_process:
         write_text_atomic(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -121,3 +124,30 @@ def _evaluate(cfg: DictConfig, model, tokenizer, max_length: int, accelerator: A
     image_size = int(ev.image_size or cfg.loader.image_size)
     return run_suite(model, tokenizer, max_length, accelerator, cfg.task, cfg.benchmark,
                      eval_settings(ev, cfg.seed), image_size, cache, cache_dir, out_dir, {"checkpoint": str(out_dir)})
+
+
+# Keys that may change between a run and its resumption: they do not change what is trained.
+RESUMABLE_CHANGES = ("trainer.resume", "trainer.log_every", "trainer.checkpoint_every", "trainer.keep_checkpoints",
+                     "logger", "paths", "evaluation", "task", "benchmark", "dry_run", "loader.num_workers")
+
+
+def check_same_run(out_dir: Path, cfg: DictConfig) -> None:
+    """Refuses to resume, in `out_dir`, checkpoints that another config wrote (naming the keys)."""
+    previous = out_dir / "resolved_config.yaml"
+    if not previous.is_file() or not checkpoint_dirs(out_dir / "checkpoints"):
+        return
+    old = OmegaConf.to_container(OmegaConf.load(previous), resolve=True)
+    new = OmegaConf.to_container(cfg, resolve=True)
+    differ = [k for k in config_diff(old, new) if not k.startswith(RESUMABLE_CHANGES)]
+    if differ:
+        raise ValueError(f"{out_dir} holds checkpoints of another config ({', '.join(differ[:8])}"
+                         f"{' ...' if len(differ) > 8 else ''} differ): give this run its own output dir, or "
+                         "trainer.resume=false to start over there")
+
+
+def config_diff(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain configs."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in config_diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]

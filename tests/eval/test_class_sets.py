@@ -1,0 +1,47 @@
+"""Which classes a benchmark is scored on: the twin's lists, the published ones on real data, and
+class sets defined by a rule over the test split's positives."""
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from syncxr.eval.class_sets import resolve_classes
+from tests.helpers import compose_train
+
+COUNTS = {"a": 120, "b": 60, "c": 10, "d": 0, "normal": 500, "seen1": 80}
+
+
+def positives(labels):
+    return np.array([COUNTS[c] for c in labels])
+
+
+BENCH = OmegaConf.create({
+    "builder": "phantom", "classes": ["twin1"], "class_sets": {"seen": ["twin1"]},
+    "published": {"labels": list(COUNTS), "classes": ["seen1"], "class_sets": {
+        "seen": ["seen1"], "other": ["normal"],
+        "unseen": {"exclude": ["seen", "other"], "min_test_positives": 50},
+        "rare": {"exclude": ["seen", "normal"], "min_test_positives": 1, "max_test_positives": 49}}}})
+
+
+def test_the_twin_lists_apply_to_a_twin_and_the_published_ones_to_real_data():
+    assert resolve_classes(BENCH, None, "benchmark.x", positives) == ["twin1"]
+    assert resolve_classes(BENCH, "seen", "benchmark.x", positives) == ["twin1"]
+    real = OmegaConf.merge(BENCH, {"builder": "path"})
+    assert resolve_classes(real, None, "benchmark.x", positives) == ["seen1"]
+    assert resolve_classes(real, "unseen", "benchmark.x", positives) == ["a", "b"]
+    assert resolve_classes(real, "rare", "benchmark.x", positives) == ["c"]  # d has no positive at all
+    with pytest.raises(ValueError, match=r"benchmark.x.class_sets has no 'tail'"):
+        resolve_classes(real, "tail", "benchmark.x", positives)
+    bad = OmegaConf.merge(real, {"published": {"class_sets": {"odd": {"min_positives": 3}}}})
+    with pytest.raises(ValueError, match="unknown rule key"):
+        resolve_classes(bad, "odd", "benchmark.x", positives)
+
+
+def test_the_shipped_padchest_and_chestxray14_lists():
+    cfg = compose_train(["benchmark.padchest.builder=path", "benchmark.chestxray14.builder=path"]).benchmark
+    pub = cfg.padchest.published
+    assert len(pub.labels) == 193 and len(set(pub.labels)) == 193 and set(pub.class_sets.seen) <= set(pub.labels)
+    counts = {c: 60 for c in pub.labels}
+    unseen = resolve_classes(cfg.padchest, "unseen", "benchmark.padchest", lambda ls: np.array([counts[c] for c in ls]))
+    assert len(unseen) == 193 - len(pub.class_sets.seen) - 4 and "normal" not in unseen
+    assert len(resolve_classes(cfg.chestxray14, None, "benchmark.chestxray14", positives)) == 14
