@@ -14,7 +14,8 @@ import yaml
 from sklearn.metrics import f1_score, roc_auc_score
 
 CLASSES = {"chexpert": ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"],
-           "rsna": ["pneumonia"], "padchest_unseen": ["alveolar pattern", "interstitial pattern"]}
+           "rsna": ["pneumonia"], "padchest_unseen": ["alveolar pattern", "interstitial pattern"],
+           "siim": ["pneumothorax"], "covid_rural": ["covid"]}
 N_IMAGES = 160
 THRESHOLD = 0.5
 
@@ -35,9 +36,19 @@ def scores_for(dataset: str, signal: float, run_seed: int):
     return ids, labels, 1 / (1 + np.exp(-logit))
 
 
+def grounding_for(dataset: str, signal: float, run_seed: int):
+    """Per-image IoU and Dice of a run on the positives of a grounding set (shared ids and difficulty)."""
+    ids, _, difficulty = test_set(dataset)
+    noise = np.random.default_rng([run_seed, int(signal * 1000), 7]).normal(size=len(ids))
+    iou = np.clip(0.2 + 0.3 * signal + 0.1 * difficulty[:, 0] + 0.05 * noise, 0, 1)
+    return ids, iou, 2 * iou / (1 + iou)
+
+
 def write_job(root: Path, overrides: list[str], signals: dict[str, float] | None, *, recipe: str = "phantom",
-              real_benchmarks: tuple[str, ...] = (), extra_metrics: dict | None = None) -> Path:
-    """A job dir; `signals` maps dataset -> signal strength (None: the job failed, no metrics)."""
+              real_benchmarks: tuple[str, ...] = (), extra_metrics: dict | None = None,
+              grounding: tuple[str, ...] = ()) -> Path:
+    """A job dir; `signals` maps dataset -> signal strength (None: the job failed, no metrics); the
+    datasets in `grounding` get zero-shot grounding predictions at the first dataset's signal."""
     ov = dict(o.split("=", 1) for o in overrides)
     d = root / ",".join(overrides)
     (d / ".hydra").mkdir(parents=True)
@@ -67,6 +78,13 @@ def write_job(root: Path, overrides: list[str], signals: dict[str, float] | None
         pd.DataFrame(frame).to_parquet(d / "predictions" / "zeroshot_cls" / f"{ds}.parquet")
         metrics[f"zeroshot_cls/{ds}/auc"], metrics[f"zeroshot_cls/{ds}/f1"] = float(np.mean(aucs)), float(np.mean(f1s))
         details[ds] = {"thresholds": {name: THRESHOLD for name in CLASSES[ds]}}
+    for ds in grounding:
+        ids, iou, dice = grounding_for(ds, next(iter(signals.values())), run_seed)
+        (d / "predictions" / "zeroshot_grounding").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"id": ids, "iou": iou, "dice": dice, "random_iou": iou / 3, "random_dice": dice / 3}).to_parquet(
+            d / "predictions" / "zeroshot_grounding" / f"{ds}.parquet")
+        metrics.update({f"zeroshot_grounding/{ds}/iou": float(iou.mean()), f"zeroshot_grounding/{ds}/dice": float(dice.mean()),
+                        f"zeroshot_grounding/{ds}/random_iou": float(iou.mean() / 3)})
     metrics.update(extra_metrics or {})
     (d / "metrics.json").write_text(json.dumps(metrics))
     (d / "evaluation.json").write_text(json.dumps({"details": {"zeroshot_cls": details}}))

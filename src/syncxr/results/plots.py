@@ -22,6 +22,14 @@ def plot_loss(history: list[dict], path: Path) -> None:
 
 
 def plot_axis(df, axis: str, metric: str, ylabel: str, path: Path) -> Path:
+    """Saves `axis_figure` as a PNG."""
+    fig = axis_figure(df, axis, metric, ylabel)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def axis_figure(df, axis: str, metric: str, ylabel: str):
     """The metric against one swept axis, a line per model: mean ± std over seeds of the `ok` jobs,
     in percent (Figure 3's shape). Numeric axes are spaced by value, others evenly in reading order."""
     from .jobs import ordered  # noqa: PLC0415
@@ -44,9 +52,7 @@ def plot_axis(df, axis: str, metric: str, ylabel: str, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _is_number(v) -> bool:

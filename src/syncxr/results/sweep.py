@@ -32,7 +32,8 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False) if not table.empty else ""
+    # Cells are text as written ("48.70"): tabulate must not reparse them as numbers ("48.7").
+    return table.to_markdown(index=False, disable_numparse=True) if not table.empty else ""
 
 
 def _paper_mode_notes(df: pd.DataFrame) -> tuple[bool, set[str], list[str]]:
