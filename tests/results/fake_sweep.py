@@ -83,7 +83,8 @@ def write_job(root: Path, overrides: list[str], signals: dict[str, float] | None
         (d / "predictions" / "zeroshot_grounding").mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"id": ids, "iou": iou, "dice": dice, "random_iou": iou / 3, "random_dice": dice / 3}).to_parquet(
             d / "predictions" / "zeroshot_grounding" / f"{ds}.parquet")
-        metrics.update({f"zeroshot_grounding/{ds}/iou": float(iou.mean()), f"zeroshot_grounding/{ds}/dice": float(dice.mean()),
+        metrics.update({f"zeroshot_grounding/{ds}/iou": float(iou.mean()),
+                        f"zeroshot_grounding/{ds}/dice": float(dice.mean()),
                         f"zeroshot_grounding/{ds}/random_iou": float(iou.mean() / 3)})
     metrics.update(extra_metrics or {})
     (d / "metrics.json").write_text(json.dumps(metrics))

@@ -16,6 +16,7 @@ from syncxr.results.sweep import write_report
 from tests.results.fake_sweep import write_job, write_sweep
 
 AUC = "zeroshot_cls/chexpert/auc"
+PREDICTIONS = "predictions/zeroshot_cls/chexpert.parquet"
 NUM = r"([+-]\d+\.\d\d)"
 
 
@@ -39,8 +40,7 @@ def _naive_ci(sweep, a, b, seeds, n_boot=1000, seed=123):
     rng = np.random.default_rng(seed)
     frames = []
     for s in seeds:
-        fa, fb = (pd.read_parquet(sweep / f"data={d},model=convirt,seed={s}" / "predictions/zeroshot_cls/chexpert.parquet")
-                  for d in (a, b))
+        fa, fb = (pd.read_parquet(sweep / f"data={d},model=convirt,seed={s}" / PREDICTIONS) for d in (a, b))
         frames.append((fa, fb.set_index("id").loc[fa["id"]].reset_index()))
 
     def mean_auc(f, idx):
@@ -138,14 +138,16 @@ def test_sampling_and_entity_ratio_claims(tmp_path):
     text = write_report(sampling, n_boot=300)[1].read_text()
     assert re.search(r"^- convirt, data=syn, zero-shot, seen diseases, mean AUC over CheXpert: sampling=balanced > "
                      r"sampling=longtail by \+\d+\.\d\d points, 95% CI \[\+\d+\.\d\d, \+\d+\.\d\d\] .*"
-                     r"Paper: balanced beats long-tailed sampling \(sampling=balanced > sampling=longtail\)\. Agrees with the paper\.$",
+                     r"Paper: balanced beats long-tailed sampling \(sampling=balanced > sampling=longtail\)\. "
+                     r"Agrees with the paper\.$",
                      text, re.M), text
     ratio = write_sweep(tmp_path / "b", {"0.25": 0.8, "0.5": 0.5, "1.0": 0.2}, axis="generation.entity_ratio")
     text = write_report(ratio, n_boot=300)[1].read_text()
     # More entities hurt here: the largest ratio against the smallest, stated as such.
     assert re.search(r"^- convirt, data=syn, zero-shot, seen diseases, mean AUC over CheXpert: entity_ratio=1\.0 < "
                      r"entity_ratio=0\.25 by -\d+\.\d\d points, 95% CI \[-\d+\.\d\d, -\d+\.\d\d\] .*"
-                     r"Paper: more entities help \(entity_ratio=1\.0 > entity_ratio=0\.25\)\. Disagrees with the paper\.$",
+                     r"Paper: more entities help \(entity_ratio=1\.0 > entity_ratio=0\.25\)\. "
+                     r"Disagrees with the paper\.$",
                      text, re.M), text
 
 
@@ -158,4 +160,20 @@ def test_without_predictions_only_seeds_are_resampled(tmp_path):
     # Per-seed differences 10 and 4 points: the seed bootstrap's means are 4, 7 or 10.
     assert ("- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn > real by +7.00 points, 95% CI "
             "[+4.00, +10.00] (bootstrap over seeds only: no per-image predictions; syn ahead in 2/2 paired runs). "
-            "Paper: syn > real by +7.39 (Table 1, same models and datasets). Agrees with the paper.") in text.splitlines()
+            "Paper: syn > real by +7.39 (Table 1, same models and datasets). Agrees with the paper."
+            ) in text.splitlines()
+
+
+def test_metrics_recomputed_from_predictions_are_the_reported_ones(tmp_path):
+    sweep = write_sweep(tmp_path / "s", {"real": 0.3, "syn": 0.8}, seeds=(0,), grounding=("rsna",))
+    from syncxr.results.claims import image_metric
+    jobs = find_jobs(sweep)
+    f = sweep / "data=syn,model=convirt,seed=0" / PREDICTIONS
+    pd.read_parquet(f).sample(frac=1, random_state=0).to_parquet(f)  # another row order: aligned by id
+    ids = pd.Index(pd.read_parquet(sweep / "data=real,model=convirt,seed=0" / PREDICTIONS)["id"])
+    for job in jobs:
+        for task, ds, metric in (("zeroshot_cls", "chexpert", "auc"), ("zeroshot_cls", "chexpert", "f1"),
+                                 ("zeroshot_grounding", "rsna", "dice")):
+            rows = ids if task == "zeroshot_cls" else pd.Index(job.predictions(task, ds)["id"])
+            reported = job.metrics[f"{task}/{ds}/{metric}"]
+            assert image_metric(job, task, ds, metric, rows).full() == pytest.approx(reported)

@@ -9,7 +9,8 @@ from syncxr.results.published import table1_difference
 
 def test_table1_holds_both_models_and_three_data_choices():
     t = table1()
-    assert sorted(zip(t["model"], t["data"])) == sorted((m, d) for m in ("convirt", "gloria") for d in ("real", "syn", "mix"))
+    pairs = sorted((m, d) for m in ("convirt", "gloria") for d in ("real", "syn", "mix"))
+    assert sorted(zip(t["model"], t["data"])) == pairs
     assert table1_value("convirt", "real", "chexpert", "auc") == 52.10
     assert table1_value("gloria", "mix", "siim", "f1") == 56.09
     assert table1_value("convirt", "real_image_syn_report", "chexpert", "auc") is None

@@ -57,10 +57,12 @@ def test_phantom_default_has_no_published_values(tmp_path):
 
 
 def test_the_full_paper_suite_fills_tables_1_to_3(tmp_path):
-    finetune = {f"finetune_{t}/{d}/{m}_{f}": v for t, ds, m in (("cls", ("rsna", "covidx"), "auc"), ("seg", ("siim",), "dice"))
-                for d in ds for f, v in (("1pct", 0.6), ("10pct", 0.7), ("100pct", 0.8))}
+    finetune = {f"finetune_{t}/{d}/{m}_{f}": v
+                for t, ds, m in (("cls", ("rsna", "covidx"), "auc"), ("seg", ("siim",), "dice")) for d in ds
+                for f, v in (("1pct", 0.6), ("10pct", 0.7), ("100pct", 0.8))}
     sweep = write_sweep(tmp_path / "s", {"real": 0.3, "syn": 0.6}, datasets=("chexpert", "padchest_unseen"),
-                        grounding=("rsna", "covid_rural"), extra_metrics={**finetune, "retrieval/syn_test/i2t_r10": 0.4})
+                        grounding=("rsna", "covid_rural"),
+                        extra_metrics={**finetune, "retrieval/syn_test/i2t_r10": 0.4})
     text = write_report(sweep, n_boot=100)[1].read_text()
     assert _sections(text) == {"## Table 1", "## Table 2a", "## Table 2b", "## Table 3a", "## Table 3b"}
     lines = text.splitlines()
@@ -74,7 +76,8 @@ def test_the_full_paper_suite_fills_tables_1_to_3(tmp_path):
     assert "| convirt | syn    | 60.00 ± 0.00 " in text  # fine-tuning cells: mean ± std over the two seeds
     # Grounding and unseen-disease claims, recomputed from the per-image predictions.
     assert any(x.startswith("- convirt, zero-shot grounding, mean IoU over RSNA, COVID Rural: syn > real by +")
-               and x.endswith("Paper: syn > real by +1.42 (average over ConVIRT and GLoRIA, stated). Agrees with the paper.")
+               and x.endswith("Paper: syn > real by +1.42 (average over ConVIRT and GLoRIA, stated). "
+                              "Agrees with the paper.")
                for x in lines), text
     assert any(x.startswith("- convirt, zero-shot, unseen and rare diseases, mean AUC over PadChest unseen: syn > real")
                for x in lines)
@@ -130,3 +133,11 @@ def test_figure3_plot_draws_the_mean_per_model_against_the_value(tmp_path):
     expected = [np.mean([_metric(ratio, f"generation.entity_ratio={r},model=convirt,seed={s},data=syn",
                                  "zeroshot_cls/chexpert/auc") for s in (0, 1)]) * 100 for r in ("0.25", "0.5", "1.0")]
     np.testing.assert_allclose(line.get_ydata(), expected)
+
+
+def test_a_sweep_where_every_job_failed_lists_them_and_nothing_else(tmp_path):
+    sweep = write_sweep(tmp_path / "s", {"real": None, "syn": None}, seeds=(0,))
+    text = write_report(sweep, n_boot=10)[1].read_text()
+    assert _sections(text) == set() and "claims" not in text
+    assert text.split("## Failed jobs")[1].split() == ["-", "data=real,model=convirt,seed=0", "-",
+                                                        "data=syn,model=convirt,seed=0"]

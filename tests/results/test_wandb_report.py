@@ -32,7 +32,7 @@ class _FakeRun:
 def sweep(tmp_path, monkeypatch):
     monkeypatch.setattr(wandb, "init", lambda **kw: _FakeRun(**kw))
     root = write_sweep(tmp_path / "sweep-7", {"real": 0.3, "syn": 0.6, "mix": 0.8}, models=("convirt", "gloria"),
-                       datasets=("chexpert", "rsna"), grounding=("rsna",))
+                       seeds=(0,), datasets=("chexpert", "rsna"), grounding=("rsna",))
     write_report(root, OFFLINE, n_boot=50)
     return root
 
@@ -105,4 +105,5 @@ def test_training_runs_carry_their_swept_values_at_the_top(tmp_path):
         "data": "syn", "model": "gloria", "seed": 2, "sampling": "longtail", "generation.entity_ratio": 0.5,
         "trainer.max_steps": 3, "cfg": resolved}
     # Outside a Hydra job dir: the choices every run has.
-    assert tracker_config(resolved, tmp_path / "plain") == {"data": "syn", "model": "gloria", "seed": 2, "cfg": resolved}
+    plain = {"data": "syn", "model": "gloria", "seed": 2, "cfg": resolved}
+    assert tracker_config(resolved, tmp_path / "plain") == plain

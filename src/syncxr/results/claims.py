@@ -108,7 +108,8 @@ def image_metric(job: Job, task: str, dataset: str, metric: str, ids: pd.Index |
     if task == "zeroshot_grounding":
         return MeanValue(frame[metric].to_numpy())
     classes = [c.removeprefix("label/") for c in frame.columns if c.startswith("label/")]
-    labels, scores = frame[[f"label/{c}" for c in classes]].to_numpy(), frame[[f"score/{c}" for c in classes]].to_numpy()
+    labels = frame[[f"label/{c}" for c in classes]].to_numpy()
+    scores = frame[[f"score/{c}" for c in classes]].to_numpy()
     if metric == "auc":
         return MeanAUC(labels, scores)
     thresholds = job.thresholds(task, dataset)
@@ -160,7 +161,8 @@ def _paper(contrast: Contrast, family: Family, models: list[str], a: str, b: str
     """What the paper says about this comparison, and its sign."""
     if contrast.axis == "data":
         if family is SEEN and (d := table1_difference(models, a, b, datasets, metric)) is not None:
-            return f"{a} {'>' if d > 0 else '<'} {b} by {d:+.2f} (Table 1, same models and datasets)", 1 if d > 0 else -1
+            sign = 1 if d > 0 else -1
+            return f"{a} {'>' if d > 0 else '<'} {b} by {d:+.2f} (Table 1, same models and datasets)", sign
         if (s := stated_difference(family.key, a, b, metric)) is not None:
             how = "stated" if s[1] == "stated" else "from its stated averages against real"
             return f"{a} > {b} by {s[0]:+.2f} (average over ConVIRT and GLoRIA, {how})", 1 if s[0] > 0 else -1

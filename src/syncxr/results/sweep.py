@@ -75,12 +75,14 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
                 and k.split("/")[1] in ("chexpert", "chestxray14", "padchest_seen", "rsna", "siim")]
     if df[HEADLINE].notna().any():
         for axis in [a for a in swept_axes(df) if a != "sweep/model"]:
-            path = plot_axis(df, axis, HEADLINE, HEADLINE_LABEL, sweep_dir / f"{axis_name(axis).replace('/', '_').replace('.', '_')}.png")
+            name = axis_name(axis).replace("/", "_").replace(".", "_")
+            path = plot_axis(df, axis, HEADLINE, HEADLINE_LABEL, sweep_dir / f"{name}.png")
             plots.append(path)
             if axis in FIGURE3_AXES:
                 table = figure3_table(df, axis)
                 text = "\n".join([f"![{path.stem}]({path.name})", "", _markdown(table), "",
-                                  f"`{HEADLINE}`: the mean of {', '.join(f'`{k}`' for k in sorted(seen_auc))} per job."])
+                                  f"`{HEADLINE}`: the mean of {', '.join(f'`{k}`' for k in sorted(seen_auc))} "
+                                  "per job."])
                 sections.append((f"Figure 3: {FIGURE3_AXES[axis]}", text, [axis], sorted(seen_auc), table,
                                  f"figure3_{axis_name(axis).replace('.', '_')}"))
     claims = evaluate_claims(jobs, df, n_boot=n_boot)

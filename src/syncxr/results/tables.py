@@ -21,7 +21,8 @@ DATASET_NAMES = {"chexpert": "CheXpert", "chestxray14": "ChestX-ray14", "padches
 METRIC_NAMES = {"auc": "AUC", "f1": "F1", "acc": "ACC", "iou": "IoU", "dice": "Dice"}
 FRACTIONS = ("1pct", "10pct", "100pct")
 # Axes of the paper's ablations (Figure 3): the headline metric is plotted against each.
-FIGURE3_AXES = {"sweep/generation.entity_ratio": "entity ratio", "sweep/llm": "LLM", "sweep/imagegen": "image generator"}
+FIGURE3_AXES = {"sweep/generation.entity_ratio": "entity ratio", "sweep/llm": "LLM",
+                "sweep/imagegen": "image generator"}
 SAMPLING_AXIS = "sweep/sampling"
 PARTIAL_DATA = ("real_image_syn_report", "syn_image_real_report")
 HEADLINE = "headline/zeroshot_seen_auc"  # per job: mean zero-shot AUC over the seen-disease sets it has
