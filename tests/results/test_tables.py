@@ -76,8 +76,8 @@ def test_the_full_paper_suite_fills_tables_1_to_3(tmp_path):
     assert "| convirt | syn    | 60.00 ± 0.00 " in text  # fine-tuning cells: mean ± std over the two seeds
     # Grounding and unseen-disease claims, recomputed from the per-image predictions.
     assert any(x.startswith("- convirt, zero-shot grounding, mean IoU over RSNA, COVID Rural: syn > real by +")
-               and x.endswith("Paper: syn > real by +1.42 (average over ConVIRT and GLoRIA, stated). "
-                              "Agrees with the paper.")
+               and x.endswith("Paper: syn > real by +1.42 (stated: mean over ConVIRT, GLoRIA and RSNA, SIIM, "
+                              "COVID Rural). Agrees with the paper.")
                for x in lines), text
     assert any(x.startswith("- convirt, zero-shot, unseen and rare diseases, mean AUC over PadChest unseen: syn > real")
                for x in lines)

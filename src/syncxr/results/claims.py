@@ -164,8 +164,10 @@ def _paper(contrast: Contrast, family: Family, models: list[str], a: str, b: str
             sign = 1 if d > 0 else -1
             return f"{a} {'>' if d > 0 else '<'} {b} by {d:+.2f} (Table 1, same models and datasets)", sign
         if (s := stated_difference(family.key, a, b, metric)) is not None:
-            how = "stated" if s[1] == "stated" else "from its stated averages against real"
-            return f"{a} > {b} by {s[0]:+.2f} (average over ConVIRT and GLoRIA, {how})", 1 if s[0] > 0 else -1
+            how = "stated" if s[1] == "stated" else "from the stated averages against real"
+            over = ", ".join(DATASET_NAMES.get(d, d) for d in family.datasets)
+            return (f"{a} {'>' if s[0] > 0 else '<'} {b} by {s[0]:+.2f} ({how}: mean over ConVIRT, GLoRIA and "
+                    f"{over})", 1 if s[0] > 0 else -1)
     return f"{contrast.paper} ({_label(contrast.axis, a)} > {_label(contrast.axis, b)})", 1
 
 

@@ -67,7 +67,7 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
         shown |= set(keys)
         headline = [k for k in keys if k.rsplit("/", 1)[1] in ("auc", "iou", "auc_100pct", "dice_100pct")]
         text = "\n".join([_markdown(table), "", "Keys: " + ", ".join(f"`{k}`" for k in keys)])
-        if paper_mode and twins:
+        if any(str(c).endswith(" †") for c in table.columns):
             text += "\n\n† phantom twin, not the published benchmark."
         sections.append((spec.title, text, axes, headline, table, spec.key))
     plots = []
