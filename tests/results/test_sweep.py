@@ -21,7 +21,7 @@ def _job(root, name, overrides, metrics=None):
 @pytest.fixture
 def sweep(tmp_path):
     values = {("real", 0): 0.60, ("real", 1): 0.62, ("syn", 0): 0.70, ("syn", 1): 0.66,
-              ("mix", 0): 0.75, ("mix", 1): 0.77}
+              ("mix", 0): 0.75, ("mix", 1): 0.77}  # mix - real: 15 in both seeds, mix - syn: 5 and 11
     for (data, seed), auc in values.items():
         _job(tmp_path, f"data={data},seed={seed}", [f"data={data}", f"seed={seed}", "model=convirt"],
              {AUC: auc, "zeroshot_cls/chexpert/edema/auc": auc})
@@ -43,9 +43,17 @@ def test_report_tables_mean_std_and_claims(sweep):
     assert "61.00 ± 1.41" in text  # real: mean 0.61, std 0.0141
     assert "68.00 ± 2.83" in text  # syn
     assert "1 failed" in text and "data=mix,seed=2" in text
-    assert "syn > real" in text and "by +7.00 ± 4.24 points (syn ahead in 2/2 seeds; as the paper" in text
-    assert "mix > syn" in text
+    # Whole claim lines (issue 16): per-seed differences syn - real 10 and 4, mix - syn 5 and 11 points;
+    # without per-image predictions the bootstrap resamples seeds: means of 2 draws.
+    lines = text.splitlines()
+    assert ("- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn > real by +7.00 points, 95% CI "
+            "[+4.00, +10.00] (bootstrap over seeds only: no per-image predictions; syn ahead in 2/2 paired runs). "
+            "Paper: syn > real by +7.39 (Table 1, same models and datasets). Agrees with the paper.") in lines
+    assert ("- convirt, zero-shot, seen diseases, mean AUC over CheXpert: mix > syn by +8.00 points, 95% CI "
+            "[+5.00, +11.00] (bootstrap over seeds only: no per-image predictions; mix ahead in 2/2 paired runs). "
+            "Paper: mix > syn by +12.05 (Table 1, same models and datasets). Agrees with the paper.") in lines
     assert "| convirt | real |" in text.replace("  ", " ").replace("  ", " ")  # model and data as columns
+    assert "Paper mode" not in text and "(paper " not in text  # the phantom default: no published values
 
 
 def test_cli_and_missing_dir(sweep, tmp_path, capsys):
@@ -97,6 +105,12 @@ def test_report_goes_to_wandb_as_table_text_and_images(sweep, monkeypatch):
     assert "status" in table.columns and AUC in table.columns
     assert isinstance(run.logged["sweep/report"], wandb.Html)
     assert [k for k in run.logged if k.startswith("sweep/plots/")] == ["sweep/plots/data"]
+    # The paper-shaped tables and the claims go to the report run as tables.
+    assert isinstance(run.logged["sweep/tables/table1"], wandb.Table)
+    assert run.logged["sweep/tables/table1"].get_column("CheXpert AUC")[0] == "61.00 ± 1.41"
+    assert len(run.logged["sweep/tables/claims"].data) == 3
+    # Offline: the W&B Report spec is saved for later, and report.md says how to publish it.
+    assert (sweep / "wandb_report.json").is_file() and "--publish" in (sweep / "report.md").read_text()
     # Re-writing the report logs to the same W&B run.
     report_main([str(sweep), "--wandb"])
     assert runs[1].kw["id"] == run.kw["id"]

@@ -73,3 +73,29 @@ def test_tracked_run_logs_flat_numbers_and_images_and_always_finishes(tmp_path, 
     with TrackedRun({"name": "none"}, tmp_path, "n", "g", "evaluate", {}) as t:
         t.log({"a": 1})
     assert len(calls) == 2
+
+
+def test_a_training_run_gives_w_and_b_its_swept_values_at_the_top(tmp_path, monkeypatch):
+    """train/training_job.py hands W&B the config of tracker_config: the job's overrides at the top."""
+    from accelerate import Accelerator
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def init_trackers(self, project, config=None, init_kwargs=None):
+        seen.update(project=project, config=config, init_kwargs=init_kwargs)
+        raise Stop  # what follows is training, tested elsewhere
+
+    monkeypatch.setattr(Accelerator, "init_trackers", init_trackers)
+    out = tmp_path / "data=syn,sampling=longtail"
+    (out / ".hydra").mkdir(parents=True)
+    (out / ".hydra" / "overrides.yaml").write_text("- data=syn\n- sampling=longtail\n- seed=3\n")
+    cfg = compose_train(TINY + ["logger=wandb", "logger.mode=offline", "seed=3", "sampling=longtail"])
+    with pytest.raises(Stop):
+        run_training(cfg, out, name="data=syn,sampling=longtail", group="sweep-x")
+    config = seen["config"]
+    assert (config["data"], config["model"], config["seed"], config["sampling"]) == ("syn", "convirt", 3, "longtail")
+    assert config["cfg"]["sampling"]["name"] == "longtail" and config["cfg"]["seed"] == 3
+    assert seen["init_kwargs"]["wandb"]["group"] == "sweep-x"

@@ -1,173 +1,169 @@
-"""Collect the jobs of a sweep into `results.csv` and a `report.md` with paper-shaped tables and plots.
+"""Collect the jobs of a sweep into `results.csv` and a `report.md` in the shape of the SynCXR paper.
 
-  python -m syncxr.results <sweep dir>
+  python -m syncxr.results <sweep dir> [--wandb] [--publish]
 
-A job is a sub-directory holding `.hydra/overrides.yaml`; it is `ok` when it wrote `metrics.json`
-and `failed` otherwise (failed jobs stay in the table as rows, they never silently vanish).
+results.csv: one row per job (swept values, seed, status, recipe, phantom twins, every metric).
+report.md: the paper's tables the sweep holds (Tables 1-4, Figure 3; mean ± std over seeds), the
+paper's claims with bootstrap intervals over seeds and test images, other metrics, plots, failures.
+In paper mode (jobs with recipe=paper) Table 1 cells carry the published values, and benchmarks
+evaluated on phantom twins are flagged.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import yaml
 
 from ..data.dataset_format import write_json_atomic
-from ..data.durable import atomic_path, save_figure_atomic, write_text_atomic
+from ..data.durable import atomic_path, write_text_atomic
+from .claims import evaluate_claims
+from .jobs import find_jobs, results_frame, swept_axes
+from .plots import plot_axis
+from .tables import (FIGURE3_AXES, HEADLINE, add_headline, applicable, axis_name, figure3_table, other_metrics,
+                     render)
 
-# Headline metrics shown in the report tables (all metrics go to results.csv).
-HEADLINE = ("auc", "f1", "acc")
-
-
-def _overrides(job_dir: Path) -> dict[str, str]:
-    items = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    out = {}
-    for item in items:
-        key, _, value = str(item).lstrip("+~").partition("=")
-        out[key] = value
-    return out
+log = logging.getLogger(__name__)
+HEADLINE_LABEL = "mean zero-shot AUC, seen diseases (%)"
 
 
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
-    """One row per job: swept values (`sweep/<key>`), seed, status and every metric."""
-    sweep_dir = Path(sweep_dir)
-    jobs = sorted(p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml"))
-    if not jobs:
-        raise FileNotFoundError(f"{sweep_dir}: no jobs (no */.hydra/overrides.yaml)")
-    rows = []
-    for job in jobs:
-        ov = _overrides(job)
-        row = {"job": job.name, **{f"sweep/{k}": v for k, v in ov.items()}}
-        cfg_path = job / ".hydra" / "config.yaml"
-        cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else {}
-        row["seed"] = int(ov.get("seed", cfg.get("seed", 0)))
-        row["data"] = ov.get("data", (cfg.get("data") or {}).get("name", ""))
-        row["model"] = ov.get("model", (cfg.get("model") or {}).get("name", ""))
-        metrics = job / "metrics.json"
-        if metrics.is_file():
-            row["status"] = "ok"
-            row.update(json.loads(metrics.read_text()))
-        else:
-            row["status"] = "failed"
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """One row per job (see jobs.results_frame)."""
+    return results_frame(find_jobs(sweep_dir))
 
 
-def swept_axes(df: pd.DataFrame) -> list[str]:
-    """Swept keys that take more than one value (seed excluded: it is what we average over)."""
-    return [c for c in df.columns if c.startswith("sweep/") and c != "sweep/seed" and df[c].nunique() > 1]
+def _markdown(table: pd.DataFrame) -> str:
+    # Cells are text as written ("48.70"): tabulate must not reparse them as numbers ("48.7").
+    return table.to_markdown(index=False, disable_numparse=True) if not table.empty else ""
 
 
-def mean_std_table(df: pd.DataFrame, rows: list[str], metrics: list[str]) -> pd.DataFrame:
-    """`mean ± std` over seeds of each metric, one row per combination of `rows`."""
+def _paper_mode_notes(df: pd.DataFrame) -> tuple[bool, set[str], list[str]]:
+    """(paper mode?, benchmarks that were phantom twins, the report's notes on both)."""
     ok = df[df["status"] == "ok"]
-    if ok.empty or not metrics:
-        return pd.DataFrame()
-    g = ok.groupby(rows, dropna=False)[metrics]
-    mean, std, n = g.mean(), g.std(ddof=1), g.size()
-    table = mean.copy().astype(object)
-    for c in metrics:
-        # One seed has no spread: the mean alone, not a misleading "± 0.00".
-        table[c] = [f"{m * 100:.2f}" if k < 2 else f"{m * 100:.2f} ± {s * 100:.2f}"
-                    for m, s, k in zip(mean[c], std[c], n)]
-    table["seeds"] = n
-    return table.reset_index()
+    paper = ok[ok["recipe"] == "paper"]
+    twins = {b for s in ok["phantom_twins"].fillna("") for b in str(s).split(";") if b}
+    if paper.empty:
+        note = [f"Benchmarks evaluated on their phantom twins: {', '.join(sorted(twins))}.", ""] if twins else []
+        return False, twins, note
+    lines = [f"**Paper mode** (recipe=paper in {len(paper)} of {len(ok)} finished jobs): Table 1 cells show the "
+             "published value in parentheses.", ""]
+    if twins:
+        lines += ["> **WARNING — PHANTOM TWINS, NOT THE PUBLISHED BENCHMARKS:** "
+                  f"{', '.join(sorted(twins))} {'was' if len(twins) == 1 else 'were'} evaluated on phantom twins "
+                  "(builder=phantom). Their columns are marked †; their numbers are not comparable with the "
+                  "paper's. Evaluate on the real data with `benchmark.<name>.builder=path "
+                  "benchmark.<name>.root=...`.", ""]
+    return True, twins, lines
 
 
-def _metric_columns(df: pd.DataFrame) -> list[str]:
-    """Dataset-level headline metrics: `<task>/<dataset>/<metric>` with no class level."""
-    return [c for c in df.columns if c.count("/") == 2 and c.rsplit("/", 1)[1] in HEADLINE]
+def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
+    """The report's sections: [(title, markdown, swept axes, headline metrics, table)], the claims
+    and the plots."""
+    paper_mode, twins, notes = _paper_mode_notes(df)
+    axes = [a for a in ["model", "data"] if df.loc[df["status"] == "ok", a].nunique() > 1]
+    axes += [a for a in swept_axes(df) if a not in ("sweep/model", "sweep/data")]
+    sections, shown = [], set()
+    for spec in applicable(df):
+        table, keys = render(df, spec, paper_mode, twins)
+        shown |= set(keys)
+        headline = [k for k in keys if k.rsplit("/", 1)[1] in ("auc", "iou", "auc_100pct", "dice_100pct")]
+        text = "\n".join([_markdown(table), "", "Keys: " + ", ".join(f"`{k}`" for k in keys)])
+        if any(str(c).endswith(" †") for c in table.columns):
+            text += "\n\n† phantom twin, not the published benchmark."
+        sections.append((spec.title, text, axes, headline, table, spec.key))
+    plots = []
+    seen_auc = [k for k in shown if k.startswith("zeroshot_cls/") and k.endswith("/auc")
+                and k.split("/")[1] in ("chexpert", "chestxray14", "padchest_seen", "rsna", "siim")]
+    if df[HEADLINE].notna().any():
+        for axis in [a for a in swept_axes(df) if a != "sweep/model"]:
+            name = axis_name(axis).replace("/", "_").replace(".", "_")
+            path = plot_axis(df, axis, HEADLINE, HEADLINE_LABEL, sweep_dir / f"{name}.png")
+            plots.append(path)
+            if axis in FIGURE3_AXES:
+                table = figure3_table(df, axis)
+                text = "\n".join([f"![{path.stem}]({path.name})", "", _markdown(table), "",
+                                  f"`{HEADLINE}`: the mean of {', '.join(f'`{k}`' for k in sorted(seen_auc))} "
+                                  "per job."])
+                sections.append((f"Figure 3: {FIGURE3_AXES[axis]}", text, [axis], sorted(seen_auc), table,
+                                 f"figure3_{axis_name(axis).replace('.', '_')}"))
+    claims = evaluate_claims(jobs, df, n_boot=n_boot)
+    return notes, sections, shown, plots, claims
 
 
-def direction_summary(df: pd.DataFrame, metric: str) -> list[str]:
-    """Per model, the paper's claims (syn vs. real, mix vs. both) as direction and spread over seeds."""
-    lines = []
-    ok = df[df["status"] == "ok"]
-    if metric not in ok or not {"real", "syn", "mix"} <= set(ok["data"]):
-        return lines
-    for model, m in ok.groupby("model"):
-        by = {d: m[m["data"] == d].set_index("seed")[metric] for d in ("real", "syn", "mix")}
-        for a, b in (("syn", "real"), ("mix", "real"), ("mix", "syn")):
-            common = by[a].index.intersection(by[b].index)
-            if len(common) == 0:
-                continue
-            diff = (by[a].loc[common] - by[b].loc[common]) * 100
-            wins = int((diff > 0).sum())
-            sign = ">" if diff.mean() > 0 else "<"
-            spread = f" ± {diff.std(ddof=1):.2f}" if len(diff) > 1 else ""
-            agrees = "as the paper" if sign == ">" else "unlike the paper"  # paper: syn > real, mix > both
-            lines.append(f"- {model}: {a} {sign} {b} on `{metric}` by {diff.mean():+.2f}{spread} points "
-                         f"({a} ahead in {wins}/{len(diff)} seeds; {agrees}: {a} > {b})")
+def claims_markdown(claims) -> list[str]:
+    if not claims:
+        return []
+    lines = ["## The paper's claims on this sweep", "",
+             "Difference in points (percent), a minus b, mean over paired runs (same seed, model and other axes); "
+             "95% percentile interval of a two-stage bootstrap (seeds, then test images jointly for the two runs). "
+             "Agrees: the interval excludes 0 on the paper's side.", ""]
+    families = list(dict.fromkeys(c.family for c in claims))  # in the order of the first claim of each
+    for family in families:
+        lines += [f"### {family.label[0].upper()}{family.label[1:]}", "",
+                  *[c.line() for c in claims if c.family == family], ""]
     return lines
 
 
-def plot_axes(df: pd.DataFrame, metric: str, out_dir: Path) -> list[Path]:
-    """One PNG per swept axis: the metric against the axis, a line per model (mean ± std over seeds)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = df[df["status"] == "ok"]
-    paths = []
-    for axis in swept_axes(df):
-        if axis == "sweep/model" or metric not in ok:
-            continue
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        for model, m in ok.groupby("model"):
-            g = m.groupby(axis)[metric]
-            x = list(g.mean().index)
-            try:
-                order = np.argsort([float(v) for v in x])
-            except ValueError:
-                order = np.arange(len(x))
-            xs = [x[i] for i in order]
-            ax.errorbar(range(len(xs)), g.mean().iloc[order] * 100, yerr=g.std(ddof=1).fillna(0).iloc[order] * 100,
-                        marker="o", capsize=3, label=str(model))
-            ax.set_xticks(range(len(xs)), xs)
-        ax.set_xlabel(axis.removeprefix("sweep/"))
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{axis.removeprefix('sweep/').replace('/', '_').replace('.', '_')}.png"
-        save_figure_atomic(fig, path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
-def write_report(sweep_dir: str | Path, logger_cfg=None) -> tuple[Path, Path]:
-    """results.csv, report.md and the plots of a sweep; with a W&B `logger_cfg` (logger=wandb) also
-    logged to W&B as a table, the report text and images."""
+def write_report(sweep_dir: str | Path, logger_cfg=None, n_boot: int = 1000) -> tuple[Path, Path]:
+    """results.csv, report.md and the plots of a sweep; with a W&B `logger_cfg` (logger=wandb) also the
+    W&B report run, the W&B Report spec, and the published Report when the server is reachable."""
     sweep_dir = Path(sweep_dir)
-    df = collect(sweep_dir)
+    jobs = find_jobs(sweep_dir)
+    df = add_headline(results_frame(jobs))
     with atomic_path(sweep_dir / "results.csv") as tmp:
         df.to_csv(tmp, index=False)
-    metrics = _metric_columns(df)
-    rows = ["model", "data"] + [a for a in swept_axes(df) if a not in ("sweep/model", "sweep/data")]
-    table = mean_std_table(df, rows, metrics)
     n_failed = int((df["status"] == "failed").sum())
+    notes, sections, shown, plots, claims = build_sections(df, jobs, sweep_dir, n_boot)
     lines = [f"# Sweep report: {sweep_dir.name}", "",
-             f"{len(df)} jobs, {len(df) - n_failed} ok, {n_failed} failed. Values are mean ± std over seeds, "
-             "in percent.", ""]
-    if not table.empty:
-        lines += [table.to_markdown(index=False), ""]
-    headline = "zeroshot_cls/chexpert/auc"
-    claims = direction_summary(df, headline)
-    if claims:
-        lines += ["## The paper's claims on this sweep", "", *claims, ""]
+             f"{len(df)} jobs, {len(df) - n_failed} ok, {n_failed} failed. Cells are mean ± std over seeds in "
+             "percent (one seed: its value).", "", *notes]
+    for title, text, *_ in sections:
+        lines += [f"## {title}", "", text, ""]
+    lines += claims_markdown(claims)
+    other = other_metrics(df, shown)
+    if not other.empty:
+        lines += ["## Other metrics", "", _markdown(other), ""]
+    figure3 = {f"{axis_name(a).replace('.', '_')}.png" for a in FIGURE3_AXES}
+    rest = [p for p in plots if p.name not in figure3]
+    if rest:
+        lines += ["## Plots", "", *[f"![{p.stem}]({p.name})\n" for p in rest]]
     if n_failed:
         lines += ["## Failed jobs", "", *[f"- {j}" for j in df.loc[df["status"] == "failed", "job"]], ""]
-    plots = plot_axes(df, headline, sweep_dir)
-    for p in plots:
-        lines += [f"![{p.stem}]({p.name})", ""]
+    tables = {key: table for _, _, _, _, table, key in sections}
+    if claims:
+        tables["claims"] = pd.DataFrame({"claim": [c.line()[2:] for c in claims]})
     report = sweep_dir / "report.md"
     write_text_atomic(report, "\n".join(lines))
-    write_json_atomic(sweep_dir / "report_summary.json", {"jobs": len(df), "failed": n_failed})
+    write_json_atomic(sweep_dir / "report_summary.json", {
+        "jobs": len(df), "failed": n_failed, "paper_mode": bool((df["recipe"] == "paper").any()),
+        "tables": [key for *_, key in sections],
+        "claims": [{"who": c.who, "a": c.a, "b": c.b, "family": c.family.key, "metric": c.metric,
+                    "difference": c.diff, "ci": list(c.ci), "verdict": c.verdict} for c in claims]})
     if logger_cfg is not None and logger_cfg.get("name") == "wandb":
+        # After report.md and results.csv exist: a W&B problem must not cost the report.
         from .wandb_logger import log_sweep_report
-        log_sweep_report(sweep_dir, logger_cfg, df, plots, report)
+        lines += _wandb_report(sweep_dir, logger_cfg, "\n".join(claims_markdown(claims)) or lines[2], sections)
+        write_text_atomic(report, "\n".join(lines))
+        log_sweep_report(sweep_dir, logger_cfg, df, plots, report, tables)
     return sweep_dir / "results.csv", report
+
+
+def _wandb_report(sweep_dir: Path, logger_cfg, intro: str, sections) -> list[str]:
+    """Saves the W&B Report spec and publishes it when W&B is online; the report.md lines saying where."""
+    from .wandb_logger import check_configured
+    from .wandb_report import publish, report_spec, save_spec, section
+
+    spec = report_spec(sweep_dir, logger_cfg, intro,
+                       [section(title, text, axes, metrics) for title, text, axes, metrics, _, _ in sections])
+    path = save_spec(sweep_dir, spec)
+    later = f"`python -m syncxr.results {sweep_dir} --publish`"
+    if check_configured(logger_cfg.get("mode")) == "online":
+        try:
+            return ["## W&B report", "", f"Published: {publish(sweep_dir)}", ""]
+        except Exception as e:  # noqa: BLE001 - no server: the spec stays, to publish later
+            log.warning(f"W&B report not published ({e}); spec in {path}; publish with {later}")
+            return ["## W&B report", "", f"Not published ({type(e).__name__}); the spec is {path.name}: "
+                    f"publish it with {later}.", ""]
+    return ["## W&B report", "", f"Offline: the spec is {path.name}; after `wandb sync` of the runs, publish it "
+            f"with {later}.", ""]

@@ -6,6 +6,10 @@ import hashlib
 import os
 from pathlib import Path
 
+import yaml
+
+from .jobs import parse_overrides
+
 NOT_CONFIGURED = ("W&B is not configured: run `wandb login` (or set WANDB_API_KEY), or log offline with "
                   "logger.mode=offline (WANDB_MODE=offline) and upload later with `wandb sync <dir>/wandb/offline-run-*`, "
                   "or choose logger=none.")
@@ -37,9 +41,31 @@ def init_kwargs(logger_cfg, out_dir: Path, name: str, group: str, job_type: str)
                       "tags": list(logger_cfg.get("tags") or [])}}
 
 
-def log_sweep_report(sweep_dir: str | Path, logger_cfg, results, plots: list[Path], report_md: Path) -> str:
+def _value(text: str):
+    """An override's value as YAML reads it (0.5 -> float, syn -> str), the text if it is not YAML."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def tracker_config(resolved: dict, out_dir: str | Path) -> dict:
+    """The config a W&B training run carries: the run's choices at the top (data, model, seed and every
+    override of its job, e.g. sampling, llm, generation.entity_ratio as flat keys) so the W&B UI
+    groups and compares runs by them, and the whole resolved config under `cfg`."""
+    values = {"data": (resolved.get("data") or {}).get("name"), "model": (resolved.get("model") or {}).get("name"),
+              "seed": resolved.get("seed")}
+    overrides = Path(out_dir) / ".hydra" / "overrides.yaml"  # Hydra writes it before the job starts
+    if overrides.is_file():
+        values.update({k: _value(v) for k, v in parse_overrides(yaml.safe_load(overrides.read_text())).items()})
+    return {**values, "cfg": resolved}
+
+
+def log_sweep_report(sweep_dir: str | Path, logger_cfg, results, plots: list[Path], report_md: Path,
+                     tables: dict | None = None) -> str:
     """One W&B run per sweep (job_type=report, group = sweep name) holding the results table, the
-    report text and the plots; its id is stable, so re-writing a report updates the same run."""
+    paper-shaped tables (`sweep/tables/<name>`), the report text and the plots; its id is stable, so
+    re-writing a report updates the same run."""
     import wandb
 
     sweep_dir = Path(sweep_dir)
@@ -48,7 +74,8 @@ def log_sweep_report(sweep_dir: str | Path, logger_cfg, results, plots: list[Pat
     with TrackedRun(cfg, sweep_dir / "report", f"report-{sweep_dir.name}", sweep_dir.name, "report", {}) as tracker:
         # W&B tables want plain scalars: NaN stays, lists and dicts become text.
         table = results.map(lambda v: v if isinstance(v, (int, float, str, bool)) or v is None else str(v))
-        tracker.log({}, objects={"sweep/results": wandb.Table(dataframe=table),
+        paper = {f"sweep/tables/{k}": wandb.Table(dataframe=t.astype(str)) for k, t in (tables or {}).items()}
+        tracker.log({}, objects={"sweep/results": wandb.Table(dataframe=table), **paper,
                                  "sweep/report": wandb.Html(f"<pre>{report_md.read_text()}</pre>"),
                                  **{f"sweep/plots/{p.stem}": wandb.Image(str(p)) for p in plots}})
     return tracker.run.id

@@ -42,8 +42,9 @@ def run_training(cfg: DictConfig, out_dir: str | Path, name: str = "default", gr
     accelerator = build_accelerator(cfg.trainer.precision, cfg.trainer.cpu, key="trainer.precision",
                                     log_with="wandb" if logger is not None and logger.name == "wandb" else None)
     if accelerator.log_with:
-        from ..results.wandb_logger import init_kwargs
-        accelerator.init_trackers(cfg.logger.project, config=OmegaConf.to_container(cfg, resolve=True),
+        from ..results.wandb_logger import init_kwargs, tracker_config
+        accelerator.init_trackers(cfg.logger.project,
+                                  config=tracker_config(OmegaConf.to_container(cfg, resolve=True), out_dir),
                                   init_kwargs=init_kwargs(cfg.logger, out_dir, name, group, "train"))
     try:
         return _train_and_evaluate(cfg, out_dir, accelerator, t0)
