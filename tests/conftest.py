@@ -53,14 +53,16 @@ def tiny_text_path(cache_dir) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_llm_path(tmp_path_factory) -> str:
-    from tests.tiny_models import tiny_llm
-    return str(tiny_llm(tmp_path_factory.mktemp("tiny_llm")))
+    """A tiny chat LLM that answers tests.tiny_models.LLM_SCRIPT to any prompt."""
+    from tests.tiny_models import LLM_SCRIPT, tiny_llm
+    return str(tiny_llm(tmp_path_factory.mktemp("tiny_llm"), scripted=LLM_SCRIPT))
 
 
 @pytest.fixture(scope="session")
-def tiny_ner_path(tmp_path_factory, tiny_text_path) -> str:
-    from tests.tiny_models import tiny_ner
-    return str(tiny_ner(tmp_path_factory.mktemp("tiny_ner"), tiny_text_path))
+def tiny_ner_path(tmp_path_factory) -> str:
+    """A tiny token classifier that tags word pieces as tests.tiny_models.NER_SCRIPT says."""
+    from tests.tiny_models import NER_SCRIPT, tiny_ner
+    return str(tiny_ner(tmp_path_factory.mktemp("tiny_ner"), NER_SCRIPT))
 
 
 @pytest.fixture(scope="session")
