@@ -9,15 +9,16 @@ from pathlib import Path
 
 @contextmanager
 def recorded_figures():
-    """Yields {resolved path: Figure} of every Figure saved inside the block (closing a figure
-    keeps its axes and artists readable)."""
+    """Yields {file name: Figure} of every Figure saved inside the block, the last one of each name
+    (code may save into a temporary directory that it then renames; closing a figure keeps its axes
+    and artists readable)."""
     from matplotlib.figure import Figure  # noqa: PLC0415
 
-    saved: dict[Path, Figure] = {}
+    saved: dict[str, Figure] = {}
     original = Figure.savefig
 
     def savefig(self, fname, *args, **kwargs):
-        saved[Path(fname).resolve()] = self
+        saved[Path(fname).name] = self
         return original(self, fname, *args, **kwargs)
 
     Figure.savefig = savefig
