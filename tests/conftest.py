@@ -53,14 +53,16 @@ def tiny_text_path(cache_dir) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_llm_path(tmp_path_factory) -> str:
-    from tests.tiny_models import tiny_llm
-    return str(tiny_llm(tmp_path_factory.mktemp("tiny_llm")))
+    """A tiny chat LLM that answers tests.tiny_models.LLM_SCRIPT to any prompt."""
+    from tests.tiny_models import LLM_SCRIPT, tiny_llm
+    return str(tiny_llm(tmp_path_factory.mktemp("tiny_llm"), scripted=LLM_SCRIPT))
 
 
 @pytest.fixture(scope="session")
-def tiny_ner_path(tmp_path_factory, tiny_text_path) -> str:
-    from tests.tiny_models import tiny_ner
-    return str(tiny_ner(tmp_path_factory.mktemp("tiny_ner"), tiny_text_path))
+def tiny_ner_path(tmp_path_factory) -> str:
+    """A tiny token classifier that tags word pieces as tests.tiny_models.NER_SCRIPT says."""
+    from tests.tiny_models import NER_SCRIPT, tiny_ner
+    return str(tiny_ner(tmp_path_factory.mktemp("tiny_ner"), NER_SCRIPT))
 
 
 @pytest.fixture(scope="session")
@@ -75,15 +77,26 @@ def tiny_dino_path(tmp_path_factory) -> str:
     return str(tiny_dinov2(tmp_path_factory.mktemp("tiny_dino")))
 
 
+def reused_trained_run(env) -> Path | None:
+    """The run dir SYNCXR_TEST_TRAINED_RUN names (reused when iterating locally); refused under CI,
+    which must score the run it trains itself, never one left over from an older commit."""
+    run = env.get("SYNCXR_TEST_TRAINED_RUN")
+    if run and env.get("CI", "").lower() in ("1", "true", "yes"):
+        raise RuntimeError(f"SYNCXR_TEST_TRAINED_RUN={run} is set under CI={env['CI']}: CI trains its own run; "
+                           "unset SYNCXR_TEST_TRAINED_RUN")
+    return Path(run) if run else None
+
+
 @pytest.fixture(scope="session")
 def trained_run(cache_dir, tmp_path_factory) -> Path:
     """A ConVIRT checkpoint trained with the BUDGET recipe (zero-shot CheXpert AUC >= BUDGET_MIN_AUC).
-    SYNCXR_TEST_TRAINED_RUN=<run dir> reuses a finished BUDGET run instead (when iterating locally)."""
+    SYNCXR_TEST_TRAINED_RUN=<run dir> reuses a finished BUDGET run instead (locally, never in CI)."""
     from syncxr.train.training_job import run_training  # noqa: PLC0415
     from tests.helpers import BUDGET, compose_train  # noqa: PLC0415
 
-    if os.environ.get("SYNCXR_TEST_TRAINED_RUN"):
-        return Path(os.environ["SYNCXR_TEST_TRAINED_RUN"])
+    reused = reused_trained_run(os.environ)
+    if reused is not None:
+        return reused
     out = tmp_path_factory.mktemp("trained")
     run_training(compose_train(BUDGET), out)
     return out

@@ -2,19 +2,38 @@ import pytest
 
 from syncxr.entities.transformers_ner import TransformersNER
 from syncxr.entities.vocabulary import build_vocabulary
-from syncxr.phantom.vocabulary import ENTITY_TYPES
+
+# The session's NER is scripted (tests.tiny_models.NER_SCRIPT): "pleural" B-ABNORMALITY, "effusion"
+# I-ABNORMALITY, "pneumo" + "##thorax" B-/I-ABNORMALITY, "right lower lobe" B-/I-/I-ANATOMY,
+# "cardiomegaly" B-DISEASE, "edema" B-NON-DISEASE, every other piece O.
+TEXTS = ["Small pleural effusion pneumothorax in the right lower lobe.",
+         "Cardiomegaly and edema.",
+         "Pneumothorax. There is a small pneumothorax in the lobe."]
+SPANS = [
+    # B- I- joined into one entity; the next B- (a word in two pieces) starts a second, adjacent one.
+    [{"name": "pleural effusion", "type": "ABNORMALITY"}, {"name": "pneumothorax", "type": "ABNORMALITY"},
+     {"name": "right lower lobe", "type": "ANATOMY"}],
+    [{"name": "cardiomegaly", "type": "DISEASE"}, {"name": "edema", "type": "NON-DISEASE"}],
+    # An entity named twice is listed once; an I- piece after O starts an entity of its own.
+    [{"name": "pneumothorax", "type": "ABNORMALITY"}, {"name": "lobe", "type": "ANATOMY"}],
+]
 
 
-def test_token_classification_backend_returns_typed_records(tiny_ner_path):
-    ner = TransformersNER(tiny_ner_path, batch_size=2)
-    out = ner.extract_batch(["Small pleural effusion in the right lower lobe.", "No pneumothorax."])
-    assert len(out) == 2
-    for ents in out:
-        for e in ents:
-            assert e["type"] in ENTITY_TYPES and e["name"] == e["name"].strip().lower() and e["name"]
-    # The vocabulary stage runs on it like on the lexicon.
-    v = build_vocabulary(["No pneumothorax.", "Cardiomegaly."], ner, progress=False)
-    assert list(v.columns) == ["name", "type", "count"]
+def test_spans_are_joined_from_bio_pieces_and_kept_apart(tiny_ner_path):
+    ner = TransformersNER(tiny_ner_path, batch_size=2)  # two batches, the first one padded
+    assert ner.extract_batch(TEXTS) == SPANS
+    assert ner.extract(TEXTS[1]) == SPANS[1]
+    assert ner.extract("No acute disease.") == []
+    # The vocabulary stage runs on it like on the lexicon: documents mentioning each entity.
+    v = build_vocabulary(TEXTS + ["Right lower lobe."], ner, progress=False)
+    assert v.to_dict("records") == [
+        {"name": "pneumothorax", "type": "ABNORMALITY", "count": 2},
+        {"name": "pleural effusion", "type": "ABNORMALITY", "count": 1},
+        {"name": "right lower lobe", "type": "ANATOMY", "count": 2},
+        {"name": "lobe", "type": "ANATOMY", "count": 1},
+        {"name": "cardiomegaly", "type": "DISEASE", "count": 1},
+        {"name": "edema", "type": "NON-DISEASE", "count": 1},
+    ]
 
 
 def test_labels_that_are_not_rate_types_are_rejected(tmp_path, tiny_text_path):

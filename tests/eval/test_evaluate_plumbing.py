@@ -16,6 +16,7 @@ from syncxr.eval.checkpoint import load_trained
 from syncxr.eval.evaluation_job import run_evaluation
 from syncxr.models.convirt import ConVIRT
 
+from tests.figures import recorded_figures
 from tests.helpers import compose_eval
 
 CHEX = ["benchmark.chexpert.twin.n_train=40", "benchmark.chexpert.twin.n_valid=30",
@@ -94,11 +95,24 @@ def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, mo
         return images[:, 0, ::16, ::16]  # B x 3 x 3 at 48 px: "bright is the finding"
 
     monkeypatch.setattr(ConVIRT, "similarity_map", similarity_map, raising=False)
-    m = run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
-                                                    "embedding_cache=null"]), tmp_path)
+    with recorded_figures() as figures:
+        m = run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]",
+                                                        "task.zeroshot_grounding.datasets=[siim]",
+                                                        "embedding_cache=null"]), tmp_path)
     info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
     assert calls and info["map_source"] == "model.similarity_map" and info["map_shape"] == [3, 3]
     assert 0 <= m["zeroshot_grounding/siim/dice"] <= 1 and (tmp_path / "grounding.png").is_file()
+    # grounding.png: a row per case (3), panels image | map over image | prediction | ground truth; the
+    # prediction is the map at the scored threshold and the ground truth a non-empty mask.
+    axes = figures["grounding.png"].axes
+    assert len(axes) == 3 * 4 and [ax.get_title() for ax in axes[:4]] == ["image", "map", "prediction",
+                                                                          "ground truth"]
+    for r in range(3):
+        image, (under, heat), prediction, truth = [ax.get_images() for ax in axes[4 * r:4 * (r + 1)]]
+        data = [np.asarray(im[0].get_array()) for im in (image, prediction, truth)] + [np.asarray(heat.get_array())]
+        assert len({d.shape for d in data}) == 1 and np.array_equal(np.asarray(under.get_array()), data[0])
+        assert np.array_equal(data[1], data[3] >= m["zeroshot_grounding/siim/threshold"])
+        assert set(np.unique(data[2])) == {0, 1}
 
 
 def test_every_task_runs_end_to_end(untrained_run, tmp_path):

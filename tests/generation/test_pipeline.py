@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from fractions import Fraction
 
 import pandas as pd
 import pytest
@@ -18,9 +21,10 @@ from syncxr.data.dataset_format import read_dataset
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.entities.vocabulary import gini
 from syncxr.generation.generation_job import generation_config
-from syncxr.generation.pipeline import generation_hash
-from syncxr.phantom.vocabulary import phantom_lexicon
+from syncxr.generation.pipeline import GenerationSettings, generation_hash, make_plan
+from syncxr.phantom.vocabulary import ENTITY_TYPES, phantom_lexicon
 from syncxr.reports.loop import entity_key
+from tests.figures import lines_by_label, recorded_figures
 from tests.helpers import REPO, compose_config, compose_train
 
 SMALL = ["n_samples=120", "shard_size=40", "corpus.n=200", "corpus.image_size=64", "imagegen.image_size=64"]
@@ -31,9 +35,17 @@ def gen_cfg(overrides):
 
 
 @pytest.fixture(scope="module")
-def small_dataset(cache_dir, tmp_path_factory):
+def generated(cache_dir, tmp_path_factory):
+    """The SMALL dataset and the figures its generation saved."""
     out = tmp_path_factory.mktemp("gen") / "ds"
-    return generate_dataset(gen_cfg(SMALL), out, cache_dir, progress=False)
+    with recorded_figures() as figures:
+        path = generate_dataset(gen_cfg(SMALL), out, cache_dir, progress=False)
+    return path, figures
+
+
+@pytest.fixture(scope="module")
+def small_dataset(generated):
+    return generated[0]
 
 
 def test_every_row_extracts_exactly_its_sampled_entities(small_dataset):
@@ -48,10 +60,53 @@ def test_every_row_extracts_exactly_its_sampled_entities(small_dataset):
     assert set(df["split"]) <= {"train", "val"} and df["id"].is_unique
 
 
-def test_no_entity_exceeds_tau_max_and_stats_are_recorded(small_dataset):
+NEGATION = ("no ", "there is no ")  # how a report states a finding as absent ("No evidence of x.")
+
+
+def _mentions(text: str, name: str, others: list[str]) -> list[str]:
+    """The sentences of `text` that name `name` by plain string search (whole words, any case), not
+    counting where it is only part of a longer name in `others` ("effusion" in "pleural effusion")."""
+    out = []
+    for sentence in text.lower().split("."):
+        for longer in others:
+            if name in longer and name != longer:
+                sentence = sentence.replace(longer, " ")
+        if re.search(rf"\b{re.escape(name)}\b", sentence):
+            out.append(sentence.strip())
+    return out
+
+
+def test_every_row_states_its_entities_checked_without_the_ner(small_dataset):
+    """An independent check of what the NER filter accepted: each sampled entity is written in both
+    sections, stated as absent exactly when its type is a NON- type."""
+    df, _ = read_dataset(small_dataset)
+    assert len(df) >= 110  # of 120: the loop below is not vacuous
+    for row in df.itertuples():
+        names = [e["name"] for e in row.entities]
+        for section in (row.findings, row.impression):
+            for e in row.entities:
+                found = _mentions(section, e["name"], names)
+                assert found, (e, section)
+                if e["type"] != "ANATOMY":
+                    negated = e["type"].startswith("NON-")
+                    assert all(s.startswith(NEGATION) == negated for s in found), (e, section)
+
+
+def test_no_entity_exceeds_tau_max_and_stats_are_recorded(generated):
+    small_dataset, figures = generated
     df, info = read_dataset(small_dataset)
+    vocab = pd.read_parquet(small_dataset / "vocab.parquet")
+    n_anatomy = int((vocab["type"] == "ANATOMY").sum())
+    n_findings = len(vocab) - n_anatomy
+    # 120 samples, each with k=2 finding and m=2 anatomy entities; slack 1.5 (conf/sampling/balanced.yaml).
+    # The phantom corpus gives 40 finding and 18 anatomy entities: 240/40 x 1.5 = 9 and 240/18 x 1.5 = 20;
+    # one cap serves both, the larger.
+    assert {k: info["config"]["sampling"][k] for k in ("k", "m", "tau_max", "tau_max_slack")} == \
+        {"k": 2, "m": 2, "tau_max": None, "tau_max_slack": 1.5}
+    tau = max(math.ceil(Fraction(240, n) * Fraction(3, 2)) for n in (n_findings, n_anatomy))
+    assert info["tau_max"] == tau
     counts = Counter((e["name"], e["type"]) for ents in df["entities"] for e in ents)
-    assert max(counts.values()) <= info["tau_max"]
+    assert max(counts.values()) <= tau
     assert info["entity_stats"]["all"]["max"] == max(counts.values())
     assert 0 <= info["entity_stats"]["all"]["gini"] < 1
     assert info["counters"]["findings_rejected"] > 0  # the template LLM's omissions were caught
@@ -60,8 +115,35 @@ def test_no_entity_exceeds_tau_max_and_stats_are_recorded(small_dataset):
     rejects = [json.loads(l) for p in (small_dataset / "shards").glob("rejects_*.jsonl")
                for l in p.read_text().splitlines()]
     assert len(rejects) == info["counters"]["findings_rejected"] + info["counters"]["impression_rejected"]
-    assert (small_dataset / "entity_distribution.png").is_file()
-    assert (small_dataset / "vocab_long_tail.png").is_file()
+    # The plots show, per entity type, the corpus's rank-frequency curve and the generated one.
+    long_tail = figures["vocab_long_tail.png"]
+    distribution = figures["entity_distribution.png"]
+    for fig, curves in ((long_tail, ("corpus",)), (distribution, ("corpus", "generated"))):
+        assert [ax.get_title() for ax in fig.axes] == list(ENTITY_TYPES)
+        for ax, etype in zip(fig.axes, ENTITY_TYPES):
+            used = {n: c for (n, t), c in counts.items() if t == etype}
+            expected = {"corpus": sorted(vocab.loc[vocab["type"] == etype, "count"], reverse=True),
+                        "generated": sorted([used.get(n, 0.1) for n in vocab.loc[vocab["type"] == etype, "name"]],
+                                            reverse=True)}
+            assert lines_by_label(ax) == {c: expected[c] for c in curves}, (etype, fig is distribution)
+
+
+def test_plan_cap_is_the_balanced_count_times_the_slack():
+    types = ["ABNORMALITY", "NON-ABNORMALITY", "DISEASE", "NON-DISEASE", "ABNORMALITY"] * 2 + ["ANATOMY"] * 4
+    vocab = pd.DataFrame({"name": [f"e{i}" for i in range(len(types))], "type": types, "count": 1})
+
+    def plan(sampling="balanced", tau_max=None):
+        return make_plan(vocab, GenerationSettings(
+            n_samples=30, seed=0, entity_ratio=1.0, sampling=sampling, k=2, m=2, tau_max=tau_max,
+            tau_max_slack=1.5, shard_size=30, max_report_attempts=1, max_image_attempts=1, val_fraction=0.0))
+
+    # 30 samples x 2 over 10 finding entities = 6 each, x 1.5 = 9; x 2 over 4 anatomy entities = 15,
+    # x 1.5 = 22.5, rounded up: 23. The cap is the larger.
+    assert set(plan()["tau_max"]) == {23}
+    capped = plan(tau_max=16)  # 60 anatomy draws over 4 entities under a cap of 16: it binds
+    counts = Counter(e["name"] for ents in capped["entities"] for e in ents if e["type"] == "ANATOMY")
+    assert set(capped["tau_max"]) == {16} and sum(counts.values()) == 60 and max(counts.values()) == 16
+    assert set(plan("longtail")["tau_max"]) == {-1}
 
 
 def test_longtail_sampling_is_clearly_less_balanced(cache_dir, tmp_path):

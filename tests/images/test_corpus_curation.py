@@ -16,6 +16,7 @@ from syncxr.images.corpus_curation import (CorpusCurationSettings, curation_deci
                                            removal_quality)
 from syncxr.images.embedding import PhantomEmbedder
 from syncxr.images.judge import QUESTIONS, HeuristicJudge
+from tests.figures import recorded_figures
 
 
 def _answers(rows: list[list[bool]]) -> pd.DataFrame:
@@ -80,8 +81,9 @@ def test_phantom_real_corpus_loses_its_planted_bad_images(real_dir_128, tmp_path
     src = tmp_path / "corpus"
     broken = _copy_with_corrupt_image(real_dir_128, src)
     settings = CorpusCurationSettings(drop_if_no="any", delta=0.9, batch_size=16)
-    out = ensure_curated_corpus(src, HeuristicJudge(), PhantomEmbedder(), settings, {"judge": "heuristic"},
-                                progress=False)
+    with recorded_figures() as figures:
+        out = ensure_curated_corpus(src, HeuristicJudge(), PhantomEmbedder(), settings, {"judge": "heuristic"},
+                                    progress=False)
     counts = json.loads((out / "curation.json").read_text())
     assert counts["unreadable"] == 1
     assert counts["unreadable"] + counts["judge"] + counts["similarity"] + counts["kept"] == counts["rows"] == 160
@@ -93,7 +95,18 @@ def test_phantom_real_corpus_loses_its_planted_bad_images(real_dir_128, tmp_path
     assert set(kept["id"]) == set(table.loc[table["stage"] == "kept", "id"])
     assert broken not in set(kept["id"])
     assert all(p.endswith(".png") and os.path.isfile(p) for p in kept["path"])
-    assert (out / "contact_sheet.png").stat().st_size > 10_000
+    # The contact sheet: a row of up to 8 examples per stage that dropped or kept images, each one of
+    # that stage, titled with its id (and, when the judge dropped it, the questions answered NO).
+    sheet = figures["contact_sheet.png"]
+    stages = [s for s in ("kept", "judge", "similarity") if counts[s]]
+    assert stages[:2] == ["kept", "judge"] and len(sheet.axes) == 8 * len(stages)
+    for r, stage in enumerate(stages):
+        shown = [ax for ax in sheet.axes[8 * r:8 * (r + 1)] if ax.get_images()]
+        assert len(shown) == min(8, counts[stage]), stage
+        for ax in shown:
+            sid, note = (ax.get_title() + "\n").split("\n")[:2]
+            assert table.loc[table["id"] == sid, "stage"].item() == stage
+            assert note.startswith("NO: ") == (stage == "judge"), (stage, note)
     # Cached: a second call finds the same directory without judging again.
     class NoJudge:
         def judge(self, images):

@@ -1,7 +1,6 @@
 """The OpenAI-compatible client against a real HTTP server in this process."""
 
 import threading
-import time
 
 import pytest
 
@@ -16,14 +15,19 @@ class FlakyServer(LocalChatServer):
         self.script = script  # list of failure kinds consumed in order: "500", "slow", "garbage", "400"
         self.lock = threading.Lock()
         self.seen = []
+        self.released = threading.Event()  # a "slow" call answers only once the test is over
         super().__init__(self.respond)
+
+    def close(self):
+        self.released.set()
+        super().close()
 
     def respond(self, body):
         with self.lock:
             kind = self.script.pop(0) if self.script else "ok"
             self.seen.append(body)
         if kind == "slow":
-            time.sleep(0.6)
+            self.released.wait(60)
         if kind in ("500", "400"):
             return int(kind), None
         return 200, b"{not json" if kind == "garbage" else chat_reply("echo: " + body["messages"][-1]["content"])
@@ -55,7 +59,8 @@ def test_results_come_back_in_order(server_factory):
 
 def test_500s_timeouts_and_garbage_are_retried_and_counted(server_factory):
     srv = server_factory(["500", "slow", "garbage", "500"])
-    llm = openai_client(srv.url, "m", concurrency=1, timeout_s=0.3, backoff_s=0.01, max_retries=6)
+    # The timeout leaves the other calls seconds on two loaded cores; the slow one never answers in time.
+    llm = openai_client(srv.url, "m", concurrency=1, timeout_s=2.0, backoff_s=0.01, max_retries=6)
     out = llm.generate_messages(_items(3))
     assert out == [f"echo: prompt {i}" for i in range(3)]
     c = llm.counters()

@@ -1,8 +1,8 @@
 """A tiny LLaVA (CLIP vision tower + Llama text model) with a processor and chat template, built offline.
 
 Random weights answer gibberish. `scripted` makes the model answer one fixed text whatever the
-image: each piece of the text is one added token, the decoder layer's output is zeroed so the last
-hidden state is the current token's embedding, and the LM head maps each piece to the next one.
+image: each piece of the text is one added token, scripted as tests/tiny_models.py's script_decoder
+does it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from tests.tiny_models import script_decoder
 
 TEXTS = ["FINDINGS: There is a small pleural effusion. IMPRESSION: Effusion.", "No pneumothorax.",
          "Cardiomegaly with mild pulmonary edema."] * 20
@@ -32,21 +34,6 @@ def _tokenizer(pieces: list[str]):
                                  pad_token="<pad>", extra_special_tokens={"image_token": "<image>"})
     hf.add_tokens(pieces)
     return hf
-
-
-def _script(model, tokenizer, prompt_last_id: int, pieces: list[str]) -> None:
-    """Greedy and sampled decoding alike emit `pieces` then EOS after the prompt's last token."""
-    text = model.model.language_model
-    for layer in text.layers:
-        layer.self_attn.o_proj.weight.data.zero_()
-        layer.mlp.down_proj.weight.data.zero_()
-    chain = [prompt_last_id] + tokenizer.convert_tokens_to_ids(pieces) + [tokenizer.eos_token_id]
-    emb, head = text.embed_tokens.weight.data, model.lm_head.weight.data
-    basis = torch.linalg.qr(torch.randn(emb.shape[1], emb.shape[1]))[0]  # orthonormal directions
-    head.mul_(0.01)
-    for j, (tok, nxt) in enumerate(zip(chain, chain[1:])):
-        emb[tok] = basis[j]
-        head[nxt] = 100.0 * basis[j]
 
 
 def tiny_llava(path: Path, scripted: str | None = None) -> Path:
@@ -77,7 +64,8 @@ def tiny_llava(path: Path, scripted: str | None = None) -> Path:
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}],
             add_generation_prompt=True)
         with torch.no_grad():
-            _script(model, tok, tok(prompt)["input_ids"][-1], pieces)
+            script_decoder(model.model.language_model, model.lm_head, [tok(prompt)["input_ids"][-1]]
+                           + tok.convert_tokens_to_ids(pieces) + [tok.eos_token_id])
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path

@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from syncxr.train.training_job import run_training
+from tests.figures import recorded_figures
 from tests.helpers import BUDGET, BUDGET_MIN_AUC, TINY, compose_train, run_cli
 
 pytestmark = pytest.mark.slow
@@ -18,13 +19,19 @@ pytestmark = pytest.mark.slow
 
 def test_same_seed_twice_gives_identical_metrics(cache_dir, tmp_path):
     cfg = compose_train(TINY)
-    a = run_training(cfg, tmp_path / "a")
+    with recorded_figures() as figures:
+        a = run_training(cfg, tmp_path / "a")
     b = run_training(cfg, tmp_path / "b")
     assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
     assert a["train/steps"] == 3 * (a["data/train_rows"] // 16)
     assert {"zeroshot_cls/chexpert/auc", "zeroshot_cls/chexpert/f1", "zeroshot_cls/chexpert/acc",
             "zeroshot_cls/chexpert/pleural_effusion/auc", "zeroshot_cls/chexpert/edema/f1"} <= set(a)
-    assert (tmp_path / "a" / "loss.png").is_file()
+    # loss.png: one curve, every logged step's loss (log_every=1).
+    history = [json.loads(l) for l in (tmp_path / "a" / "history.jsonl").read_text().splitlines()]
+    (ax,) = figures["loss.png"].axes
+    (line,) = ax.get_lines()
+    assert list(line.get_xdata()) == [h["step"] for h in history] == list(range(1, a["train/steps"] + 1))
+    assert list(line.get_ydata()) == [h["loss"] for h in history]
     c = run_training(compose_train(TINY + ["seed=1"]), tmp_path / "c")
     assert c != b
 

@@ -6,10 +6,16 @@ asks any OpenAI-compatible vision endpoint (e.g. a vLLM-served MLLM).
 
 from __future__ import annotations
 
+import logging
+import re
+from collections import Counter
+
 import numpy as np
 from scipy.ndimage import gaussian_filter, sobel, zoom
 
 from ..data.image_io import png_data_url
+
+log = logging.getLogger(__name__)
 
 QUESTIONS = {
     "chest_xray": "Is this image a chest X-ray?",
@@ -50,6 +56,17 @@ class HeuristicJudge:
         return [self.ask(im) for im in images]
 
 
+# A chat model's YES or NO, however formatted: "**Yes**", "Yes.", "yes, it is", "Answer: NO", "`no`".
+# Markdown marks, quotes and an "Answer:" label are skipped; the first word must be yes or no.
+_ANSWER = re.compile(r"^[\s*_`#>\"'(\[]*(?:answer\s*[:\-]?[\s*_`\"'(\[]*)?(yes|no)\b", re.IGNORECASE)
+
+
+def parse_yes_no(text: str | None) -> bool | None:
+    """True for a yes, False for a no, None for no answer or one that is neither."""
+    m = _ANSWER.match(text or "")
+    return None if m is None else m.group(1).lower() == "yes"
+
+
 class OpenAIVisionJudge:
     """Asks each question of an OpenAI-compatible vision chat endpoint; expects YES or NO."""
 
@@ -57,6 +74,7 @@ class OpenAIVisionJudge:
 
     def __init__(self, client):
         self.client = client  # an OpenAICompatibleLLM (shares its retries and counters)
+        self.stats: Counter = Counter()
 
     def judge(self, images: list[np.ndarray]) -> list[dict[str, bool]]:
         items = []
@@ -70,7 +88,20 @@ class OpenAIVisionJudge:
         answers = self.client.generate_messages(items)
         out = []
         for i in range(len(images)):
-            row = answers[i * len(QUESTIONS):(i + 1) * len(QUESTIONS)]
-            # An unanswered or unparseable question counts as NO: never pass an image unchecked.
-            out.append({k: (a or "").strip().upper().startswith("YES") for k, a in zip(QUESTIONS, row)})
+            row = dict(zip(QUESTIONS, answers[i * len(QUESTIONS):(i + 1) * len(QUESTIONS)]))
+            verdict = {}
+            for q, a in row.items():
+                yes = parse_yes_no(a)
+                if yes is None:  # unanswered or neither yes nor no: counts as NO, never passes unchecked
+                    self.stats["unanswered" if a is None else "unparsed"] += 1
+                    if a is not None and self.stats["unparsed"] <= 3:
+                        log.warning("judge: answer %r to %r is neither YES nor NO; counted as NO", a[:80], q)
+                else:
+                    self.stats["yes" if yes else "no"] += 1
+                verdict[q] = bool(yes)
+            out.append(verdict)
         return out
+
+    def counters(self) -> dict:
+        """Answers by kind (yes, no, unparsed, unanswered): the client's failures are its own counters."""
+        return {f"judge_{k}": int(v) for k, v in self.stats.items()}
