@@ -55,7 +55,7 @@ def client_throughput(n: int, latency: float, concurrency: int) -> float:
     proc.start()
     port = q.get(timeout=30)
     try:
-        llm = OpenAICompatibleLLM(f"http://127.0.0.1:{port}/v1", "bench", api_key_env=None, concurrency=concurrency,
+        llm = OpenAICompatibleLLM(f"http://127.0.0.1:{port}/v1", "bench", base_urls=None, api_key_env=None, concurrency=concurrency,
                                   timeout_s=30, max_retries=4, backoff_s=0.5, max_tokens=256, temperature=0.7)
         items = [([{"role": "user", "content": f"prompt {i}"}], i) for i in range(n)]
         llm.generate_messages(items[:concurrency])  # warm-up: connections open

@@ -6,10 +6,13 @@ asks any OpenAI-compatible vision endpoint (e.g. a vLLM-served MLLM).
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 from scipy.ndimage import gaussian_filter, sobel, zoom
 
 from ..data.image_io import png_data_url
+from ..reports.backend_failure import BackendFailure, is_backend_failure
 
 QUESTIONS = {
     "chest_xray": "Is this image a chest X-ray?",
@@ -58,19 +61,29 @@ class OpenAIVisionJudge:
     def __init__(self, client):
         self.client = client  # an OpenAICompatibleLLM (shares its retries and counters)
 
-    def judge(self, images: list[np.ndarray]) -> list[dict[str, bool]]:
+    def judge(self, images: list[np.ndarray]) -> list[dict[str, bool] | BackendFailure]:
+        """The six answers per image; a `BackendFailure` for an image whose questions the server
+        could not answer (the image is then neither passed nor rejected)."""
         items = []
-        for i, im in enumerate(images):
+        for im in images:
             url = png_data_url(im)
+            seed = zlib.crc32(im.tobytes())  # the image's own: its answers do not depend on its batch
             for q in QUESTIONS.values():
                 msg = [{"role": "user", "content": [
                     {"type": "image_url", "image_url": {"url": url}},
                     {"type": "text", "text": q + " Answer YES or NO."}]}]
-                items.append((msg, i))
+                items.append((msg, seed))
         answers = self.client.generate_messages(items)
         out = []
         for i in range(len(images)):
             row = answers[i * len(QUESTIONS):(i + 1) * len(QUESTIONS)]
+            failed = next((a for a in row if is_backend_failure(a)), None)
+            if failed is not None:
+                out.append(failed)
+                continue
             # An unanswered or unparseable question counts as NO: never pass an image unchecked.
             out.append({k: (a or "").strip().upper().startswith("YES") for k, a in zip(QUESTIONS, row)})
         return out
+
+    def counters(self) -> dict:
+        return {f"judge_{k.removeprefix('llm_')}": v for k, v in self.client.counters().items()}
