@@ -7,6 +7,7 @@ files the record names: `rows_{k:05d}.r{round}.parquet` (the rows made, in plan 
              counters of every run that worked on the shard), summed over rounds
   retryable  the ids given up on because a backend failed, with the failure: not made, not dropped
   retried    how many ids were retryable in an earlier round and have since been made or dropped
+  made_by    the host:pid of the process that made each round
 A later run works on exactly the retryable ids and merges what it makes into round r+1. Files of
 other rounds are removed once the new record is in place, so a run killed anywhere leaves each
 shard as it was last committed. Each shard is worked on under its own file lock, so several
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -100,7 +102,9 @@ class ShardStore:
         all_rejects = sorted(self.rejects(k) + rejects, key=reject_key)
         still = dict(sorted(retryable.items()))
         record = {"round": rnd, "counters": _counter_groups(old and old["counters"], counters), "retryable": still,
-                  "retried": (old["retried"] if old else 0) + sum(i not in still for i in (old or {}).get("retryable", {}))}
+                  "retried": (old["retried"] if old else 0) + sum(i not in still for i in (old or {}).get("retryable", {})),
+                  # which process made each round (host:pid): provenance for split runs
+                  "made_by": (old or {}).get("made_by", []) + [f"{socket.gethostname()}:{os.getpid()}"]}
         write_parquet_atomic(self._file(k, "rows", rnd, "parquet"), merged)
         tmp = self.dir / f".rejects_{k:05d}.{uuid.uuid4().hex}.tmp"
         tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in all_rejects))
