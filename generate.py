@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
         path = generate_dataset(gen, out, cache_dir, cfg.progress, cfg.until, worker, workers)
         info = out / "dataset.json"
         tracker.log(json.loads(info.read_text()) if info.is_file() else {}, sorted(out.glob("*.png")))
-    print(f"dataset: {path}" if path else f"worker {worker} of {workers} done; the last one writes the manifest ({out})")
+    print(f"dataset: {path}" if path else f"worker {worker} of {workers} done; the last one writes {out}")
 
 
 if __name__ == "__main__":

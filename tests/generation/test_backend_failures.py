@@ -41,7 +41,8 @@ class OutageT2I(PhantomT2I):
     """Fails (as a remote T2I server would) on the prompts of attempt seeds listed in DOWN."""
 
     def generate(self, prompts, seeds):
-        return [BackendFailure("timeouts") if str(s) in DOWN else im for s, im in zip(seeds, super().generate(prompts, seeds))]
+        images = super().generate(prompts, seeds)
+        return [BackendFailure("timeouts") if str(s) in DOWN else im for s, im in zip(seeds, images)]
 
 
 class MuteLLM(TemplateLLM):

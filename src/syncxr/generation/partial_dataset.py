@@ -122,8 +122,9 @@ def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSetting
                 out = _make_shard(settings, rows, backend, ner, images)
                 after = Counter(backend.counters()) if hasattr(backend, "counters") else Counter()
                 pos = {r["id"]: i for i, r in enumerate(chunk)}
-                store.commit(k, order, out.rows, {"content": out.counters, "failed": out.failed, "backend": after - before},
-                             out.retryable, out.rejects, reject_key=lambda r: pos[r["real_id"]])
+                counters = {"content": out.counters, "failed": out.failed, "backend": after - before}
+                store.commit(k, order, out.rows, counters, out.retryable, out.rejects,
+                             reject_key=lambda r: pos[r["real_id"]])
             bar.update(len(chunk))
     summary = store.summary(n_shards)
     if summary["retryable"]:

@@ -39,7 +39,8 @@ class IncompleteGeneration(RuntimeError):
         self.directory, self.retryable, self.planned = Path(directory), retryable, planned
         self.reasons, self.missing_shards = reasons, missing_shards
         why = ", ".join(f"{r}: {n}" for r, n in reasons.most_common(4)) or "-"
-        parts = [f"{retryable} of {planned} samples were not made because a backend failed ({why})"] if retryable else []
+        parts = [f"{retryable} of {planned} samples were not made because a backend failed ({why})"] \
+            if retryable else []
         if missing_shards:
             parts.append(f"{missing_shards} shard(s) are not made yet")
         super().__init__(f"{directory}: generation incomplete: {'; '.join(parts)}. Nothing was dropped for it; "
@@ -101,8 +102,9 @@ class ShardStore:
             merged = merged.iloc[merged["id"].map(pos).argsort(kind="stable")].reset_index(drop=True)
         all_rejects = sorted(self.rejects(k) + rejects, key=reject_key)
         still = dict(sorted(retryable.items()))
+        was = (old or {}).get("retryable", {})
         record = {"round": rnd, "counters": _counter_groups(old and old["counters"], counters), "retryable": still,
-                  "retried": (old["retried"] if old else 0) + sum(i not in still for i in (old or {}).get("retryable", {})),
+                  "retried": (old["retried"] if old else 0) + sum(i not in still for i in was),
                   # which process made each round (host:pid): provenance for split runs
                   "made_by": (old or {}).get("made_by", []) + [f"{socket.gethostname()}:{os.getpid()}"]}
         write_parquet_atomic(self._file(k, "rows", rnd, "parquet"), merged)

@@ -46,7 +46,8 @@ def _section(llm, ner, samples: dict[str, list[dict]], seeds: dict[str, int], se
                               findings=(findings or {}).get(sid, "")) for sid in pending]
         texts = llm.generate(reqs)
         if len(texts) != len(reqs):  # zip would pair answers with the wrong samples
-            raise ValueError(f"llm {getattr(llm, 'name', llm)!r} returned {len(texts)} answers for {len(reqs)} requests")
+            raise ValueError(f"llm {getattr(llm, 'name', llm)!r} returned {len(texts)} answers for "
+                             f"{len(reqs)} requests")
         still = []
         for req, raw in zip(reqs, texts):
             sid = req.sample_id

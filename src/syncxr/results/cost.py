@@ -45,8 +45,12 @@ def _mimic_rows(spec: dict, cost: dict) -> int:
 PHANTOM_BACKENDS = ("template", "phantom", "randomized", "oracle", "heuristic")  # CPU-only, cost nothing
 
 
-def _per_item(table: dict, name: str | None) -> float:
-    return float(table.get(name, table["default"]))
+def _gpu_h(items: float, table: dict, section: dict) -> float:
+    """GPU-hours of `items` items made by the backend of `section` at its per-item cost in `table`
+    (its `name`'s entry, else `default`); phantom backends cost nothing."""
+    if section.get("backend") in PHANTOM_BACKENDS:
+        return 0.0
+    return items * float(table.get(section.get("name"), table["default"])) / 3600
 
 
 def generation_stages(gen: dict, cost: dict) -> dict[str, float]:
@@ -56,22 +60,18 @@ def generation_stages(gen: dict, cost: dict) -> dict[str, float]:
     judged and embedded). Phantom backends cost nothing."""
     n = int(gen["n_samples"])
     images = n * float(cost["images_per_sample"])
-    llm, t2i, cur = gen["llm"], gen["imagegen"], gen["curation"]
-    return {
-        "llm": 0.0 if llm.get("backend") in PHANTOM_BACKENDS else n * _per_item(cost["llm_gpu_s_per_report"], llm.get("name")) / 3600,
-        "t2i": 0.0 if t2i.get("backend") in PHANTOM_BACKENDS else images * _per_item(cost["t2i_gpu_s_per_image"], t2i.get("name")) / 3600,
-        "curation": 0.0 if cur.get("name") in ("none", "phantom") else images * float(cost["curation_gpu_s_per_image"]) / 3600,
-    }
+    curated = gen["curation"].get("name") not in ("none", "phantom")
+    return {"llm": _gpu_h(n, cost["llm_gpu_s_per_report"], gen["llm"]),
+            "t2i": _gpu_h(images, cost["t2i_gpu_s_per_image"], gen["imagegen"]),
+            "curation": images * float(cost["curation_gpu_s_per_image"]) / 3600 if curated else 0.0}
 
 
 def partial_stages(spec: dict, cost: dict) -> dict[str, float]:
     """GPU-hours to make a partially synthetic set: one i2r report or one T2I image per real row."""
     rows = _rows(spec["real"], cost)[0]
     if spec["kind"] == "real_image_syn_report":
-        i2r = spec["i2r"]
-        return {"i2r": 0.0 if i2r["backend"] in PHANTOM_BACKENDS else rows * _per_item(cost["llm_gpu_s_per_report"], i2r.get("name")) / 3600}
-    t2i = spec["imagegen"]
-    return {"t2i": 0.0 if t2i["backend"] in PHANTOM_BACKENDS else rows * _per_item(cost["t2i_gpu_s_per_image"], t2i.get("name")) / 3600}
+        return {"i2r": _gpu_h(rows, cost["llm_gpu_s_per_report"], spec["i2r"])}
+    return {"t2i": _gpu_h(rows, cost["t2i_gpu_s_per_image"], spec["imagegen"])}
 
 
 def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
@@ -122,7 +122,8 @@ STAGE_NAMES = {"llm": "LLM reports", "t2i": "T2I images", "curation": "curation"
 def stage_table(gens: list[dict]) -> str:
     """A markdown table: one row per generation, its GPU-hours per stage and in all."""
     stages = [s for s in STAGE_NAMES if any(s in g.get("stages", {}) for g in gens)]
-    rows = [{"generation": g["hash"], **{f"{STAGE_NAMES[s]} GPU-h": round(g.get("stages", {}).get(s, 0.0), 2) for s in stages},
+    rows = [{"generation": g["hash"],
+             **{f"{STAGE_NAMES[s]} GPU-h": round(g.get("stages", {}).get(s, 0.0), 2) for s in stages},
              "total GPU-h": round(g["gpu_h"], 2),
              "status": "exists" if g["exists"] else "phantom (CPU)" if g["phantom"] else "to make"} for g in gens]
     return pd.DataFrame(rows).to_markdown(index=False)
@@ -134,11 +135,12 @@ def write_generation_cost(gen: dict, cost: dict, cache_dir: Path, out_dir: str |
     entry = generation_entry(gen, cost, cache_dir)
     full = generation_stages(gen, cost)  # what it costs from scratch, even where it exists
     write_json_atomic(out_dir / "cost.json", {**entry, "from_scratch": full})
+    status = "already generated: nothing to do" if entry["exists"] else \
+        "phantom backends run on the CPU" if entry["phantom"] else "split it over K GPUs with generate.py -m workers=K"
     lines = [f"# Generation cost preview: syncxr-{entry['hash']}", "", f"{entry['n_samples']} samples; "
              f"{cost['images_per_sample']} images drawn per kept sample (curation regenerations).", "",
              stage_table([{**entry, "stages": full, "gpu_h": sum(full.values())}]), "",
-             f"**From scratch: {sum(full.values()):.1f} GPU-h** "
-             f"({'already generated: nothing to do' if entry['exists'] else 'phantom backends run on the CPU' if entry['phantom'] else 'split it over K GPUs with generate.py -m workers=K'}).",
+             f"**From scratch: {sum(full.values()):.1f} GPU-h** ({status}).",
              "", "Per-item costs come from `conf/cost/` (cost.llm_gpu_s_per_report.<llm>=..., "
              "cost.t2i_gpu_s_per_image.<imagegen>=..., cost.curation_gpu_s_per_image=..., cost.images_per_sample=...)."]
     path = out_dir / "cost.md"
