@@ -8,7 +8,7 @@ import json
 import pytest
 
 from syncxr.config import plain
-from syncxr.generation.generation_job import generation_config
+from syncxr.generation.generation_job import generated_dir, generation_config
 from syncxr.results.cost import estimate_job, generation_stages, write_cost_report, write_generation_cost
 from tests.helpers import compose_config, compose_train, run_cli
 
@@ -55,4 +55,5 @@ def test_generate_py_dry_run_makes_nothing(cache_dir, tmp_path):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "Generation cost preview" in out and (tmp_path / "run" / "cost.md").is_file()
-    assert not (cache_dir / "generated").exists() or not any((cache_dir / "generated").glob("*/plan.parquet"))
+    target = generated_dir(generation_config(compose_config("generate", PAPER)), cache_dir)
+    assert target.name in out and not target.exists()
