@@ -74,7 +74,9 @@ def test_killed_at_three_random_points_each_resumes_to_the_uninterrupted_dataset
     events = GenerationEvents().install(monkeypatch.setattr)
     generate_dataset(gen, tmp_path / "counted", cache_dir, progress=False)
     monkeypatch.undo()
-    points = sorted(np.random.default_rng(11).choice(np.arange(1, events.count + 1), size=3, replace=False))
+    # One seeded random point in each third of the run (early stages, mid shards, late shards + manifest).
+    rng, bounds = np.random.default_rng(11), np.linspace(1, events.count + 1, 4).astype(int)
+    points = [int(rng.integers(lo, hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
     for point in points:
         out = tmp_path / f"killed_at_{point}"
         run_killed(gen, out, cache_dir, int(point))
