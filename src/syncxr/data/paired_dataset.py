@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from torch.utils.data import Dataset, Sampler
 
 from .images import load_gray
 
+log = logging.getLogger(__name__)
 TEXT_MODES = ("report", "findings", "impression", "sentence")
+ON_ERROR = ("raise", "skip")  # a row whose image is missing or does not decode: fail naming it, or skip it
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -37,21 +40,62 @@ class PairedImageTextDataset(Dataset):
 
     The random state of sample `i` in epoch `e` is seeded from (seed, e, i): augmentations and
     sentence choice are the same whatever the number of workers, and after a resume.
+
+    A row whose image is missing (checked here, up front) or does not decode (found when loaded)
+    fails with the manifest and the row named (`manifest`, `manifest_row` columns, as `load_table`
+    gives them), or with `on_error="skip"` is left out and counted: missing ones in `skipped`,
+    undecodable ones by the collator (`ImageTextCollator` drops the sample, the batch says which).
     """
 
-    def __init__(self, table: pd.DataFrame, transform, text_mode: str = "report", seed: int = 0):
+    def __init__(self, table: pd.DataFrame, transform, text_mode: str = "report", seed: int = 0,
+                 on_error: str = "raise"):
         """`transform(image, rng)` draws its randomness from the sample's numpy rng."""
         if text_mode not in TEXT_MODES:
             raise ValueError(f"unknown text mode {text_mode!r}; expected one of {TEXT_MODES}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"data.on_error must be one of {ON_ERROR}, got {on_error!r}")
         if len(table) == 0:
             raise ValueError("paired dataset is empty: no rows in the selected split")
+        self.on_error = on_error
+        table = self._drop_missing(table.reset_index(drop=True))
         self.paths = [Path(p) for p in table["path"]]
         self.findings = table["findings"].fillna("").tolist()
         self.impressions = table["impression"].fillna("").tolist()
+        self.ids = table["id"].tolist() if "id" in table else [None] * len(table)
+        self.manifests = table["manifest"].tolist() if "manifest" in table else [None] * len(table)
+        self.rows = table["manifest_row"].tolist() if "manifest_row" in table else list(range(len(table)))
         self.transform = transform
         self.text_mode = text_mode
         self.seed = seed
         self.epoch = 0
+
+    def _drop_missing(self, table: pd.DataFrame) -> pd.DataFrame:
+        exists = np.array([Path(p).is_file() for p in table["path"]], dtype=bool)
+        self.skipped = int((~exists).sum())  # rows left out because their image is missing
+        if exists.all():
+            return table
+        first = int(np.flatnonzero(~exists)[0])
+        where = self._where_in(table, first)
+        if self.on_error == "raise":
+            raise FileNotFoundError(f"{where}: image {table['path'].iloc[first]} not found ({self.skipped} "
+                                    f"missing in all; data.on_error=skip leaves them out)")
+        log.warning("%d rows left out: image missing (data.on_error=skip), e.g. %s", self.skipped, where)
+        table = table[exists].reset_index(drop=True)
+        if len(table) == 0:
+            raise ValueError(f"paired dataset is empty: every image is missing, e.g. {where}")
+        return table
+
+    @staticmethod
+    def _where_in(table: pd.DataFrame, i: int) -> str:
+        row = table.iloc[i]
+        manifest = row["manifest"] if "manifest" in table else "manifest"
+        n = int(row["manifest_row"]) if "manifest_row" in table else i
+        return f"{manifest}: row {n}" + (f" (id {row['id']!r})" if "id" in table else "")
+
+    def where(self, i: int) -> str:
+        """Where row `i` comes from, for error messages: the manifest, its row and id."""
+        return f"{self.manifests[i] or 'manifest'}: row {self.rows[i]}" + \
+            (f" (id {self.ids[i]!r})" if self.ids[i] is not None else "")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -60,10 +104,17 @@ class PairedImageTextDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
+        """(image, text), or with on_error="skip" (None, i) when the image cannot be loaded."""
         key = [self.seed, self.epoch, i]
         rng = np.random.default_rng(key)
         text = pair_text(self.findings[i], self.impressions[i], self.text_mode, rng)
-        return self.transform(load_gray(self.paths[i]), rng), text
+        try:
+            image = load_gray(self.paths[i])
+        except (FileNotFoundError, ValueError) as e:
+            if self.on_error == "skip":
+                return None, i
+            raise type(e)(f"{self.where(i)}: {e}") from e
+        return self.transform(image, rng), text
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -86,15 +137,21 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class ImageTextCollator:
-    """Stacks images and tokenises the batch's texts in one call (faster than per sample)."""
+    """Stacks images and tokenises the batch's texts in one call (faster than per sample). Samples
+    whose image failed to load (on_error="skip") are dropped; `skipped` lists their dataset rows."""
 
     def __init__(self, tokenizer, max_length: int):
         self.tokenizer, self.max_length = tokenizer, max_length
 
     def __call__(self, batch):
+        skipped = [i for image, i in batch if image is None]
+        batch = [b for b in batch if b[0] is not None]
+        if not batch:
+            return {"images": torch.zeros(0), "input_ids": torch.zeros(0, dtype=torch.long),
+                    "attention_mask": torch.zeros(0, dtype=torch.long), "texts": [], "skipped": skipped}
         images, texts = zip(*batch)
         # Lengths rounded up to a multiple of 16: few distinct shapes, so kernels are reused.
         tok = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.max_length,
                              pad_to_multiple_of=16, return_tensors="pt")
         return {"images": torch.stack(images), "input_ids": tok["input_ids"],
-                "attention_mask": tok["attention_mask"], "texts": list(texts)}
+                "attention_mask": tok["attention_mask"], "texts": list(texts), "skipped": skipped}

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..config import without_transport_keys
 from ..data.dataset_format import INFO, MANIFEST, config_hash, is_complete, write_json_atomic, write_parquet_atomic
+from ..data.durable import fsync_file
 from ..entities.sampling import balanced_draws, longtail_draws, subset_vocabulary, tau_max_for
 from ..entities.vocabulary import build_vocabulary, frequency_stats, plot_long_tail
 from ..images.phantom_t2i import findings_from_entities
@@ -116,6 +117,11 @@ class GenerationSettings:
             raise ValueError(f"entity_ratio must be in (0, 1], got {self.entity_ratio}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        for key in ("max_report_attempts", "max_image_attempts"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.val_fraction < 1.0:  # 1 would leave no training row
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 def _sample_id(seed: int, i: int) -> str:
@@ -241,6 +247,7 @@ class Generator:
                 continue
             img, img_attempts = images[sid]
             Image.fromarray(img).save(self.out / "images" / f"{sid}.png", compress_level=1)
+            fsync_file(self.out / "images" / f"{sid}.png")  # on disk before the shard that names it commits
             keys, _ = findings_from_entities(samples[sid])
             out_rows.append({
                 "id": sid, "image": f"images/{sid}.png", "findings": rep.findings[sid],

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable
@@ -28,7 +27,7 @@ from typing import Callable, Iterable
 import pandas as pd
 from filelock import FileLock
 
-from ..data.dataset_format import write_json_atomic, write_parquet_atomic
+from ..data.durable import write_json_atomic, write_parquet_atomic, write_text_atomic
 
 
 class IncompleteGeneration(RuntimeError):
@@ -108,9 +107,8 @@ class ShardStore:
                   # which process made each round (host:pid): provenance for split runs
                   "made_by": (old or {}).get("made_by", []) + [f"{socket.gethostname()}:{os.getpid()}"]}
         write_parquet_atomic(self._file(k, "rows", rnd, "parquet"), merged)
-        tmp = self.dir / f".rejects_{k:05d}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in all_rejects))
-        os.replace(tmp, self._file(k, "rejects", rnd, "jsonl"))
+        write_text_atomic(self._file(k, "rejects", rnd, "jsonl"),
+                          "".join(json.dumps(r, default=str) + "\n" for r in all_rejects))
         write_json_atomic(self._record_path(k), record)  # the commit point
         for what, ext in (("rows", "parquet"), ("rejects", "jsonl")):
             for stale in self.dir.glob(f"{what}_{k:05d}.r*.{ext}"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.dataset_format import config_hash, write_json_atomic
+from ..data.durable import write_text_atomic
 
 
 def _rows(spec: dict, cost: dict) -> tuple[int, dict | None]:
@@ -144,7 +145,7 @@ def write_generation_cost(gen: dict, cost: dict, cache_dir: Path, out_dir: str |
              "", "Per-item costs come from `conf/cost/` (cost.llm_gpu_s_per_report.<llm>=..., "
              "cost.t2i_gpu_s_per_image.<imagegen>=..., cost.curation_gpu_s_per_image=..., cost.images_per_sample=...)."]
     path = out_dir / "cost.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 
@@ -165,7 +166,7 @@ def write_cost_report(sweep_dir: str | Path) -> Path:
              f"**Generation: {gen_h:.1f} GPU-h; training: {train_h:.1f} GPU-h; total: {gen_h + train_h:.1f} GPU-h.**",
              "", "Per-item costs come from `conf/cost/`; phantom and existing datasets cost nothing to generate."]
     path = sweep_dir / "cost.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     write_json_atomic(sweep_dir / "cost_summary.json", {"jobs": len(jobs), "generation_gpu_h": gen_h,
                                                         "train_gpu_h": train_h})
     return path
