@@ -52,6 +52,7 @@ def test_partial_datasets_ignore_transport_settings_of_their_backend():
 
 def test_the_curated_corpus_ignores_its_batch_size(real_dir_128, monkeypatch):
     made = []
+    monkeypatch.setattr(corpus_curation, "is_complete", lambda directory: False)  # whatever the cache holds
     monkeypatch.setattr(corpus_curation, "curate_corpus", lambda src, target, *a, **k: made.append(target) or {
         "judge": 0, "similarity": 0, "unreadable": 0, "kept": 0, "rows": 0})
     cur = compose_train(["curation=phantom"]).curation
