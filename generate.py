@@ -1,4 +1,5 @@
-"""Generate a SynCXR synthetic dataset: python generate.py [n_samples=N] [seed=S] [output_dir=DIR] ..."""
+"""Generate a SynCXR synthetic dataset: python generate.py [n_samples=N] [seed=S] [output_dir=DIR] ...
+Split over K workers (local processes or SLURM jobs): python generate.py -m workers=K [hydra/launcher=slurm]."""
 
 import json
 from pathlib import Path
@@ -7,24 +8,29 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from syncxr.config import run_dirname
+from syncxr.config import plain, run_dirname
 from syncxr.dataset_dirs import generate_dataset
-from syncxr.generation.generation_job import generated_dir, generation_config
+from syncxr.generation.generation_job import generated_dir, generation_config, resume_hint, worker_of
+from syncxr.generation.pipeline import addressed_config
+from syncxr.results.cost import write_generation_cost
 from syncxr.results.wandb_logger import TrackedRun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    gen = generation_config(cfg)
+    gen, hc = generation_config(cfg), HydraConfig.get()
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
+    if cfg.dry_run:  # price it per stage, make nothing
+        return print(write_generation_cost(gen, plain(cfg.cost), cache_dir, hc.runtime.output_dir).read_text())
     out = Path(cfg.output_dir) if cfg.output_dir else generated_dir(gen, cache_dir)
-    hc = HydraConfig.get()
+    worker, workers = worker_of(cfg.worker, cfg.workers)
     with TrackedRun(cfg.get("logger"), hc.runtime.output_dir, run_dirname(hc.job.override_dirname), "generate",
-                    "generate", {**gen, "output_dir": str(out)}) as tracker:
-        path = generate_dataset(gen, out, cache_dir, progress=cfg.progress, until=cfg.until)
-        info = path / "dataset.json"
-        tracker.log(json.loads(info.read_text()) if info.is_file() else {}, sorted(path.glob("*.png")))
-    print(f"dataset: {path}")
+                    "generate", {**addressed_config(gen), "output_dir": str(out)}) as tracker, \
+            resume_hint(["python", "generate.py", *hc.overrides.task]):
+        path = generate_dataset(gen, out, cache_dir, cfg.progress, cfg.until, worker, workers)
+        info = out / "dataset.json"
+        tracker.log(json.loads(info.read_text()) if info.is_file() else {}, sorted(out.glob("*.png")))
+    print(f"dataset: {path}" if path else f"worker {worker} of {workers} done; the last one writes {out}")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def openai_client(url: str, model: str = "m", **kw):
     any of them overridden by `kw`."""
     from syncxr.reports.openai_llm import OpenAICompatibleLLM  # noqa: PLC0415
     base = compose_config("train", ["llm=llama31_8b"]).llm
-    settings = {k: base[k] for k in ("api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s",
+    settings = {k: base[k] for k in ("base_urls", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s",
                                      "max_tokens", "temperature")}
     return OpenAICompatibleLLM(url, model, **{**settings, **kw})
 

@@ -15,6 +15,9 @@ SECRET_KEY = re.compile(r"api_?key|token|secret|password", re.IGNORECASE)
 # Keys that name a choice (in reports, commands and dataset addresses) without being an argument of
 # its `_target_`: `name` is the choice, `backend` the family of model behind it (phantom, openai, ...).
 LABEL_KEYS = ("name", "backend")
+# Keys that say how to reach or drive a backend, not what it makes: never part of a dataset address,
+# so rotating a key, moving a server or raising a timeout finds the same data.
+TRANSPORT_KEYS = ("base_url", "base_urls", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s")
 
 
 def plain(section) -> dict:
@@ -38,6 +41,18 @@ def build(section, key: str, **runtime):
         if isinstance(cause, (TypeError, ValueError, OSError)):
             raise type(cause)(f"{key} ({spec['_target_']}): {cause}") from cause
         raise
+
+
+def without_transport_keys(config, batching: tuple[tuple[str, ...], ...] = (), _path: tuple[str, ...] = ()):
+    """`config` without TRANSPORT_KEYS at any level, nor the keys at the paths in `batching`: the batch
+    sizes of backends whose answers do not depend on how requests are grouped (each item has its own
+    seed, or none). A batch size that does change the answers (a seed per batch) stays."""
+    if isinstance(config, dict):
+        return {k: without_transport_keys(v, batching, (*_path, k)) for k, v in config.items()
+                if k not in TRANSPORT_KEYS and (*_path, k) not in batching}
+    if isinstance(config, (list, tuple)):
+        return [without_transport_keys(v, batching, _path) for v in config]
+    return config
 
 
 def run_dirname(overrides: str) -> str:

@@ -15,8 +15,7 @@ from .data.dataset_format import INFO, is_complete
 from .data.mixing import load_table, mix_tables
 from .entities.long_tail import report_texts
 from .entities.vocabulary import read_report_corpus
-from .generation.generation_job import (generated_dir, generation_command, generation_config, generation_lock,
-                                        is_phantom, run_generation)
+from .generation.generation_job import generated_dir, generation_command, generation_config, is_phantom, run_generation
 from .generation.partial_dataset import (BACKEND_SECTION, PartialSettings, build_partial_dataset,
                                          check_partial_spec, partial_dataset_dir)
 from .phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
@@ -105,20 +104,19 @@ def build_generated_dir(gen_cfg, cache_dir: Path, key: str) -> Path:
     if not is_phantom(gen):
         raise FileNotFoundError(f"{key}: no generated dataset at {target}; make it with\n  "
                                 f"{generation_command(gen)}\n(with the same paths.cache_dir)")
-    # Jobs of a parallel sweep that need the same data: one generates, the others wait and reuse it.
-    with generation_lock(target):
-        if is_complete(target):
-            return target
-        return run_generation(gen, target, corpus_reader(gen["corpus"], cache_dir),
-                              real_rejects=real_rejects_reader(gen, cache_dir))
+    # Jobs of a parallel sweep (or a generate.py run) that need the same data share the work: each
+    # shard is made once, under its own lock, and the last one done writes the manifest.
+    return run_generation(gen, target, corpus_reader(gen["corpus"], cache_dir),
+                          real_rejects=real_rejects_reader(gen, cache_dir))
 
 
-def generate_dataset(gen: dict, out_dir: Path, cache_dir: Path, progress: bool = True, until: str = "all") -> Path:
-    """Generates or resumes the dataset of generation config `gen` in `out_dir` (generate.py), under
-    the lock a training job's generation of the same directory takes."""
-    with generation_lock(out_dir):
-        return run_generation(gen, Path(out_dir), corpus_reader(gen["corpus"], cache_dir), progress, until,
-                              real_rejects_reader(gen, cache_dir))
+def generate_dataset(gen: dict, out_dir: Path, cache_dir: Path, progress: bool = True, until: str = "all",
+                     worker: int = 0, workers: int = 1) -> Path | None:
+    """Generates or resumes the dataset of generation config `gen` in `out_dir` (generate.py), or
+    worker `worker`'s shards of it out of `workers` (None while other workers' shards are missing).
+    It takes the same locks as a training job's generation of the same directory."""
+    return run_generation(gen, Path(out_dir), corpus_reader(gen["corpus"], cache_dir), progress, until, worker,
+                          workers, real_rejects_reader(gen, cache_dir))
 
 
 def real_rejects_reader(gen: dict, cache_dir: Path) -> Callable[[], list]:

@@ -55,7 +55,7 @@ def test_syn_report_set_keeps_the_real_images_and_writes_new_reports(cache_dir, 
     new_reports = df["findings"].to_numpy() != real.loc[df["real_id"], "findings"].to_numpy()
     assert new_reports.mean() > 0.9  # fresh wording (an empty chest can come out the same)
     assert all(r.entities.tolist() == NER.extract(f"{r.findings} {r.impression}") for r in df.head(20).itertuples())
-    assert info["counters"]["oracle_missed"] > 0 and info["config"]["i2r"] == ORACLE
+    assert info["backend"]["oracle_missed"] > 0 and info["config"]["i2r"] == ORACLE
 
 
 def test_syn_image_set_keeps_the_real_reports_and_draws_new_images(cache_dir, real_dir):
@@ -198,7 +198,7 @@ def test_a_killed_build_resumes_at_the_first_missing_shard(tmp_path):
     with pytest.raises(Killed):
         build_partial_dataset(real, tmp_path / "out", settings, DiesAfter(2), NER, {})
     assert sorted(p.name for p in (tmp_path / "out.work" / "shards").glob("shard_*")) == \
-        ["shard_00000.parquet", "shard_00001.parquet"]
+        ["shard_00000.json", "shard_00001.json"]
     again = ScriptedDescriber({})
     out = build_partial_dataset(real, tmp_path / "out", settings, again, NER, {})
     assert again.calls == [8 * 101, 9 * 101]  # only the rows of the missing shard

@@ -166,7 +166,7 @@ def test_killed_generation_resumes_to_the_uninterrupted_result(cache_dir, tmp_pa
     cmd = [sys.executable, str(REPO / "generate.py"), *args, f"output_dir={out}"]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not (out / "shards" / "shard_00002.parquet").exists():
+    while time.time() < deadline and proc.poll() is None and not (out / "shards" / "shard_00002.json").exists():
         time.sleep(0.01)
     assert proc.poll() is None, "generation finished before it could be killed"
     proc.send_signal(signal.SIGKILL)

@@ -59,3 +59,30 @@ def test_prompts_list_entities_by_type_and_answers_are_cleaned():
     assert imp.startswith("FINDINGS: X.")
     assert clean_section("IMPRESSION: No effusion.", "impression") == "No effusion."
     assert clean_section("  ", "findings") is None and clean_section(None, "findings") is None
+
+
+class DownFor(TemplateLLM):
+    """The template LLM behind a server that fails every request of the samples in `down`."""
+
+    def __init__(self, down, section="findings"):
+        super().__init__(error_rate=0.5)
+        self.down, self.section = set(down), section
+
+    def generate(self, requests):
+        from syncxr.reports.backend_failure import BackendFailure  # noqa: PLC0415
+        return [BackendFailure("timeouts") if r.sample_id in self.down and r.section == self.section else t
+                for r, t in zip(requests, super().generate(requests))]
+
+
+@pytest.mark.parametrize("section", ["findings", "impression"])
+def test_a_sample_the_backend_failed_on_is_retryable_not_dropped(section):
+    samples = {f"{sid}{i}": ents for i in range(4) for sid, ents in SAMPLES.items()}
+    seeds = {sid: i for i, sid in enumerate(samples)}
+    res = write_reports(DownFor({"a1", "b2"}, section), NER, samples, seeds, max_attempts=20)
+    assert res.retryable == {"a1": "llm:timeouts", "b2": "llm:timeouts"}
+    assert set(res.findings) == set(res.impressions) == set(samples) - {"a1", "b2"}
+    # What the others got, and what is counted, is what a run without those two samples gives.
+    rest = {sid: e for sid, e in samples.items() if sid not in res.retryable}
+    alone = write_reports(TemplateLLM(error_rate=0.5), NER, rest, seeds, max_attempts=20)
+    assert res.findings == alone.findings and res.counters == alone.counters and res.rejects == alone.rejects
+    assert not any(r["id"] in res.retryable for r in res.rejects) and set(res.attempts) == set(rest)

@@ -57,7 +57,7 @@ def test_images_go_as_data_urls_with_the_prompt_and_seed(vision_server):
     assert sent[0]["messages"][-1]["content"][1] == {"type": "text", "text": REPORT_PROMPT}
 
 
-def test_server_errors_come_back_as_none_and_are_counted(server_factory):  # noqa: F811
+def test_refused_requests_come_back_as_none_and_are_counted(server_factory):  # noqa: F811
     srv = server_factory(["400", "400"])
     i2r = OpenAIVisionI2R(openai_client(srv.url, "m", concurrency=1, backoff_s=0.01))
     assert i2r.describe(IMAGES, [1, 2]) == [None, None]

@@ -1,9 +1,11 @@
 """The OpenAI-compatible client against a real HTTP server in this process."""
 
 import threading
+import time
 
 import pytest
 
+from syncxr.reports.backend_failure import BackendFailure
 from tests.helpers import openai_client
 from tests.reports.local_http import LocalChatServer, chat_reply
 
@@ -68,15 +70,76 @@ def test_500s_timeouts_and_garbage_are_retried_and_counted(server_factory):
     assert c["llm_retries"] == 4
 
 
-def test_giving_up_and_client_errors_return_none(server_factory):
-    srv = server_factory(["500"] * 3 + ["400"])
-    llm = openai_client(srv.url, "m", concurrency=1, backoff_s=0.01, max_retries=2)
-    assert llm.generate_messages(_items(2)) == [None, None]
+class ByPromptServer(LocalChatServer):
+    """Answers each prompt with the HTTP status `statuses` gives it (200: an echo); counts requests
+    and the most it had in flight at once."""
+
+    def __init__(self, statuses=None, delay: float = 0.0):
+        self.statuses, self.delay = statuses or {}, delay
+        self.lock, self.in_flight, self.max_in_flight, self.n = threading.Lock(), 0, 0, 0
+        super().__init__(self.respond)
+
+    def respond(self, body):
+        prompt = body["messages"][-1]["content"]
+        with self.lock:
+            self.n += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        time.sleep(self.delay)
+        with self.lock:
+            self.in_flight -= 1
+        status = self.statuses.get(prompt, 200)
+        return (200, chat_reply("echo: " + prompt)) if status == 200 else (status, None)
+
+
+def test_backend_failures_are_told_apart_from_refused_requests():
+    srv = ByPromptServer({"prompt 0": 503, "prompt 1": 400, "prompt 2": 401})
+    try:
+        llm = openai_client(srv.url, "m", concurrency=2, backoff_s=0.01, max_retries=2)
+        out = llm.generate_messages(_items(4))
+    finally:
+        srv.close()
+    # 503 on every try: the backend failed (the sample is kept for a re-run); 400: the request itself
+    # was refused (a failed attempt); 401: the client is set up wrongly (not retried, kept for a re-run).
+    assert out == [BackendFailure("http_503"), None, BackendFailure("http_401"), "echo: prompt 3"]
     c = llm.counters()
-    assert c["llm_gave_up"] == 1 and c["llm_http_400"] == 1
+    assert c["llm_http_503"] == 3 and c["llm_http_400"] == 1 and c["llm_http_401"] == 1
+    assert c["llm_gave_up"] == 2 and c["llm_requests"] == 3 + 1 + 1 + 1
 
 
-def test_unreachable_server_is_counted_not_raised():
+def test_unreachable_server_is_a_backend_failure_not_an_exception():
     llm = openai_client("http://127.0.0.1:9/v1", "m", max_retries=1, backoff_s=0.01, timeout_s=1)
-    assert llm.generate_messages(_items(1)) == [None]
+    assert llm.generate_messages(_items(1)) == [BackendFailure("connection_errors")]
     assert llm.counters()["llm_connection_errors"] == 2
+
+
+def test_requests_are_spread_over_servers_with_a_bound_per_server():
+    a, b = ByPromptServer(delay=0.05), ByPromptServer(delay=0.05)
+    try:
+        llm = openai_client(a.url, "m", base_urls=[a.url, b.url], concurrency=3, backoff_s=0.01)
+        out = llm.generate_messages(_items(24))
+    finally:
+        a.close()
+        b.close()
+    assert out == [f"echo: prompt {i}" for i in range(24)]
+    assert a.n == b.n == 12
+    assert a.max_in_flight <= 3 and b.max_in_flight <= 3 and max(a.max_in_flight, b.max_in_flight) >= 2
+
+
+def test_a_dead_servers_requests_go_to_the_others():
+    live = ByPromptServer()
+    dead = ByPromptServer()
+    dead.close()  # its port now refuses connections
+    try:
+        llm = openai_client(live.url, "m", base_urls=[dead.url, live.url], concurrency=4, max_retries=1,
+                            backoff_s=0.5)
+        first = llm.generate_messages(_items(8))
+        second = llm.generate_messages(_items(8))
+    finally:
+        live.close()
+    assert first == second == [f"echo: prompt {i}" for i in range(8)]
+    c = llm.counters()
+    # The first call found the dead server (each of its requests retried on the live one); for a
+    # while after that, new requests skip it.
+    assert c["llm_connection_errors"] >= 1 and c["llm_requests_server0"] <= 4
+    assert live.n == 16 and "llm_gave_up" not in c

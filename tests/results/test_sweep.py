@@ -133,7 +133,7 @@ def test_report_logs_to_an_offline_wandb_run(sweep):
 
 
 def _cost():
-    return {"llm_gpu_s_per_report": {"default": 2.0}, "t2i_gpu_s_per_image": {"default": 3.0},
+    return {"llm_gpu_s_per_report": {"default": 2.0}, "t2i_gpu_s_per_image": {"default": 3.0}, "images_per_sample": 1.0,
             "curation_gpu_s_per_image": 0.0, "train_gpu_s_per_sample": {"default": 0.0}, "unknown_dataset_rows": 0}
 
 

@@ -4,14 +4,14 @@ into its settings and backends and run into a dataset directory. Backends are bu
 
 from __future__ import annotations
 
+import shlex
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from filelock import FileLock
-
 from ..config import build, plain
 from .pipeline import GenerationSettings, Generator, generation_hash
+from .shard_store import IncompleteGeneration
 
 GENERATION_KEYS = ("n_samples", "seed", "entity_ratio", "val_fraction", "shard_size", "max_report_attempts",
                    "max_image_attempts", "llm", "ner", "imagegen", "sampling", "curation", "corpus")
@@ -36,16 +36,6 @@ def is_phantom(gen: dict) -> bool:
 def generated_dir(gen: dict, cache_dir: Path) -> Path:
     """Where train.py looks for the dataset of `gen`: addressed by the hash of its config."""
     return Path(cache_dir) / "generated" / f"syncxr-{generation_hash(gen)}"
-
-
-@contextmanager
-def generation_lock(out_dir: Path):
-    """One writer per dataset directory: generate.py and the generation a training job triggers
-    take the same lock, so two of them never write the same shards."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out_dir) + ".lock"):
-        yield
 
 
 def build_settings(gen: dict) -> GenerationSettings:
@@ -86,12 +76,43 @@ def generation_command(gen: dict) -> str:
 
 
 def run_generation(gen: dict, out_dir: Path, corpus_texts: Callable[[], list[str]], progress: bool = True,
-                   until: str = "all", real_rejects: Callable[[], list] | None = None) -> Path:
-    """Generates (or resumes) the dataset of `gen` in `out_dir`; `corpus_texts` returns the reports
+                   until: str = "all", worker: int = 0, workers: int = 1,
+                   real_rejects: Callable[[], list] | None = None) -> Path | None:
+    """Generates (or resumes) the dataset of `gen` in `out_dir`, or worker `worker`'s part of it when
+    `workers` > 1 (None while other workers' shards are missing); `corpus_texts` returns the reports
     the entity vocabulary is built from (read only when the vocabulary stage is not done);
-    `real_rejects` the curation's bank of bad images when `curation.bad_bank=real_rejects`."""
+    `real_rejects` the curation's bank of bad images when `curation.bad_bank=real_rejects`. Raises
+    IncompleteGeneration when a backend failed on samples (re-running retries exactly those)."""
     ner = build(gen["ner"], "ner")
     generator = Generator(out_dir, build_settings(gen), gen, ner, build(gen["llm"], "llm"),
-                          build(gen["imagegen"], "imagegen"), build_curator(gen["curation"], real_rejects), corpus_texts,
+                          build(gen["imagegen"], "imagegen"), build_curator(gen["curation"], real_rejects),
+                          corpus_texts,
                           progress=progress)
-    return generator.run(until)
+    return generator.run(until, worker=worker, workers=workers)
+
+
+def worker_of(worker: int | None, workers: int) -> tuple[int, int]:
+    """(worker, workers) of a generate.py process: `worker` None is the only worker of one."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if worker is None:
+        if workers > 1:
+            raise ValueError(f"workers={workers} splits the work over {workers} processes: start them all with "
+                             f"`python generate.py -m workers={workers}` (+ hydra/launcher=slurm for SLURM jobs, "
+                             "hydra/launcher=submitit_local for local processes), or give this one its part "
+                             f"with worker=<0..{workers - 1}>")
+        return 0, 1
+    if not 0 <= worker < workers:
+        raise ValueError(f"worker must be in 0..{workers - 1} (workers={workers}), got {worker}")
+    return worker, workers
+
+
+@contextmanager
+def resume_hint(command: list[str]):
+    """Adds the command that resumes to an IncompleteGeneration raised inside (the process exits
+    non-zero with it)."""
+    try:
+        yield
+    except IncompleteGeneration as e:
+        e.args = (f"{e.args[0]}:\n  {shlex.join(command)}",)
+        raise

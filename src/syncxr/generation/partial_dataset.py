@@ -4,10 +4,11 @@ images replaced, row by row, by generated ones.
   real_image_syn_report  every real image described anew by an image-to-report model
   syn_image_real_report  every real report drawn anew by a text-to-image model
 
-Real rows are processed in shards inside `<target>.work/`, each shard committed by writing its
-parquet last and atomically (as generation/pipeline.py does), so a killed build resumes at the first
-missing shard. When all shards are there the dataset is assembled in a temporary directory and
-renamed into place (`DatasetBuilder`), and the work directory is removed.
+Real rows are processed in shards inside `<target>.work/`, each committed atomically by
+generation/shard_store.py (as in generation/pipeline.py), so a killed build resumes at the first
+missing shard, and rows a backend failed on (server down) are made by the next run, never dropped.
+When all shards are done the dataset is assembled in a temporary directory and renamed into place
+(`DatasetBuilder`), and the work directory is removed.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..config import without_transport_keys
 from ..data.dataset_format import INFO, MANIFEST, DatasetBuilder, config_hash, write_json_atomic, write_parquet_atomic
 from ..data.mixing import load_table
 from .partial_rows import describe_real_images, draw_real_reports, link_or_copy
+from .shard_store import IncompleteGeneration, ShardStore
 
 # kind -> (the `source` of its rows, the prefix of its row ids)
 KINDS = {
@@ -36,6 +39,8 @@ BACKEND_SECTION = {"real_image_syn_report": "i2r", "syn_image_real_report": "ima
 COMMON_KEYS = {"kind", "real", "ner", "seed", "max_attempts", "shard_size"}
 # Bump when the rows a config produces change, so cached datasets are rebuilt.
 PARTIAL_VERSION = "partial-v1"
+# Batch sizes of backends whose answers do not depend on the batching (not part of the address).
+BATCHING_KEYS = (("imagegen", "batch_size"), ("ner", "batch_size"))
 
 
 @dataclass(frozen=True)
@@ -69,16 +74,14 @@ def check_partial_spec(spec: dict, key: str) -> str:
 
 
 def partial_hash(config: dict) -> str:
-    return config_hash({"version": PARTIAL_VERSION, **config})
+    """The address of a partial dataset's config: without transport keys (a key, a URL, a timeout)
+    nor the batch sizes of backends whose answers do not depend on the batching."""
+    return config_hash({"version": PARTIAL_VERSION, **without_transport_keys(config, BATCHING_KEYS)})
 
 
 def partial_dataset_dir(cache_dir: Path, kind: str, config: dict) -> Path:
     """Where the dataset of `config` lives under `cache_dir` (addressed by its hash)."""
     return Path(cache_dir) / "datasets" / f"{kind}-{partial_hash(config)}"
-
-
-def _shard_path(shards: Path, k: int, what: str, ext: str) -> Path:
-    return shards / f"{what}_{k:05d}.{ext}"
 
 
 def _make_shard(s: PartialSettings, rows: list[dict], backend, ner, images_dir: Path):
@@ -88,77 +91,76 @@ def _make_shard(s: PartialSettings, rows: list[dict], backend, ner, images_dir: 
     return draw_real_reports(rows, backend, s.seed, s.max_attempts, images_dir, prefix, source)
 
 
-def _write_shard(shards: Path, k: int, out, backend_counters: Counter) -> None:
-    tmp = _shard_path(shards, k, ".rejects", "jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in out.rejects))
-    tmp.replace(_shard_path(shards, k, "rejects", "jsonl"))
-    write_json_atomic(_shard_path(shards, k, "counters", "json"),
-                      {"failed": dict(out.failed), "counters": dict(out.counters + backend_counters)})
-    # The parquet is the shard's commit point: written last, atomically.
-    write_parquet_atomic(_shard_path(shards, k, "shard", "parquet"), pd.DataFrame(out.rows))
-
-
 def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSettings, backend, ner, config: dict,
                           progress: bool = True) -> Path:
     """Builds the dataset of `settings` from the real dataset at `real_dir` into `target`.
 
     `backend`: an image-to-report model (`describe`) for real_image_syn_report, a text-to-image model
     (`generate`) for syn_image_real_report; `ner` extracts the entities of new reports; `config` is
-    recorded in dataset.json."""
+    recorded in dataset.json. Rows a backend failed on are kept for the next run, which makes exactly
+    those: until none is left it raises IncompleteGeneration and assembles nothing."""
     real = load_table(real_dir, split=None)
     real["position"] = np.arange(len(real))
     if settings.kind == "real_image_syn_report" and backend.reads_labels and "labels" not in real.columns:
         raise ValueError(f"{real_dir}: the {backend.name} image-to-report backend reads the `labels` column, "
                          "which this dataset lacks; choose an image-reading backend (transformers, openai)")
     work = target.with_name(target.name + ".work")
-    shards, images = work / "shards", work / "images"
-    shards.mkdir(parents=True, exist_ok=True)
+    store = ShardStore(work / "shards")
+    images = work / "images"
+    store.dir.mkdir(parents=True, exist_ok=True)
     images.mkdir(exist_ok=True)
-    size = settings.shard_size
+    size, prefix = settings.shard_size, KINDS[settings.kind][1]
     n_shards = -(-len(real) // size)
-    todo = [k for k in range(n_shards) if not _shard_path(shards, k, "shard", "parquet").is_file()]
-    done_rows = len(real) - sum(len(real.iloc[k * size:(k + 1) * size]) for k in todo)
-    with tqdm(total=len(real), initial=done_rows, desc=settings.kind, unit="row", disable=not progress) as bar:
-        for k in todo:
+    with tqdm(total=len(real), desc=settings.kind, unit="row", disable=not progress) as bar:
+        for k in range(n_shards):
             chunk = real.iloc[k * size:(k + 1) * size].to_dict("records")
-            before = Counter(backend.counters()) if hasattr(backend, "counters") else Counter()
-            out = _make_shard(settings, chunk, backend, ner, images)
-            after = Counter(backend.counters()) if hasattr(backend, "counters") else Counter()
-            _write_shard(shards, k, out, after - before)  # backend counters (HTTP errors, misses) of this shard
+            order = [f"{prefix}-{r['id']}" for r in chunk]
+            todo = set(store.todo(k, order))
+            if todo:
+                rows = [r for r, sid in zip(chunk, order) if sid in todo]
+                before = Counter(backend.counters()) if hasattr(backend, "counters") else Counter()
+                out = _make_shard(settings, rows, backend, ner, images)
+                after = Counter(backend.counters()) if hasattr(backend, "counters") else Counter()
+                pos = {r["id"]: i for i, r in enumerate(chunk)}
+                counters = {"content": out.counters, "failed": out.failed, "backend": after - before}
+                store.commit(k, order, out.rows, counters, out.retryable, out.rejects,
+                             reject_key=lambda r: pos[r["real_id"]])
             bar.update(len(chunk))
-    return _assemble(real_dir, len(real), work, n_shards, target, settings, config)
+    summary = store.summary(n_shards)
+    if summary["retryable"]:
+        raise IncompleteGeneration(target, summary["retryable"], len(real), summary["reasons"])
+    return _assemble(real_dir, len(real), work, store, n_shards, target, settings, config)
 
 
-def _assemble(real_dir: Path, n_real: int, work: Path, n_shards: int, target: Path, settings: PartialSettings,
-              config: dict) -> Path:
-    shards = work / "shards"
-    df = pd.concat([pd.read_parquet(_shard_path(shards, k, "shard", "parquet")) for k in range(n_shards)],
-                   ignore_index=True)
-    failed, counters = Counter(), Counter()
-    for k in range(n_shards):
-        c = json.loads(_shard_path(shards, k, "counters", "json").read_text())
-        failed.update(c["failed"])
-        counters.update(c["counters"])
-    if df.empty:
+def _assemble(real_dir: Path, n_real: int, work: Path, store: ShardStore, n_shards: int, target: Path,
+              settings: PartialSettings, config: dict) -> Path:
+    frames = [f for f in (store.rows(k) for k in range(n_shards)) if len(f)]
+    summary = store.summary(n_shards)
+    failed = summary["counters"].get("failed", {})
+    if not frames:
         raise ValueError(f"{settings.kind}: none of the {n_real} real rows of {real_dir} gave a pair "
-                         f"(failed: {dict(failed)}); the last answers are in {shards}/rejects_*.jsonl")
+                         f"(failed: {dict(failed)}); the last answers are in {store.dir}/rejects_*.jsonl")
+    df = pd.concat(frames, ignore_index=True)
     real_info_path = Path(real_dir) / INFO
     real_info = json.loads(real_info_path.read_text()) if real_info_path.is_file() else {}
     info = {
         "name": settings.kind, "source": KINDS[settings.kind][0], "hash": partial_hash(config),
-        "version": PARTIAL_VERSION, "config": config,
+        "version": PARTIAL_VERSION, "config": without_transport_keys(config, BATCHING_KEYS),
         "real": {"dir": str(real_dir), "name": real_info.get("name"), "hash": real_info.get("hash")},
-        "counts": {"rows": int(len(df)), "real_rows": n_real,
+        # real_rows = rows + failed (for their content); retried: rows a backend failed on once
+        # and that a later run made or failed.
+        "counts": {"rows": int(len(df)), "real_rows": n_real, "retried": int(summary["retried"]),
                    "splits": {str(k): int(v) for k, v in df["split"].value_counts().items()},
                    "failed": {k: int(v) for k, v in sorted(failed.items())}},
-        "counters": {k: int(v) for k, v in sorted(counters.items())},
+        "counters": summary["counters"].get("content", {}),
+        "backend": summary["counters"].get("backend", {}),
     }
     with DatasetBuilder(target) as tmp:
         for name in df["image"]:
             link_or_copy(work / name, tmp / name)
         with open(tmp / "rejects.jsonl", "w") as f:  # what the backends answered for every failed row
             for k in range(n_shards):
-                f.write(_shard_path(shards, k, "rejects", "jsonl").read_text())
+                f.write("".join(json.dumps(r, default=str) + "\n" for r in store.rejects(k)))
         write_parquet_atomic(tmp / MANIFEST, df)
         write_json_atomic(tmp / INFO, info)
     shutil.rmtree(work, ignore_errors=True)

@@ -3,6 +3,8 @@ new report (`describe_real_images`) or a real report with a new image (`draw_rea
 
 Each real row gets up to `max_attempts` tries, every try with a new seed; a row that yields no
 pair is counted under the reason of its last try and its last answer kept, never silently dropped.
+A row whose backend failed (a `BackendFailure`: server down, timeouts) is neither: it is returned
+as retryable, without its counts, for a later run to make from its first try.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..reports.i2r_prompt import split_report
 from ..data.image_io import load_image
+from ..reports.backend_failure import is_backend_failure
+from ..reports.i2r_prompt import split_report
 
 
 @dataclass
@@ -25,7 +28,14 @@ class ShardRows:
     rows: list[dict] = field(default_factory=list)  # the pairs made, in real-row order
     failed: Counter = field(default_factory=Counter)  # reason -> real rows that gave no pair
     rejects: list[dict] = field(default_factory=list)  # per failed row: real_id, reason, last answer
-    counters: Counter = field(default_factory=Counter)  # tries (one per row and attempt)
+    counters: Counter = field(default_factory=Counter)  # tries (one per finished row and attempt)
+    retryable: dict[str, str] = field(default_factory=dict)  # row id -> the backend failure that stopped it
+    tries: Counter = field(default_factory=Counter)  # real id -> tries spent (summed into counters at the end)
+
+    def finish(self, key: str, id_prefix: str) -> "ShardRows":
+        """Counts the tries of the rows that finished (made or failed) under `key`."""
+        self.counters[key] += sum(n for rid, n in self.tries.items() if f"{id_prefix}-{rid}" not in self.retryable)
+        return self
 
 
 def row_seed(seed: int, position: int, attempt: int) -> int:
@@ -81,9 +91,12 @@ def describe_real_images(rows: list[dict], describer, ner, seed: int, max_attemp
         extra = {"labels": [list(r["labels"]) for r in pending]} if describer.reads_labels else {}
         answers = describer.describe([images[r["position"]] for r in pending], seeds, **extra)
         _check_count(answers, len(pending), describer)
-        out.counters["i2r_tries"] += len(pending)
         still = []
         for r, s, answer in zip(pending, seeds, answers):
+            if is_backend_failure(answer):
+                out.retryable[f"{id_prefix}-{r['id']}"] = f"i2r:{answer.reason}"
+                continue
+            out.tries[r["id"]] += 1
             sections = split_report(answer)
             if sections is None:
                 last[r["position"]] = ("no_answer" if not _text(answer) else "no_sections", answer)
@@ -105,7 +118,7 @@ def describe_real_images(rows: list[dict], describer, ner, seed: int, max_attemp
         if "labels" in r:  # ground truth of the (real) image, still true of this row's image
             row["labels"] = list(r["labels"])
         out.rows.append(row)
-    return out
+    return out.finish("i2r_tries", id_prefix)
 
 
 def _is_image(image) -> bool:
@@ -128,9 +141,12 @@ def draw_real_reports(rows: list[dict], t2i, seed: int, max_attempts: int, image
         seeds = [row_seed(seed, r["position"], attempt) for r, _ in pending]
         images = t2i.generate([p for _, p in pending], seeds)
         _check_count(images, len(pending), t2i)
-        out.counters["t2i_tries"] += len(pending)
         still = []
         for (r, prompt), s, image in zip(pending, seeds, images):
+            if is_backend_failure(image):
+                out.retryable[f"{id_prefix}-{r['id']}"] = f"imagegen:{image.reason}"
+                continue
+            out.tries[r["id"]] += 1
             if _is_image(image):
                 accepted[r["position"]] = (image, s, attempt + 1)
             else:
@@ -150,4 +166,4 @@ def draw_real_reports(rows: list[dict], t2i, seed: int, max_attempts: int, image
             "entities": _entities(r.get("entities")),
             "source": source, "split": r["split"], "real_id": r["id"], "imagegen": t2i.name, "seed": s,
             "attempts": attempts})
-    return out
+    return out.finish("t2i_tries", id_prefix)

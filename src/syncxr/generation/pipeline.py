@@ -3,38 +3,92 @@
 Stages, each written atomically into the dataset directory and skipped when already there:
   vocab.parquet  entity vocabulary of the report corpus (+ long-tail plot)
   plan.parquet   the sampled entities of every sample (balanced or long-tailed)
-  shards/        reports, images and curation, `shard_size` samples at a time
+  shards/        reports, images and curation, `shard_size` samples at a time (generation/shard_store.py)
   manifest.parquet + dataset.json   the finished dataset (written last)
 Every random choice is seeded from (seed, sample index, attempt), so a run killed anywhere and
-started again produces exactly the dataset an uninterrupted run would.
+started again produces exactly the dataset an uninterrupted run would; so does a run split over
+several workers (worker w of K makes the shards k with k mod K = w). The vocabulary and plan are
+made under the directory's lock, once; each shard under its own lock; the manifest by the process
+that finds every shard done. Samples a backend failed on are kept as retryable and the run ends
+with `IncompleteGeneration`: the dataset is complete only when every planned sample is written or
+dropped for a content reason (the NER never matched within the attempts, curation never passed).
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..data.dataset_format import INFO, MANIFEST, config_hash, write_json_atomic, write_parquet_atomic
-from ..data.durable import fsync_file, write_text_atomic
+from ..config import without_transport_keys
+from ..data.dataset_format import INFO, MANIFEST, config_hash, is_complete, write_json_atomic, write_parquet_atomic
+from ..data.durable import fsync_file
 from ..entities.sampling import balanced_draws, longtail_draws, subset_vocabulary, tau_max_for
 from ..entities.vocabulary import build_vocabulary, frequency_stats, plot_long_tail
 from ..images.phantom_t2i import findings_from_entities
 from ..phantom.vocabulary import ANATOMY, ENTITY_TYPES
+from ..reports.backend_failure import is_backend_failure
 from ..reports.loop import write_reports
+from .shard_store import IncompleteGeneration, ShardStore
 
 # Keys of a generation config that do not change the data (so not part of its address).
 RUNTIME_KEYS = ("output_dir", "progress")
+# Batch sizes of backends whose answers do not depend on the batching (each image its own seed).
+BATCHING_KEYS = (("ner", "batch_size"), ("imagegen", "batch_size"), ("curation", "embedding", "batch_size"))
+CONFIG_FILE = "generation_config.json"
+SECTIONS = {"findings": 0, "impression": 1}
+
+
+def addressed_config(gen: dict) -> dict:
+    """What identifies the data of a generation config: no runtime or transport keys."""
+    return without_transport_keys({k: v for k, v in gen.items() if k not in RUNTIME_KEYS}, BATCHING_KEYS)
 
 
 def generation_hash(gen: dict) -> str:
-    return config_hash({k: v for k, v in gen.items() if k not in RUNTIME_KEYS})
+    return config_hash(addressed_config(gen))
+
+
+@contextmanager
+def directory_lock(out_dir: Path):
+    """The lock of a dataset directory: held while its vocabulary and plan are made and while its
+    manifest is written (generate.py, its workers and training jobs all take it)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out_dir) + ".lock"):
+        yield
+
+
+def _flat(d, prefix: str = "") -> dict:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def check_same_config(out: Path, config: dict) -> None:
+    """Refuses to continue, in `out`, a generation made with another config (naming what differs)."""
+    path = out / CONFIG_FILE
+    if not path.is_file():
+        if out.is_dir() and any(out.iterdir()):
+            raise FileExistsError(f"{out} is not empty and holds no {CONFIG_FILE}: not a generation to "
+                                  "resume; choose another output_dir")
+        return
+    there, asked = _flat(addressed_config(json.loads(path.read_text()))), _flat(addressed_config(config))
+    differ = sorted(k for k in there.keys() | asked.keys() if there.get(k) != asked.get(k))
+    if differ:
+        what = "; ".join(f"{k}: {there.get(k)!r} there, {asked.get(k)!r} asked" for k in differ[:8])
+        raise FileExistsError(f"{out} holds a generation made with another config ({len(differ)} key(s) differ: "
+                              f"{what}). Choose another output_dir, or delete {out} to start over")
 
 
 @dataclass
@@ -96,16 +150,26 @@ def make_plan(vocab: pd.DataFrame, s: GenerationSettings) -> pd.DataFrame:
     }).assign(tau_max=tau if tau is not None else -1)
 
 
+def _backend_counters(*backends) -> Counter:
+    """The transport counters of the backends that keep them (HTTP errors, retries, calls)."""
+    out: Counter = Counter()
+    for b in backends:
+        if b is not None and hasattr(b, "counters"):
+            out.update(b.counters())
+    return out
+
+
 class Generator:
     """Runs the stages for one generation config into `out_dir`."""
 
     def __init__(self, out_dir: Path, settings: GenerationSettings, config: dict, ner, llm, t2i, curator,
                  corpus_texts, progress: bool = True):
         self.out = Path(out_dir)
-        self.s, self.config = settings, config
+        self.s, self.config = settings, addressed_config(config)
         self.ner, self.llm, self.t2i, self.curator = ner, llm, t2i, curator
         self.corpus_texts = corpus_texts  # a callable: only read when the vocabulary is missing
         self.progress = progress
+        self.store = ShardStore(self.out / "shards")
 
     # -- stage 1 -----------------------------------------------------------------------------
     def vocabulary(self) -> pd.DataFrame:
@@ -129,8 +193,10 @@ class Generator:
         return plan
 
     # -- stage 3 -----------------------------------------------------------------------------
-    def _images(self, ids, impressions, indices, counters: Counter) -> dict[str, tuple[np.ndarray, int]]:
-        """Image per sample id, regenerated from the same prompt while curation rejects it."""
+    def _images(self, ids, impressions, indices, per_sample: dict[str, Counter], retryable: dict[str, str]
+                ) -> dict[str, tuple[np.ndarray, int]]:
+        """Image per sample id, regenerated from the same prompt while curation rejects it; an id whose
+        image or verdict a backend failed to give goes to `retryable`."""
         done: dict[str, tuple[np.ndarray, int]] = {}
         pending = list(ids)
         for attempt in range(self.s.max_image_attempts):
@@ -138,37 +204,46 @@ class Generator:
                 break
             seeds = [self.s.seed * 10_000_019 + indices[i] * 101 + attempt for i in pending]
             images = self.t2i.generate([impressions[i] for i in pending], seeds)
-            counters["images_generated"] += len(images)
-            verdicts = self.curator.check(images) if self.curator is not None else [(True, "")] * len(images)
+            drawn = [(sid, img) for sid, img in zip(pending, images) if not is_backend_failure(img)]
+            retryable.update({sid: f"imagegen:{img.reason}" for sid, img in zip(pending, images)
+                              if is_backend_failure(img)})
+            verdicts = self.curator.check([img for _, img in drawn]) if self.curator is not None and drawn \
+                else [(True, "")] * len(drawn)
             still = []
-            for sid, img, (ok, reason) in zip(pending, images, verdicts):
-                if ok:
+            for (sid, img), verdict in zip(drawn, verdicts):
+                per_sample[sid]["images_generated"] += 1
+                if is_backend_failure(verdict):
+                    retryable[sid] = f"curation:{verdict.reason}"
+                elif verdict[0]:
                     done[sid] = (img, attempt + 1)
                 else:
-                    counters[f"images_rejected_{reason.split(':')[0]}"] += 1
+                    per_sample[sid][f"images_rejected_{verdict[1].split(':')[0]}"] += 1
+                    per_sample[sid]["images_regenerated"] += int(attempt + 1 < self.s.max_image_attempts)
                     still.append(sid)
-            counters["images_regenerated"] += len(still) if attempt + 1 < self.s.max_image_attempts else 0
             pending = still
-        counters["images_gave_up"] += len(pending)
+        for sid in pending:
+            per_sample[sid]["images_gave_up"] += 1
         return done
 
-    def shard(self, k: int, rows: pd.DataFrame) -> None:
-        shard_dir = self.out / "shards"
+    def shard(self, k: int, rows: pd.DataFrame, todo: list[str]) -> dict:
+        """Makes the samples `todo` of shard k (plan rows `rows`) and commits them."""
+        order = rows["id"].tolist()
+        rows = rows[rows["id"].isin(set(todo))]
         samples = {r.id: list(r.entities) for r in rows.itertuples()}
         indices = {r.id: int(r.index) for r in rows.itertuples()}
+        split = dict(zip(rows["id"], rows["split"]))
         seeds = {sid: self.s.seed * 10_000_019 + indices[sid] for sid in samples}
-        before = Counter(self.llm.counters()) if hasattr(self.llm, "counters") else Counter()
+        judge = getattr(self.curator, "judge", None)
+        before = _backend_counters(self.llm, self.t2i, judge)
         rep = write_reports(self.llm, self.ner, samples, seeds, self.s.max_report_attempts)
-        counters = Counter(rep.counters)
-        if hasattr(self.llm, "counters"):  # backend counters (HTTP errors, retries) for this shard
-            counters.update(Counter(self.llm.counters()) - before)
+        retryable = dict(rep.retryable)
+        per_sample: dict[str, Counter] = defaultdict(Counter)
         ok_ids = [sid for sid in samples if sid in rep.impressions]
-        images = self._images(ok_ids, rep.impressions, indices, counters)
+        images = self._images(ok_ids, rep.impressions, indices, per_sample, retryable)
         (self.out / "images").mkdir(exist_ok=True)
         out_rows = []
-        split = dict(zip(rows["id"], rows["split"]))
         for sid in ok_ids:
-            if sid not in images:
+            if sid not in images or sid in retryable:
                 continue
             img, img_attempts = images[sid]
             Image.fromarray(img).save(self.out / "images" / f"{sid}.png", compress_level=1)
@@ -180,23 +255,33 @@ class Generator:
                 "split": split[sid], "labels": keys, "seed": self.s.seed, "llm": self.llm.name,
                 "imagegen": self.t2i.name, "report_attempts": rep.attempts[sid], "image_attempts": img_attempts,
             })
-        counters["samples_written"] += len(out_rows)
-        counters["samples_dropped"] += len(samples) - len(out_rows)
-        if rep.rejects:
-            write_text_atomic(shard_dir / f"rejects_{k:05d}.jsonl",
-                              "".join(json.dumps(r, default=str) + "\n" for r in rep.rejects))
-        write_json_atomic(shard_dir / f"counters_{k:05d}.json", dict(counters))
-        # The parquet is the shard's commit point: written last, atomically.
-        write_parquet_atomic(shard_dir / f"shard_{k:05d}.parquet", pd.DataFrame(out_rows))
+        content = Counter()
+        for sid in samples:
+            if sid not in retryable:
+                content.update(rep.per_sample.get(sid, {}))
+                content.update(per_sample[sid])
+        for key in ("findings_gave_up", "impression_gave_up", "images_generated", "images_regenerated",
+                    "images_gave_up"):
+            content[key] += 0  # present even when nothing happened
+        content["samples_written"] += len(out_rows)
+        content["samples_dropped"] += len(samples) - len(out_rows) - len(retryable)
+        # Content counters count finished samples only (so a retried shard ends as an uninterrupted
+        # one would); backend counters count every run's traffic.
+        counters = {"content": content, "backend": _backend_counters(self.llm, self.t2i, judge) - before}
+        pos = {sid: i for i, sid in enumerate(order)}
+        rejects = [r for r in rep.rejects if r["id"] not in retryable]
+        return self.store.commit(k, order, out_rows, counters, retryable, rejects,
+                                 reject_key=lambda r: (SECTIONS[r["section"]], r["attempt"], pos[r["id"]]))
 
     # -- stage 4 -----------------------------------------------------------------------------
     def finalize(self, vocab: pd.DataFrame, plan: pd.DataFrame, n_shards: int) -> Path:
-        shard_dir = self.out / "shards"
-        df = pd.concat([pd.read_parquet(shard_dir / f"shard_{k:05d}.parquet") for k in range(n_shards)],
-                       ignore_index=True)
-        counters: Counter = Counter()
-        for k in range(n_shards):
-            counters.update(json.loads((shard_dir / f"counters_{k:05d}.json").read_text()))
+        frames = [f for f in (self.store.rows(k) for k in range(n_shards)) if len(f)]
+        summary = self.store.summary(n_shards)
+        counters = summary["counters"].get("content", {})
+        if not frames:
+            raise ValueError(f"{self.out}: none of the {len(plan)} planned samples gave a row: all were dropped "
+                             f"for their content ({counters}); the rejected answers are in {self.out / 'shards'}")
+        df = pd.concat(frames, ignore_index=True)
         used = Counter((e["name"], e["type"]) for ents in df["entities"] for e in ents)
         subset = subset_vocabulary(vocab, self.s.entity_ratio, self.s.seed)
         out_vocab = pd.DataFrame([{"name": n, "type": t, "count": used.get((n, t), 0)}
@@ -205,10 +290,14 @@ class Generator:
         for etype in ENTITY_TYPES:
             stats[etype] = frequency_stats(out_vocab.loc[out_vocab["type"] == etype, "count"])
         info = {
-            "name": "synthetic", "hash": generation_hash(self.config), "config": self.config,
+            "name": "synthetic", "hash": config_hash(self.config), "config": self.config,
+            # planned = rows + dropped (for their content); retried: samples a backend failed on
+            # once and that a later run made or dropped.
             "counts": {"rows": int(len(df)), "planned": int(len(plan)),
+                       "dropped": int(len(plan) - len(df)), "retried": int(summary["retried"]),
                        "splits": {k: int(v) for k, v in df["split"].value_counts().items()}},
             "counters": {k: int(v) for k, v in sorted(counters.items())},
+            "backend": summary["counters"].get("backend", {}),
             "entity_stats": stats,
             "coverage": {"vocabulary": int(len(vocab)), "in_subset": int(len(subset)),
                          "used": int((out_vocab["count"] > 0).sum()),
@@ -220,18 +309,39 @@ class Generator:
         write_parquet_atomic(self.out / MANIFEST, df)
         return self.out
 
-    def run(self, until: str = "all") -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "shards").mkdir(exist_ok=True)
-        write_json_atomic(self.out / "generation_config.json", self.config)
-        vocab = self.vocabulary()
-        if until == "vocab":
-            return self.out
-        plan = self.plan(vocab)
-        if until == "plan":
+    def run(self, until: str = "all", worker: int = 0, workers: int = 1) -> Path | None:
+        """Makes (or resumes) this worker's shards; returns the dataset directory once every shard is
+        done (the last worker writes the manifest), None while other workers' shards are missing.
+        Raises IncompleteGeneration when samples of this worker's shards are left retryable."""
+        if not 0 <= worker < workers:
+            raise ValueError(f"worker must be in [0, workers={workers}), got {worker}")
+        with directory_lock(self.out):
+            check_same_config(self.out, self.config)
+            (self.out / "shards").mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.out / CONFIG_FILE, self.config)
+            if is_complete(self.out):
+                return self.out
+            vocab = self.vocabulary()
+            plan = self.plan(vocab) if until != "vocab" else None
+        if until in ("vocab", "plan"):
             return self.out
         n_shards = -(-len(plan) // self.s.shard_size)
-        todo = [k for k in range(n_shards) if not (self.out / "shards" / f"shard_{k:05d}.parquet").is_file()]
-        for k in tqdm(todo, desc="generate shards", disable=not self.progress):
-            self.shard(k, plan.iloc[k * self.s.shard_size:(k + 1) * self.s.shard_size])
-        return self.finalize(vocab, plan, n_shards)
+        mine = [k for k in range(n_shards) if k % workers == worker]
+        for k in tqdm(mine, desc=f"generate shards (worker {worker}/{workers})" if workers > 1 else "generate shards",
+                      disable=not self.progress):
+            with self.store.lock(k):  # another process may be on it: wait, then find it done
+                rows = plan.iloc[k * self.s.shard_size:(k + 1) * self.s.shard_size]
+                todo = self.store.todo(k, rows["id"])
+                if todo:
+                    self.shard(k, rows, todo)
+        with directory_lock(self.out):
+            if is_complete(self.out):
+                return self.out
+            summary = self.store.summary(n_shards)
+            if not summary["missing"] and not summary["retryable"]:
+                return self.finalize(vocab, plan, n_shards)
+            mine_left = sum(len(self.store.record(k)["retryable"]) for k in mine)
+            if mine_left or workers == 1:
+                raise IncompleteGeneration(self.out, summary["retryable"], len(plan), summary["reasons"],
+                                           len(summary["missing"]))
+            return None

@@ -23,6 +23,7 @@ from ..data.dataset_format import (INFO, MANIFEST, DatasetBuilder, config_hash, 
                                    write_json_atomic, write_parquet_atomic)
 from ..data.durable import link_file
 from ..data.images import load_gray
+from ..reports.backend_failure import is_backend_failure
 from .judge import QUESTIONS
 
 DROP_RULES = ("all", "any")
@@ -59,7 +60,12 @@ def judge_and_embed(paths: list[str], judge, embedder, batch_size: int,
     for i in tqdm(range(0, len(paths), batch_size), desc="curation: judge + embed", disable=not progress):
         images = [_load(p) for p in paths[i:i + batch_size]]
         ok = [im for im in images if im is not None]
-        got = iter(judge.judge(ok)) if ok else iter(())
+        verdicts = judge.judge(ok) if ok else []
+        failed = [v for v in verdicts if is_backend_failure(v)]
+        if failed:  # never pass or drop an image nobody looked at: stop, nothing is written yet
+            raise RuntimeError(f"curation: the judge's backend failed on {len(failed)} of {len(ok)} images "
+                               f"({failed[0].reason}); nothing was written, re-run the same command to retry")
+        got = iter(verdicts)
         emb = iter(embedder.embed(ok)) if ok else iter(())
         for im in images:
             readable.append(im is not None)
@@ -205,7 +211,9 @@ def ensure_curated_corpus(source: Path, judge, embedder, settings: CorpusCuratio
     config) is part of the cache key: another judge gives another curated corpus."""
     info_path = Path(source) / INFO  # only the corpus hash is needed: a cache hit reads no manifest
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    key = config_hash({"source": info.get("hash", str(Path(source).resolve())), "settings": asdict(settings),
+    # batch_size only says how many images go to the backends at once: not part of the address.
+    addressed = {k: v for k, v in asdict(settings).items() if k != "batch_size"}
+    key = config_hash({"source": info.get("hash", str(Path(source).resolve())), "settings": addressed,
                        "backends": backends})
     target = Path(source).with_name(f"{Path(source).name}-curated-{key}")
     if is_complete(target):

@@ -9,6 +9,7 @@ import numpy as np
 from ..data.images import load_gray
 from ..phantom.renderer import render
 from ..phantom.scene import sample_scene
+from ..reports.backend_failure import is_backend_failure
 
 
 def phantom_bad_images(n: int = 32, seed: int = 777, size: int = 128) -> list[np.ndarray]:
@@ -39,8 +40,9 @@ def load_image_bank(directory: str | Path) -> list[np.ndarray]:
 
 
 class Curator:
-    """`check(images)` -> per image (passed, reason). Reasons: 'judge:<question>' or 'similar_to_bad'.
-    The judge rejects an image answered NO to `drop_if_no` of its questions: "all" (SynCXR) or "any"."""
+    """`check(images)` -> per image (passed, reason), reasons 'judge:<question>' or 'similar_to_bad';
+    or the judge's `BackendFailure` where its backend failed (the image was not checked). The judge
+    rejects an image answered NO to `drop_if_no` of its questions: "all" (SynCXR) or "any"."""
 
     def __init__(self, judge, embedder, bad_images: list[np.ndarray], delta: float, drop_if_no: str):
         if not -1.0 <= delta <= 1.0:
@@ -60,6 +62,9 @@ class Curator:
         sims = self.max_similarity(images)
         out = []
         for a, s in zip(answers, sims):
+            if is_backend_failure(a):
+                out.append(a)
+                continue
             no = [q for q, yes in a.items() if not yes]
             if no and (self.drop_if_no == "any" or len(no) == len(a)):
                 out.append((False, "judge:" + ",".join(no)))

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from collections import Counter
 
 import numpy as np
 from scipy.ndimage import gaussian_filter, sobel, zoom
 
 from ..data.image_io import png_data_url
+from ..reports.backend_failure import BackendFailure, is_backend_failure
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +78,26 @@ class OpenAIVisionJudge:
         self.client = client  # an OpenAICompatibleLLM (shares its retries and counters)
         self.stats: Counter = Counter()
 
-    def judge(self, images: list[np.ndarray]) -> list[dict[str, bool]]:
+    def judge(self, images: list[np.ndarray]) -> list[dict[str, bool] | BackendFailure]:
+        """The six answers per image; a `BackendFailure` for an image whose questions the server
+        could not answer (the image is then neither passed nor rejected)."""
         items = []
-        for i, im in enumerate(images):
+        for im in images:
             url = png_data_url(im)
+            seed = zlib.crc32(im.tobytes())  # the image's own: its answers do not depend on its batch
             for q in QUESTIONS.values():
                 msg = [{"role": "user", "content": [
                     {"type": "image_url", "image_url": {"url": url}},
                     {"type": "text", "text": q + " Answer YES or NO."}]}]
-                items.append((msg, i))
+                items.append((msg, seed))
         answers = self.client.generate_messages(items)
         out = []
         for i in range(len(images)):
             row = dict(zip(QUESTIONS, answers[i * len(QUESTIONS):(i + 1) * len(QUESTIONS)]))
+            failed = next((a for a in row.values() if is_backend_failure(a)), None)
+            if failed is not None:  # the backend failed: not checked, retried by a later run
+                out.append(failed)
+                continue
             verdict = {}
             for q, a in row.items():
                 yes = parse_yes_no(a)
@@ -103,5 +112,6 @@ class OpenAIVisionJudge:
         return out
 
     def counters(self) -> dict:
-        """Answers by kind (yes, no, unparsed, unanswered): the client's failures are its own counters."""
-        return {f"judge_{k}": int(v) for k, v in self.stats.items()}
+        """Answers by kind (yes, no, unparsed, unanswered) and the client's requests and failures."""
+        client = {f"judge_{k.removeprefix('llm_')}": v for k, v in self.client.counters().items()}
+        return {**client, **{f"judge_{k}": int(v) for k, v in self.stats.items()}}

@@ -1,5 +1,15 @@
 """A client for OpenAI-compatible chat servers (what vLLM and TGI serve): async, bounded
-concurrency, timeouts, and retries with exponential backoff, every failure counted."""
+concurrency per server, timeouts, retries with exponential backoff, every failure counted.
+
+Several servers of the same model (e.g. one vLLM per node) can share the load: request i goes to
+server i mod n, and each retry to the next server, so a dead server's requests are answered by the
+others; a server that failed is skipped for a backoff period before it is tried again.
+
+Each answer is the text, None when the server refused the request itself (400, 413, 422: the
+request's content, which retrying will not change), or a `BackendFailure` when the servers failed
+(connection errors, timeouts, 5xx, garbage on every attempt; or a status saying the client is set
+up wrongly: 401, 403, 404, ...). Pipelines keep the samples of the last kind for a re-run.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +17,56 @@ import asyncio
 import json
 import os
 import random
+import time
 from collections import Counter
 
 import aiohttp
 
+from .backend_failure import BackendFailure
 from .requests import ReportRequest
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+CONTENT_STATUS = {400, 413, 422}  # the request was refused for what it asks: a verdict on the sample
+MAX_COOLDOWN_S = 60.0  # longest a failed server is skipped before it is tried again
+
+
+class _Servers:
+    """The servers' health, kept across calls: a server that failed is skipped for a while."""
+
+    def __init__(self, urls: list[str], backoff_s: float):
+        self.urls, self.backoff_s = urls, backoff_s
+        self.down_until = [0.0] * len(urls)
+        self.failures = [0] * len(urls)
+
+    def pick(self, i: int, attempt: int) -> int:
+        """Server for request `i` on try `attempt`: round robin, the next one on each retry, skipping
+        servers in their cooldown (unless all are)."""
+        order = [(i + attempt + j) % len(self.urls) for j in range(len(self.urls))]
+        now = time.monotonic()
+        up = [s for s in order if self.down_until[s] <= now]
+        return up[0] if up else min(order, key=lambda s: self.down_until[s])
+
+    def failed(self, s: int) -> None:
+        self.failures[s] += 1
+        cooldown = min(MAX_COOLDOWN_S, self.backoff_s * 2 ** self.failures[s])
+        self.down_until[s] = time.monotonic() + cooldown
+
+    def answered(self, s: int) -> None:
+        self.failures[s], self.down_until[s] = 0, 0.0
 
 
 class OpenAICompatibleLLM:
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, *, api_key_env: str | None, concurrency: int, timeout_s: float,
-                 max_retries: int, backoff_s: float, max_tokens: int, temperature: float):
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_url: str, model: str, *, base_urls: list[str] | None, api_key_env: str | None,
+                 concurrency: int, timeout_s: float, max_retries: int, backoff_s: float, max_tokens: int,
+                 temperature: float):
+        urls = list(base_urls) if base_urls else [base_url]
+        if not urls or not all(isinstance(u, str) and u for u in urls):
+            raise ValueError(f"base_urls must list server URLs, got {base_urls!r}")
+        if concurrency < 1 or max_retries < 0:
+            raise ValueError(f"concurrency must be >= 1 and max_retries >= 0, got {concurrency}, {max_retries}")
+        self.servers = _Servers([u.rstrip("/") for u in urls], backoff_s)
         # The key is read from this environment variable when requests are sent: never an attribute,
         # never part of a config, a file or a dataset address.
         self.model, self.api_key_env = model, api_key_env
@@ -34,55 +79,73 @@ class OpenAICompatibleLLM:
         return {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
                 "temperature": self.temperature, "seed": seed}
 
-    async def _one(self, session: aiohttp.ClientSession, sem: asyncio.Semaphore, messages, seed) -> str | None:
-        async with sem:
-            for attempt in range(self.max_retries + 1):
-                if attempt:
-                    self.stats["retries"] += 1
-                    # Full jitter keeps many clients from retrying in lock-step.
-                    await asyncio.sleep(random.uniform(0, self.backoff_s * 2 ** (attempt - 1)))
-                self.stats["requests"] += 1
-                try:
-                    async with session.post(self.base_url + "/chat/completions",
-                                            json=self._payload(messages, seed)) as r:
-                        status = r.status
-                        body = await r.read()
-                except asyncio.TimeoutError:
-                    self.stats["timeouts"] += 1
-                    continue
-                except aiohttp.ClientError:
-                    self.stats["connection_errors"] += 1
-                    continue
-                if status in RETRY_STATUS:
-                    self.stats[f"http_{status}"] += 1
-                    continue
-                if status != 200:
-                    self.stats[f"http_{status}"] += 1
-                    return None  # a client error will not go away by retrying
-                try:
-                    content = json.loads(body)["choices"][0]["message"]["content"]
-                    if not isinstance(content, str):
-                        raise TypeError("content is not a string")
-                except (ValueError, KeyError, IndexError, TypeError):
-                    self.stats["malformed"] += 1
-                    continue
-                return content
-            self.stats["gave_up"] += 1
-            return None
+    async def _post(self, session: aiohttp.ClientSession, sems, s: int, messages, seed) -> tuple[str, object]:
+        """One try at server `s`: ("ok", text) | ("content", None) | ("retry", reason) | ("fail", reason)."""
+        self.stats["requests"] += 1
+        if len(self.servers.urls) > 1:
+            self.stats[f"requests_server{s}"] += 1
+        async with sems[s]:
+            try:
+                async with session.post(self.servers.urls[s] + "/chat/completions",
+                                        json=self._payload(messages, seed)) as r:
+                    status = r.status
+                    body = await r.read()
+            except asyncio.TimeoutError:
+                return "retry", "timeouts"
+            except aiohttp.ClientError:
+                return "retry", "connection_errors"
+        if status in RETRY_STATUS:
+            return "retry", f"http_{status}"
+        if status in CONTENT_STATUS:
+            self.stats[f"http_{status}"] += 1
+            return "content", None
+        if status != 200:
+            return "fail", f"http_{status}"  # wrong key, URL or route: retrying now will not help
+        try:
+            content = json.loads(body)["choices"][0]["message"]["content"]
+            if not isinstance(content, str):
+                raise TypeError("content is not a string")
+        except (ValueError, KeyError, IndexError, TypeError):
+            return "retry", "malformed"
+        return "ok", content
 
-    async def agenerate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None]:
+    async def _one(self, session: aiohttp.ClientSession, sems, i: int, messages, seed) -> str | None | BackendFailure:
+        reason = "no_attempt"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self.stats["retries"] += 1
+                # Full jitter keeps many clients from retrying in lock-step (slept outside the
+                # server's slot, so the others keep it busy meanwhile).
+                await asyncio.sleep(random.uniform(0, self.backoff_s * 2 ** (attempt - 1)))
+            s = self.servers.pick(i, attempt)
+            kind, value = await self._post(session, sems, s, messages, seed)
+            if kind == "ok":
+                self.servers.answered(s)
+                return value
+            if kind == "content":
+                self.servers.answered(s)
+                return None
+            reason = value
+            self.stats[reason] += 1
+            self.servers.failed(s)
+            if kind == "fail":
+                break
+        self.stats["gave_up"] += 1
+        return BackendFailure(reason)
+
+    async def agenerate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None | BackendFailure]:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        sem = asyncio.Semaphore(self.concurrency)
-        connector = aiohttp.TCPConnector(limit=self.concurrency)
+        sems = [asyncio.Semaphore(self.concurrency) for _ in self.servers.urls]  # requests in flight per server
+        connector = aiohttp.TCPConnector(limit=self.concurrency * len(self.servers.urls))
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         async with aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout) as session:
-            return await asyncio.gather(*(self._one(session, sem, m, s) for m, s in items))
+            return await asyncio.gather(*(self._one(session, sems, i, m, s) for i, (m, s) in enumerate(items)))
 
-    def generate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None]:
+    def generate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None | BackendFailure]:
         return asyncio.run(self.agenerate_messages(items))
 
-    def generate(self, requests: list[ReportRequest]) -> list[str | None]:
+    def generate(self, requests: list[ReportRequest]) -> list[str | None | BackendFailure]:
         return self.generate_messages([(r.messages(), r.seed) for r in requests])
 
     def counters(self) -> dict:

@@ -1,5 +1,7 @@
-"""Cost preview of a sweep: `python train.py -m ... dry_run=true` lists the jobs and estimates
-GPU-hours for generation (once per distinct generation config) and training, launching nothing."""
+"""Cost previews: `python train.py -m ... dry_run=true` lists the jobs and estimates GPU-hours for
+generation (once per distinct generation config, per stage) and training, launching nothing;
+`python generate.py ... dry_run=true` prices one generation per stage (LLM reports, T2I images,
+curation). Per-item costs come from `conf/cost/*.yaml` (override them with measured ones)."""
 
 from __future__ import annotations
 
@@ -41,23 +43,40 @@ def _mimic_rows(spec: dict, cost: dict) -> int:
     return int(cost.get("unknown_dataset_rows", 0))
 
 
-def _partial_gpu_s(spec: dict | None, cost: dict) -> float:
-    """GPU-seconds to make a partially synthetic set: one i2r report or one T2I image per real row."""
-    if not spec or spec.get("builder") != "partial":
+PHANTOM_BACKENDS = ("template", "phantom", "randomized", "oracle", "heuristic")  # CPU-only, cost nothing
+
+
+def _gpu_h(items: float, table: dict, section: dict) -> float:
+    """GPU-hours of `items` items made by the backend of `section` at its per-item cost in `table`
+    (its `name`'s entry, else `default`); phantom backends cost nothing."""
+    if section.get("backend") in PHANTOM_BACKENDS:
         return 0.0
+    return items * float(table.get(section.get("name"), table["default"])) / 3600
+
+
+def generation_stages(gen: dict, cost: dict) -> dict[str, float]:
+    """GPU-hours per stage of making the SynCXR dataset of generation config `gen` from scratch:
+    `llm` (FINDINGS + IMPRESSION per sample, NER-check regenerations included in the per-report
+    cost), `t2i` (images drawn per kept sample: `images_per_sample`) and `curation` (each drawn image
+    judged and embedded). Phantom backends cost nothing."""
+    n = int(gen["n_samples"])
+    images = n * float(cost["images_per_sample"])
+    curated = gen["curation"].get("name") not in ("none", "phantom")
+    return {"llm": _gpu_h(n, cost["llm_gpu_s_per_report"], gen["llm"]),
+            "t2i": _gpu_h(images, cost["t2i_gpu_s_per_image"], gen["imagegen"]),
+            "curation": images * float(cost["curation_gpu_s_per_image"]) / 3600 if curated else 0.0}
+
+
+def partial_stages(spec: dict, cost: dict) -> dict[str, float]:
+    """GPU-hours to make a partially synthetic set: one i2r report or one T2I image per real row."""
     rows = _rows(spec["real"], cost)[0]
     if spec["kind"] == "real_image_syn_report":
-        backend = spec["i2r"]["backend"]
-        return 0.0 if backend == "oracle" else rows * cost["llm_gpu_s_per_report"]["default"]
-    t2i = spec["imagegen"]
-    return 0.0 if t2i["backend"] in ("phantom", "randomized") else rows * cost["t2i_gpu_s_per_image"].get(
-        t2i["name"], cost["t2i_gpu_s_per_image"]["default"])
+        return {"i2r": _gpu_h(rows, cost["llm_gpu_s_per_report"], spec["i2r"])}
+    return {"t2i": _gpu_h(rows, cost["t2i_gpu_s_per_image"], spec["imagegen"])}
 
 
 def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
     """GPU-hours of one job from per-item costs (`conf/cost/*.yaml`)."""
-    from ..generation.generation_job import generated_dir, is_phantom
-
     data = cfg["data"]
     rows, gens = 0, []
     for part in ("real", "syn"):
@@ -77,19 +96,57 @@ def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
     for part in ("real", "syn"):
         spec = data.get(part)
         if spec and spec.get("builder") == "partial":
-            g = _partial_gpu_s(spec, cost) / 3600
-            out["generation"].append({"hash": f"{spec['kind']}-{config_hash(spec)[:8]}", "gpu_h": g, "exists": False, "phantom": g == 0.0})
+            stages = partial_stages(spec, cost)
+            g = sum(stages.values())
+            out["generation"].append({"hash": f"{spec['kind']}-{config_hash(spec)[:8]}", "gpu_h": g, "stages": stages,
+                                      "exists": False, "phantom": g == 0.0})
     for gen in gens:
-        target = generated_dir(gen, cache_dir)
-        h = target.name.removeprefix("syncxr-")
-        exists = (target / "manifest.parquet").is_file()
-        free = is_phantom(gen) or exists
-        g_cost = 0.0 if free else gen["n_samples"] * (
-            cost["llm_gpu_s_per_report"].get(gen["llm"]["name"], cost["llm_gpu_s_per_report"]["default"])
-            + cost["t2i_gpu_s_per_image"].get(gen["imagegen"]["name"], cost["t2i_gpu_s_per_image"]["default"])
-            + cost["curation_gpu_s_per_image"]) / 3600
-        out["generation"].append({"hash": h, "gpu_h": g_cost, "exists": exists, "phantom": is_phantom(gen)})
+        out["generation"].append(generation_entry(gen, cost, cache_dir))
     return out
+
+
+def generation_entry(gen: dict, cost: dict, cache_dir: Path) -> dict:
+    """The cost-preview entry of one generation config: its hash, GPU-hours per stage and in all
+    (nothing when it exists already or is phantom), and whether it exists."""
+    from ..generation.generation_job import generated_dir, is_phantom  # noqa: PLC0415
+
+    target = generated_dir(gen, cache_dir)
+    exists = (target / "manifest.parquet").is_file()
+    stages = {k: 0.0 for k in ("llm", "t2i", "curation")} if exists or is_phantom(gen) else generation_stages(gen, cost)
+    return {"hash": target.name.removeprefix("syncxr-"), "gpu_h": sum(stages.values()), "stages": stages,
+            "n_samples": int(gen["n_samples"]), "exists": exists, "phantom": is_phantom(gen)}
+
+
+STAGE_NAMES = {"llm": "LLM reports", "t2i": "T2I images", "curation": "curation", "i2r": "i2r reports"}
+
+
+def stage_table(gens: list[dict]) -> str:
+    """A markdown table: one row per generation, its GPU-hours per stage and in all."""
+    stages = [s for s in STAGE_NAMES if any(s in g.get("stages", {}) for g in gens)]
+    rows = [{"generation": g["hash"],
+             **{f"{STAGE_NAMES[s]} GPU-h": round(g.get("stages", {}).get(s, 0.0), 2) for s in stages},
+             "total GPU-h": round(g["gpu_h"], 2),
+             "status": "exists" if g["exists"] else "phantom (CPU)" if g["phantom"] else "to make"} for g in gens]
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def write_generation_cost(gen: dict, cost: dict, cache_dir: Path, out_dir: str | Path) -> Path:
+    """generate.py dry_run=true: cost.json and cost.md (GPU-hours per stage) in `out_dir`."""
+    out_dir = Path(out_dir)
+    entry = generation_entry(gen, cost, cache_dir)
+    full = generation_stages(gen, cost)  # what it costs from scratch, even where it exists
+    write_json_atomic(out_dir / "cost.json", {**entry, "from_scratch": full})
+    status = "already generated: nothing to do" if entry["exists"] else \
+        "phantom backends run on the CPU" if entry["phantom"] else "split it over K GPUs with generate.py -m workers=K"
+    lines = [f"# Generation cost preview: syncxr-{entry['hash']}", "", f"{entry['n_samples']} samples; "
+             f"{cost['images_per_sample']} images drawn per kept sample (curation regenerations).", "",
+             stage_table([{**entry, "stages": full, "gpu_h": sum(full.values())}]), "",
+             f"**From scratch: {sum(full.values()):.1f} GPU-h** ({status}).",
+             "", "Per-item costs come from `conf/cost/` (cost.llm_gpu_s_per_report.<llm>=..., "
+             "cost.t2i_gpu_s_per_image.<imagegen>=..., cost.curation_gpu_s_per_image=..., cost.images_per_sample=...)."]
+    path = out_dir / "cost.md"
+    write_text_atomic(path, "\n".join(lines))
+    return path
 
 
 def write_cost_report(sweep_dir: str | Path) -> Path:
@@ -105,7 +162,7 @@ def write_cost_report(sweep_dir: str | Path) -> Path:
     train_h = sum(j["train_gpu_h"] for j in jobs)
     lines = [f"# Cost preview: {sweep_dir.name}", "", f"{len(jobs)} training jobs, {len(gens)} distinct "
              f"generation configs ({sum(g['exists'] for g in gens.values())} already generated).", "",
-             table.to_markdown(index=False), "",
+             table.to_markdown(index=False), "", "Generation, per stage:", "", stage_table(list(gens.values())), "",
              f"**Generation: {gen_h:.1f} GPU-h; training: {train_h:.1f} GPU-h; total: {gen_h + train_h:.1f} GPU-h.**",
              "", "Per-item costs come from `conf/cost/`; phantom and existing datasets cost nothing to generate."]
     path = sweep_dir / "cost.md"
