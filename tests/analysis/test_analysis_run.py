@@ -37,6 +37,7 @@ def test_unknown_analysis_is_named(cache_dir, tmp_path):
         run_analysis(cfg, tmp_path)
 
 
+@pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)
 def test_command_line(cache_dir, real_dir_128, tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "analyze.py"), *SMALL, f"paths.cache_dir={cache_dir}",
                           f"paths.output_root={tmp_path}", "analyses=[long_tail]", "compare_generated=false"],

@@ -36,6 +36,7 @@ def test_load_trained_rebuilds_the_saved_weights(untrained_run, tmp_path):
         load_trained(tmp_path)
 
 
+@pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)
 def test_cache_protocol_and_outputs(untrained_run, tmp_path):
     cache = f"embedding_cache={tmp_path / 'cache'}"
     m = run_evaluation(compose_eval(untrained_run, [*ZS_CHEX, cache]), tmp_path / "a")
@@ -115,6 +116,7 @@ def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, mo
         assert set(np.unique(data[2])) == {0, 1}
 
 
+@pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)
 def test_every_task_runs_end_to_end(untrained_run, tmp_path):
     tasks = "task=[zeroshot_cls,zeroshot_grounding,linear_probe,finetune_cls,finetune_seg,retrieval]"
     fast = ["task.finetune_cls.steps=2", "task.finetune_seg.steps=2", "task.finetune_cls.batch_size=8",

@@ -73,6 +73,7 @@ def reference(cache_dir, tmp_path_factory):
     return generate_dataset(gen_cfg(ARGS), tmp_path_factory.mktemp("ref") / "ds", cache_dir, progress=False)
 
 
+@pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)
 def test_an_unreachable_llm_server_keeps_every_sample_for_the_next_run(cache_dir, tmp_path):
     # The audit's case: the server down for a whole run wrote empty shards a re-run never retried,
     # then failed with KeyError: 'entities'.

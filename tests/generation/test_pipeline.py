@@ -158,6 +158,7 @@ def test_longtail_sampling_is_clearly_less_balanced(cache_dir, tmp_path):
     assert g_lt > g_bal + 0.2, (g_bal, g_lt)
 
 
+@pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)
 def test_killed_generation_resumes_to_the_uninterrupted_result(cache_dir, tmp_path):
     args = SMALL + ["n_samples=160", "shard_size=20", "progress=false"]
     ref = generate_dataset(gen_cfg(args), tmp_path / "ref", cache_dir, progress=False)
