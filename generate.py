@@ -1,4 +1,4 @@
-"""Generate a SynCXR synthetic dataset: python generate.py [n_samples=N] [seed=S] [output_dir=DIR] ...
+"""Generate a SynCXR synthetic dataset: python generate.py [train.py's overrides] [output_dir=DIR] ...
 Split over K workers (local processes or SLURM jobs): python generate.py -m workers=K [hydra/launcher=slurm]."""
 
 import json
@@ -18,7 +18,7 @@ from syncxr.results.wandb_logger import TrackedRun
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    gen, hc = generation_config(cfg), HydraConfig.get()
+    gen, hc = generation_config(cfg.generation), HydraConfig.get()
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
     if cfg.dry_run:  # price it per stage, make nothing
         return print(write_generation_cost(gen, plain(cfg.cost), cache_dir, hc.runtime.output_dir).read_text())

@@ -100,7 +100,7 @@ def _worker(gen, out: Path, cache: Path, worker: int, workers: int) -> None:
 
 def worker_scaling(n: int, workers: int) -> tuple[float, float, bool]:
     """Wall seconds of the shard stage with one process and with `workers` forked processes."""
-    gen = generation_config(default_config([f"n_samples={n}", "shard_size=50"], name="generate"))
+    gen = generation_config(default_config([f"generation.n_samples={n}", "generation.shard_size=50"], name="generate").generation)
     root = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
         cache = root / "cache"

@@ -59,7 +59,7 @@ PINNED_HASHES = {(): "31afeb8049b6", ("sampling=longtail",): "e022acf2d73c", ("i
 def test_phantom_generation_addresses_are_pinned(overrides):
     assert generation_hash(generation_config(compose_train(list(overrides)).generation)) == PINNED_HASHES[overrides]
     if not overrides:
-        assert generation_hash(generation_config(compose_config("generate"))) == PINNED_HASHES[()]
+        assert generation_hash(generation_config(compose_config("generate").generation)) == PINNED_HASHES[()]
 
 
 def test_instantiation_keys_are_not_part_of_an_address():

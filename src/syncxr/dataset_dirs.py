@@ -103,11 +103,20 @@ def build_generated_dir(gen_cfg, cache_dir: Path, key: str) -> Path:
         return target
     if not is_phantom(gen):
         raise FileNotFoundError(f"{key}: no generated dataset at {target}; make it with\n  "
-                                f"{generation_command(gen)}\n(with the same paths.cache_dir)")
+                                f"{generation_command(gen, _job_overrides())}\n(with the same paths.cache_dir)")
     # Jobs of a parallel sweep (or a generate.py run) that need the same data share the work: each
     # shard is made once, under its own lock, and the last one done writes the manifest.
     return run_generation(gen, target, corpus_reader(gen["corpus"], cache_dir),
                           real_rejects=real_rejects_reader(gen, cache_dir))
+
+
+def _job_overrides() -> list[str] | None:
+    """The command-line overrides of the Hydra job this runs in (None outside one), but for Hydra's
+    own settings (run dirs, launcher) that belong to that job alone."""
+    from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+    if not HydraConfig.initialized():
+        return None
+    return [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
 
 
 def generate_dataset(gen: dict, out_dir: Path, cache_dir: Path, progress: bool = True, until: str = "all",

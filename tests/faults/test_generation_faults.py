@@ -24,7 +24,7 @@ from tests.generation.test_workers import assert_identical
 from tests.helpers import compose_train, run_cli
 
 pytestmark = pytest.mark.slow
-ARGS = SMALL + ["n_samples=60", "shard_size=10"]  # six shards
+ARGS = SMALL + ["generation.n_samples=60", "generation.shard_size=10"]  # six shards
 
 
 class GenerationEvents:

@@ -20,7 +20,7 @@ TRANSPORT = ["llm.base_url=http://node7:9000/v1", "llm.base_urls=[http://a:8000/
 
 
 def _hash(overrides) -> str:
-    return generation_hash(generation_config(compose_config("generate", overrides)))
+    return generation_hash(generation_config(compose_config("generate", overrides).generation))
 
 
 @pytest.mark.parametrize("override", TRANSPORT)
@@ -29,7 +29,7 @@ def test_transport_settings_do_not_move_a_generated_dataset(override):
 
 
 @pytest.mark.parametrize("override", ["llm.model=other/model", "llm.temperature=0.2", "imagegen.num_inference_steps=20",
-                                      "curation.judge.client.model=other-mllm", "n_samples=7"])
+                                      "curation.judge.client.model=other-mllm", "generation.n_samples=7"])
 def test_what_changes_the_data_moves_it(override):
     assert _hash(SERVED + [override]) != _hash(SERVED)
 

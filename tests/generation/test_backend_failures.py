@@ -22,7 +22,7 @@ from tests.generation.test_partial_dataset import NER, ScriptedDescriber, _tiny_
 from tests.generation.test_pipeline import SMALL, gen_cfg
 from tests.helpers import run_cli
 
-ARGS = SMALL + ["n_samples=40", "shard_size=20"]
+ARGS = SMALL + ["generation.n_samples=40", "generation.shard_size=20"]
 # Ids a backend of this module fails on while DOWN holds them; requests it receives, by sample id.
 DOWN: set[str] = set()
 SEEN: list[str] = []
@@ -184,12 +184,12 @@ def test_a_dataset_whose_samples_are_all_dropped_says_so(cache_dir, tmp_path):
 
 def test_another_config_in_the_same_output_dir_is_refused(cache_dir, tmp_path):
     out = tmp_path / "ds"
-    generate_dataset(gen_cfg(SMALL + ["n_samples=20", "shard_size=20", "seed=0"]), out, cache_dir, progress=False,
+    generate_dataset(gen_cfg(SMALL + ["generation.n_samples=20", "generation.shard_size=20", "generation.seed=0"]), out, cache_dir, progress=False,
                      until="plan")
     with pytest.raises(FileExistsError, match=r"2 key\(s\) differ: n_samples: 20 there, 40 asked; seed: 0 there, 1"):
-        generate_dataset(gen_cfg(SMALL + ["n_samples=40", "shard_size=20", "seed=1"]), out, cache_dir, progress=False)
+        generate_dataset(gen_cfg(SMALL + ["generation.n_samples=40", "generation.shard_size=20", "generation.seed=1"]), out, cache_dir, progress=False)
     # Transport settings are no part of the config's identity: a re-run through another server resumes.
-    same = gen_cfg(SMALL + ["n_samples=20", "shard_size=20", "seed=0"])
+    same = gen_cfg(SMALL + ["generation.n_samples=20", "generation.shard_size=20", "generation.seed=0"])
     assert generate_dataset(same, out, cache_dir, progress=False) == out
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
@@ -205,7 +205,7 @@ def test_generate_py_exits_non_zero_with_the_count_and_the_command(cache_dir, tm
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0, out
     assert "40 of 40 samples were not made because a backend failed (llm:connection_errors: 40)" in out, out
-    assert "re-running the same command retries exactly these:\n  python generate.py n_samples=120" in out, out
+    assert "re-running the same command retries exactly these:\n  python generate.py generation.n_samples=120" in out, out
     assert not (tmp_path / "ds" / "manifest.parquet").exists()
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "ds" / "shards").glob("shard_*.json"))]
     assert [len(r["retryable"]) for r in records] == [20, 20]

@@ -27,11 +27,11 @@ from syncxr.reports.loop import entity_key
 from tests.figures import lines_by_label, recorded_figures
 from tests.helpers import REPO, compose_config, compose_train
 
-SMALL = ["n_samples=120", "shard_size=40", "corpus.n=200", "corpus.image_size=64", "imagegen.image_size=64"]
+SMALL = ["generation.n_samples=120", "generation.shard_size=40", "corpus.n=200", "corpus.image_size=64", "imagegen.image_size=64"]
 
 
 def gen_cfg(overrides):
-    return generation_config(compose_config("generate", overrides))
+    return generation_config(compose_config("generate", overrides).generation)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_plan_cap_is_the_balanced_count_times_the_slack():
 
 def test_longtail_sampling_is_clearly_less_balanced(cache_dir, tmp_path):
     def plan_gini(sampling):
-        gen = gen_cfg(SMALL + [f"sampling={sampling}", "n_samples=600"])
+        gen = gen_cfg(SMALL + [f"sampling={sampling}", "generation.n_samples=600"])
         out = generate_dataset(gen, tmp_path / sampling, cache_dir, progress=False, until="plan")
         plan = pd.read_parquet(out / "plan.parquet")
         vocab = pd.read_parquet(out / "vocab.parquet")
@@ -160,7 +160,7 @@ def test_longtail_sampling_is_clearly_less_balanced(cache_dir, tmp_path):
 
 @pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)
 def test_killed_generation_resumes_to_the_uninterrupted_result(cache_dir, tmp_path):
-    args = SMALL + ["n_samples=160", "shard_size=20", "progress=false"]
+    args = SMALL + ["generation.n_samples=160", "generation.shard_size=20", "progress=false"]
     ref = generate_dataset(gen_cfg(args), tmp_path / "ref", cache_dir, progress=False)
     out = tmp_path / "killed"
     env = {**os.environ, "SYNCXR_CACHE": str(cache_dir), "SYNCXR_OUTPUTS": str(tmp_path)}
@@ -184,29 +184,29 @@ def test_killed_generation_resumes_to_the_uninterrupted_result(cache_dir, tmp_pa
 
 
 def test_train_finds_the_dataset_by_its_generation_hash(cache_dir):
-    gen = gen_cfg(SMALL + ["n_samples=40", "shard_size=40"])
+    gen = gen_cfg(SMALL + ["generation.n_samples=40", "generation.shard_size=40"])
     path = build_generated_dir(gen, cache_dir, "data.syn")
     assert path.name == f"syncxr-{generation_hash(gen)}"
     stamp = (path / "manifest.parquet").stat().st_mtime_ns
     assert build_generated_dir(gen, cache_dir, "data.syn") == path
     assert (path / "manifest.parquet").stat().st_mtime_ns == stamp  # found, not regenerated
-    real = gen_cfg(SMALL + ["n_samples=40", "llm=llama31_8b"])
+    real = gen_cfg(SMALL + ["generation.n_samples=40", "llm=llama31_8b"])
     with pytest.raises(FileNotFoundError, match=r"python generate.py llm=llama31_8b .*n_samples=40"):
         build_generated_dir(real, cache_dir, "data.syn")
 
 
 @pytest.mark.parametrize("override,match", [
-    ("entity_ratio=0", "entity_ratio"), ("n_samples=0", "n_samples"), ("shard_size=0", "shard_size"),
-    ("val_fraction=1.0", r"val_fraction must be in \[0, 1\), got 1.0"), ("val_fraction=-0.1", "val_fraction"),
-    ("max_image_attempts=0", "max_image_attempts must be >= 1"), ("max_report_attempts=0", "max_report_attempts")])
+    ("generation.entity_ratio=0", "entity_ratio"), ("generation.n_samples=0", "n_samples"), ("generation.shard_size=0", "shard_size"),
+    ("generation.val_fraction=1.0", r"val_fraction must be in \[0, 1\), got 1.0"), ("generation.val_fraction=-0.1", "val_fraction"),
+    ("generation.max_image_attempts=0", "max_image_attempts must be >= 1"), ("generation.max_report_attempts=0", "max_report_attempts")])
 def test_bad_generation_settings_fail_with_the_key_named(cache_dir, tmp_path, override, match):
     with pytest.raises(ValueError, match=match):
         generate_dataset(gen_cfg(SMALL + [override]), tmp_path / "x", cache_dir, progress=False)
 
 
 def test_train_and_generate_compute_the_same_address():
-    gen = compose_config("generate", ["llm=llama31_8b", "n_samples=500", "sampling=longtail"])
+    gen = compose_config("generate", ["llm=llama31_8b", "generation.n_samples=500", "sampling=longtail"])
     train = compose_train(["llm=llama31_8b", "generation.n_samples=500", "sampling=longtail"])
-    assert generation_hash(generation_config(gen)) == generation_hash(generation_config(train.generation))
-    assert generation_hash(generation_config(gen)) == generation_hash(
+    assert generation_hash(generation_config(gen.generation)) == generation_hash(generation_config(train.generation))
+    assert generation_hash(generation_config(gen.generation)) == generation_hash(
         generation_config(train.data.syn.generation))

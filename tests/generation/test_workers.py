@@ -16,7 +16,7 @@ from tests.generation.test_pipeline import SMALL, gen_cfg
 from tests.helpers import run_cli
 
 # Five shards over three workers: 2 + 2 + 1.
-ARGS = SMALL + ["n_samples=50", "shard_size=10"]
+ARGS = SMALL + ["generation.n_samples=50", "generation.shard_size=10"]
 
 
 def assert_identical(a: Path, b: Path) -> None:

@@ -104,7 +104,7 @@ def test_paper_curation_built_from_config_passes_and_rejects_end_to_end(server, 
     # only an exact copy of a reject above it, which is what the bank step must catch.
     cfg = compose_config("generate", ["curation=paper", f"curation.judge.client.base_url={server.url}",
                                       f"curation.embedding.path={tiny_dino_path}", "curation.delta=0.999"])
-    cur = generation_config(cfg)["curation"]
+    cur = generation_config(cfg.generation)["curation"]
     assert (cur["drop_if_no"], cur["bad_bank"]) == ("all", "real_rejects")
     with pytest.raises(ValueError, match="real_rejects"):
         build_curator(cur)

@@ -12,23 +12,23 @@ from syncxr.generation.generation_job import generated_dir, generation_config
 from syncxr.results.cost import estimate_job, generation_stages, write_cost_report, write_generation_cost
 from tests.helpers import compose_config, compose_train, run_cli
 
-PAPER = ["n_samples=200000", "llm=llama31_70b", "imagegen=roentgen", "curation=paper", "curation.bad_bank=/data/bad"]
+PAPER = ["generation.n_samples=200000", "llm=llama31_70b", "imagegen=roentgen", "curation=paper", "curation.bad_bank=/data/bad"]
 
 
 def test_each_stage_is_priced_from_its_per_item_cost():
     cfg = compose_config("generate", PAPER + ["cost.images_per_sample=1.5", "cost.t2i_gpu_s_per_image.roentgen=2.0"])
-    stages = generation_stages(generation_config(cfg), plain(cfg.cost))
+    stages = generation_stages(generation_config(cfg.generation), plain(cfg.cost))
     assert stages["llm"] == pytest.approx(200000 * 4.0 / 3600)  # llama31_70b's own per-report cost
     assert stages["t2i"] == pytest.approx(200000 * 1.5 * 2.0 / 3600)  # the override, per drawn image
     assert stages["curation"] == pytest.approx(200000 * 1.5 * 0.3 / 3600)
     phantom = compose_config("generate")
     free = {"llm": 0.0, "t2i": 0.0, "curation": 0.0}
-    assert generation_stages(generation_config(phantom), plain(phantom.cost)) == free
+    assert generation_stages(generation_config(phantom.generation), plain(phantom.cost)) == free
 
 
 def test_generation_cost_preview_shows_the_stages(tmp_path):
     cfg = compose_config("generate", PAPER)
-    md = write_generation_cost(generation_config(cfg), plain(cfg.cost), tmp_path / "cache", tmp_path).read_text()
+    md = write_generation_cost(generation_config(cfg.generation), plain(cfg.cost), tmp_path / "cache", tmp_path).read_text()
     assert all(h in md for h in ("LLM reports GPU-h", "T2I images GPU-h", "curation GPU-h", "total GPU-h"))
     llm, t2i, cur = 200000 * 4.0 / 3600, 200000 * 1.2 * 1.5 / 3600, 200000 * 1.2 * 0.3 / 3600
     assert f"From scratch: {llm + t2i + cur:.1f} GPU-h" in md
@@ -55,5 +55,5 @@ def test_generate_py_dry_run_makes_nothing(cache_dir, tmp_path):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "Generation cost preview" in out and (tmp_path / "run" / "cost.md").is_file()
-    target = generated_dir(generation_config(compose_config("generate", PAPER)), cache_dir)
+    target = generated_dir(generation_config(compose_config("generate", PAPER).generation), cache_dir)
     assert target.name in out and not target.exists()

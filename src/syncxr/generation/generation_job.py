@@ -68,10 +68,14 @@ def build_curator(cur: dict, real_rejects: Callable[[], list] | None = None):
                    delta=cur["delta"], drop_if_no=cur["drop_if_no"])
 
 
-def generation_command(gen: dict) -> str:
-    """The generate.py command that makes the dataset of `gen` (choices and plain keys)."""
+def generation_command(gen: dict, overrides: list[str] | None = None) -> str:
+    """The generate.py command that makes the dataset of `gen`. generate.py composes train.py's
+    config, so a training job's own overrides name exactly its dataset; without them (a config not
+    composed by an entry point), the choices and plain keys."""
+    if overrides is not None:
+        return " ".join(["python generate.py", *(shlex.quote(o) for o in overrides)])
     parts = [f"{group}={gen[group]['name']}" for group in ("llm", "ner", "imagegen", "sampling", "curation")]
-    parts += [f"{k}={gen[k]}" for k in ("n_samples", "seed", "entity_ratio")]
+    parts += [f"generation.{k}={gen[k]}" for k in ("n_samples", "seed", "entity_ratio")]
     return "python generate.py " + " ".join(parts)
 
 
