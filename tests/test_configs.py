@@ -121,3 +121,34 @@ def test_a_corpus_is_any_dataset_or_a_file_of_reports(cache_dir, real_dir, tmp_p
                          cache_dir)() == ["No effusion.", "Small pneumothorax."]
     with pytest.raises(ValueError, match="corpus: unknown key"):
         corpus_reader({"builder": "file", "path": "x.csv", "text_column": "report", "sep": ";"}, cache_dir)()
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_every_sweep_in_paper_mode_resolves_the_published_choices(sweep):
+    """experiment=syncxr_paper on a study file: what each job would run, before anything runs."""
+    params = dict(compose_sweep(sweep, ["experiment=syncxr_paper"], hydra=True).hydra.sweeper.params)
+    jobs = [[f"{key}={value}"] for key, values in params.items() for value in str(values).split(",")]
+    for overrides in jobs:
+        cfg = compose_sweep(sweep, ["experiment=syncxr_paper", *overrides])
+        swept = overrides[0].split("=")[0]
+        assert cfg.ner.name == "rate_ner" and cfg.ner.path == "Angelakeke/RaTE-NER-Deberta"
+        assert cfg.llm.name == (overrides[0].split("=")[1] if swept == "llm" else "llama31_70b")
+        assert cfg.imagegen.name == (overrides[0].split("=")[1] if swept == "imagegen" else "roentgen")
+        assert (cfg.imagegen.guidance_scale, cfg.imagegen.num_inference_steps) == (4.0, 50)
+        assert cfg.curation.judge.client.model == "OpenGVLab/InternVL2-26B"
+        assert (cfg.curation.drop_if_no, cfg.curation.real.drop_if_no) == ("all", "all")
+        assert (cfg.curation.bad_bank, cfg.curation.delta) == ("real_rejects", 0.5)
+        assert cfg.corpus.builder == cfg.real_corpus.builder == "mimic_cxr" and cfg.data.curate_real
+        assert cfg.generation.n_samples == 200000
+        assert cfg.image_encoder.arch == (overrides[0].split("=")[1] if swept == "image_encoder" else "resnet50")
+        assert cfg.text_encoder._target_.endswith("TextEncoder") and "Bio_ClinicalBERT" in cfg.text_encoder.path
+        model = cfg.model.name
+        assert cfg.loader.image_size == 224 and cfg.trainer.precision == "bf16" and cfg.trainer.max_steps is None
+        if model == "convirt":
+            assert cfg.model.proj_dim == 512 and cfg.scheduler._target_.endswith("get_constant_schedule")
+        else:
+            assert cfg.model.image_size_model == 299 and cfg.scheduler._target_.endswith("ReduceLROnPlateau")
+        assert list(cfg.task) == ["zeroshot_cls", "zeroshot_grounding", "finetune_cls", "finetune_seg"]
+        assert (cfg.task.finetune_cls.epochs, cfg.task.finetune_cls.batch_size, cfg.task.finetune_cls.lr) == (50, 64, 1e-4)
+        assert cfg.task.finetune_cls.optimizer._target_ == "torch.optim.AdamW"
+        assert cfg.evaluation.protocol == "paper"
