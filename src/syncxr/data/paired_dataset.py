@@ -10,7 +10,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .images import load_gray
+from .images import open_gray
+from .transforms import TrainAugment, jitter_normalise
 
 TEXT_MODES = ("report", "findings", "impression", "sentence")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -33,14 +34,15 @@ def pair_text(findings: str, impression: str, mode: str, rng: np.random.Generato
 
 
 class PairedImageTextDataset(Dataset):
-    """Rows of a manifest table with absolute image paths (`path` column).
+    """Rows of a manifest table with absolute image paths (`path` column). A sample is (uint8 crop
+    1 x S x S, jitter factors (brightness, contrast), text); `augment_on_device` finishes a batch.
 
     The random state of sample `i` in epoch `e` is seeded from (seed, e, i): augmentations and
-    sentence choice are the same whatever the number of workers, and after a resume.
+    sentence choice are the same whatever the number of workers or processes, and after a resume.
     """
 
-    def __init__(self, table: pd.DataFrame, transform, text_mode: str = "report", seed: int = 0):
-        """`transform(image, rng)` draws its randomness from the sample's numpy rng."""
+    def __init__(self, table: pd.DataFrame, transform: TrainAugment, text_mode: str = "report", seed: int = 0):
+        """`transform.sample(image, rng)` draws its randomness from the sample's numpy rng."""
         if text_mode not in TEXT_MODES:
             raise ValueError(f"unknown text mode {text_mode!r}; expected one of {TEXT_MODES}")
         if len(table) == 0:
@@ -63,7 +65,8 @@ class PairedImageTextDataset(Dataset):
         key = [self.seed, self.epoch, i]
         rng = np.random.default_rng(key)
         text = pair_text(self.findings[i], self.impressions[i], self.text_mode, rng)
-        return self.transform(load_gray(self.paths[i]), rng), text
+        image, factors = self.transform.sample(open_gray(self.paths[i]), rng)
+        return image, factors, text
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -86,15 +89,25 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class ImageTextCollator:
-    """Stacks images and tokenises the batch's texts in one call (faster than per sample)."""
+    """Stacks the uint8 crops and their jitter factors and tokenises the batch's texts in one call
+    (faster than per sample)."""
 
     def __init__(self, tokenizer, max_length: int):
         self.tokenizer, self.max_length = tokenizer, max_length
 
     def __call__(self, batch):
-        images, texts = zip(*batch)
+        images, factors, texts = zip(*batch)
         # Lengths rounded up to a multiple of 16: few distinct shapes, so kernels are reused.
         tok = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.max_length,
                              pad_to_multiple_of=16, return_tensors="pt")
-        return {"images": torch.stack(images), "input_ids": tok["input_ids"],
+        return {"images": torch.stack(images), "jitter": torch.tensor(factors, dtype=torch.float32),
+                "input_ids": tok["input_ids"],
                 "attention_mask": tok["attention_mask"], "texts": list(texts)}
+
+
+def augment_on_device(batch: dict) -> dict:
+    """A collated batch, moved to the device -> model inputs: jitter and normalisation of all its
+    images at once (the device half of `TrainAugment`)."""
+    out = {k: v for k, v in batch.items() if k != "jitter"}
+    out["images"] = jitter_normalise(batch["images"], batch["jitter"])
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +30,12 @@ def _move(batch: dict, device) -> dict:
 
 
 def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: Path,
-          settings: LoopSettings) -> list[dict]:
+          settings: LoopSettings, on_device: Callable[[dict], dict] | None = None) -> list[dict]:
     """Trains `model` (already `prepare`d) and returns the logged history.
 
     `samplers` are objects with `set_epoch` (the sampler and the dataset) so each epoch's order and
-    augmentations are fixed by the seed. The model's forward returns a dict with `loss`.
+    augmentations are fixed by the seed. `on_device` turns a batch on the device into the model's
+    inputs (e.g. the batched half of the augmentation). The model's forward returns a dict with `loss`.
     """
     ckpt_root = out_dir / "checkpoints"
     history_path = out_dir / "history.jsonl"
@@ -64,6 +66,8 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
             s.set_epoch(state.epoch)
         for batch in batches:
             batch = _move(batch, accelerator.device)
+            if on_device is not None:
+                batch = on_device(batch)
             out = model(batch["images"], batch["input_ids"], batch["attention_mask"])
             loss = out["loss"]
             if not torch.isfinite(loss):
