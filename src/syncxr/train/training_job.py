@@ -144,6 +144,8 @@ def _evaluate(cfg: DictConfig, model, tokenizer, max_length: int, accelerator: A
               out_dir: Path) -> dict:
     """The suite of the run's `eval` choice (its `task` entries) on the model just trained."""
     ev = cfg.evaluation
+    log.info("evaluation suite (%s) on process %d of %d", ", ".join(cfg.task), accelerator.process_index,
+             accelerator.num_processes)
     # Keyed by the saved weights, where evaluate.py on this run looks too: it re-encodes nothing.
     cache = EmbeddingCache(out_dir / "eval_cache" if ev.embedding_cache else None, weights_fingerprint(out_dir))
     image_size = int(ev.image_size or cfg.loader.image_size)
