@@ -165,6 +165,8 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cuda = torch.cuda.is_available()
+    if args.tiny:  # tiny models are bound by op overheads: a second thread only waits for a busy core
+        torch.set_num_threads(1)
     precision = "bf16" if cuda else "no"  # bf16 autocast on a CPU without AMX is slower than fp32
     steps, workers, n, stored = (2, 2, 32, 64) if args.tiny else (args.steps, args.workers, args.n, 512)
     report = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "gpus": torch.cuda.device_count(),

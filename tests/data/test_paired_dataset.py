@@ -87,3 +87,13 @@ def test_batches_are_the_same_with_any_number_of_workers(syn_dir, tiny_text_path
             assert torch.equal(a[key], b[key]), key
     out = augment_on_device(inline[0])
     assert out["images"].dtype == torch.float32 and out["images"].shape == (8, 1, 32, 32) and "jitter" not in out
+
+
+def test_collate_pads_to_multiples_of_16_where_the_length_allows(tiny_text_path):
+    from tests.helpers import text_encoder  # noqa: PLC0415
+    tokenizer = text_encoder(tiny_text_path).tokenizer
+    samples = [(torch.zeros(1, 8, 8, dtype=torch.uint8), (1.0, 1.0), "small left pleural effusion " * k) for k in (1, 9)]
+    assert ImageTextCollator(tokenizer, 96)(samples)["input_ids"].shape[1] % 16 == 0
+    # GLoRIA's published length, 97, is no multiple of 16: padded to the longest text, cut at 97.
+    ids = ImageTextCollator(tokenizer, 97)(samples)["input_ids"]
+    assert ids.shape[1] == min(97, max(len(tokenizer(t)["input_ids"]) for *_, t in samples))

@@ -94,12 +94,14 @@ class ImageTextCollator:
 
     def __init__(self, tokenizer, max_length: int):
         self.tokenizer, self.max_length = tokenizer, max_length
+        # Lengths rounded up to a multiple of 16: few distinct shapes, so kernels are reused. The
+        # tokenizer refuses a multiple that the truncation length is not (GLoRIA's 97): then none.
+        self.multiple = 16 if max_length % 16 == 0 else None
 
     def __call__(self, batch):
         images, factors, texts = zip(*batch)
-        # Lengths rounded up to a multiple of 16: few distinct shapes, so kernels are reused.
         tok = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.max_length,
-                             pad_to_multiple_of=16, return_tensors="pt")
+                             pad_to_multiple_of=self.multiple, return_tensors="pt")
         return {"images": torch.stack(images), "jitter": torch.tensor(factors, dtype=torch.float32),
                 "input_ids": tok["input_ids"],
                 "attention_mask": tok["attention_mask"], "texts": list(texts)}
