@@ -33,11 +33,12 @@ def test_two_processes_at_batch_b_train_like_one_at_2b(two_processes_b, one_proc
 
 
 def test_two_processes_killed_resume_exactly(two_processes_b, cache_dir, tmp_path):
-    """Killed (both processes and the launcher) after a checkpoint, the same command
-    resumes both processes from it; the result is that of the uninterrupted two-process run."""
+    """Killed (both processes and the launcher) after a checkpoint in the second epoch, the same
+    command resumes both processes from it; the result is that of the uninterrupted two-process run."""
     sweep = tmp_path / "sweep"
     proc = start_train(two_tasks_local(sweep), cache_dir, tmp_path)
-    killed_at = wait_for_checkpoint(proc, sweep, after=0, before=MULTI_STEPS, timeout=420)
+    # After step 6: inside the second epoch (5 steps each), where the sampler's epoch must be restored.
+    killed_at = wait_for_checkpoint(proc, sweep, after=6, before=MULTI_STEPS, timeout=420)
     out = stop(proc, sweep, slurm=False)
     if killed_at is None:
         pytest.fail(f"no checkpoint inside the run to kill it after:\n{tail(out)}\n{job_logs(sweep)}")

@@ -100,7 +100,7 @@ def test_two_tasks_of_one_job_train_as_one_process_at_twice_the_batch(slurm_clus
     args = ["-m", "hydra/launcher=slurm_multigpu", "data=syn", *per_process(8), f"hydra.sweep.dir={sweep}",
             *on_cluster(slurm_cluster, mem_gb=4), "hydra.launcher.tasks_per_node=2"]
     proc = start_train(args, cache_dir, tmp_path)
-    first = wait_for_checkpoint(proc, sweep, after=0, before=MULTI_STEPS)
+    first = wait_for_checkpoint(proc, sweep, after=6, before=MULTI_STEPS)  # in the second epoch or later
     if first is None:
         out = stop(proc, sweep, slurm=True)
         pytest.fail(f"no mid-run checkpoint to requeue from:\n{tail(out)}\n{job_logs(sweep)}")

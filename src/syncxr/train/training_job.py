@@ -93,7 +93,9 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
         accelerator.register_for_checkpointing(scheduler)
 
     t = cfg.trainer
-    history = train(model, optimizer, scheduler, loader, [dataset], accelerator, out_dir,
+    # The sampler is set here too: a loader resumed mid-epoch (accelerate's skip_first_batches) does
+    # not pass the epoch on to it, and would replay epoch 0's order.
+    history = train(model, optimizer, scheduler, loader, [sampler, dataset], accelerator, out_dir,
                     LoopSettings(max_epochs=t.max_epochs, max_steps=t.max_steps, grad_clip=t.grad_clip,
                                  checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
                                  log_every=t.log_every, resume=t.resume), on_device=augment_on_device)
