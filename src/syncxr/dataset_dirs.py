@@ -142,7 +142,7 @@ def build_training_table(data_cfg, cache_dir: Path, seed: int, split: str = "tra
             directory = build_dataset_dir(data_cfg[part], cache_dir, f"data.{part}")
             if part == "real" and data_cfg.get("curate_real"):
                 directory = build_curated_dir(directory, curation_cfg)
-            tables[part] = load_table(directory, split)
+            tables[part] = load_table(directory, split, bool(data_cfg.allow_external_images))
     return mix_tables(tables.get("real"), tables.get("syn"), data_cfg.get("syn_fraction"), seed)
 
 

@@ -56,3 +56,43 @@ def test_builder_moves_into_place_only_on_success(tmp_path):
             raise RuntimeError("interrupted")
     assert not (tmp_path / "bad").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["ok"]  # no temp leftovers
+
+
+BUILD_AND_HANG = """
+import sys, time
+from pathlib import Path
+from syncxr.data.dataset_format import DatasetBuilder
+with DatasetBuilder(Path(sys.argv[1])) as tmp:
+    (tmp / "images" / "big.bin").write_bytes(b"x" * 2_000_000)
+    print("building", flush=True)
+    time.sleep(600)
+"""
+
+
+def _start_build(target):
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", BUILD_AND_HANG, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "building"
+    return proc
+
+
+def test_a_killed_build_leaves_nothing_behind_for_long(tmp_path):
+    killed = _start_build(tmp_path / "ds")
+    killed.kill()  # SIGKILL: no cleanup code runs
+    killed.wait()
+    (left,) = tmp_path.glob(".ds.*.building")  # what the killed build left (the old code kept it for good)
+    live = _start_build(tmp_path / "ds")  # another build of the same dataset, still running
+    try:
+        with DatasetBuilder(tmp_path / "ds") as tmp:
+            (tmp / "x").write_text("1")
+        assert (tmp_path / "ds" / "x").read_text() == "1"
+        assert not left.exists()
+        (other,) = tmp_path.glob(".ds.*.building")  # the live build's, left alone
+        assert (other / "images" / "big.bin").stat().st_size == 2_000_000
+    finally:
+        live.kill()
+        live.wait()
+    with pytest.raises(RuntimeError), DatasetBuilder(tmp_path / "ds"):
+        raise RuntimeError("the next build finds the second one abandoned too")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]

@@ -147,6 +147,10 @@ def tree(tmp_path, real_dir) -> Tree:
     t.report("14000009", "54000009", " FINAL REPORT\n EXAMINATION:  CHEST\n \n INDICATION:  Cough.\n"
                                      " \n COMPARISON:  None.\n \n FINDINGS:\n \n IMPRESSION:\n")
     t.sectioned["54000009"] = {"findings": "", "impression": "", "last_paragraph": "", "comparison": "None."}
+    # A dicom_id that climbs out of its folder: read from root/files/, written beside the dataset.
+    bad("unsafe_id", "../../../escaped", "14000012", "54000012", image=False)
+    t.image("14000012", "54000012", "escaped-source")
+    (t.root / "files/p14/p14000012/s54000012/escaped-source.jpg").rename(t.root / "files/escaped.jpg")
     bad("missing_image", "dd000010-no-image", "14000010", "54000010", image=False)
     bad("corrupt_image", "dd000011-truncated", "14000011", "54000011")
     jpg = t.root / "files/p14/p14000011/s54000011/dd000011-truncated.jpg"
@@ -174,7 +178,9 @@ def test_ingestion_keeps_good_pairs_and_counts_every_bad_row(tree, tmp_path, rea
     assert info["counts"]["rows"] == 5 and info["counts"]["metadata_rows"] == len(tree.meta)
     assert info["counts"]["splits"] == {"train": 3, "val": 1, "test": 1}
     assert info["hash"] == spec.hash and info["config"]["root"] == str(tree.root.resolve())
-    assert "dropped 13" in caplog.text and "corrupt_image=1" in caplog.text
+    assert "dropped 14" in caplog.text and "corrupt_image=1" in caplog.text and "unsafe_id=1" in caplog.text
+    # Nothing was written outside the dataset (the old code wrote ../../../escaped.png beside it).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mimic-cxr-jpg", "out"]
 
     row = df.set_index("id").loc["bb000001-test"]
     assert (row["source"], row["subject_id"], row["study_id"], row["view"]) == \
@@ -189,6 +195,22 @@ def test_ingestion_keeps_good_pairs_and_counts_every_bad_row(tree, tmp_path, rea
     assert pq.read_schema(out / MANIFEST).field("entities").type == \
         pq.read_schema(real_dir / MANIFEST).field("entities").type
     assert not (out / "images").joinpath("p10", "174413ec-4ec4c1f7.png").exists()
+
+
+S, T = "10000032", "50414267"
+
+
+@pytest.mark.parametrize("dicom, subject, study, reason", [
+    ("../x", S, T, "unsafe_id"), ("/etc/passwd", S, T, "unsafe_id"), ("a/b", S, T, "unsafe_id"),
+    ("..", S, T, "unsafe_id"), (".hidden", S, T, "unsafe_id"), ("a\x00b", S, T, "unsafe_id"),
+    ("a..b", S, T, "unsafe_id"), ("ok-id", "１０000032", T, "bad_metadata"),  # fullwidth digits: isdigit() is True
+    ("ok-id", S, "5041426²", "bad_metadata"), ("ok-id", "10/../0", T, "bad_metadata")])
+def test_ids_that_are_not_plain_names_are_dropped(dicom, subject, study, reason):
+    row = next(pd.DataFrame([{"dicom_id": dicom, "subject_id": subject, "study_id": study,
+                              "ViewPosition": "PA"}]).itertuples())
+    got, _ = mimic_cxr._check_row(row, {dicom: "train"}, set(), ("PA",),
+                                  lambda *a: pytest.fail("an unsafe row reached the report lookup"))
+    assert got == reason
 
 
 def test_sectioned_csv_gives_the_same_pairs(tree, tmp_path):

@@ -36,3 +36,25 @@ def test_out_of_range_fraction_and_too_few_synthetic_rows_fail(syn_dir, real_dir
         mix_tables(real, syn, 1.0, seed=0)  # 96 synthetic rows cannot fill a 200-row set
     with pytest.raises(ValueError, match="neither"):
         mix_tables(None, None, None, seed=0)
+
+
+def _dataset_with_images(tmp_path, images: list[str]):
+    """A dataset directory whose manifest names `images` (one row each); the files are not written."""
+    from syncxr.data.dataset_format import write_parquet_atomic
+    d = tmp_path / "ds"
+    d.mkdir()
+    rows = [{"id": f"r{i}", "image": p, "findings": "No effusion.", "impression": "Normal.", "entities": [],
+             "source": "test", "split": "train"} for i, p in enumerate(images)]
+    write_parquet_atomic(d / "manifest.parquet", pd.DataFrame(rows))
+    return d
+
+
+@pytest.mark.parametrize("image", ["../other/x.png", "images/../../x.png", "/etc/hostname"])
+def test_image_paths_that_leave_the_dataset_are_refused_unless_allowed(tmp_path, image):
+    d = _dataset_with_images(tmp_path, ["images/a.png", "images/sub/../b.png", image])
+    with pytest.raises(ValueError, match=rf"{d}/manifest.parquet: row 2 \(id 'r2'\): image .* is outside the "
+                                         r"dataset directory .*data.allow_external_images=true"):
+        load_table(d)
+    table = load_table(d, allow_external_images=True)
+    assert list(table["path"]) == [str(d / "images/a.png"), str(d / "images/sub/../b.png"), str(d / image)]
+    assert list(table["manifest_row"]) == [0, 1, 2] and set(table["manifest"]) == {str(d / "manifest.parquet")}

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -97,3 +99,41 @@ def test_collate_pads_to_multiples_of_16_where_the_length_allows(tiny_text_path)
     # GLoRIA's published length, 97, is no multiple of 16: padded to the longest text, cut at 97.
     ids = ImageTextCollator(tokenizer, 97)(samples)["input_ids"]
     assert ids.shape[1] == min(97, max(len(tokenizer(t)["input_ids"]) for *_, t in samples))
+
+
+def _damaged_copy(src, dst, missing: int, corrupt: int):
+    """A copy of the dataset at `src` with the image of train row `missing` deleted and of row
+    `corrupt` truncated; returns its train table."""
+    import shutil
+    shutil.copytree(src, dst)
+    table = load_table(dst)
+    Path(table["path"][missing]).unlink()
+    p = Path(table["path"][corrupt])
+    p.write_bytes(p.read_bytes()[:30])
+    return table
+
+
+def test_bad_rows_fail_naming_manifest_and_row(syn_dir, tmp_path):
+    table = _damaged_copy(syn_dir, tmp_path / "ds", missing=2, corrupt=5)
+    manifest = tmp_path / "ds" / "manifest.parquet"
+    with pytest.raises(FileNotFoundError, match=rf"{manifest}: row {table['manifest_row'][2]} "
+                                                rf"\(id '{table['id'][2]}'\): image .* not found \(1 missing"):
+        PairedImageTextDataset(table, train_transform(48), "report")
+    present = table.drop(index=2).reset_index(drop=True)
+    ds = PairedImageTextDataset(present, train_transform(48), "report")
+    with pytest.raises(ValueError, match=rf"{manifest}: row {table['manifest_row'][5]} \(id '{table['id'][5]}'\): "
+                                         r"image .* could not be decoded"):
+        ds[4]
+
+
+def test_bad_rows_are_counted_skips_with_on_error_skip(syn_dir, tmp_path, tiny_text_path):
+    from syncxr.data.paired_dataset import ImageTextCollator
+    from syncxr.models.text_encoder import load_tokenizer
+    table = _damaged_copy(syn_dir, tmp_path / "ds", missing=2, corrupt=5)
+    ds = PairedImageTextDataset(table, train_transform(48), "report", on_error="skip")
+    assert ds.skipped == 1 and len(ds) == len(table) - 1
+    assert ds[4] == (None, None, 4)  # table row 5, after the missing row 2 was left out
+    batch = ImageTextCollator(load_tokenizer(tiny_text_path), 32)([ds[i] for i in range(3, 7)])
+    assert batch["images"].shape[0] == 3 and batch["skipped"] == [4] and len(batch["texts"]) == 3
+    with pytest.raises(ValueError, match="on_error must be one of"):
+        PairedImageTextDataset(table, train_transform(48), "report", on_error="ignore")

@@ -152,3 +152,12 @@ def test_a_gloria_style_word_attention_is_averaged_over_words(untrained_run, tmp
                                                 "embedding_cache=null"]), tmp_path)
     info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["rsna"]
     assert info["map_source"] == "model.word_attention" and info["map_shape"] == [2, 2]
+
+
+def test_truncated_weights_name_the_file(untrained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(untrained_run, run)
+    blob = (run / "model.safetensors").read_bytes()
+    (run / "model.safetensors").write_bytes(blob[: len(blob) // 3])  # a run killed while writing it
+    with pytest.raises(ValueError, match=rf"{run / 'model.safetensors'}: not a readable safetensors file"):
+        load_trained(run)

@@ -112,8 +112,10 @@ def test_train_finds_the_dataset_by_its_generation_hash(cache_dir):
         build_generated_dir(real, cache_dir, "data.syn")
 
 
-@pytest.mark.parametrize("override,match", [("entity_ratio=0", "entity_ratio"), ("n_samples=0", "n_samples"),
-                                            ("shard_size=0", "shard_size")])
+@pytest.mark.parametrize("override,match", [
+    ("entity_ratio=0", "entity_ratio"), ("n_samples=0", "n_samples"), ("shard_size=0", "shard_size"),
+    ("val_fraction=1.0", r"val_fraction must be in \[0, 1\), got 1.0"), ("val_fraction=-0.1", "val_fraction"),
+    ("max_image_attempts=0", "max_image_attempts must be >= 1"), ("max_report_attempts=0", "max_report_attempts")])
 def test_bad_generation_settings_fail_with_the_key_named(cache_dir, tmp_path, override, match):
     with pytest.raises(ValueError, match=match):
         generate_dataset(gen_cfg(SMALL + [override]), tmp_path / "x", cache_dir, progress=False)

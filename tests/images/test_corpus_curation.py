@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from syncxr.data.dataset_format import read_dataset
+from syncxr.data.dataset_format import read_dataset, write_parquet_atomic
 from syncxr.data.mixing import load_table
 from syncxr.images.corpus_curation import (CorpusCurationSettings, curation_decisions, ensure_curated_corpus,
                                            removal_quality)
@@ -91,7 +92,7 @@ def test_phantom_real_corpus_loses_its_planted_bad_images(real_dir_128, tmp_path
     table = pd.read_parquet(out / "curation.parquet")
     assert set(kept["id"]) == set(table.loc[table["stage"] == "kept", "id"])
     assert broken not in set(kept["id"])
-    assert all(p.endswith(".png") and __import__("os").path.isfile(p) for p in kept["path"])
+    assert all(p.endswith(".png") and os.path.isfile(p) for p in kept["path"])
     assert (out / "contact_sheet.png").stat().st_size > 10_000
     # Cached: a second call finds the same directory without judging again.
     class NoJudge:
@@ -99,3 +100,19 @@ def test_phantom_real_corpus_loses_its_planted_bad_images(real_dir_128, tmp_path
             raise AssertionError("judged again")
     assert ensure_curated_corpus(src, NoJudge(), PhantomEmbedder(), settings, {"judge": "heuristic"},
                                  progress=False) == out
+    # The kept images are linked in: no manifest path leaves the curated directory. A curated
+    # corpus of the old layout (paths into the source, "../corpus/images/...") is linked in on use.
+    assert all(p.startswith(str(out) + "/") for p in kept["path"])
+    old = kept.drop(columns=["path", "manifest", "manifest_row"])
+    old["image"] = [os.path.relpath(src / p, out) for p in read_dataset(src)[0].set_index("id").loc[old["id"], "image"]]
+    assert old["image"].str.startswith("../corpus/").all()
+    write_parquet_atomic(out / "manifest.parquet", old)
+    shutil.rmtree(out / "images")
+    info = json.loads((out / "dataset.json").read_text())
+    del info["images"]
+    (out / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="outside the dataset directory"):
+        load_table(out, split=None)
+    ensure_curated_corpus(src, NoJudge(), PhantomEmbedder(), settings, {"judge": "heuristic"}, progress=False)
+    relinked = load_table(out, split=None)
+    assert list(relinked["id"]) == list(kept["id"]) and list(relinked["path"]) == list(kept["path"])

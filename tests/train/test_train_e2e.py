@@ -8,6 +8,7 @@ import time
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from syncxr.train.training_job import run_training
 from tests.helpers import BUDGET, BUDGET_MIN_AUC, TINY, compose_train, run_cli
@@ -66,9 +67,9 @@ def test_multirun_over_data_runs_three_jobs(cache_dir, tmp_path):
     proc = run_cli(args, cache_dir, tmp_path)
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out
-    metrics = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
+    metrics = {p.parent: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
     assert len(metrics) == 3, sorted(metrics)
-    rows = {name.split("data=")[1].split(",")[0].split("-")[0]: m["data/train_rows"] for name, m in metrics.items()}
+    rows = {OmegaConf.load(d / "resolved_config.yaml").data.name: m["data/train_rows"] for d, m in metrics.items()}
     assert rows["mix"] == rows["syn"] + rows["real"]
     # The sweep callback summarised the jobs.
     results = pd.read_csv(sweep / "results.csv")

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import build
 from ..dataset_dirs import build_curated_dir, build_dataset_dir
 from ..data.dataset_format import is_complete, read_dataset
+from ..data.durable import write_text_atomic
 from ..entities.long_tail import analyse_long_tail, report_texts
 
 ANALYSES = ("curation", "long_tail")
@@ -33,7 +34,7 @@ def run_analysis(cfg: DictConfig, out_dir: Path) -> dict:
     if unknown:
         raise ValueError(f"analyses: unknown {sorted(unknown)}; expected a subset of {list(ANALYSES)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
     corpus = build_dataset_dir(cfg.corpus, cache_dir, "corpus")
     summary: dict = {"corpus": str(corpus)}
@@ -53,5 +54,5 @@ def run_analysis(cfg: DictConfig, out_dir: Path) -> dict:
         stats = analyse_long_tail(texts, build(cfg.ner, "ner"),
                                   out_dir, progress=cfg.progress)
         summary["long_tail"] = stats.to_dict(orient="records")
-    (out_dir / "analysis.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text_atomic(out_dir / "analysis.json", json.dumps(summary, indent=2, default=str))
     return summary

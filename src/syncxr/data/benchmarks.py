@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .benchmark_split import (Boxes, MaskFile, RleMasks, Split, binary_labels, finish_split, image_path, read_csv, require_columns, split_file_path)
+from .benchmark_split import (Boxes, MaskFile, RleMasks, Split, binary_labels, finish_split, image_path, read_csv,
+                              require_columns, split_file_path)
 from .rle import MODES as RLE_MODES
 
 # --------------------------------------------------------------------------- readers

@@ -1,19 +1,26 @@
 """The on-disk dataset format: `manifest.parquet` + images + `dataset.json` (see DESIGN.md).
 
-Datasets are built in a temporary sibling directory and renamed into place, so a reader never sees
-a half-written dataset, and are addressed by the hash of the config that made them.
+Datasets are built in a temporary sibling directory and renamed into place (after an fsync of
+everything in it), so a reader never sees a half-written dataset, and are addressed by the hash of
+the config that made them. The temporary directory of a killed build is removed by the next build
+of the same target.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import logging
 import os
-import shutil
 import uuid
 from pathlib import Path
 
 import pandas as pd
+
+from .durable import StagingDir, remove_abandoned, replace_dir, write_json_atomic, write_parquet_atomic
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.parquet"
 INFO = "dataset.json"
@@ -41,16 +48,8 @@ def config_hash(config: dict, length: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-
-
-def write_parquet_atomic(path: Path, df: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+__all__ = ["DatasetBuilder", "config_hash", "is_complete", "read_dataset", "validate_manifest",
+           "write_json_atomic", "write_parquet_atomic"]
 
 
 def validate_manifest(df: pd.DataFrame, where: str) -> None:
@@ -91,24 +90,28 @@ class DatasetBuilder:
         self.target = Path(target)
         self.marker, self.subdirs = marker, subdirs
         self.tmp = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex}.building")
+        self._staging = StagingDir(self.tmp)
 
     def __enter__(self) -> Path:
-        self.tmp.mkdir(parents=True)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        # Builds of this target killed earlier (their process is gone) left their temp dir behind.
+        for old in remove_abandoned(self.target.parent, f".{glob.escape(self.target.name)}.*.building"):
+            log.warning("removed %s, left behind by a killed build of %s", old.name, self.target)
+        self._staging.create()
         for d in self.subdirs:
             (self.tmp / d).mkdir()
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
         try:
-            os.rename(self.tmp, self.target)
-        except OSError:
-            # Another process finished the same dataset first: theirs is identical, keep it.
-            if not (self.target / self.marker).is_file():
-                raise
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            if exc_type is not None:
+                self._staging.release(remove=True)
+                return False
+            # False: another process finished the same dataset first; theirs is identical, keep it.
+            if not replace_dir(self.tmp, self.target) and not (self.target / self.marker).is_file():
+                raise FileExistsError(f"{self.target}: exists without {self.marker}; not replaced")
+        finally:
+            self._staging.release(remove=True)
         return False
 
 

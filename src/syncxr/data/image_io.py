@@ -19,22 +19,43 @@ from .images import load_gray
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
-def to_uint8(arr: np.ndarray, bits_stored: int | None = None) -> np.ndarray:
-    """Integer pixel data of `bits_stored` bits (default: the dtype's width) scaled to 8 bit by
-    dropping the low bits, so a 16-bit image written as v * 257 reads back exactly as v."""
-    if arr.dtype == np.uint8:
-        return arr
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"pixel data of dtype {arr.dtype} is not integer")
-    bits = bits_stored or 8 * arr.dtype.itemsize
-    arr = arr.astype(np.int64)
-    if bits > 8:
-        arr = arr >> (bits - 8)
-    return arr.clip(0, 255).astype(np.uint8)
+def _value_range(ds) -> tuple[float, float]:
+    """The range the VOI LUT (or, without one, the Modality LUT) maps stored values into, as pydicom's
+    `apply_windowing` computes it (PS3.3 C.11.2.1.2): the stored range after rescale, or a LUT's."""
+    voi = ds.get("VOILUTSequence")
+    if voi and voi[0].get("LUTDescriptor") and voi[0].get("LUTData") is not None:
+        return 0.0, float(2 ** int(voi[0].LUTDescriptor[2]) - 1)
+    if ds.get("ModalityLUTSequence"):
+        lo, hi = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    else:
+        bits = int(ds.BitsStored)
+        lo, hi = (0.0, 2.0 ** bits - 1) if int(ds.PixelRepresentation) == 0 else \
+            (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1)
+        if ds.get("RescaleSlope") is not None and ds.get("RescaleIntercept") is not None:
+            slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+            lo, hi = lo * slope + intercept, hi * slope + intercept
+    return lo, hi
+
+
+def display_pixels(ds, arr: np.ndarray) -> np.ndarray:
+    """Stored pixel values -> the uint8 image a viewer shows: Modality LUT (RescaleSlope/Intercept or
+    a LUT), then the VOI LUT or window the file carries (the first, if several), that window mapped
+    to 0-255, then MONOCHROME1 inverted (low values are bright). Without a VOI LUT or window the
+    whole stored range maps to 0-255 (a 16-bit image written as v * 257 reads back as v)."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut  # noqa: PLC0415
+
+    lo, hi = _value_range(ds)  # before apply_voi_lut, which may rewrite ds's value types
+    values = apply_voi_lut(apply_modality_lut(arr, ds), ds, index=0, prefer_lut=True).astype(np.float64)
+    if hi < lo:  # a negative rescale slope
+        lo, hi = hi, lo
+    out = np.rint((values - lo) / max(hi - lo, 1e-12) * 255.0).clip(0, 255).astype(np.uint8)
+    if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip() == "MONOCHROME1":
+        out = 255 - out
+    return out
 
 
 def load_dicom(path: str | Path) -> torch.Tensor:
-    """A single-frame grayscale DICOM as uint8 1xHxW (MONOCHROME1 inverted, BitsStored scaled)."""
+    """A single-frame grayscale DICOM as uint8 1xHxW, as displayed (see `display_pixels`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} not found")
@@ -44,13 +65,11 @@ def load_dicom(path: str | Path) -> torch.Tensor:
     try:
         ds = pydicom.dcmread(path)
         arr = ds.pixel_array
-    except (InvalidDicomError, AttributeError, KeyError, OSError, ValueError, TypeError) as e:
+        if arr.ndim != 2:
+            raise ValueError(f"expected one grayscale frame, got pixel array of shape {arr.shape}")
+        out = display_pixels(ds, arr)
+    except (InvalidDicomError, AttributeError, KeyError, IndexError, OSError, ValueError, TypeError) as e:
         raise ValueError(f"image {path} could not be decoded as DICOM: {e}") from e
-    if arr.ndim != 2:
-        raise ValueError(f"image {path}: expected one grayscale frame, got pixel array of shape {arr.shape}")
-    out = to_uint8(arr, int(getattr(ds, "BitsStored", 8 * arr.dtype.itemsize)))
-    if str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")) == "MONOCHROME1":
-        out = 255 - out  # MONOCHROME1: low values are bright
     return torch.from_numpy(np.ascontiguousarray(out)).unsqueeze(0)
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +36,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .dataset_format import INFO, MANIFEST, DatasetBuilder, config_hash, is_complete, write_json_atomic
+from .durable import atomic_path
 from .report_sections import ReportSections, choose_sections, parse_report
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ FRONTAL_VIEWS = ("PA", "AP", "AP AXIAL", "PA LLD", "AP LLD", "PA RLD", "AP RLD")
 OTHER_VIEWS = ("LATERAL", "LL", "XTABLE LATERAL", "LAO", "RAO", "LPO", "SWIMMERS")
 DROP_REASONS = (
     "bad_metadata",  # dicom_id empty, or subject_id / study_id not a number
+    "unsafe_id",  # dicom_id is not a plain file name (a path, "..", characters outside [A-Za-z0-9._-])
     "duplicate_image",  # dicom_id listed twice in the metadata
     "not_in_split",  # dicom_id absent from the split CSV
     "unknown_split",  # split not train / validate / test
@@ -66,6 +68,9 @@ DROP_REASONS = (
 )
 N_EXAMPLES = 5  # ids kept per drop reason in dataset.json
 IMAGE_SUFFIX = {"jpeg": ".jpg", "png": ".png"}
+# Ids become file and directory names: MIMIC's are hex groups joined by "-" and decimal numbers.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+NUMBER = re.compile(r"[0-9]{1,20}")  # ASCII digits only: str.isdigit() also accepts "²" and "٣"
 JPEG_QUALITY = 95
 # The type phantom and generated datasets store `entities` in: [{name, type}] per row.
 ENTITIES_TYPE = pa.list_(pa.struct([("name", pa.string()), ("type", pa.string())]))
@@ -198,8 +203,10 @@ def _check_row(row, split_of: dict[str, str], seen: set[str], views: tuple[str, 
     dicom, subject, study = row.dicom_id.strip(), row.subject_id.strip(), row.study_id.strip()
     view = row.ViewPosition.strip().upper()
     fields = {"id": dicom, "subject_id": subject, "study_id": study, "view": view}
-    if not dicom or not subject.isdigit() or not study.isdigit():
+    if not dicom or not NUMBER.fullmatch(subject) or not NUMBER.fullmatch(study):
         return "bad_metadata", fields
+    if not SAFE_ID.fullmatch(dicom) or ".." in dicom:
+        return "unsafe_id", fields
     if dicom in seen:
         return "duplicate_image", fields
     seen.add(dicom)
@@ -227,6 +234,14 @@ def _check_row(row, split_of: dict[str, str], seen: set[str], views: tuple[str, 
 def _draft_size(size: tuple[int, int], short: int) -> tuple[int, int]:
     """Smallest (w, h) at the image's aspect ratio whose shorter side is `short` (rounded up)."""
     return -(-size[0] * short // min(size)), -(-size[1] * short // min(size))
+
+
+def confined(root: Path, relative: str) -> Path:
+    """`root / relative`, refused (ValueError) unless it stays inside `root` (no "..", not absolute)."""
+    path = Path(os.path.normpath(root / relative))
+    if Path(relative).is_absolute() or not path.is_relative_to(root):
+        raise ValueError(f"{relative!r} leaves {root}")
+    return path
 
 
 def convert_image(src: Path, dst: Path, image_size: int | None, image_format: str) -> str | None:
@@ -277,9 +292,8 @@ def _write_manifest(path: Path, df: pd.DataFrame) -> None:
     table = pa.Table.from_pandas(df.drop(columns="entities"), preserve_index=False)
     table = table.add_column(list(df.columns).index("entities"), pa.field("entities", ENTITIES_TYPE),
                              pa.array(df["entities"].tolist(), type=ENTITIES_TYPE))
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> Path:
@@ -308,12 +322,14 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
                     drops.add(reason, fields["id"] or f"{meta_path.name} line {row.Index + 2}")
                     continue
                 fields["image"] = f"images/p{fields['subject_id'][:2]}/{fields['id']}{suffix}"
-                (tmp / fields["image"]).parent.mkdir(exist_ok=True)
+                confined(tmp, fields["image"]).parent.mkdir(exist_ok=True)
                 yield fields
 
         def convert(fields: dict) -> str | None:
-            src = subject_dir(root, fields["subject_id"]) / f"s{fields['study_id']}" / f"{fields['id']}.jpg"
-            return convert_image(src, tmp / fields["image"], spec.image_size, spec.image_format)
+            # The ids were checked (SAFE_ID, NUMBER); `confined` makes sure no path ever leaves its root.
+            src = confined(root, f"files/p{fields['subject_id'][:2]}/p{fields['subject_id']}/"
+                                 f"s{fields['study_id']}/{fields['id']}.jpg")
+            return convert_image(src, confined(tmp, fields["image"]), spec.image_size, spec.image_format)
 
         for fields, reason in _ordered_map(convert, candidates(), spec.workers):
             if reason:

@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .dataset_format import read_dataset
+from .dataset_format import MANIFEST, read_dataset
 
 
-def load_table(directory: str | Path, split: str | None = "train") -> pd.DataFrame:
-    """Manifest rows of one dataset directory with absolute image paths in `path`."""
+def load_table(directory: str | Path, split: str | None = "train",
+               allow_external_images: bool = False) -> pd.DataFrame:
+    """Manifest rows of one dataset directory with absolute image paths in `path`, and where each
+    row comes from (`manifest`, `manifest_row`: named by errors about the row).
+
+    An image path that leaves the directory (absolute, or through "..") is refused, naming the
+    manifest and the row, unless `allow_external_images` (config: `data.allow_external_images`).
+    """
     directory = Path(directory)
     df, _ = read_dataset(directory)
+    manifest = directory / MANIFEST
+    df = df.assign(manifest=str(manifest), manifest_row=np.arange(len(df)))
+    if not allow_external_images:
+        _check_inside(df, directory, manifest)
     if split is not None:
         df = df[df["split"] == split]
     df = df.reset_index(drop=True)
     df["path"] = [str(directory / p) for p in df["image"]]
     return df
+
+
+def _check_inside(df: pd.DataFrame, directory: Path, manifest: Path) -> None:
+    root = os.path.abspath(directory)
+    for i, image in enumerate(df["image"]):
+        if not isinstance(image, str) or not image.strip():
+            raise ValueError(f"{manifest}: row {i} (id {df['id'].iloc[i]!r}) has no image path")
+        full = os.path.normpath(os.path.join(root, image))  # an absolute `image` replaces root
+        if not full.startswith(root + os.sep):
+            raise ValueError(f"{manifest}: row {i} (id {df['id'].iloc[i]!r}): image {image!r} is outside the "
+                             f"dataset directory {root}; set data.allow_external_images=true to read it anyway")
 
 
 def mix_tables(real: pd.DataFrame | None, syn: pd.DataFrame | None, syn_fraction: float | None,

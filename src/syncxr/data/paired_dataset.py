@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from torch.utils.data import Dataset, Sampler
 from .images import open_gray
 from .transforms import TrainAugment, jitter_normalise
 
+log = logging.getLogger(__name__)
 TEXT_MODES = ("report", "findings", "impression", "sentence")
+ON_ERROR = ("raise", "skip")  # a row whose image is missing or does not decode: fail naming it, or skip it
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -39,21 +42,62 @@ class PairedImageTextDataset(Dataset):
 
     The random state of sample `i` in epoch `e` is seeded from (seed, e, i): augmentations and
     sentence choice are the same whatever the number of workers or processes, and after a resume.
+
+    A row whose image is missing (checked here, up front) or does not decode (found when loaded)
+    fails with the manifest and the row named (`manifest`, `manifest_row` columns, as `load_table`
+    gives them), or with `on_error="skip"` is left out and counted: missing ones in `skipped`,
+    undecodable ones by the collator (`ImageTextCollator` drops the sample, the batch says which).
     """
 
-    def __init__(self, table: pd.DataFrame, transform: TrainAugment, text_mode: str = "report", seed: int = 0):
+    def __init__(self, table: pd.DataFrame, transform: TrainAugment, text_mode: str = "report", seed: int = 0,
+                 on_error: str = "raise"):
         """`transform.sample(image, rng)` draws its randomness from the sample's numpy rng."""
         if text_mode not in TEXT_MODES:
             raise ValueError(f"unknown text mode {text_mode!r}; expected one of {TEXT_MODES}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"data.on_error must be one of {ON_ERROR}, got {on_error!r}")
         if len(table) == 0:
             raise ValueError("paired dataset is empty: no rows in the selected split")
+        self.on_error = on_error
+        table = self._drop_missing(table.reset_index(drop=True))
         self.paths = [Path(p) for p in table["path"]]
         self.findings = table["findings"].fillna("").tolist()
         self.impressions = table["impression"].fillna("").tolist()
+        self.ids = table["id"].tolist() if "id" in table else [None] * len(table)
+        self.manifests = table["manifest"].tolist() if "manifest" in table else [None] * len(table)
+        self.rows = table["manifest_row"].tolist() if "manifest_row" in table else list(range(len(table)))
         self.transform = transform
         self.text_mode = text_mode
         self.seed = seed
         self.epoch = 0
+
+    def _drop_missing(self, table: pd.DataFrame) -> pd.DataFrame:
+        exists = np.array([Path(p).is_file() for p in table["path"]], dtype=bool)
+        self.skipped = int((~exists).sum())  # rows left out because their image is missing
+        if exists.all():
+            return table
+        first = int(np.flatnonzero(~exists)[0])
+        where = self._where_in(table, first)
+        if self.on_error == "raise":
+            raise FileNotFoundError(f"{where}: image {table['path'].iloc[first]} not found ({self.skipped} "
+                                    f"missing in all; data.on_error=skip leaves them out)")
+        log.warning("%d rows left out: image missing (data.on_error=skip), e.g. %s", self.skipped, where)
+        table = table[exists].reset_index(drop=True)
+        if len(table) == 0:
+            raise ValueError(f"paired dataset is empty: every image is missing, e.g. {where}")
+        return table
+
+    @staticmethod
+    def _where_in(table: pd.DataFrame, i: int) -> str:
+        row = table.iloc[i]
+        manifest = row["manifest"] if "manifest" in table else "manifest"
+        n = int(row["manifest_row"]) if "manifest_row" in table else i
+        return f"{manifest}: row {n}" + (f" (id {row['id']!r})" if "id" in table else "")
+
+    def where(self, i: int) -> str:
+        """Where row `i` comes from, for error messages: the manifest, its row and id."""
+        return f"{self.manifests[i] or 'manifest'}: row {self.rows[i]}" + \
+            (f" (id {self.ids[i]!r})" if self.ids[i] is not None else "")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -62,11 +106,19 @@ class PairedImageTextDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
+        """(uint8 crop, jitter factors, text), or with on_error="skip" (None, None, i) when the image
+        cannot be loaded."""
         key = [self.seed, self.epoch, i]
         rng = np.random.default_rng(key)
         text = pair_text(self.findings[i], self.impressions[i], self.text_mode, rng)
-        image, factors = self.transform.sample(open_gray(self.paths[i]), rng)
-        return image, factors, text
+        try:
+            image = open_gray(self.paths[i])
+        except (FileNotFoundError, ValueError) as e:
+            if self.on_error == "skip":
+                return None, None, i
+            raise type(e)(f"{self.where(i)}: {e}") from e
+        crop, factors = self.transform.sample(image, rng)
+        return crop, factors, text
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -90,7 +142,8 @@ class EpochShuffleSampler(Sampler[int]):
 
 class ImageTextCollator:
     """Stacks the uint8 crops and their jitter factors and tokenises the batch's texts in one call
-    (faster than per sample)."""
+    (faster than per sample). Samples whose image failed to load (on_error="skip") are dropped;
+    `skipped` lists their dataset rows."""
 
     def __init__(self, tokenizer, max_length: int):
         self.tokenizer, self.max_length = tokenizer, max_length
@@ -99,12 +152,18 @@ class ImageTextCollator:
         self.multiple = 16 if max_length % 16 == 0 else None
 
     def __call__(self, batch):
+        skipped = [i for image, _, i in batch if image is None]
+        batch = [b for b in batch if b[0] is not None]
+        if not batch:
+            return {"images": torch.zeros(0, dtype=torch.uint8), "jitter": torch.zeros(0, 2),
+                    "input_ids": torch.zeros(0, dtype=torch.long), "attention_mask": torch.zeros(0, dtype=torch.long),
+                    "texts": [], "skipped": skipped}
         images, factors, texts = zip(*batch)
         tok = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.max_length,
                              pad_to_multiple_of=self.multiple, return_tensors="pt")
         return {"images": torch.stack(images), "jitter": torch.tensor(factors, dtype=torch.float32),
-                "input_ids": tok["input_ids"],
-                "attention_mask": tok["attention_mask"], "texts": list(texts)}
+                "input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"], "texts": list(texts),
+                "skipped": skipped}
 
 
 def augment_on_device(batch: dict) -> dict:

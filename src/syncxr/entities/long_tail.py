@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.durable import atomic_path, write_text_atomic
 from ..phantom.vocabulary import ENTITY_TYPES
 from .vocabulary import build_vocabulary, gini, plot_long_tail
 
@@ -48,9 +49,11 @@ def analyse_long_tail(texts: dict[str, list[str]], ner, out_dir: Path, top: int 
     vocabs = {}
     for name, t in texts.items():
         vocabs[name] = build_vocabulary(t, ner, progress=progress)
-        vocabs[name].to_csv(out_dir / f"{name}_entities.csv", index=False)
+        with atomic_path(out_dir / f"{name}_entities.csv") as tmp:
+            vocabs[name].to_csv(tmp, index=False)
     stats = long_tail_table(vocabs)
-    stats.to_csv(out_dir / "long_tail.csv", index=False)
+    with atomic_path(out_dir / "long_tail.csv") as tmp:
+        stats.to_csv(tmp, index=False)
     plot_long_tail(vocabs, out_dir / "long_tail.png")
     lines = ["# Entity long tail", "", f"Reports: {', '.join(f'{n} {len(t)}' for n, t in texts.items())}.",
              "Counts are reports mentioning an entity (each entity once per report).", "",
@@ -61,5 +64,5 @@ def analyse_long_tail(texts: dict[str, list[str]], ner, out_dir: Path, top: int 
             head = vocab[vocab["type"] == etype].head(top)
             lines.append(f"- **{etype}**: " + ", ".join(f"{n} ({c})" for n, c in zip(head["name"], head["count"])))
         lines.append("")
-    (out_dir / "long_tail.md").write_text("\n".join(lines))
+    write_text_atomic(out_dir / "long_tail.md", "\n".join(lines))
     return stats

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..data.durable import save_figure_atomic
 from ..phantom.vocabulary import ENTITY_TYPES
 
 
@@ -76,5 +77,5 @@ def plot_long_tail(vocabs: dict[str, pd.DataFrame], path: Path) -> None:
     if len(vocabs) > 1:
         axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
     plt.close(fig)

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ..models.build import build_model
@@ -39,7 +40,10 @@ def load_trained(run_dir: str | Path, cache_dir: str | Path | None = None):
     if cache_dir is not None and "cache_dir" in cfg.text_encoder:
         cfg.text_encoder.cache_dir = str(Path(cache_dir).expanduser().resolve())
     model = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)
-    state = load_file(weights)
+    try:
+        state = load_file(weights)
+    except (OSError, SafetensorError) as e:  # e.g. truncated by a run killed while writing it
+        raise ValueError(f"{weights}: not a readable safetensors file ({e})") from e
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{weights}: weights do not fit the model of {config.name} "

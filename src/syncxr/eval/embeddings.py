@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.benchmark_split import Split
+from ..data.durable import atomic_path
+
+log = logging.getLogger(__name__)
 
 KINDS = ("global", "backbone", "local")
 
@@ -130,18 +134,32 @@ class EmbeddingCache:
         if self.directory is None:
             self.misses += 1
             return encode_split(model, split, transform, kind, accelerator, batch_size, skip_bad, num_workers)
-        path = self.directory / f"{kind}-{self.key(kind, split, transform, skip_bad)}.pt"
-        if path.is_file():
-            try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                self.hits += 1
-                return blob["features"], blob["ok"].numpy().astype(bool)
-            except (OSError, RuntimeError, KeyError, EOFError):
-                path.unlink(missing_ok=True)  # a torn or stale file: encode again
+        path = self.directory / f"{kind}-{self.key(kind, split, transform, skip_bad)}.safetensors"
+        cached = _read_features(path, len(split))
+        if cached is not None:
+            self.hits += 1
+            return cached
         self.misses += 1
         feats, ok = encode_split(model, split, transform, kind, accelerator, batch_size, skip_bad, num_workers)
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        torch.save({"features": feats, "ok": torch.from_numpy(ok), "source": str(split.source)}, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({"features": feats.contiguous(), "ok": torch.from_numpy(ok)}, str(tmp),
+                      metadata={"source": str(split.source)})
         return feats, ok
+
+
+def _read_features(path: Path, n: int):
+    """(features, ok) of a cache file, or None when it is missing, torn or not a feature file (it is
+    then encoded again). Safetensors only: a cache file is never unpickled."""
+    if not path.is_file():
+        return None
+    try:
+        blob = load_file(str(path))
+        feats, ok = blob["features"], blob["ok"].numpy().astype(bool)
+    except (OSError, SafetensorError, KeyError) as e:
+        log.warning("embedding cache %s unreadable (%s): encoding again", path, e)
+        return None
+    if len(feats) != n or len(ok) != n:
+        log.warning("embedding cache %s holds %d rows, the split %d: encoding again", path, len(feats), n)
+        return None
+    return feats, ok

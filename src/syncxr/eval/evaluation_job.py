@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.dataset_format import write_json_atomic
+from ..data.durable import write_text_atomic
 from ..launch.accelerator import build_accelerator
 from .checkpoint import load_trained, weights_fingerprint
 from .embeddings import EmbeddingCache
@@ -66,7 +67,7 @@ def run_suite(model, tokenizer, max_length: int, accelerator, tasks: DictConfig,
         "tasks": list(tasks), "details": dict(ctx.info),
         "cache": {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
         "timing_s": {**timings, "total": time.perf_counter() - t0}})
-    (out_dir / "results.md").write_text(markdown_report(metrics, ctx.info, header))
+    write_text_atomic(out_dir / "results.md", markdown_report(metrics, ctx.info, header))
     if ctx.cases:
         grounding_figure(ctx.cases, out_dir / "grounding.png")
     return metrics
@@ -80,7 +81,7 @@ def run_evaluation(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     settings = eval_settings(cfg, cfg.seed)
     check_tasks(cfg.get("task") or {})
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
-    (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     model, tokenizer, train_cfg = load_trained(cfg.checkpoint, cache_dir)
     accelerator = build_accelerator(str(cfg.precision), bool(cfg.cpu))
     model.to(accelerator.device)

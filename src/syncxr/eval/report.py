@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.durable import save_figure_atomic
+
 # Columns of each task's summary table, in order (metrics not listed follow alphabetically).
 SUMMARY_ORDER = ("auc", "f1", "acc", "iou", "dice", "random_iou", "random_dice", "threshold",
                  "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
@@ -107,6 +109,6 @@ def grounding_figure(cases: dict[str, list[dict]], path: str | Path) -> Path | N
         axes[r, 0].set_ylabel(f"{ds}\n{str(c['id'])[:18]}", fontsize=7)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    save_figure_atomic(fig, path, dpi=90)
     plt.close(fig)
     return path

@@ -14,7 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.benchmark_split import Split
-from ..data.dataset_format import MANIFEST, read_dataset
+from ..data.dataset_format import MANIFEST
+from ..data.mixing import load_table
 from .metrics import recall_at_k
 
 TEXT_FIELDS = ("impression", "findings", "report")
@@ -23,20 +24,17 @@ TEXT_FIELDS = ("impression", "findings", "report")
 def paired_split(directory: str | Path, split: str | None, text: str) -> tuple[Split, list[str]]:
     """(image Split, texts) of the rows of `split` (None: all rows) of a syncxr dataset."""
     directory = Path(directory)
-    df, _ = read_dataset(directory)
-    if split is not None:
-        df = df[df["split"] == split].reset_index(drop=True)
-        if df.empty:
-            raise ValueError(f"{directory / MANIFEST}: no rows with split={split!r}")
+    df = load_table(directory, split)  # refuses image paths that leave the dataset directory
+    if df.empty:
+        raise ValueError(f"{directory / MANIFEST}: no rows with split={split!r}")
     if text not in TEXT_FIELDS:
         raise ValueError(f"retrieval text must be one of {TEXT_FIELDS}, got {text!r}")
     if text == "report":
         texts = (df["findings"].fillna("").astype(str) + " " + df["impression"].fillna("").astype(str)).str.strip()
     else:
         texts = df[text].fillna("").astype(str)
-    paths = [directory / p for p in df["image"]]
-    s = Split(source=directory / MANIFEST, ids=[str(i) for i in df["id"]], paths=paths,
-              rows=list(range(len(df))), classes=[], labels=np.zeros((len(df), 0), dtype=np.int64))
+    s = Split(source=directory / MANIFEST, ids=[str(i) for i in df["id"]], paths=[Path(p) for p in df["path"]],
+              rows=[int(r) for r in df["manifest_row"]], classes=[], labels=np.zeros((len(df), 0), dtype=np.int64))
     return s, list(texts)
 
 

@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..data.dataset_format import INFO, MANIFEST, config_hash, write_json_atomic, write_parquet_atomic
+from ..data.durable import fsync_file, write_text_atomic
 from ..entities.sampling import balanced_draws, longtail_draws, subset_vocabulary, tau_max_for
 from ..entities.vocabulary import build_vocabulary, frequency_stats, plot_long_tail
 from ..images.phantom_t2i import findings_from_entities
@@ -62,6 +63,11 @@ class GenerationSettings:
             raise ValueError(f"entity_ratio must be in (0, 1], got {self.entity_ratio}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        for key in ("max_report_attempts", "max_image_attempts"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.val_fraction < 1.0:  # 1 would leave no training row
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 def _sample_id(seed: int, i: int) -> str:
@@ -166,6 +172,7 @@ class Generator:
                 continue
             img, img_attempts = images[sid]
             Image.fromarray(img).save(self.out / "images" / f"{sid}.png", compress_level=1)
+            fsync_file(self.out / "images" / f"{sid}.png")  # on disk before the shard that names it commits
             keys, _ = findings_from_entities(samples[sid])
             out_rows.append({
                 "id": sid, "image": f"images/{sid}.png", "findings": rep.findings[sid],
@@ -176,9 +183,8 @@ class Generator:
         counters["samples_written"] += len(out_rows)
         counters["samples_dropped"] += len(samples) - len(out_rows)
         if rep.rejects:
-            tmp = shard_dir / f".rejects_{k:05d}.jsonl.tmp"
-            tmp.write_text("".join(json.dumps(r, default=str) + "\n" for r in rep.rejects))
-            tmp.replace(shard_dir / f"rejects_{k:05d}.jsonl")
+            write_text_atomic(shard_dir / f"rejects_{k:05d}.jsonl",
+                              "".join(json.dumps(r, default=str) + "\n" for r in rep.rejects))
         write_json_atomic(shard_dir / f"counters_{k:05d}.json", dict(counters))
         # The parquet is the shard's commit point: written last, atomically.
         write_parquet_atomic(shard_dir / f"shard_{k:05d}.parquet", pd.DataFrame(out_rows))

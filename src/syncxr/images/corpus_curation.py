@@ -21,10 +21,12 @@ from tqdm.auto import tqdm
 
 from ..data.dataset_format import (INFO, MANIFEST, DatasetBuilder, config_hash, is_complete, read_dataset,
                                    write_json_atomic, write_parquet_atomic)
+from ..data.durable import link_file
 from ..data.images import load_gray
 from .judge import QUESTIONS
 
 DROP_RULES = ("all", "any")
+IMAGES_LINKED = "linked"  # dataset.json `images`: the kept images are linked into the curated directory
 
 
 @dataclass(frozen=True)
@@ -156,9 +158,7 @@ def curate_corpus(source: Path, target: Path, judge, embedder, settings: CorpusC
         counts["removal_vs_planted"] = removal_quality(table["stage"], df["defect"])
     keep = (table["stage"] == "kept").to_numpy()
     with DatasetBuilder(target, subdirs=()) as tmp:
-        curated = df[keep].reset_index(drop=True)
-        # Images stay where they are: paths relative to the curated directory (a sibling in the cache).
-        curated["image"] = [os.path.relpath(source / p, target) for p in curated["image"]]
+        curated = link_images(df[keep].reset_index(drop=True), source, tmp)
         write_parquet_atomic(tmp / MANIFEST, curated)
         write_parquet_atomic(tmp / "curation.parquet", table)
         save_contact_sheet(table, tmp / "contact_sheet.png")
@@ -167,8 +167,36 @@ def curate_corpus(source: Path, target: Path, judge, embedder, settings: CorpusC
                                        "source_hash": info.get("hash"), "curation": asdict(settings),
                                        "judge": getattr(judge, "name", type(judge).__name__),
                                        "embedder": getattr(embedder, "name", type(embedder).__name__),
-                                       "counts": counts})
+                                       "counts": counts, "images": IMAGES_LINKED})
     return counts
+
+
+def link_images(df: pd.DataFrame, source: Path, directory: Path) -> pd.DataFrame:
+    """`df` (rows of the dataset at `source`) with its images linked into `directory` (no copies),
+    so the curated dataset is self-contained like any other: no image path leaves it."""
+    out = df.copy()
+    images = []
+    for i, rel in enumerate(df["image"]):
+        # An image that lies outside `source` (a source read with allow_external_images) gets a new name.
+        inside = os.path.normpath(os.path.join(os.path.abspath(source), rel)).startswith(
+            os.path.abspath(source) + os.sep)
+        name = os.path.normpath(rel) if inside else f"images/external/{i:07d}{Path(rel).suffix}"
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        link_file(source / rel, directory / name)
+        images.append(name)
+    out["image"] = images
+    return out
+
+
+def _relink_old_layout(target: Path, source: Path) -> None:
+    """Curated corpora made before images were linked point at `../<source>/...`: link them in."""
+    info = json.loads((target / INFO).read_text())
+    if info.get("images") == IMAGES_LINKED:
+        return
+    df = pd.read_parquet(target / MANIFEST)
+    df["image"] = [os.path.relpath(target / p, source) for p in df["image"]]  # relative to the source again
+    write_parquet_atomic(target / MANIFEST, link_images(df, source, target))
+    write_json_atomic(target / INFO, {**info, "images": IMAGES_LINKED})
 
 
 def ensure_curated_corpus(source: Path, judge, embedder, settings: CorpusCurationSettings, backends: dict,
@@ -180,7 +208,9 @@ def ensure_curated_corpus(source: Path, judge, embedder, settings: CorpusCuratio
     key = config_hash({"source": info.get("hash", str(Path(source).resolve())), "settings": asdict(settings),
                        "backends": backends})
     target = Path(source).with_name(f"{Path(source).name}-curated-{key}")
-    if not is_complete(target):
+    if is_complete(target):
+        _relink_old_layout(target, Path(source))
+    else:
         counts = curate_corpus(Path(source), target, judge, embedder, settings, progress)
         if progress:
             print(f"curation of {source}: {counts['judge']} dropped by the judge, {counts['similarity']} by "

@@ -1,7 +1,7 @@
 """One model trained by several processes (DDP, one per GPU): what makes W processes at batch b
 train as one process at batch W*b.
 
-- Contrastive negatives from every rank: `gather_rows` concatenates a batch's embeddings over the
+- Contrastive negatives from every rank: `gather_rows` concatenates a batch's features over the
   ranks with gradient (as open_clip's gather_with_grad), so every rank computes the loss of the
   whole W*b batch. The backward pass of the gather sums, on each rank, the gradients of its own rows
   over the W (identical) losses; DDP's mean over ranks then gives exactly the gradient of the
@@ -30,30 +30,24 @@ def world_size() -> int:
 
 
 def gather_rows(x: torch.Tensor) -> torch.Tensor:
-    """The rows of `x` (b x ...) of every rank, in rank order (W*b x ...), differentiable: the
-    gradient of each rank's rows is summed over the ranks and sent back to it. Every rank must call
-    it, with the same shape."""
+    """The rows of `x` (n x ...) of every rank, in rank order, differentiable: the gradient of each
+    rank's rows is summed over the ranks and sent back to it. Every rank must call it; the number of
+    rows may differ between ranks (GLoRIA's packed words, a batch short of a skipped image)."""
     if world_size() == 1:
         return x
     # The replacement torch names for the deprecated torch.distributed.nn.functional.all_gather;
-    # it has a backward pass (reduce-scatter of the gradients).
+    # it has a backward pass (reduce-scatter of the gradients). It needs equal shapes: pad, then cut.
     from torch.distributed._functional_collectives import all_gather_single  # noqa: PLC0415
-    return all_gather_single(x.contiguous(), 0, dist.group.WORLD)
-
-
-def gather_ragged_rows(x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-    """`gather_rows` for a number of rows that differs between ranks (e.g. GLoRIA's packed words):
-    (all ranks' rows in rank order, rows per rank)."""
-    if world_size() == 1:
-        return x, [len(x)]
     n = torch.tensor([len(x)], device=x.device)
     counts = torch.empty(world_size(), dtype=n.dtype, device=x.device)
     dist.all_gather_into_tensor(counts, n)
     counts = counts.tolist()
     longest = max(counts)
     padded = torch.cat([x, x.new_zeros((longest - len(x), *x.shape[1:]))]) if len(x) < longest else x
-    rows = gather_rows(padded)
-    return torch.cat([rows[r * longest:r * longest + c] for r, c in enumerate(counts)]), counts
+    rows = all_gather_single(padded.contiguous(), 0, dist.group.WORLD)
+    if min(counts) == longest:
+        return rows
+    return torch.cat([rows[r * longest:r * longest + c] for r, c in enumerate(counts)])
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:

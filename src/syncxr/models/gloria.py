@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..launch.data_parallel import gather_ragged_rows, gather_rows
+from ..launch.data_parallel import gather_rows
 from .gloria_loss import Workspace, global_loss, local_loss_packed, matched_attention, pad_words
 
 WORD, PIECE, SKIP = 0, 1, 2  # token kinds: starts a word, continues one (WordPiece "##"), no word
@@ -121,8 +121,8 @@ class GLoRIA(nn.Module):
         local, pooled = self.image_features(images)
         words, lengths, _, sentence = self.text_features(input_ids, attention_mask)
         if self.training:  # the batches of all ranks (identity in one process); every rank trains
-            local, pooled, sentence, lengths = (gather_rows(t) for t in (local, pooled, sentence, lengths))
-            words, _ = gather_ragged_rows(words)
+            local, pooled, sentence = gather_rows(local), gather_rows(pooled), gather_rows(sentence)
+            words, lengths = gather_rows(words), gather_rows(lengths)
         g_i2t, g_t2i = global_loss(pooled.float(), sentence.float(), self.temp3)
         l_i2t, l_t2i, _ = local_loss_packed(local, words, lengths, self.temp1, self.temp2, self.temp3,
                                             self.divide_by_temp2, workspace=self._workspace)

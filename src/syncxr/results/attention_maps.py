@@ -14,6 +14,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from ..data.durable import save_figure_atomic  # noqa: E402
+
 
 def caption_words(tokenizer, input_ids: Sequence[int], word_of_token: Sequence[int]) -> list[str]:
     """The words of one caption, WordPiece pieces joined, in the model's word order."""
@@ -77,7 +79,7 @@ def save_attention_grid(model, tokenizer, images: torch.Tensor, captions: Sequen
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
     return path
 

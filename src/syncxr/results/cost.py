@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data.dataset_format import config_hash, write_json_atomic
+from ..data.durable import write_text_atomic
 
 
 def _rows(spec: dict, cost: dict) -> tuple[int, dict | None]:
@@ -108,7 +109,7 @@ def write_cost_report(sweep_dir: str | Path) -> Path:
              f"**Generation: {gen_h:.1f} GPU-h; training: {train_h:.1f} GPU-h; total: {gen_h + train_h:.1f} GPU-h.**",
              "", "Per-item costs come from `conf/cost/`; phantom and existing datasets cost nothing to generate."]
     path = sweep_dir / "cost.md"
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     write_json_atomic(sweep_dir / "cost_summary.json", {"jobs": len(jobs), "generation_gpu_h": gen_h,
                                                         "train_gpu_h": train_h})
     return path

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display on clusters and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..data.durable import save_figure_atomic  # noqa: E402
+
 
 def plot_loss(history: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -17,5 +19,5 @@ def plot_loss(history: list[dict], path: Path) -> None:
     ax.set_ylabel("training loss")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)

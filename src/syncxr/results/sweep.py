@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from ..data.dataset_format import write_json_atomic
+from ..data.durable import atomic_path, save_figure_atomic, write_text_atomic
 
 # Headline metrics shown in the report tables (all metrics go to results.csv).
 HEADLINE = ("auc", "f1", "acc")
@@ -132,7 +133,7 @@ def plot_axes(df: pd.DataFrame, metric: str, out_dir: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = out_dir / f"{axis.removeprefix('sweep/').replace('/', '_').replace('.', '_')}.png"
-        fig.savefig(path, dpi=100)
+        save_figure_atomic(fig, path, dpi=100)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -143,7 +144,8 @@ def write_report(sweep_dir: str | Path, logger_cfg=None) -> tuple[Path, Path]:
     logged to W&B as a table, the report text and images."""
     sweep_dir = Path(sweep_dir)
     df = collect(sweep_dir)
-    df.to_csv(sweep_dir / "results.csv", index=False)
+    with atomic_path(sweep_dir / "results.csv") as tmp:
+        df.to_csv(tmp, index=False)
     metrics = _metric_columns(df)
     rows = ["model", "data"] + [a for a in swept_axes(df) if a not in ("sweep/model", "sweep/data")]
     table = mean_std_table(df, rows, metrics)
@@ -163,7 +165,7 @@ def write_report(sweep_dir: str | Path, logger_cfg=None) -> tuple[Path, Path]:
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     report = sweep_dir / "report.md"
-    report.write_text("\n".join(lines))
+    write_text_atomic(report, "\n".join(lines))
     write_json_atomic(sweep_dir / "report_summary.json", {"jobs": len(df), "failed": n_failed})
     if logger_cfg is not None and logger_cfg.get("name") == "wandb":
         from .wandb_logger import log_sweep_report

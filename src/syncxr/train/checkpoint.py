@@ -1,18 +1,40 @@
-"""Step checkpoints through `accelerator.save_state`, written so that a kill never leaves a torn one.
+"""Step checkpoints that a kill never tears and that load without unpickling anything.
 
-A checkpoint directory counts only once its `trainer_state.json` exists; that file is written last,
-after the state was saved into a temporary directory that was then renamed into place.
+A checkpoint is a directory `step_XXXXXXXX/`:
+  model.safetensors                      the unwrapped model (safetensors.torch.save_model)
+  optimizer.json + optimizer.safetensors  optimizer.state_dict(): structure in JSON, tensors beside it
+  scheduler.json, scaler.json            the LR scheduler's and the fp16 grad scaler's state, if any
+  rng_<rank>.json (+ .safetensors)        each process's Python, NumPy, torch (and CUDA) RNG states
+  trainer_state.json                     epoch, step, ...: written last, it marks the directory complete
+It is written by the main process (each process adds its own RNG file) into a temporary directory
+with a name no other run shares, fsynced, then renamed into place. Resuming tries the newest
+checkpoint and falls back to older ones when it cannot be read. accelerate's save_state/load_state
+are not used: load_state unpickles (torch.load with weights_only=False), so a planted file would run.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import random
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+from ..data.durable import StagingDir, atomic_path, remove_abandoned, replace_dir, write_json_atomic
+from .state_files import load_state, save_state
+
+log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
+MODEL_FILE = "model.safetensors"
+# What an unreadable or tampered checkpoint raises while loading: it is skipped for an older one.
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, SafetensorError)
 
 
 @dataclass
@@ -22,6 +44,7 @@ class TrainerState:
     global_step: int = 0
     epoch_loss_sum: float = 0.0  # this epoch's losses so far: a plateau scheduler steps on their mean
     epoch_loss_count: int = 0
+    skipped_rows: list[int] = field(default_factory=list)  # dataset rows whose image failed to load (skip)
 
 
 def checkpoint_dirs(root: Path) -> list[Path]:
@@ -32,29 +55,111 @@ def checkpoint_dirs(root: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("_")[1]))
 
 
-def save_checkpoint(accelerator, root: Path, state: TrainerState, keep: int) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
+def _shared_token(accelerator) -> str:
+    """A random name part, the same on every process. From os.urandom: the seeded RNGs stay untouched."""
+    token = torch.tensor([int.from_bytes(os.urandom(7), "big")], dtype=torch.int64, device=accelerator.device)
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast  # noqa: PLC0415
+        token = broadcast(token)
+    return f"{int(token.item()):014x}"
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(accelerator, root: Path, state: TrainerState, keep: int, model, optimizer,
+                    scheduler=None) -> Path:
+    """Writes the checkpoint of `state` under `root` and keeps the newest `keep` (0: all). Every
+    process calls it."""
     final = root / f"step_{state.global_step:08d}"
-    tmp = root / f".tmp_step_{state.global_step:08d}"
+    staging = StagingDir(root / f".tmp_step_{state.global_step:08d}.{_shared_token(accelerator)}")
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(root, ".tmp_step_*")  # left by killed runs (a live run's are locked)
+        tmp = staging.create()
+        try:
+            with atomic_path(tmp / MODEL_FILE) as t:
+                save_model(accelerator.unwrap_model(model), str(t))
+            save_state(tmp, "optimizer", optimizer.state_dict())
+            if scheduler is not None:
+                save_state(tmp, "scheduler", scheduler.state_dict())
+            if accelerator.scaler is not None:
+                save_state(tmp, "scaler", accelerator.scaler.state_dict())
+        except BaseException:
+            staging.release(remove=True)
+            raise
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    save_state(staging.path, f"rng_{accelerator.process_index}", _rng_state())
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(asdict(state)))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        for old in checkpoint_dirs(root)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            write_json_atomic(staging.path / STATE_FILE, asdict(state))
+            shutil.rmtree(final, ignore_errors=True)  # an unreadable one, skipped at resume
+            replace_dir(staging.path, final)  # False: an identical run put its own there first
+            for old in checkpoint_dirs(root)[:-keep] if keep > 0 else []:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            staging.release(remove=True)
     accelerator.wait_for_everyone()
     return final
 
 
-def load_latest(accelerator, root: Path) -> TrainerState | None:
-    """Restores model, optimizer, scheduler and RNG states of the newest checkpoint, if any."""
+def _load(accelerator, directory: Path, model, optimizer, scheduler) -> TrainerState:
+    if (directory / "optimizer.bin").is_file() and not (directory / "optimizer.json").is_file():
+        raise ValueError("written by an older syncxr as pickles (optimizer.bin, random_states_*.pkl), which "
+                         "are never loaded: unpickling can run code")
+    try:
+        state = TrainerState(**json.loads((directory / STATE_FILE).read_text()))
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"{STATE_FILE}: {type(e).__name__}: {e}") from e
+    try:
+        missing, unexpected = load_model(accelerator.unwrap_model(model), str(directory / MODEL_FILE), strict=False)
+    except (OSError, SafetensorError, RuntimeError) as e:
+        raise ValueError(f"{MODEL_FILE}: {type(e).__name__}: {e}") from e
+    if missing or unexpected:
+        raise ValueError(f"{MODEL_FILE} does not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    optimizer.load_state_dict(load_state(directory, "optimizer"))
+    if scheduler is not None:
+        scheduler.load_state_dict(load_state(directory, "scheduler"))
+    if accelerator.scaler is not None:
+        accelerator.scaler.load_state_dict(load_state(directory, "scaler"))
+    rank = accelerator.process_index
+    if (directory / f"rng_{rank}.json").is_file():
+        _set_rng_state(load_state(directory, f"rng_{rank}"))
+    else:  # saved with fewer processes: this one's random streams start afresh
+        log.warning("%s: no RNG state for process %d; its random streams are not restored", directory, rank)
+    return state
+
+
+def load_latest(accelerator, root: Path, model, optimizer, scheduler=None) -> TrainerState | None:
+    """Restores model, optimizer, scheduler, scaler and RNG states from the newest readable
+    checkpoint under `root`; None when there is none. Raises when checkpoints exist but none loads."""
     found = checkpoint_dirs(root)
-    if not found:
-        return None
-    accelerator.load_state(str(found[-1]))
-    return TrainerState(**json.loads((found[-1] / STATE_FILE).read_text()))
+    errors = []
+    for directory in reversed(found):
+        try:
+            state = _load(accelerator, directory, model, optimizer, scheduler)
+        except UNREADABLE as e:
+            errors.append(f"{directory}: {e}")
+            log.warning("checkpoint %s cannot be loaded (%s); trying an older one", directory, e)
+            continue
+        if errors and accelerator.is_main_process:
+            accelerator.print(f"resuming from {directory.name}: the newer checkpoint(s) could not be loaded")
+        return state
+    if found:
+        raise RuntimeError(f"{root}: no checkpoint could be loaded:\n  " + "\n  ".join(errors) +
+                           "\n(trainer.resume=false starts over)")
+    return None

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..data.durable import write_text_atomic
 from .checkpoint import TrainerState, load_latest, save_checkpoint
 
 
@@ -35,11 +36,14 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
 
     `samplers` are objects with `set_epoch` (the sampler and the dataset) so each epoch's order and
     augmentations are fixed by the seed. `on_device` turns a batch on the device into the model's
-    inputs (e.g. the batched half of the augmentation). The model's forward returns a dict with `loss`.
+    inputs (e.g. the batched half of the augmentation). The model's forward returns a dict with
+    `loss`. A batch may list dataset rows whose image failed to load (`skipped`, data.on_error=skip):
+    they are counted in the history (`skipped_rows`, distinct rows over the whole run).
     """
+    out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_root = out_dir / "checkpoints"
     history_path = out_dir / "history.jsonl"
-    state = load_latest(accelerator, ckpt_root) if settings.resume else None
+    state = load_latest(accelerator, ckpt_root, model, optimizer, scheduler) if settings.resume else None
     if state is None:
         state = TrainerState()
     elif accelerator.is_main_process:
@@ -51,11 +55,17 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
     # Records logged after the checkpoint we resumed from are re-made by this run.
     history = [r for r in _read_history(history_path) if r["step"] <= state.global_step]
     if accelerator.is_main_process:
-        history_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+        write_text_atomic(history_path, "".join(json.dumps(r) + "\n" for r in history))
     bar = tqdm(total=total, initial=state.global_step, desc="train", dynamic_ncols=True,
                disable=not accelerator.is_local_main_process)
     # ReduceLROnPlateau steps once per epoch on the epoch's mean loss; the others once per batch.
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    skipped: list[int] = []  # rows skipped on this process since the last merge into `state`
+
+    def checkpoint():
+        _merge_skipped(accelerator, state, skipped)
+        save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints, model, optimizer, scheduler)
+
     model.train()
     while state.global_step < total and state.epoch < settings.max_epochs:
         batches = accelerator.skip_first_batches(loader, state.step_in_epoch) if state.step_in_epoch else loader
@@ -65,6 +75,10 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
         for s in samplers:
             s.set_epoch(state.epoch)
         for batch in batches:
+            skipped.extend(batch.get("skipped", ()))
+            if len(batch["images"]) == 0:
+                raise ValueError(f"no image of the batch at step {state.global_step} could be loaded "
+                                 f"(data.on_error=skip); rows {batch['skipped'][:5]} ...")
             batch = _move(batch, accelerator.device)
             if on_device is not None:
                 batch = on_device(batch)
@@ -86,9 +100,10 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
             state.step_in_epoch += 1
             bar.update(1)
             if state.global_step % settings.log_every == 0 or state.global_step == total:
+                _merge_skipped(accelerator, state, skipped)
                 record = {"step": state.global_step, "epoch": state.epoch,
                           "loss": accelerator.gather(loss.detach()).mean().item(),
-                          "lr": optimizer.param_groups[0]["lr"]}
+                          "lr": optimizer.param_groups[0]["lr"], "skipped_rows": len(state.skipped_rows)}
                 history.append(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}")
                 accelerator.log({"train/loss": record["loss"], "train/lr": record["lr"]},
@@ -100,7 +115,7 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
                 break
             if settings.checkpoint_every and state.global_step % settings.checkpoint_every == 0 \
                     and state.step_in_epoch < steps_per_epoch:
-                save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints)
+                checkpoint()
         if state.step_in_epoch >= steps_per_epoch:
             if plateau:
                 mean = torch.tensor(state.epoch_loss_sum / max(state.epoch_loss_count, 1), device=accelerator.device)
@@ -108,9 +123,20 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
             state.epoch += 1
             state.step_in_epoch = 0
             state.epoch_loss_sum, state.epoch_loss_count = 0.0, 0
-        save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints)
+        checkpoint()
     bar.close()
     return history
+
+
+def _merge_skipped(accelerator, state: TrainerState, skipped: list[int]) -> None:
+    """Adds the rows every process skipped since the last call to `state` (the same on all)."""
+    rows = list(skipped)
+    if accelerator.num_processes > 1:
+        from accelerate.utils import gather_object  # noqa: PLC0415
+        rows = gather_object(rows)
+    if rows:
+        state.skipped_rows = sorted(set(state.skipped_rows) | set(rows))
+    skipped.clear()
 
 
 def _read_history(path: Path) -> list[dict]:

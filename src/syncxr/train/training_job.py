@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
 from ..data.dataset_format import write_json_atomic
+from ..data.durable import atomic_path, write_text_atomic
 from ..data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset,
                                    augment_on_device)
 from ..data.transforms import eval_transform, train_transform
@@ -57,7 +58,7 @@ def run_training(cfg: DictConfig, out_dir: str | Path, name: str = "default", gr
 def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator, t0: float) -> dict:
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
     if accelerator.is_main_process:
-        (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        write_text_atomic(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     # Data (and a phantom text tower) are built on the main process first; the others then find
     # them in the cache.
@@ -69,7 +70,7 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
 
     lc = cfg.loader
     dataset = PairedImageTextDataset(table, train_transform(lc.image_size, lc.crop_scale, lc.jitter),
-                                     lc.text_mode, seed=cfg.seed)
+                                     lc.text_mode, seed=cfg.seed, on_error=cfg.data.on_error)
     sampler = EpochShuffleSampler(len(dataset), seed=cfg.seed)
     # The loader's own generator: creating an iterator must not draw from the global RNG, or a run
     # resumed mid-epoch (one extra iterator) would see different dropout masks from then on.
@@ -89,8 +90,6 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
     optimizer = build_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad])
     scheduler = build_scheduler(cfg.get("scheduler"), optimizer, total)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    if scheduler is not None:
-        accelerator.register_for_checkpointing(scheduler)
 
     t = cfg.trainer
     # The sampler is set here too: a loader resumed mid-epoch (accelerate's skip_first_batches) does
@@ -108,12 +107,14 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
         return {}
     metrics = {}
     # The trained weights beside resolved_config.yaml: all evaluate.py needs to rebuild the model.
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, out_dir / "model.safetensors")
+    with atomic_path(out_dir / "model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
     metrics.update(_evaluate(cfg, net, tokenizer, max_length, accelerator, cache_dir, out_dir))
     if history:
         metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))
         metrics["train/steps"] = history[-1]["step"]
     metrics["data/train_rows"] = len(table)
+    metrics["data/skipped_rows"] = dataset.skipped + (history[-1].get("skipped_rows", 0) if history else 0)
     write_json_atomic(out_dir / "metrics.json", metrics)
     write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
     if history:
