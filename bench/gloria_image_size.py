@@ -17,7 +17,7 @@ import torch
 from bench_common import default_config
 
 from syncxr.data.mixing import load_table
-from syncxr.data.paired_dataset import ImageTextCollator, PairedImageTextDataset
+from syncxr.data.paired_dataset import ImageTextCollator, PairedImageTextDataset, augment_on_device
 from syncxr.data.transforms import train_transform
 from syncxr.models.build import build_model
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
@@ -40,7 +40,7 @@ def main():
     models["upsampled"].image_size_model = args.model_size
     optims = {k: torch.optim.Adam(m.parameters(), lr=1e-5) for k, m in models.items()}
     dataset = PairedImageTextDataset(load_table(data_dir), train_transform(args.size), "sentence")
-    batch = ImageTextCollator(tokenizer, 96)([dataset[i] for i in range(args.batch)])
+    batch = augment_on_device(ImageTextCollator(tokenizer, 96)([dataset[i] for i in range(args.batch)]))
 
     def step_time(name, n):
         model, opt = models[name], optims[name]

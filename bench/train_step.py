@@ -1,13 +1,11 @@
-"""Overhead of the training machinery and of the data pipeline, as ratios measured side by side.
+"""Overhead of the training machinery, as a ratio measured side by side.
 
   python bench/train_step.py [--steps 40] [--size 96] [--batch 32]   (the phantom default)
 
-(1) full step / bare step: a step of `syncxr.train.loop.train` (DataLoader, collate, tokenisation,
-    device moves, accelerate, scheduler, logging) against forward+backward+optimizer on a batch that
-    is already in memory, same model and batch size. Goal <= 1.15.
-(2) DataLoader throughput / raw loop: images per second through the training DataLoader (crop,
-    jitter, normalise, tokenise; in-process and with 2 workers) against a plain decode+resize loop
-    over the same files. Goal >= 0.9.
+full step / bare step: a step of `syncxr.train.loop.train` (DataLoader, collate, tokenisation,
+device moves, the batched jitter and normalisation, accelerate, scheduler, logging) against
+forward+backward+optimizer on a batch that is already in memory, same model and batch size.
+Goal <= 1.15. The loader's throughput is bench/loader.py's.
 """
 
 from __future__ import annotations
@@ -20,12 +18,11 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
-from torchvision.transforms import v2
 from bench_common import default_config
 
-from syncxr.data.images import load_gray
 from syncxr.data.mixing import load_table
-from syncxr.data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset
+from syncxr.data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset,
+                                        augment_on_device)
 from syncxr.data.transforms import train_transform
 from syncxr.models.build import build_model
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
@@ -53,7 +50,7 @@ def main():
     accelerator = Accelerator(cpu=True)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
-    batch = collate([dataset[i] for i in range(args.batch)])
+    batch = augment_on_device(collate([dataset[i] for i in range(args.batch)]))
 
     def bare(n):
         t = time.perf_counter()
@@ -68,7 +65,8 @@ def main():
         with tempfile.TemporaryDirectory() as d:
             t = time.perf_counter()
             train(model, optimizer, None, loader, [dataset], accelerator, Path(d),
-                  LoopSettings(max_epochs=1, max_steps=n, log_every=10, resume=False, keep_checkpoints=1))
+                  LoopSettings(max_epochs=1, max_steps=n, log_every=10, resume=False, keep_checkpoints=1),
+                  on_device=augment_on_device)
             return (time.perf_counter() - t) / n
 
     bare(3), full(5)  # warm-up: kernels for each input shape are made on first use
@@ -76,34 +74,6 @@ def main():
     print(f"bare step  {1000 * (b1 + b2) / 2:7.1f} ms  (before {1000 * b1:.1f}, after {1000 * b2:.1f})")
     print(f"full step  {1000 * f:7.1f} ms")
     print(f"RATIO full/bare step: {f / ((b1 + b2) / 2):.3f}   (goal <= 1.15)")
-
-    n_img = args.steps * args.batch
-    paths = [Path(p) for p in table["path"][:n_img]]
-    resize = v2.Resize((args.size, args.size), antialias=True)
-
-    def raw():
-        t = time.perf_counter()
-        for p in paths:
-            resize(load_gray(p))
-        return n_img / (time.perf_counter() - t)
-
-    def through_loader(workers):
-        dl = DataLoader(dataset, batch_size=args.batch, sampler=sampler, drop_last=True,
-                        collate_fn=collate, num_workers=workers)
-        t, seen = time.perf_counter(), 0
-        for b in dl:  # worker start-up is part of the cost
-            seen += len(b["images"])
-            if seen >= n_img:
-                break
-        return seen / (time.perf_counter() - t)
-
-    # The loader also crops, jitters, normalises and tokenises: work the raw loop does not do.
-    r1, l0, l2, r2 = raw(), through_loader(0), through_loader(2), raw()
-    r = (r1 + r2) / 2
-    print(f"raw decode+resize        {r:8.0f} img/s")
-    print(f"DataLoader, 0 workers    {l0:8.0f} img/s")
-    print(f"DataLoader, 2 workers    {l2:8.0f} img/s")
-    print(f"RATIO DataLoader/raw throughput: {l0 / r:.3f} in-process, {l2 / r:.3f} with 2 workers   (goal >= 0.9)")
 
 
 if __name__ == "__main__":

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.launch.helpers import finish, job_logs, slurm_job_ids, start_train, stop, tail
 from tests.helpers import TINY
+from tests.launch.helpers import (MULTI_STEPS, assert_like_one_process, finish, history, history_steps, job_logs,
+                                  parameter_digests, per_process, rank_logs, run_dirs, slurm_job_ids, start_train,
+                                  stop, tail, wait_for_checkpoint, wait_for_line)
 
 pytestmark = pytest.mark.slow
-BATCH = int(next(o.split("=")[1] for o in TINY if o.startswith("loader.batch_size=")))
 
 
 def on_cluster(cluster, cpus: int = 1, mem_gb: int = 2) -> list[str]:
@@ -24,14 +23,6 @@ def on_cluster(cluster, cpus: int = 1, mem_gb: int = 2) -> list[str]:
     return [f"hydra.launcher.partition={cluster.partition}", "hydra.launcher.gpus_per_node=null",
             f"hydra.launcher.cpus_per_task={cpus}", f"hydra.launcher.mem_gb={mem_gb}",
             "hydra.launcher.timeout_min=10"]
-
-
-def run_dirs(sweep: Path) -> list[Path]:
-    return sorted(p.parent.parent for p in sweep.glob("*/.hydra/config.yaml"))
-
-
-def history_steps(run: Path) -> list[int]:
-    return [json.loads(line)["step"] for line in (run / "history.jsonl").read_text().splitlines()]
 
 
 def test_sweep_of_two_jobs_runs_as_a_slurm_array(slurm_cluster, cache_dir, tmp_path):
@@ -58,31 +49,6 @@ def test_sweep_of_two_jobs_runs_as_a_slurm_array(slurm_cluster, cache_dir, tmp_p
     for task in ("0", "1"):
         log = (sweep / ".submitit" / f"{job}_{task}" / f"{job}_{task}_0_log.out").read_text()
         assert f"JobEnvironment(job_id={job}_{task}" in log
-
-
-def wait_for_checkpoint(proc, sweep: Path, after: int, before: int, timeout: float = 180) -> int | None:
-    """Waits (bounded) for a complete checkpoint with after < step < before; returns its step."""
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        for state in sweep.glob("*/checkpoints/step_*/trainer_state.json"):
-            try:
-                step = json.loads(state.read_text())["global_step"]
-            except (OSError, ValueError):  # removed by keep_checkpoints meanwhile
-                continue
-            if after < step < before:
-                return step
-        time.sleep(0.1)
-    return None
-
-
-def wait_for_line(path: Path, pattern: str, proc, timeout: float = 180) -> re.Match | None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        found = re.search(pattern, path.read_text(errors="replace")) if path.is_file() else None
-        if found:
-            return found
-        time.sleep(0.1)
-    return None
 
 
 def test_requeued_job_resumes_from_its_last_checkpoint(slurm_cluster, cache_dir, tmp_path):
@@ -125,21 +91,33 @@ def test_requeued_job_resumes_from_its_last_checkpoint(slurm_cluster, cache_dir,
     assert (pd.read_csv(sweep / "results.csv")["status"] == "ok").all()
 
 
-def test_two_tasks_of_one_job_train_as_one_process_group(slurm_cluster, cache_dir, tmp_path):
-    """slurm_multigpu on CPUs: two tasks, joined by syncxr.launch.distributed (gloo instead of NCCL)."""
-    sweep, steps = tmp_path / "multi", 3
-    args = ["-m", "hydra/launcher=slurm_multigpu", "data=syn", *TINY, f"trainer.max_steps={steps}",
-            f"hydra.sweep.dir={sweep}", *on_cluster(slurm_cluster, mem_gb=4), "hydra.launcher.tasks_per_node=2"]
-    finish(start_train(args, cache_dir, tmp_path), sweep, timeout=240, slurm=True)
-
+def test_two_tasks_of_one_job_train_as_one_process_at_twice_the_batch(slurm_cluster, cache_dir, tmp_path,
+                                                                        two_processes_b, one_process_2b):
+    """slurm_multigpu on CPUs: two tasks at batch 8, joined by syncxr.launch.distributed (gloo instead
+    of NCCL), requeued once mid-run. Both tasks resume; the result is that of two processes at batch 8
+    run without interruption, and follows one process at batch 16."""
+    sweep = tmp_path / "multi"
+    args = ["-m", "hydra/launcher=slurm_multigpu", "data=syn", *per_process(8), f"hydra.sweep.dir={sweep}",
+            *on_cluster(slurm_cluster, mem_gb=4), "hydra.launcher.tasks_per_node=2"]
+    proc = start_train(args, cache_dir, tmp_path)
+    first = wait_for_checkpoint(proc, sweep, after=6, before=MULTI_STEPS)  # in the second epoch or later
+    if first is None:
+        out = stop(proc, sweep, slurm=True)
+        pytest.fail(f"no mid-run checkpoint to requeue from:\n{tail(out)}\n{job_logs(sweep)}")
     (job,) = slurm_job_ids(sweep)
+    subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True, timeout=30)
+    finish(proc, sweep, timeout=480, slurm=True)
+
+    logs = rank_logs(sweep, job)
     for rank in (0, 1):
-        log = (sweep / ".submitit" / job / f"{job}_{rank}_log.out").read_text()
-        assert f"task {rank} of 2 (local rank {rank})" in log, job_logs(sweep)
+        assert logs[rank].count(f"task {rank} of 2 (local rank {rank})") == 2, job_logs(sweep)  # before and after
+    starts = [int(m) for m in re.findall(r"resuming from epoch \d+ step (\d+)", logs[0])]
+    assert len(starts) == 1 and first <= starts[0] < MULTI_STEPS, (first, starts)
     (run,) = run_dirs(sweep)
-    metrics = json.loads((run / "metrics.json").read_text())
-    # Two processes share each epoch: it has half as many steps as one process's.
-    per_epoch = metrics["data/train_rows"] // (BATCH * 2)
-    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    assert [h["step"] for h in history] == list(range(1, steps + 1))
-    assert [h["epoch"] for h in history] == [(s - 1) // per_epoch for s in range(1, steps + 1)]
+    (reference,) = run_dirs(two_processes_b)
+    # Gradients were synchronised (same weights on both tasks) and the requeue lost and repeated
+    # nothing: the losses of the uninterrupted two-process run, bit for bit, every step once.
+    digests = parameter_digests(logs)
+    assert digests[0] == digests[1], digests
+    assert history(run) == history(reference)
+    assert_like_one_process(run, one_process_2b)

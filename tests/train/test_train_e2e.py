@@ -46,7 +46,9 @@ def test_killed_mid_epoch_resumes_from_last_checkpoint(cache_dir, tmp_path):
     ckpts = run_dir / "checkpoints"
     while time.time() < deadline and proc.poll() is None:
         done = [p for p in ckpts.glob("step_*") if (p / "trainer_state.json").is_file()] if ckpts.is_dir() else []
-        if any(json.loads((p / "trainer_state.json").read_text())["step_in_epoch"] > 0 for p in done):
+        states = [json.loads((p / "trainer_state.json").read_text()) for p in done]
+        # Mid-epoch, past the first epoch: the resumed epoch's order must come from its own seed.
+        if any(st["step_in_epoch"] > 0 and st["epoch"] >= 1 for st in states):
             break
         time.sleep(0.02)
     assert proc.poll() is None, "training finished before it could be killed:\n" + proc.stdout.read()

@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .images import load_gray
+from .images import open_gray
+from .transforms import TrainAugment, jitter_normalise
 
 log = logging.getLogger(__name__)
 TEXT_MODES = ("report", "findings", "impression", "sentence")
@@ -36,10 +37,11 @@ def pair_text(findings: str, impression: str, mode: str, rng: np.random.Generato
 
 
 class PairedImageTextDataset(Dataset):
-    """Rows of a manifest table with absolute image paths (`path` column).
+    """Rows of a manifest table with absolute image paths (`path` column). A sample is (uint8 crop
+    1 x S x S, jitter factors (brightness, contrast), text); `augment_on_device` finishes a batch.
 
     The random state of sample `i` in epoch `e` is seeded from (seed, e, i): augmentations and
-    sentence choice are the same whatever the number of workers, and after a resume.
+    sentence choice are the same whatever the number of workers or processes, and after a resume.
 
     A row whose image is missing (checked here, up front) or does not decode (found when loaded)
     fails with the manifest and the row named (`manifest`, `manifest_row` columns, as `load_table`
@@ -47,9 +49,9 @@ class PairedImageTextDataset(Dataset):
     undecodable ones by the collator (`ImageTextCollator` drops the sample, the batch says which).
     """
 
-    def __init__(self, table: pd.DataFrame, transform, text_mode: str = "report", seed: int = 0,
+    def __init__(self, table: pd.DataFrame, transform: TrainAugment, text_mode: str = "report", seed: int = 0,
                  on_error: str = "raise"):
-        """`transform(image, rng)` draws its randomness from the sample's numpy rng."""
+        """`transform.sample(image, rng)` draws its randomness from the sample's numpy rng."""
         if text_mode not in TEXT_MODES:
             raise ValueError(f"unknown text mode {text_mode!r}; expected one of {TEXT_MODES}")
         if on_error not in ON_ERROR:
@@ -104,17 +106,19 @@ class PairedImageTextDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        """(image, text), or with on_error="skip" (None, i) when the image cannot be loaded."""
+        """(uint8 crop, jitter factors, text), or with on_error="skip" (None, None, i) when the image
+        cannot be loaded."""
         key = [self.seed, self.epoch, i]
         rng = np.random.default_rng(key)
         text = pair_text(self.findings[i], self.impressions[i], self.text_mode, rng)
         try:
-            image = load_gray(self.paths[i])
+            image = open_gray(self.paths[i])
         except (FileNotFoundError, ValueError) as e:
             if self.on_error == "skip":
-                return None, i
+                return None, None, i
             raise type(e)(f"{self.where(i)}: {e}") from e
-        return self.transform(image, rng), text
+        crop, factors = self.transform.sample(image, rng)
+        return crop, factors, text
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -137,21 +141,34 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class ImageTextCollator:
-    """Stacks images and tokenises the batch's texts in one call (faster than per sample). Samples
-    whose image failed to load (on_error="skip") are dropped; `skipped` lists their dataset rows."""
+    """Stacks the uint8 crops and their jitter factors and tokenises the batch's texts in one call
+    (faster than per sample). Samples whose image failed to load (on_error="skip") are dropped;
+    `skipped` lists their dataset rows."""
 
     def __init__(self, tokenizer, max_length: int):
         self.tokenizer, self.max_length = tokenizer, max_length
+        # Lengths rounded up to a multiple of 16: few distinct shapes, so kernels are reused. The
+        # tokenizer refuses a multiple that the truncation length is not (GLoRIA's 97): then none.
+        self.multiple = 16 if max_length % 16 == 0 else None
 
     def __call__(self, batch):
-        skipped = [i for image, i in batch if image is None]
+        skipped = [i for image, _, i in batch if image is None]
         batch = [b for b in batch if b[0] is not None]
         if not batch:
-            return {"images": torch.zeros(0), "input_ids": torch.zeros(0, dtype=torch.long),
-                    "attention_mask": torch.zeros(0, dtype=torch.long), "texts": [], "skipped": skipped}
-        images, texts = zip(*batch)
-        # Lengths rounded up to a multiple of 16: few distinct shapes, so kernels are reused.
+            return {"images": torch.zeros(0, dtype=torch.uint8), "jitter": torch.zeros(0, 2),
+                    "input_ids": torch.zeros(0, dtype=torch.long), "attention_mask": torch.zeros(0, dtype=torch.long),
+                    "texts": [], "skipped": skipped}
+        images, factors, texts = zip(*batch)
         tok = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.max_length,
-                             pad_to_multiple_of=16, return_tensors="pt")
-        return {"images": torch.stack(images), "input_ids": tok["input_ids"],
-                "attention_mask": tok["attention_mask"], "texts": list(texts), "skipped": skipped}
+                             pad_to_multiple_of=self.multiple, return_tensors="pt")
+        return {"images": torch.stack(images), "jitter": torch.tensor(factors, dtype=torch.float32),
+                "input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"], "texts": list(texts),
+                "skipped": skipped}
+
+
+def augment_on_device(batch: dict) -> dict:
+    """A collated batch, moved to the device -> model inputs: jitter and normalisation of all its
+    images at once (the device half of `TrainAugment`)."""
+    out = {k: v for k, v in batch.items() if k != "jitter"}
+    out["images"] = jitter_normalise(batch["images"], batch["jitter"])
+    return out

@@ -1,10 +1,16 @@
-"""ConVIRT (Zhang et al., 2020): image and text towers, projection heads, bidirectional InfoNCE."""
+"""ConVIRT (Zhang et al., 2020): image and text towers, projection heads, bidirectional InfoNCE.
+
+Trained by W processes (DDP), the loss sees the negatives of every rank: each rank scores the whole
+W*b batch, as one process at batch W*b does (syncxr.launch.data_parallel).
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..launch.data_parallel import gather_rows
 
 
 def convirt_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, tau: float = 0.1,
@@ -42,6 +48,8 @@ class ConVIRT(nn.Module):
         return F.normalize(self.text_proj(self.text_encoder(input_ids, attention_mask)), dim=-1)
 
     def forward(self, images, input_ids, attention_mask) -> dict[str, torch.Tensor]:
-        img = self.encode_image(images)
-        txt = self.encode_text(input_ids, attention_mask)
-        return {"loss": convirt_loss(img.float(), txt.float(), self.tau, self.lam)}
+        img = self.encode_image(images).float()
+        txt = self.encode_text(input_ids, attention_mask).float()
+        if self.training:  # the batches of all ranks (identity in one process); every rank trains
+            img, txt = gather_rows(img), gather_rows(txt)
+        return {"loss": convirt_loss(img, txt, self.tau, self.lam)}

@@ -5,6 +5,11 @@ Image side: the backbone's local map (ResNet-50's third stage: 1024 x 19 x 19 at
 side: the sum (or mean) of the last four BERT layers; word features merge WordPiece pieces into
 their word (summed, as published); the sentence feature is the mean over the caption's tokens.
 Special tokens and punctuation are not words (the published preprocessing strips punctuation).
+
+Trained by W processes (DDP), both losses see the negatives of every rank: the global and local
+features of the whole W*b batch are gathered (with gradient) and every rank computes the losses of
+that batch, as one process at batch W*b does (syncxr.launch.data_parallel). The local loss's cost
+and memory are then those of batch W*b on every rank.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..launch.data_parallel import gather_rows
 from .gloria_loss import Workspace, global_loss, local_loss_packed, matched_attention, pad_words
 
 WORD, PIECE, SKIP = 0, 1, 2  # token kinds: starts a word, continues one (WordPiece "##"), no word
@@ -114,6 +120,9 @@ class GLoRIA(nn.Module):
     def forward(self, images, input_ids, attention_mask) -> dict[str, torch.Tensor]:
         local, pooled = self.image_features(images)
         words, lengths, _, sentence = self.text_features(input_ids, attention_mask)
+        if self.training:  # the batches of all ranks (identity in one process); every rank trains
+            local, pooled, sentence = gather_rows(local), gather_rows(pooled), gather_rows(sentence)
+            words, lengths = gather_rows(words), gather_rows(lengths)
         g_i2t, g_t2i = global_loss(pooled.float(), sentence.float(), self.temp3)
         l_i2t, l_t2i, _ = local_loss_packed(local, words, lengths, self.temp1, self.temp2, self.temp3,
                                             self.divide_by_temp2, workspace=self._workspace)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +31,14 @@ def _move(batch: dict, device) -> dict:
 
 
 def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: Path,
-          settings: LoopSettings) -> list[dict]:
+          settings: LoopSettings, on_device: Callable[[dict], dict] | None = None) -> list[dict]:
     """Trains `model` (already `prepare`d) and returns the logged history.
 
     `samplers` are objects with `set_epoch` (the sampler and the dataset) so each epoch's order and
-    augmentations are fixed by the seed. The model's forward returns a dict with `loss`. A batch
-    may list dataset rows whose image failed to load (`skipped`, data.on_error=skip): they are
-    counted in the history (`skipped_rows`, distinct rows over the whole run).
+    augmentations are fixed by the seed. `on_device` turns a batch on the device into the model's
+    inputs (e.g. the batched half of the augmentation). The model's forward returns a dict with
+    `loss`. A batch may list dataset rows whose image failed to load (`skipped`, data.on_error=skip):
+    they are counted in the history (`skipped_rows`, distinct rows over the whole run).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_root = out_dir / "checkpoints"
@@ -78,6 +80,8 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
                 raise ValueError(f"no image of the batch at step {state.global_step} could be loaded "
                                  f"(data.on_error=skip); rows {batch['skipped'][:5]} ...")
             batch = _move(batch, accelerator.device)
+            if on_device is not None:
+                batch = on_device(batch)
             out = model(batch["images"], batch["input_ids"], batch["attention_mask"])
             loss = out["loss"]
             if not torch.isfinite(loss):

@@ -3,6 +3,7 @@ choice names (the same task code and benchmark configs as evaluate.py), write me
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -16,19 +17,23 @@ from torch.utils.data import DataLoader
 
 from ..data.dataset_format import write_json_atomic
 from ..data.durable import atomic_path, write_text_atomic
-from ..data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset
+from ..data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset,
+                                   augment_on_device)
 from ..data.transforms import eval_transform, train_transform
 from ..dataset_dirs import build_training_table
 from ..eval.checkpoint import weights_fingerprint
 from ..eval.embeddings import EmbeddingCache
 from ..eval.evaluation_job import eval_settings, run_suite
 from ..launch.accelerator import build_accelerator
+from ..launch.data_parallel import parameter_digest, plain_batchnorm, sync_batchnorm
 from ..models.build import build_model
 from ..results.attention_maps import phantom_attention_examples, save_attention_grid
 from ..results.plots import plot_loss
 from .checkpoint import checkpoint_dirs
 from .loop import LoopSettings, steps_for, train
 from .optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
 
 
 def run_training(cfg: DictConfig, out_dir: str | Path, name: str = "default", group: str = "train") -> dict:
@@ -73,53 +78,81 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
     sampler = EpochShuffleSampler(len(dataset), seed=cfg.seed)
     # The loader's own generator: creating an iterator must not draw from the global RNG, or a run
     # resumed mid-epoch (one extra iterator) would see different dropout masks from then on.
+    # Under W processes each takes every W-th batch of the same order: together they see the
+    # batches of one process at batch W*b.
     loader = DataLoader(dataset, batch_size=lc.batch_size, sampler=sampler, drop_last=True,
                         num_workers=lc.num_workers, generator=torch.Generator().manual_seed(cfg.seed),
-                        collate_fn=ImageTextCollator(tokenizer, max_length))
+                        collate_fn=ImageTextCollator(tokenizer, max_length),
+                        pin_memory=accelerator.device.type == "cuda")
     if len(loader) == 0:
         raise ValueError(f"loader.batch_size={lc.batch_size} is larger than the {len(dataset)} training rows")
     total = cfg.trainer.max_epochs * steps_for(len(dataset), lc.batch_size * accelerator.num_processes, True)
     if cfg.trainer.max_steps is not None:
         total = min(total, cfg.trainer.max_steps)
+    if cfg.trainer.sync_batchnorm:  # batch statistics of all processes' images (GPUs; no-op in one process)
+        model = sync_batchnorm(model, accelerator.device)
     optimizer = build_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad])
     scheduler = build_scheduler(cfg.get("scheduler"), optimizer, total)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 
     t = cfg.trainer
-    history = train(model, optimizer, scheduler, loader, [dataset], accelerator, out_dir,
+    # The sampler is set here too: a loader resumed mid-epoch (accelerate's skip_first_batches) does
+    # not pass the epoch on to it, and would replay epoch 0's order.
+    history = train(model, optimizer, scheduler, loader, [sampler, dataset], accelerator, out_dir,
                     LoopSettings(max_epochs=t.max_epochs, max_steps=t.max_steps, grad_clip=t.grad_clip,
                                  checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
-                                 log_every=t.log_every, resume=t.resume))
+                                 log_every=t.log_every, resume=t.resume), on_device=augment_on_device)
     t_train = time.perf_counter()
+    net = plain_batchnorm(accelerator.unwrap_model(model))
+    _check_replicas_agree(net, accelerator)
+    if not accelerator.is_main_process:
+        # The main process evaluates alone: the others leave now rather than wait in a barrier
+        # that could outlast the process group's timeout (10 min under NCCL).
+        return {}
     metrics = {}
-    if accelerator.is_main_process:
-        net = accelerator.unwrap_model(model)
-        # The trained weights beside resolved_config.yaml: all evaluate.py needs to rebuild the model.
-        with atomic_path(out_dir / "model.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
-        metrics.update(_evaluate(cfg, net, tokenizer, max_length, accelerator, cache_dir, out_dir))
-        if history:
-            metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))
-            metrics["train/steps"] = history[-1]["step"]
-        metrics["data/train_rows"] = len(table)
-        metrics["data/skipped_rows"] = dataset.skipped + (history[-1].get("skipped_rows", 0) if history else 0)
-        write_json_atomic(out_dir / "metrics.json", metrics)
-        write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
-        if history:
-            plot_loss(history, out_dir / "loss.png")
-        if hasattr(net, "word_attention"):  # GLoRIA: where does each finding word look?
-            images, captions, masks, findings = phantom_attention_examples(eval_transform(lc.image_size))
-            save_attention_grid(net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png",
-                                max_length=max_length)
-        accelerator.log(metrics)
-    accelerator.wait_for_everyone()
+    # The trained weights beside resolved_config.yaml: all evaluate.py needs to rebuild the model.
+    with atomic_path(out_dir / "model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+    metrics.update(_evaluate(cfg, net, tokenizer, max_length, accelerator, cache_dir, out_dir))
+    if history:
+        metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))
+        metrics["train/steps"] = history[-1]["step"]
+    metrics["data/train_rows"] = len(table)
+    metrics["data/skipped_rows"] = dataset.skipped + (history[-1].get("skipped_rows", 0) if history else 0)
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
+    if history:
+        plot_loss(history, out_dir / "loss.png")
+    if hasattr(net, "word_attention"):  # GLoRIA: where does each finding word look?
+        images, captions, masks, findings = phantom_attention_examples(eval_transform(lc.image_size))
+        save_attention_grid(net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png",
+                            max_length=max_length)
+    accelerator.log(metrics)
     return metrics
+
+
+def _check_replicas_agree(model, accelerator: Accelerator) -> None:
+    """Every process must hold the same weights after training (DDP keeps the replicas in step);
+    each logs its digest, and a disagreement, which means gradients were not synchronised, fails
+    the job on every process."""
+    if accelerator.num_processes == 1:
+        return
+    digest = parameter_digest(model)
+    log.info("process %d of %d: parameter digest %s", accelerator.process_index, accelerator.num_processes,
+             bytes(digest.tolist()).hex())
+    digests = accelerator.gather(digest.to(accelerator.device)).view(accelerator.num_processes, -1).cpu()
+    if not bool((digests == digests[0]).all()):
+        differ = [i for i in range(len(digests)) if not torch.equal(digests[i], digests[0])]
+        raise RuntimeError(f"after training, processes {differ} hold other weights than process 0: "
+                           "the replicas drifted apart (gradients not synchronised)")
 
 
 def _evaluate(cfg: DictConfig, model, tokenizer, max_length: int, accelerator: Accelerator, cache_dir: Path,
               out_dir: Path) -> dict:
     """The suite of the run's `eval` choice (its `task` entries) on the model just trained."""
     ev = cfg.evaluation
+    log.info("evaluation suite (%s) on process %d of %d", ", ".join(cfg.task), accelerator.process_index,
+             accelerator.num_processes)
     # Keyed by the saved weights, where evaluate.py on this run looks too: it re-encodes nothing.
     cache = EmbeddingCache(out_dir / "eval_cache" if ev.embedding_cache else None, weights_fingerprint(out_dir))
     image_size = int(ev.image_size or cfg.loader.image_size)

@@ -1,0 +1,30 @@
+"""bench/gpu_check.py (the script to run where GPUs are) runs its every part on the CPU with --tiny."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_gpu_check_runs_on_the_cpu_with_tiny_settings(cache_dir, tmp_path):
+    out = tmp_path / "gpu_check.json"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--tiny", "--cache", str(cache_dir),
+                           "--out", str(out)], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["tiny"] and report["device"] == "cpu"
+    for name in ("convirt_step", "gloria_step"):
+        assert report[name]["ms_per_step"] > 0 and report[name]["batch"] == 8, report[name]
+    assert set(report["loader"]) == {"png", "jpeg_q95"}
+    assert all(r["images_per_s"] > 0 and r["workers"] == 2 for r in report["loader"].values())
+    # The DDP part ran as two processes (gloo on the CPU).
+    assert report["convirt_ddp2_step"]["processes"] == 2, report["convirt_ddp2_step"]
