@@ -21,3 +21,5 @@ def test_a_secret_on_the_command_line_is_refused():
     for override in ("llm.api_key=sk-123", "+curation.judge.client.api_key=x", "wandb.token=y"):
         with pytest.raises(ValueError, match="environment variable"):
             run_dirname(f"data=syn,{override}")
+    for override in ("llm.max_new_tokens=8", "llm.max_tokens=64", "curation.judge.client.api_key_env=MY_KEY"):
+        assert run_dirname(override)  # settings about tokens, or naming a key's variable, are no secret

@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 MAX_DIRNAME = 120  # well under the 255-byte file-name limit
-SECRET_KEY = re.compile(r"api_?key|token|secret|password", re.IGNORECASE)
+# The last component of a key that holds a secret (max_tokens and the like are not).
+SECRET_KEY = re.compile(r"(api_?key|(auth|access|api|hf|wandb)?_?token|\w*secret|password)", re.IGNORECASE)
 # Keys that name a choice (in reports, commands and dataset addresses) without being an argument of
 # its `_target_`: `name` is the choice, `backend` the family of model behind it (phantom, openai, ...).
 LABEL_KEYS = ("name", "backend")
@@ -62,7 +63,8 @@ def run_dirname(overrides: str) -> str:
     An override that names a secret is refused: it would be written into the name and .hydra/."""
     if not overrides:
         return "default"
-    secret = [item.split("=", 1)[0] for item in overrides.split(",") if SECRET_KEY.search(item.split("=", 1)[0])]
+    keys = [item.split("=", 1)[0].lstrip("+~") for item in overrides.split(",")]
+    secret = [k for k in keys if SECRET_KEY.fullmatch(k.rsplit(".", 1)[-1])]
     if secret:
         raise ValueError(f"{secret[0]}: secrets are not config values (they would be written into the run's "
                          "name and files); put the key in the environment variable the config names (api_key_env)")
