@@ -14,7 +14,7 @@ from .models.convirt import ConVIRT
 from .models.image_encoder import build_image_encoder
 from .models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_phantom_text_encoder
 from .models.text_encoder import TextEncoder
-from .phantom.benchmarks import ChexpertTwinSpec, ensure_chexpert_twin
+from .phantom.benchmarks import TwinSpec, ensure_twin
 from .phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
 
 
@@ -184,7 +184,7 @@ def build_benchmark_dir(bench_cfg, cache_dir: Path, key: str) -> Path:
     if builder == "phantom":
         if name != "chexpert":
             raise ValueError(f"{key}: no phantom twin named {name!r}; available: ['chexpert']")
-        return ensure_chexpert_twin(ChexpertTwinSpec(**spec), cache_dir)
+        return ensure_twin(TwinSpec(name=name, **spec), cache_dir)
     if builder == "path":
         root = Path(spec["root"]).expanduser()
         if not root.is_dir():
@@ -197,14 +197,10 @@ def build_benchmark_root(bench_cfg, cache_dir: Path, key: str) -> Path:
     """Root directory of an evaluate.py benchmark config (`benchmark/*.yaml`): with `builder: phantom`
     the phantom twin of `reader` built from `twin` (cached by its hash), with `builder: path` the
     benchmark on disk at `root`."""
-    from .phantom.benchmarks import TwinSpec, ensure_twin  # noqa: PLC0415 - keeps the import graph flat
-
     builder, reader = bench_cfg.get("builder"), bench_cfg.get("reader")
     if builder == "phantom":
         twin = _plain(bench_cfg.get("twin") or {})
         try:
-            if reader == "chexpert":
-                return ensure_chexpert_twin(ChexpertTwinSpec(**twin), cache_dir)
             return ensure_twin(TwinSpec(name=reader, **twin), cache_dir)
         except TypeError as e:
             raise ValueError(f"{key}.twin: {e}") from e

@@ -25,6 +25,7 @@ from ..data.dataset_format import INFO, MANIFEST, config_hash, write_json_atomic
 from ..entities.sampling import balanced_draws, longtail_draws, subset_vocabulary, tau_max_for
 from ..entities.vocabulary import build_vocabulary, frequency_stats, plot_long_tail
 from ..images.phantom_t2i import findings_from_entities
+from ..phantom.corpus import PHANTOM_VERSION, finding_stats
 from ..phantom.vocabulary import ANATOMY, ENTITY_TYPES
 from ..reports.loop import write_reports
 
@@ -32,8 +33,19 @@ from ..reports.loop import write_reports
 RUNTIME_KEYS = ("output_dir", "progress")
 
 
+def uses_phantom_world(gen: dict) -> bool:
+    """Whether any part of a generation config is drawn by the phantom world (its report writer,
+    renderer, lexicon or corpus), so that a new world version must not reuse the cached dataset."""
+    part = lambda k, field: isinstance(gen.get(k), dict) and gen[k].get(field)  # noqa: E731
+    return (part("llm", "backend") == "template" or part("imagegen", "backend") in ("phantom", "randomized")
+            or part("ner", "name") == "lexicon" or part("corpus", "builder") == "phantom")
+
+
 def generation_hash(gen: dict) -> str:
-    return config_hash({k: v for k, v in gen.items() if k not in RUNTIME_KEYS})
+    data = {k: v for k, v in gen.items() if k not in RUNTIME_KEYS}
+    if uses_phantom_world(gen):
+        data["phantom_world"] = PHANTOM_VERSION
+    return config_hash(data)
 
 
 @dataclass
@@ -202,6 +214,7 @@ class Generator:
                        "splits": {k: int(v) for k, v in df["split"].value_counts().items()}},
             "counters": {k: int(v) for k, v in sorted(counters.items())},
             "entity_stats": stats,
+            "finding_stats": finding_stats(Counter(k for ks in df["labels"] for k in ks)) if len(df) else {},
             "coverage": {"vocabulary": int(len(vocab)), "in_subset": int(len(subset)),
                          "used": int((out_vocab["count"] > 0).sum()),
                          "fraction_used": float((out_vocab["count"] > 0).mean()) if len(out_vocab) else 0.0},
