@@ -191,14 +191,12 @@ def build_benchmark_root(bench_cfg, cache_dir: Path, key: str) -> Path:
     """Root directory of a benchmark config (`benchmark/*.yaml`): with `builder: phantom` the
     phantom twin of `reader` built from `twin` (cached by its hash), with `builder: path` the
     benchmark on disk at `root`."""
-    from .phantom.benchmarks import ChexpertTwinSpec, TwinSpec, ensure_chexpert_twin, ensure_twin  # noqa: PLC0415
+    from .phantom.benchmarks import TwinSpec, ensure_twin  # noqa: PLC0415
 
     builder, reader = bench_cfg.get("builder"), bench_cfg.get("reader")
     if builder == "phantom":
         twin = plain(bench_cfg.get("twin") or {})
         try:
-            if reader == "chexpert":
-                return ensure_chexpert_twin(ChexpertTwinSpec(**twin), cache_dir)
             return ensure_twin(TwinSpec(name=reader, **twin), cache_dir)
         except TypeError as e:
             raise ValueError(f"{key}.twin: {e}") from e

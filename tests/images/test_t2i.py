@@ -2,7 +2,7 @@ import numpy as np
 
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.images.diffusers_t2i import DiffusersT2I
-from syncxr.images.phantom_t2i import PhantomT2I, RandomizedT2I, findings_from_entities
+from syncxr.images.phantom_t2i import PhantomT2I, RandomizedT2I, finding_severities, findings_from_entities
 from syncxr.phantom.vocabulary import phantom_lexicon
 
 NER = LexiconNER(phantom_lexicon())
@@ -10,8 +10,18 @@ NER = LexiconNER(phantom_lexicon())
 
 def test_entities_map_to_drawable_findings():
     keys, anatomy = findings_from_entities(NER.extract(
-        "Pneumonia in the left lower lobe. No pneumothorax. Cardiac enlargement."))
-    assert keys == ["cardiomegaly", "consolidation"] and anatomy == ["left lower lobe"]
+        "Pneumonia in the left lower lobe. No pneumothorax. Cardiac enlargement, concerning for infection."))
+    assert keys == ["cardiomegaly", "consolidation", "pneumonia"] and anatomy == ["left lower lobe"]
+    assert finding_severities(NER.extract("Small pleural effusion. Severe cardiomegaly. New mass.")) == {
+        "pleural_effusion": 0, "cardiomegaly": 2, "mass": None}
+
+
+def test_phantom_t2i_draws_the_severity_the_impression_names():
+    t2i = PhantomT2I(image_size=96)
+    seeds = list(range(8))
+    small = np.stack(t2i.generate(["Small pleural effusion at the right costophrenic angle."] * 8, seeds))
+    large = np.stack(t2i.generate(["Large pleural effusion at the right costophrenic angle."] * 8, seeds))
+    assert (large > small + 20).sum() > 8 * 40  # a large effusion whitens much more of the lung base
 
 
 def test_phantom_t2i_draws_what_the_impression_names():

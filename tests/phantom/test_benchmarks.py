@@ -1,43 +1,40 @@
-import pandas as pd
+from pathlib import Path
 
-from syncxr.phantom.benchmarks import CHEXPERT5, CHEXPERT_LABELS, ChexpertTwinSpec, ensure_chexpert_twin
+import pandas as pd
+import pytest
+import yaml
+
+from syncxr.data.benchmarks import read_chexpert_split, read_rsna, read_siim
+from syncxr.entities.lexicon_ner import LexiconNER
+from syncxr.phantom.benchmarks import (CHEXPERT5, CHEXPERT_LABELS, TwinSpec, _render, _split_labels,
+                                       ensure_twin)
+from syncxr.phantom.frequencies import ANCHOR_PREVALENCE, real_prevalence, tail_findings
+from syncxr.phantom.twin_labels import PADCHEST_OF, RARE, SUBJECT, background_findings, class_sets
+from syncxr.phantom.vocabulary import phantom_lexicon, term_index
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_chexpert_twin_has_the_published_layout(cache_dir):
-    root = ensure_chexpert_twin(ChexpertTwinSpec(n_test=40, n_valid=20, image_size=48), cache_dir, progress=False)
+    root = ensure_twin(TwinSpec("chexpert", n_test=40, n_valid=20, image_size=48), cache_dir, progress=False)
     for split, n in (("valid", 20), ("test", 40)):
         df = pd.read_csv(root / f"{split}.csv")
         assert list(df.columns) == ["Path", *CHEXPERT_LABELS]
         assert len(df) == n
         assert all((root / p).is_file() for p in df["Path"])
         assert df["Path"].str.match(rf"{split}/patient\d{{5}}/study1/view1_frontal\.png").all()
-        # No Finding is exactly the rows without any positive label.
-        others = df[[c for c in CHEXPERT_LABELS if c != "No Finding"]].sum(axis=1)
-        assert ((others == 0) == (df["No Finding"] == 1)).all()
     test = pd.read_csv(root / "test.csv")
-    assert (test[list(CHEXPERT5)].sum() > 0).all()
+    assert (test[list(CHEXPERT5)].sum() == round(0.3 * 40)).all()  # exact subject counts
+    assert not (root / "train.csv").exists()
 
 
-import pytest  # noqa: E402
-
-from syncxr.data.benchmarks import read_chexpert_split, read_rsna, read_siim  # noqa: E402
-from syncxr.data.dataset_format import config_hash  # noqa: E402
-from syncxr.phantom.benchmarks import (PHANTOM_VERSION, TwinSpec, _render, _split_labels,  # noqa: E402
-                                       ensure_twin)
-
-
-def test_chexpert_twin_without_train_split_keeps_its_hash(cache_dir):
-    from dataclasses import asdict
-    spec = ChexpertTwinSpec(n_test=40, n_valid=20, image_size=48)
-    legacy = {k: v for k, v in asdict(spec).items() if k != "n_train"}
-    assert spec.hash == config_hash({"version": PHANTOM_VERSION, "benchmark": "chexpert", **legacy})
-    with_train = ChexpertTwinSpec(n_test=40, n_valid=20, image_size=48, n_train=10)
+def test_adding_a_train_split_keeps_valid_and_test(cache_dir):
+    spec = TwinSpec("chexpert", n_test=30, n_valid=10, image_size=48)
+    with_train = TwinSpec("chexpert", n_test=30, n_valid=10, image_size=48, n_train=10)
     assert with_train.hash != spec.hash
-    root = ensure_chexpert_twin(with_train, cache_dir, progress=False)
-    train = read_chexpert_split(root, "train.csv", list(CHEXPERT5))
-    assert len(train) == 10
-    # valid/test images are the same whether or not a train split is added
-    old = ensure_chexpert_twin(spec, cache_dir, progress=False)
+    root = ensure_twin(with_train, cache_dir, progress=False)
+    assert len(read_chexpert_split(root, "train.csv", list(CHEXPERT5))) == 10
+    old = ensure_twin(spec, cache_dir, progress=False)
     assert (old / "test.csv").read_text() == (root / "test.csv").read_text()
 
 
@@ -52,19 +49,62 @@ def test_twin_is_cached_and_counts_are_exact(cache_dir):
     assert not (root / "train.csv").exists()
     with pytest.raises(ValueError, match="no phantom twin 'mimic'"):
         TwinSpec("mimic")
+    with pytest.raises(ValueError, match="background"):
+        TwinSpec("siim", background=-1)
 
 
-def test_rsna_twin_boxes_enclose_the_rendered_consolidation(cache_dir):
+def test_rsna_twin_boxes_enclose_the_rendered_pneumonia(cache_dir):
     spec = TwinSpec("rsna", n_train=0, n_valid=0, n_test=16, image_size=64)
     root = ensure_twin(spec, cache_dir, progress=False)
     s = read_rsna(root, "test.csv", ["pneumonia"])
     labels = _split_labels(spec, 1, 16)
+    assert s.labels.sum() > 0
     for i in range(16):
         image, masks = _render(spec, 1, i, labels[i])
-        assert s.labels[i, 0] == ("consolidation" in labels[i])
+        assert s.labels[i, 0] == ("pneumonia" in labels[i])
+        assert not labels[i] & {"consolidation", "infiltration"}  # no unlabelled opacity in RSNA
         assert (s.load(i)[0].numpy() == image).all()  # the DICOM holds the rendered pixels
         if s.labels[i, 0]:
             box = s.mask(i, image.shape)
-            m = masks["consolidation"]
-            assert (box | ~m).all()  # every consolidation pixel is inside a box
+            m = masks["pneumonia"]
+            assert (box | ~m).all()  # every pneumonia pixel is inside a box
             assert box.sum() <= 3 * m.sum() + 16  # and the boxes are tight
+
+
+def test_twins_draw_subject_rare_and_real_background_exactly():
+    n = 600
+    spec = TwinSpec("chestxray14", n_test=n, prevalence=0.12, prevalence_rare=0.1, background=1.0)
+    labels = _split_labels(spec, 1, n)
+    count = lambda k: sum(k in s for s in labels)  # noqa: E731
+    real = real_prevalence()
+    assert all(count(k) == round(0.12 * n) for k in SUBJECT["chestxray14"])
+    assert all(count(k) == round(0.1 * n) for k in RARE["chestxray14"])
+    assert all(count(k) == round(real[k] * n) for k in background_findings("chestxray14"))
+    assert count("central_venous_catheter") > count("pneumoperitoneum")  # the backdrop is long-tailed too
+
+
+def _conf(name):
+    return yaml.safe_load((REPO / "conf" / "benchmark" / f"{name}.yaml").read_text())[name]
+
+
+@pytest.mark.parametrize("name", ["chestxray14", "padchest"])
+def test_class_sets_in_the_configs_follow_the_real_frequencies(name):
+    conf = _conf(name)
+    assert conf["class_sets"] == class_sets(name)
+    tail = set(tail_findings())
+    head = max(ANCHOR_PREVALENCE.values())
+    assert tail == {k for k, v in ANCHOR_PREVALENCE.items() if v < 0.1 * head} and 10 <= len(tail) < 20
+    # rare = the tail: every rare class is rarer in the real corpus than every other class of the twin
+    assert set(RARE[name]) <= tail and not set(SUBJECT[name]) & tail
+    assert max(ANCHOR_PREVALENCE[k] for k in RARE[name]) < min(ANCHOR_PREVALENCE[k] for k in SUBJECT[name])
+    assert len(conf["class_sets"]["rare"]) == len(RARE[name]) >= 3
+
+
+def test_padchest_seen_names_are_report_words_and_unseen_ones_are_not():
+    ner, terms, sets = LexiconNER(phantom_lexicon()), term_index(), class_sets("padchest")
+    for k in SUBJECT["padchest"]:
+        seen = PADCHEST_OF[k][0]
+        assert [terms[e["name"]][0] for e in ner.extract(seen)] == [k], seen  # reports use the name
+    lexicon = phantom_lexicon()
+    for name in sets["unseen"]:
+        assert name not in lexicon and name.removesuffix("s") not in lexicon, name  # reports never use it

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation
 
-from syncxr.phantom.renderer import render
+from syncxr.phantom.renderer import DRAWERS, render
 from syncxr.phantom.scene import Appearance, sample_scene
-from syncxr.phantom.vocabulary import FINDING_KEYS
+from syncxr.phantom.vocabulary import FINDING_KEYS, SEVERITIES
 
 
 def _clean(scene):
@@ -17,7 +17,8 @@ def _clean(scene):
 @pytest.mark.parametrize("key", FINDING_KEYS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_finding_changes_pixels_inside_its_mask_and_not_far_outside(key, seed):
-    scene = _clean(sample_scene(np.random.default_rng(seed), [key, "nodule" if key != "nodule" else "edema"]))
+    other = "nasogastric_tube" if key not in ("nasogastric_tube", "hernia") else "nodule"
+    scene = _clean(sample_scene(np.random.default_rng(seed), [key, other]))
     with_f, masks = render(scene, 128)
     without, _ = render(scene.without(key), 128)
     mask = masks[key]
@@ -70,3 +71,42 @@ def test_masks_lie_in_plausible_anatomy():
         assert ys_eff.mean() > ys_ptx.mean() + 20
         ys_heart, xs_heart = np.nonzero(masks["cardiomegaly"])
         assert 50 < xs_heart.mean() < 85
+
+
+def _signatures(seed: int):
+    """Per finding, drawn alone and large on one clean chest: its mask and what it changed."""
+    from dataclasses import replace
+    base = _clean(sample_scene(np.random.default_rng(seed), []))
+    normal = render(base, 96)[0].astype(float)
+    out = {}
+    for i, key in enumerate(FINDING_KEYS):
+        f = sample_scene(np.random.default_rng([seed, i]), [key]).findings[0]
+        img, masks = render(replace(base, findings=(replace(f, severity="large"),)), 96)
+        out[key] = (masks[key], img.astype(float) - normal)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_finding_is_drawn_distinguishably(seed):
+    """Each finding changes a normal chest where its mask is, and no two findings leave the same
+    trace: their masks differ, or what they do to the pixels there differs."""
+    assert set(DRAWERS) | {"cardiomegaly"} == set(FINDING_KEYS) and len(FINDING_KEYS) >= 30
+    sig = _signatures(seed)
+    for key, (mask, diff) in sig.items():
+        assert mask.any() and np.abs(diff[mask]).mean() > 8, key  # pixel statistics differ from normal
+    for i, a in enumerate(FINDING_KEYS):
+        for b in FINDING_KEYS[i + 1:]:
+            (ma, da), (mb, db) = sig[a], sig[b]
+            iou = (ma & mb).sum() / (ma | mb).sum()
+            corr = np.corrcoef(da.ravel(), db.ravel())[0, 1]
+            assert iou < 0.5 or corr < 0.8, (a, b, iou, corr)
+
+
+def test_severity_grows_what_is_drawn():
+    from dataclasses import replace
+    scene = _clean(sample_scene(np.random.default_rng(4), ["pleural_effusion", "mass", "cavity", "pacemaker"]))
+    area = {s: render(replace(scene, findings=tuple(replace(f, severity=s) for f in scene.findings)), 96)[1]
+            for s in SEVERITIES}
+    for key in ("pleural_effusion", "mass", "cavity", "pacemaker"):  # a pacemaker's leads: one to three
+        sizes = [area[s][key].sum() for s in SEVERITIES]
+        assert sizes[0] < sizes[1] < sizes[2], (key, sizes)

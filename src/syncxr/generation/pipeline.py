@@ -34,6 +34,7 @@ from ..data.durable import fsync_file
 from ..entities.sampling import balanced_draws, longtail_draws, subset_vocabulary, tau_max_for
 from ..entities.vocabulary import build_vocabulary, frequency_stats, plot_long_tail
 from ..images.phantom_t2i import findings_from_entities
+from ..phantom.corpus import PHANTOM_VERSION, finding_stats
 from ..phantom.vocabulary import ANATOMY, ENTITY_TYPES
 from ..reports.backend_failure import is_backend_failure
 from ..reports.loop import write_reports
@@ -52,8 +53,19 @@ def addressed_config(gen: dict) -> dict:
     return without_transport_keys({k: v for k, v in gen.items() if k not in RUNTIME_KEYS}, BATCHING_KEYS)
 
 
+def uses_phantom_world(gen: dict) -> bool:
+    """Whether any part of a generation config is drawn by the phantom world (its report writer,
+    renderer, lexicon or corpus), so that a new world version must not reuse the cached dataset."""
+    part = lambda k, field: isinstance(gen.get(k), dict) and gen[k].get(field)  # noqa: E731
+    return (part("llm", "backend") == "template" or part("imagegen", "backend") in ("phantom", "randomized")
+            or part("ner", "name") == "lexicon" or part("corpus", "builder") == "phantom")
+
+
 def generation_hash(gen: dict) -> str:
-    return config_hash(addressed_config(gen))
+    data = addressed_config(gen)
+    if uses_phantom_world(gen):  # a new phantom world must not reuse the datasets of the old one
+        data["phantom_world"] = PHANTOM_VERSION
+    return config_hash(data)
 
 
 @contextmanager
@@ -299,6 +311,7 @@ class Generator:
             "counters": {k: int(v) for k, v in sorted(counters.items())},
             "backend": summary["counters"].get("backend", {}),
             "entity_stats": stats,
+            "finding_stats": finding_stats(Counter(k for ks in df["labels"] for k in ks)) if len(df) else {},
             "coverage": {"vocabulary": int(len(vocab)), "in_subset": int(len(subset)),
                          "used": int((out_vocab["count"] > 0).sum()),
                          "fraction_used": float((out_vocab["count"] > 0).mean()) if len(out_vocab) else 0.0},

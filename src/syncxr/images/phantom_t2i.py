@@ -14,18 +14,27 @@ import numpy as np
 from ..entities.lexicon_ner import phantom_lexicon_ner
 from ..phantom.renderer import render
 from ..phantom.scene import Anatomy, Appearance, Finding, sample_scene
-from ..phantom.vocabulary import ABNORMALITY, ANATOMY, DISEASE, FINDING_SITES, FINDINGS, INFERRED_DISEASE
+from ..phantom.vocabulary import ABNORMALITY, ANATOMY, DISEASE, FINDINGS, SEVERITIES, site_word, term_index
 
-# Surface form -> finding key (diseases map to the finding that shows them).
-_TERM_TO_KEY = {s: t.key for t in FINDINGS.values() for s in t.synonyms}
-_TERM_TO_KEY.update({d: k for k, d in INFERRED_DISEASE.items()})
+# Surface form -> (finding key, severity level it states or None); diseases map to the finding that
+# shows them.
+_TERMS = term_index()
+
+
+def finding_severities(entities: list[dict]) -> dict[str, int | None]:
+    """Finding key -> severity level stated by a report's present-finding entities (None: unstated;
+    the largest where several are stated)."""
+    out: dict[str, int | None] = {}
+    for e in entities:
+        if e["type"] in (ABNORMALITY, DISEASE) and e["name"] in _TERMS:
+            key, level = _TERMS[e["name"]]
+            out[key] = level if out.get(key) is None else max(out[key], level if level is not None else -1)
+    return out
 
 
 def findings_from_entities(entities: list[dict]) -> tuple[list[str], list[str]]:
     """(finding keys present, anatomy names) of a report's entities."""
-    keys = sorted({_TERM_TO_KEY[e["name"]] for e in entities
-                   if e["type"] in (ABNORMALITY, DISEASE) and e["name"] in _TERM_TO_KEY})
-    return keys, [e["name"] for e in entities if e["type"] == ANATOMY]
+    return sorted(finding_severities(entities)), [e["name"] for e in entities if e["type"] == ANATOMY]
 
 
 def _randomize(anatomy: Anatomy, appearance: Appearance, rng: np.random.Generator):
@@ -49,13 +58,16 @@ class PhantomT2I:
         out = []
         for prompt, seed in zip(prompts, seeds):
             rng = np.random.default_rng([seed, 5])
-            keys, anatomy = findings_from_entities(self.ner.extract(prompt))
-            scene = sample_scene(rng, keys)
-            # Honour the named anatomy where the finding can be drawn there.
+            entities = self.ner.extract(prompt)
+            severities = finding_severities(entities)
+            anatomy = [e["name"] for e in entities if e["type"] == ANATOMY]
+            scene = sample_scene(rng, sorted(severities))
+            # Honour the named anatomy and severity where the finding can be drawn so.
             placed = []
             for f in scene.findings:
-                site = next((a for a in anatomy if a in FINDING_SITES[f.key]), f.site)
-                placed.append(Finding(f.key, site, f.severity, f.u))
+                site = next((s for s in FINDINGS[f.key].sites if site_word(s) in anatomy), f.site)
+                level = severities[f.key]
+                placed.append(Finding(f.key, site, f.severity if level is None else SEVERITIES[level], f.u))
             scene = replace(scene, findings=tuple(placed))
             if self.randomized:
                 a, ap = _randomize(scene.anatomy, scene.appearance, rng)

@@ -8,14 +8,16 @@ written exactly as the real benchmark is laid out on disk, so `syncxr.data.bench
 | chexpert     | `{train,valid,test}.csv` (`Path`+14) | `<split>/patientN/study1/...png` | 14 label columns     |
 | chestxray14  | `{train,valid,test}.csv`             | `images/<Image Index>` PNG    | 14 lower-case columns   |
 | padchest     | `{train,valid,test}.csv` (path col 0)| `images/<id>.png`, 16 bit     | label columns by name   |
-| rsna         | `{train,valid,test}.csv` (`ID, img_path, boxes, classes`) | `images/<ID>.dcm` | consolidation boxes, 1024-px frame |
+| rsna         | `{train,valid,test}.csv` (`ID, img_path, boxes, classes`) | `images/<ID>.dcm` | pneumonia boxes, 1024-px frame |
 | siim         | `{train,valid,test}.csv` (`ImageId, EncodedPixels`, relative RLE) | `png_images/<id>.png` (+ `png_masks/`) | pneumothorax masks |
 | covidx       | `{train,val,test}.txt` (`pid file class source`, no header) | `<split>/<file>.png` | consolidation + edema = COVID |
 | covid_rural  | `{train,valid,test}.csv` (`filepath`)| `jpgs/<id>.jpg`               | `pngs_masks/<id>.png`: consolidation + edema |
 
-Twins are small by default and cached under `<cache>/benchmarks/<name>-<hash of the spec>`.
-Finding counts per split are exact (`round(prevalence * n)`, at least one), so no class of a small
-twin ends up without positives.
+One `TwinSpec` describes every twin; which findings a twin is about, its rare classes and its label
+columns are in `twin_labels`. Twins are small by default and cached under
+`<cache>/benchmarks/<name>-<hash of the spec>`. Finding counts per split are exact
+(`round(prevalence * n)`, at least one for subject and rare findings), so no class of a small twin
+ends up without positives.
 """
 
 from __future__ import annotations
@@ -36,162 +38,88 @@ from ..data.dataset_format import DatasetBuilder, config_hash, write_json_atomic
 from ..data.image_io import write_dicom
 from ..data.rle import rle_encode
 from .corpus import PHANTOM_VERSION
+from .frequencies import real_prevalence
 from .renderer import render
 from .scene import sample_scene
+from .twin_labels import (CHESTXRAY14_LABELS, CHESTXRAY14_OF, CHEXPERT5, CHEXPERT_COLUMNS_OF,  # noqa: F401
+                          CHEXPERT_LABELS, PADCHEST_LABELS, PADCHEST_OF, RARE, SUBJECT, TWINS,
+                          background_findings, class_sets)
 
-CHEXPERT_LABELS = ("No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity",
-                   "Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis",
-                   "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture", "Support Devices")
-# Which CheXpert columns a phantom finding turns on.
-CHEXPERT_COLUMNS_OF = {
-    "cardiomegaly": ("Cardiomegaly", "Enlarged Cardiomediastinum"),
-    "consolidation": ("Consolidation", "Lung Opacity"),
-    "edema": ("Edema", "Lung Opacity"),
-    "atelectasis": ("Atelectasis", "Lung Opacity"),
-    "pleural_effusion": ("Pleural Effusion",),
-    "pneumothorax": ("Pneumothorax",),
-    "nodule": ("Lung Lesion",),
-    "support_device": ("Support Devices",),
-}
-CHEXPERT5 = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
-
-CHESTXRAY14_LABELS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule",
-                      "Pneumonia", "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis",
-                      "Pleural_Thickening", "Hernia")
-CHESTXRAY14_OF = {"atelectasis": ("Atelectasis",), "cardiomegaly": ("Cardiomegaly",),
-                  "pleural_effusion": ("Effusion",), "consolidation": ("Consolidation",),
-                  "edema": ("Edema",), "nodule": ("Nodule",), "pneumothorax": ("Pneumothorax",)}
-
-# PadChest label columns of the twin. "Unseen": names the phantom reports never use for the
-# finding; "rare": findings drawn with `prevalence_rare`.
-PADCHEST_OF = {
-    "cardiomegaly": ("cardiomegaly",),
-    "pleural_effusion": ("pleural effusion", "costophrenic angle blunting"),
-    "atelectasis": ("atelectasis", "laminar atelectasis"),
-    "consolidation": ("consolidation", "pneumonia", "alveolar pattern"),
-    "edema": ("pulmonary edema", "interstitial pattern"),
-    "nodule": ("nodule",),
-    "pneumothorax": ("pneumothorax",),
-    "support_device": ("endotracheal tube",),
-}
-PADCHEST_LABELS = ("normal", *sorted({c for cols in PADCHEST_OF.values() for c in cols}))
-PADCHEST_RARE = ("pneumothorax", "support_device")
-
-TWINS = ("chexpert", "chestxray14", "padchest", "rsna", "siim", "covidx", "covid_rural")
-# Findings each twin draws with `prevalence` (its subject) and with `prevalence_other` (distractors).
-SUBJECT = {
-    "chestxray14": tuple(CHESTXRAY14_OF),
-    "padchest": ("atelectasis", "cardiomegaly", "consolidation", "edema", "nodule", "pleural_effusion"),
-    "rsna": ("consolidation",),
-    "siim": ("pneumothorax",),
-    "covidx": ("consolidation", "edema"),  # both together: "COVID"
-    "covid_rural": ("consolidation", "edema"),
-}
-DISTRACTORS = {
-    "chestxray14": ("support_device",),
-    "padchest": (),
-    "rsna": ("atelectasis", "cardiomegaly", "edema", "nodule", "pleural_effusion", "support_device"),
-    "siim": ("atelectasis", "cardiomegaly", "consolidation", "pleural_effusion", "support_device"),
-    "covidx": ("atelectasis", "cardiomegaly", "consolidation", "edema", "nodule", "pleural_effusion"),
-    "covid_rural": ("cardiomegaly", "pleural_effusion", "support_device"),
-}
 SPLIT_FILES = {"covidx": {"train": "train.txt", "valid": "val.txt", "test": "test.txt"}}
 BOX_FRAME = 1024  # RSNA boxes are in the coordinates of the published 1024 x 1024 DICOMs
 
-
-@dataclass(frozen=True)
-class ChexpertTwinSpec:
-    """A CheXpert-shaped test set; the five competition classes are common, the rest rarer."""
-
-    n_test: int = 500
-    n_valid: int = 200
-    seed: int = 1000
-    image_size: int = 128
-    prevalence_5: float = 0.3  # each of the five zero-shot classes
-    prevalence_other: float = 0.08  # pneumothorax, nodule, support device
-    n_train: int = 0  # a labelled training split (for fine-tuning); 0: none, as before
-
-    @property
-    def hash(self) -> str:
-        d = asdict(self)
-        if not d["n_train"]:
-            del d["n_train"]  # twins without a training split keep the hash they always had
-        return config_hash({"version": PHANTOM_VERSION, "benchmark": "chexpert", **d})
-
-
 @dataclass(frozen=True)
 class TwinSpec:
-    """A phantom twin of benchmark `name` (one of TWINS other than chexpert)."""
+    """A phantom twin of benchmark `name` (one of TWINS). Each subject finding is drawn at exactly
+    `prevalence` of every split, each rare one at `prevalence_rare`, and every other finding at
+    `background` times its prevalence in the phantom real corpus (a realistic backdrop of findings
+    the benchmark does not label)."""
 
     name: str
-    n_train: int = 300
+    n_train: int = 0  # a labelled training split (for fine-tuning); 0: none
     n_valid: int = 100
     n_test: int = 200
     seed: int = 2000
     image_size: int = 128
     prevalence: float = 0.3  # each finding the benchmark is about (COVIDx: the COVID pair)
-    prevalence_other: float = 0.1  # each distractor finding
-    prevalence_rare: float = 0.05  # PadChest's rare findings
+    prevalence_rare: float = 0.05  # each of its rare (tail) findings
+    background: float = 1.0  # scale on the real-corpus prevalence of every other finding
 
     def __post_init__(self):
-        if self.name not in TWINS or self.name == "chexpert":
-            raise ValueError(f"no phantom twin {self.name!r}; choose from {[t for t in TWINS if t != 'chexpert']}"
-                             " (chexpert: ChexpertTwinSpec)")
+        if self.name not in TWINS:
+            raise ValueError(f"no phantom twin {self.name!r}; choose from {list(TWINS)}")
         for k in ("n_train", "n_valid", "n_test"):
             if getattr(self, k) < 0:
                 raise ValueError(f"twin {self.name}: {k} must be >= 0")
-        for k in ("prevalence", "prevalence_other", "prevalence_rare"):
+        for k in ("prevalence", "prevalence_rare"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise ValueError(f"twin {self.name}: {k} must be in [0, 1]")
+        if self.background < 0:
+            raise ValueError(f"twin {self.name}: background must be >= 0")
 
     @property
     def hash(self) -> str:
         return config_hash({"version": PHANTOM_VERSION, "benchmark": self.name, **asdict(self)})
 
 
-
-def exact_draw(rng: np.random.Generator, n: int, prevalence: float) -> np.ndarray:
-    """Boolean mask of n rows with exactly round(prevalence * n) true (at least 1 if p > 0)."""
-    k = 0 if prevalence <= 0 or n == 0 else min(n, max(1, round(prevalence * n)))
+def exact_draw(rng: np.random.Generator, n: int, prevalence: float, at_least_one: bool = True) -> np.ndarray:
+    """Boolean mask of n rows with exactly round(prevalence * n) true (at least 1 if p > 0 and
+    `at_least_one`)."""
+    k = 0 if prevalence <= 0 or n == 0 else min(n, max(int(at_least_one), round(prevalence * n)))
     out = np.zeros(n, dtype=bool)
     out[rng.permutation(n)[:k]] = True
     return out
 
 
-def _split_labels(spec, split_code: int, n: int) -> list[set[str]]:
+def _split_labels(spec: TwinSpec, split_code: int, n: int) -> list[set[str]]:
     rng = np.random.default_rng([spec.seed, split_code, 7, zlib.crc32(spec.name.encode())])
     labels = [set() for _ in range(n)]
     name = spec.name
 
-    def add(key, p):
-        for i in np.flatnonzero(exact_draw(rng, n, p)):
+    def add(key, p, at_least_one=True):
+        for i in np.flatnonzero(exact_draw(rng, n, p, at_least_one)):
             labels[i].add(key)
 
-    if name == "covidx":
-        covid = exact_draw(rng, n, spec.prevalence)
-        for k in DISTRACTORS[name]:
-            add(k, spec.prevalence_other)
-        for i in range(n):
-            if covid[i]:
-                labels[i] |= {"consolidation", "edema"}
-            elif {"consolidation", "edema"} <= labels[i]:  # the pair is what makes "COVID"
-                labels[i].discard("edema" if rng.random() < 0.5 else "consolidation")
-        return labels
+    real = real_prevalence()
+    for k in background_findings(name):
+        add(k, spec.background * real[k], at_least_one=False)
+    for k in RARE.get(name, ()):
+        add(k, spec.prevalence_rare)
     if name == "covid_rural":
         for s in labels:
             s |= {"consolidation", "edema"}
+    elif name == "covidx":
+        covid = exact_draw(rng, n, spec.prevalence)
+        for i in range(n):
+            if covid[i]:
+                labels[i] |= {"consolidation", "edema"}
     else:
         for k in SUBJECT[name]:
             add(k, spec.prevalence)
-    for k in DISTRACTORS[name]:
-        add(k, spec.prevalence_other)
-    if name == "padchest":
-        for k in PADCHEST_RARE:
-            add(k, spec.prevalence_rare)
     return labels
 
 
-def _render(spec, split_code: int, i: int, labels: set[str]):
+def _render(spec: TwinSpec, split_code: int, i: int, labels: set[str]):
     # The twin's name is part of the seed: twins with equal seeds still draw different chests.
     rng = np.random.default_rng([spec.seed, split_code, i, zlib.crc32(spec.name.encode())])
     return render(sample_scene(rng, labels), spec.image_size)
@@ -232,7 +160,13 @@ def _write_split(spec, tmp: Path, split: str, code: int, n: int, progress: bool)
     for i in tqdm(range(n), desc=f"phantom {name} {split}", disable=not progress):
         image, masks = _render(spec, code, i, labels[i])
         keys = labels[i]
-        if name == "chestxray14":
+        if name == "chexpert":
+            rel = f"{split}/patient{i:05d}/study1/view1_frontal.png"
+            _png(tmp / rel, image)
+            row = dict.fromkeys(CHEXPERT_LABELS, 0)
+            row.update({c: 1 for k in keys for c in CHEXPERT_COLUMNS_OF.get(k, ())})
+            rows.append({"Path": rel, **row, "No Finding": int(not keys)})
+        elif name == "chestxray14":
             index = f"{code * 100000 + i:08d}_000.png"
             _png(tmp / "images" / index, image)
             cols = {c.lower(): 0 for c in CHESTXRAY14_LABELS}
@@ -246,7 +180,7 @@ def _write_split(spec, tmp: Path, split: str, code: int, n: int, progress: bool)
             _png(tmp / "images" / f"{rid}.png", image.astype(np.uint16) * 257)  # 16 bit, as published
             cols = dict.fromkeys(PADCHEST_LABELS, 0)
             for k in keys:
-                for c in PADCHEST_OF[k]:
+                for c in PADCHEST_OF.get(k, ()):
                     cols[c] = 1
             cols["normal"] = int(not keys)
             rows.append({"ImagePath": f"images/{rid}.png", **cols})
@@ -254,7 +188,7 @@ def _write_split(spec, tmp: Path, split: str, code: int, n: int, progress: bool)
             rid = _uid(spec.seed, split, i)
             (tmp / "images").mkdir(exist_ok=True)
             write_dicom(tmp / "images" / f"{rid}.dcm", image, patient_id=rid)
-            boxes = _boxes(masks["consolidation"], BOX_FRAME / spec.image_size) if "consolidation" in keys else []
+            boxes = _boxes(masks["pneumonia"], BOX_FRAME / spec.image_size) if "pneumonia" in keys else []
             rows.append({"ID": rid, "img_path": f"images/{rid}.dcm",
                          "boxes": "|".join(";".join(str(v) for v in b) for b in boxes),
                          "classes": int(bool(boxes))})
@@ -285,6 +219,8 @@ def _write_split(spec, tmp: Path, split: str, code: int, n: int, progress: bool)
         split_file.write_text("ImageId, EncodedPixels\n" + "".join(f"{x}\n" for x in lines))
     elif name == "covidx":
         split_file.write_text("".join(f"{x}\n" for x in lines))
+    elif name == "chexpert":
+        pd.DataFrame(rows, columns=["Path", *CHEXPERT_LABELS]).to_csv(split_file, index=False)
     else:
         pd.DataFrame(rows).to_csv(split_file, index=False)
     counts: dict[str, int] = {"images": n}
@@ -295,65 +231,22 @@ def _write_split(spec, tmp: Path, split: str, code: int, n: int, progress: bool)
 
 
 def build_twin(spec: TwinSpec, target: Path, progress: bool = True) -> Path:
-    """Writes the twin of `spec.name` (train, valid and test splits) under `target`."""
+    """Writes the twin of `spec.name` (its train, valid and test splits, those with rows) under `target`."""
     counts = {}
     with DatasetBuilder(target, marker="benchmark.json", subdirs=()) as tmp:
         for split, n, code in (("train", spec.n_train, 2), ("valid", spec.n_valid, 0), ("test", spec.n_test, 1)):
             if n:
                 counts[split] = _write_split(spec, tmp, split, code, n, progress)
         write_json_atomic(tmp / "benchmark.json", {"name": spec.name, "config": asdict(spec), "hash": spec.hash,
-                                                   "generator": PHANTOM_VERSION, "counts": counts})
-    return target
-
-
-def _ensure_built(target: Path, build) -> Path:
-    """`target` once it holds a finished twin, calling `build(target)` on first use."""
-    if not (target / "benchmark.json").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        build(target)
+                                                   "generator": PHANTOM_VERSION, "counts": counts,
+                                                   "class_sets": class_sets(spec.name)})
     return target
 
 
 def ensure_twin(spec: TwinSpec, cache_dir: str | Path, progress: bool = True) -> Path:
     """Directory of the twin of `spec` under `cache_dir`, built on first use."""
-    return _ensure_built(Path(cache_dir) / "benchmarks" / f"{spec.name}-{spec.hash}",
-                         lambda t: build_twin(spec, t, progress))
-
-
-def _chexpert_row(labels: set[str]) -> dict:
-    row = dict.fromkeys(CHEXPERT_LABELS, 0)
-    for k in labels:
-        for col in CHEXPERT_COLUMNS_OF[k]:
-            row[col] = 1
-    row["No Finding"] = int(not labels)
-    return row
-
-
-def build_chexpert_twin(spec: ChexpertTwinSpec, target: Path, progress: bool = True) -> Path:
-    """Writes `valid.csv`, `test.csv` (and `train.csv` when n_train > 0): `Path` + 14 label columns,
-    and the images under `target`."""
-    five = ("atelectasis", "cardiomegaly", "consolidation", "edema", "pleural_effusion")
-    other = ("pneumothorax", "nodule", "support_device")
-    with DatasetBuilder(target, marker="benchmark.json", subdirs=()) as tmp:
-        for split, n, code in (("valid", spec.n_valid, 0), ("test", spec.n_test, 1), ("train", spec.n_train, 2)):
-            if split == "train" and not n:
-                continue
-            rows = []
-            for i in tqdm(range(n), desc=f"phantom chexpert {split}", disable=not progress):
-                rng = np.random.default_rng([spec.seed, code, i])
-                labels = {k for k in five if rng.random() < spec.prevalence_5}
-                labels |= {k for k in other if rng.random() < spec.prevalence_other}
-                image, _ = render(sample_scene(rng, labels), spec.image_size)
-                rel = f"{split}/patient{i:05d}/study1/view1_frontal.png"
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(image).save(tmp / rel, compress_level=1)
-                rows.append({"Path": rel, **_chexpert_row(labels)})
-            pd.DataFrame(rows, columns=["Path", *CHEXPERT_LABELS]).to_csv(tmp / f"{split}.csv", index=False)
-        write_json_atomic(tmp / "benchmark.json", {"name": "chexpert", "config": asdict(spec),
-                                                   "hash": spec.hash, "generator": PHANTOM_VERSION})
+    target = Path(cache_dir) / "benchmarks" / f"{spec.name}-{spec.hash}"
+    if not (target / "benchmark.json").is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        build_twin(spec, target, progress)
     return target
-
-
-def ensure_chexpert_twin(spec: ChexpertTwinSpec, cache_dir: str | Path, progress: bool = True) -> Path:
-    return _ensure_built(Path(cache_dir) / "benchmarks" / f"chexpert-{spec.hash}",
-                         lambda t: build_chexpert_twin(spec, t, progress))

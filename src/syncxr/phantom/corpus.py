@@ -7,7 +7,6 @@ Every defect is recorded per row (`defect`) and counted in `dataset.json`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,19 +17,14 @@ from tqdm.auto import tqdm
 
 from ..data.dataset_format import (INFO, MANIFEST, DatasetBuilder, config_hash, is_complete,
                                    write_json_atomic, write_parquet_atomic)
+from .frequencies import ANCHOR_PREVALENCE, NIH_FINDINGS_PER_IMAGE, calibration_record, draw_profile_labels
 from .renderer import render
 from .report_writer import write_report
 from .scene import sample_scene
 from .vocabulary import FINDING_KEYS
 
 # Bump when the renderer or report writer changes, so cached datasets are rebuilt.
-PHANTOM_VERSION = "phantom-v2"
-
-# Label prevalences of MIMIC-CXR (CheXpert labeler, rounded), mapped onto phantom findings.
-REAL_PREVALENCE = {
-    "support_device": 0.29, "pleural_effusion": 0.24, "atelectasis": 0.20, "cardiomegaly": 0.20,
-    "edema": 0.12, "consolidation": 0.05, "pneumothorax": 0.045, "nodule": 0.03,
-}
+PHANTOM_VERSION = "phantom-v3"
 
 
 @dataclass(frozen=True)
@@ -43,10 +37,14 @@ class PhantomCorpusSpec:
     image_size: int = 128  # rendered side length in pixels
     val_fraction: float = 0.05  # rows marked split="val"
     findings_per_image: tuple[float, ...] = (0.1, 0.4, 0.35, 0.15)  # syn: P(k findings), k=0..3
-    tau_max_slack: float = 1.02  # syn: per-finding cap = slack x the balanced count
-    prevalence: dict = field(default_factory=lambda: dict(REAL_PREVALENCE))  # real: P(finding)
-    low_quality_rate: float = 0.03  # real: burnt-out, dark, noisy or blurred images
-    wrong_view_rate: float = 0.02  # real: lateral images in a frontal corpus
+    # real: relative frequency of each finding (percent of images in its anchor dataset, see
+    # phantom/frequencies.py) and P(k findings per image), k = 0, 1, ... (NIH ChestX-ray14)
+    prevalence: dict = field(default_factory=lambda: dict(ANCHOR_PREVALENCE))
+    real_findings_per_image: tuple[float, ...] = NIH_FINDINGS_PER_IMAGE
+    # real defects; the judge removes low-quality and wrong-view images: 3 % in all, as curation
+    # removed from MIMIC-CXR (SynCXR, Section 3.1)
+    low_quality_rate: float = 0.02  # burnt-out, dark, noisy or blurred images
+    wrong_view_rate: float = 0.01  # lateral images in a frontal corpus
     unpaired_rate: float = 0.03  # real: rows whose report belongs to another image
     negation_rate: float = 0.5  # share of absent findings a report states as negative
 
@@ -59,15 +57,20 @@ class PhantomCorpusSpec:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"phantom corpus {name} must be in [0, 1), got {v}")
-        if abs(sum(self.findings_per_image) - 1.0) > 1e-6:
-            raise ValueError(f"findings_per_image must sum to 1, got {self.findings_per_image}")
+        for name in ("findings_per_image", "real_findings_per_image"):
+            p = getattr(self, name)
+            if abs(sum(p) - 1.0) > 1e-6 or min(p) < 0:
+                raise ValueError(f"{name} must be probabilities summing to 1, got {p}")
         unknown = set(self.prevalence) - set(FINDING_KEYS)
         if unknown:
             raise ValueError(f"prevalence names unknown finding(s) {sorted(unknown)}; known: {FINDING_KEYS}")
+        if not self.prevalence or min(self.prevalence.values()) <= 0:
+            raise ValueError(f"prevalence must give each finding it names a positive frequency, got {self.prevalence}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["findings_per_image"] = list(self.findings_per_image)
+        d["real_findings_per_image"] = list(self.real_findings_per_image)
         return d
 
     @property
@@ -76,25 +79,22 @@ class PhantomCorpusSpec:
 
 
 def draw_balanced_labels(spec: PhantomCorpusSpec, rng: np.random.Generator) -> list[tuple[str, ...]]:
-    """Finding sets with (near-)equal counts per finding: a finding at its cap τ_max is redrawn."""
+    """Finding sets with equal counts per finding (within one): each image takes the k least-used
+    findings, ties broken at random, so however many findings there are, none falls behind."""
     ks = rng.choice(len(spec.findings_per_image), size=spec.n, p=spec.findings_per_image)
-    tau_max = math.ceil(ks.sum() / len(FINDING_KEYS) * spec.tau_max_slack)
-    counts = dict.fromkeys(FINDING_KEYS, 0)
+    counts = np.zeros(len(FINDING_KEYS), dtype=int)
     out = []
     for k in ks:
-        open_keys = [f for f in FINDING_KEYS if counts[f] < tau_max]
-        chosen = rng.choice(open_keys, size=min(k, len(open_keys)), replace=False) if k else []
-        for f in chosen:
-            counts[str(f)] += 1
-        out.append(tuple(sorted(str(f) for f in chosen)))
+        order = rng.permutation(len(FINDING_KEYS))
+        chosen = order[np.argsort(counts[order], kind="stable")[:k]]
+        counts[chosen] += 1
+        out.append(tuple(sorted(FINDING_KEYS[j] for j in chosen)))
     return out
 
 
 def draw_longtail_labels(spec: PhantomCorpusSpec, rng: np.random.Generator) -> list[tuple[str, ...]]:
-    keys = sorted(spec.prevalence)
-    p = np.array([spec.prevalence[k] for k in keys])
-    hits = rng.random((spec.n, len(keys))) < p
-    return [tuple(k for k, h in zip(keys, row) if h) for row in hits]
+    """Finding sets with the anchors' relative finding frequencies and number-of-findings profile."""
+    return draw_profile_labels(spec.n, spec.prevalence, spec.real_findings_per_image, rng)
 
 
 def _draw_defects(spec: PhantomCorpusSpec, rng: np.random.Generator) -> list[str]:
@@ -142,10 +142,12 @@ def build_phantom_corpus(spec: PhantomCorpusSpec, target: Path, progress: bool =
         df["generator"] = PHANTOM_VERSION
         df["seed"] = spec.seed
         write_parquet_atomic(tmp / MANIFEST, df)
-        write_json_atomic(tmp / INFO, {
-            "name": f"phantom_{spec.kind}", "config": spec.to_dict(), "hash": spec.hash,
-            "generator": PHANTOM_VERSION, "counts": corpus_counts(df),
-        })
+        info = {"name": f"phantom_{spec.kind}", "config": spec.to_dict(), "hash": spec.hash,
+                "generator": PHANTOM_VERSION, "counts": corpus_counts(df)}
+        info["finding_stats"] = finding_stats(info["counts"]["findings"])
+        if spec.kind == "real":
+            info["calibration"] = calibration_record()
+        write_json_atomic(tmp / INFO, info)
     return target
 
 
@@ -159,6 +161,17 @@ def corpus_counts(df: pd.DataFrame) -> dict:
         "no_finding": int(sum(len(ks) == 0 for ks in df["labels"])),
         "defects": {d: int((df["defect"] == d).sum()) for d in ("low_quality", "wrong_view", "unpaired")},
     }
+
+
+def finding_stats(counts: dict[str, int]) -> dict:
+    """Skew of the finding frequencies (images per finding, over every finding of the world): Gini,
+    max/min among the findings present, and how many are present."""
+    from ..entities.vocabulary import gini  # noqa: PLC0415 - entities imports phantom: no cycle at import time
+    c = np.array([counts.get(k, 0) for k in FINDING_KEYS], dtype=float)
+    present = c[c > 0]
+    return {"findings": int(len(present)), "gini": gini(c), "max": int(c.max()) if len(c) else 0,
+            "min": int(present.min()) if len(present) else 0,
+            "max_min_ratio": float(present.max() / present.min()) if len(present) else 0.0}
 
 
 def ensure_phantom_corpus(spec: PhantomCorpusSpec, cache_dir: str | Path, progress: bool = True) -> Path:

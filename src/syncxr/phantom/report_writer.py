@@ -1,49 +1,50 @@
 """Writes FINDINGS and IMPRESSION for a phantom scene, recording each entity with its RaTE type.
 
-Phrasing is drawn at random (synonyms, sentence templates, which absent findings are negated), so
-two reports of the same ground truth differ in wording but never in content.
+Phrasing is drawn at random (synonyms, modifiers, sentence templates, which absent findings are
+negated, which normal structures are mentioned), so two reports of the same ground truth differ in
+wording but never in content. A finding's phrase is a synonym, alone or with one modifier: its
+severity as worded for the scene's severity level, a descriptor or a word of change ("new").
+Sentences are assembled from templates whose fields are the entities, in order, so the recorded
+entities are exactly what a reader of the text finds.
 """
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .scene import Finding, Scene
-from .vocabulary import (ANATOMY, DISEASE, FINDINGS, INFERRED_DISEASE, NEGATED_TYPE)
+from .vocabulary import ANATOMY, DEVICES, DISEASE, FINDINGS, NEGATED_TYPE, SEVERITIES, FindingTerm, site_word
 
-# Severity as radiologists word it for each finding (index = scene severity small/moderate/large).
-SEVERITY_WORDS = {
-    "cardiomegaly": ("mild", "moderate", "severe"),
-    "edema": ("mild", "moderate", "severe"),
-    "pneumothorax": ("small", "moderate", "large"),
-}
-DEFAULT_SEVERITY_WORDS = ("small", "moderate", "large")
-
-# Positive sentences; {sev} severity, {term} surface form, {site} anatomy.
-POSITIVE_TEMPLATES = {
-    "consolidation": ("There is {sev} {term} in the {site}.", "{Sev} {term} is seen in the {site}.",
-                      "{Sev} {site} {term}."),
-    "pleural_effusion": ("A {sev} {term} blunts the {site}.", "{Sev} {term} at the {site}.",
-                         "There is a {sev} {term} at the {site}."),
-    "pneumothorax": ("There is a {sev} {term} at the {site}.", "{Sev} {site} {term} with a visible "
-                     "pleural line."),
-    "cardiomegaly": ("The {site} is enlarged, consistent with {sev} {term}.", "{Sev} {term}.",
-                     "There is {sev} {term} of the {site}."),
-    "edema": ("There is {sev} {term}, most pronounced around the {site}.",
-              "{Sev} {term} with haziness around the {site}."),
-    "atelectasis": ("{Sev} {term} in the {site}.", "There is {sev} {term} at the {site}."),
-    "nodule": ("A {sev} {term} is seen in the {site}.", "There is a {sev} {term} in the {site}."),
-    "support_device": ("An {term} terminates in the {site}.", "The {term} is in the {site}."),
-}
-# Articles in front of the term would be wrong for these forms ("A support device" is fine).
-NEGATION_TEMPLATES = ("No {term}.", "There is no {term}.", "No evidence of {term}.")
-NEGATION_PAIR_TEMPLATES = ("No {term} or {term2}.", "There is no {term} or {term2}.")
+POSITIVE = ("There is {p} {prep} the {site}.", "{p} {prep} the {site}.", "{p} is seen {prep} the {site}.",
+            "{p} is noted {prep} the {site}.")
+BILATERAL = ("There are {p}s at both {site}.", "Bilateral {p}s blunt both {site}.")
+# Optional endings naming one more structure.
+SUFFIX = {"pneumothorax": (" with a visible {extra}", "pleural line"),
+          "central_venous_catheter": (", terminating in the {extra}", "superior vena cava"),
+          "pacemaker": (" with leads in the {extra}", "heart")}
+NEGATION = ("No {x}.", "There is no {x}.", "No evidence of {x}.")
+NEGATION_PAIR = ("No {x} or {y}.", "There is no {x} or {y}.")
+IMPRESSION = ("{p}.", "{p} {prep} the {site}.")
+INFERRED = ("{p}, concerning for {disease}.", "{p}, consistent with {disease}.")
 NORMAL_IMPRESSIONS = ("No acute cardiopulmonary process.", "Normal chest radiograph.",
                       "No acute intrathoracic abnormality.")
-# Sites whose report wording differs from the renderer's site name.
-SITE_WORDS = {"bilateral": "costophrenic angles"}
+# Normal statements (anatomy only), each made unless one of the findings listed is present.
+NORMAL_STATEMENTS = (
+    ("The {a} is within normal limits.", "cardiomediastinal silhouette",
+     {"cardiomegaly", "widened_mediastinum", "tortuous_aorta", "hilar_enlargement"}),
+    ("The {a} are intact.", "osseous structures", {"rib_fracture", "clavicle_fracture", "scoliosis"}),
+    ("The {a} is midline.", "trachea", {"endotracheal_tube", "widened_mediastinum"}),
+    ("The {a} is unremarkable.", "visualized upper abdomen", {"pneumoperitoneum", "hernia", "nasogastric_tube"}),
+    ("The {a} are well defined.", "hemidiaphragms", {"elevated_hemidiaphragm", "pneumoperitoneum", "emphysema",
+                                                     "pleural_plaques", "pleural_effusion"}),
+)
+LUNG_FINDINGS = {k for k in FINDINGS if k not in DEVICES} - {
+    "rib_fracture", "clavicle_fracture", "scoliosis", "tortuous_aorta", "widened_mediastinum", "hernia",
+    "pneumoperitoneum", "subcutaneous_emphysema", "cardiomegaly", "elevated_hemidiaphragm"}
+_FORMATTER = string.Formatter()
 
 
 @dataclass
@@ -62,74 +63,93 @@ class _EntityLog:
         if item not in self.items:
             self.items.append(item)
 
+    def sentence(self, template: str, **slots) -> str:
+        """`template` filled from `slots` (field -> (text, RaTE type or None)); entities are logged in
+        the order their fields appear."""
+        out = []
+        for literal, name, _, _ in _FORMATTER.parse(template):
+            out.append(literal)
+            if name is not None:
+                text, etype = slots[name]
+                out.append(text)
+                if etype is not None:
+                    self.add(text, etype)
+        s = "".join(out)
+        return s[0].upper() + s[1:]
+
 
 def _choice(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]
 
 
-def _capitalise(sentence: str) -> str:
-    return sentence[0].upper() + sentence[1:]
+def finding_phrase(t: FindingTerm, severity: str, rng: np.random.Generator, p_modifier: float = 0.6) -> str:
+    """A synonym of `t`, alone or with one modifier true to the drawn `severity`."""
+    term = _choice(rng, t.synonyms)
+    if rng.random() >= p_modifier:
+        return term
+    pools = [p for p in ((t.severity_words[SEVERITIES.index(severity)],) if t.severity_words else (),
+                         t.descriptors, t.temporal) if p]
+    return f"{_choice(rng, _choice(rng, pools))} {term}" if pools else term
 
 
-def _positive_sentence(f: Finding, rng, log: _EntityLog, term: str) -> str:
+def _positive(f: Finding, rng, log: _EntityLog) -> str:
     t = FINDINGS[f.key]
-    sev = SEVERITY_WORDS.get(f.key, DEFAULT_SEVERITY_WORDS)[("small", "moderate", "large").index(f.severity)]
-    site = SITE_WORDS.get(f.site, f.site)
-    template = _choice(rng, POSITIVE_TEMPLATES[f.key])
+    p = (finding_phrase(t, f.severity, rng), t.entity_type)
+    site = (site_word(f.site), ANATOMY)
     if f.site == "bilateral":
-        template, term = "Bilateral {term}s blunt both {site}.", term
-    text = template.replace("{Sev}", sev.capitalize()).format(sev=sev, term=term, site=site)
-    # Order entities as they appear in the sentence.
-    spans = sorted(((text.lower().find(s), s, ty) for s, ty in
-                    ((term, t.entity_type), (site, ANATOMY)) if "{site}" in template or s == term))
-    for _, s, ty in spans:
-        log.add(s, ty)
-    if "pleural line" in text:
-        log.add("pleural line", ANATOMY)
-    return _capitalise(text)
+        return log.sentence(_choice(rng, BILATERAL), p=p, site=site)
+    template = _choice(rng, POSITIVE)
+    if f.key in SUFFIX and rng.random() < 0.5:
+        ending, extra = SUFFIX[f.key]
+        return log.sentence(template[:-1] + ending + ".", p=p, prep=(t.prep, None), site=site,
+                            extra=(extra, ANATOMY))
+    return log.sentence(template, p=p, prep=(t.prep, None), site=site)
+
+
+def _negations(absent: list[str], rng, log: _EntityLog, negation_rate: float) -> list[str]:
+    negated = [k for k in absent if rng.random() < negation_rate * FINDINGS[k].negation_weight]
+    rng.shuffle(negated)
+    out = []
+    while negated:
+        t = FINDINGS[negated.pop()]
+        x = (_choice(rng, t.synonyms), NEGATED_TYPE[t.entity_type])
+        if negated and rng.random() < 0.5:
+            t2 = FINDINGS[negated.pop()]
+            y = (_choice(rng, t2.synonyms), NEGATED_TYPE[t2.entity_type])
+            out.append(log.sentence(_choice(rng, NEGATION_PAIR), x=x, y=y))
+        else:
+            out.append(log.sentence(_choice(rng, NEGATION), x=x))
+    return out
+
+
+def _impression(scene: Scene, rng, log: _EntityLog) -> str:
+    """The present findings in fewer words, some with a disease they suggest."""
+    out = []
+    for f in sorted(scene.findings, key=lambda f: f.key):
+        t = FINDINGS[f.key]
+        if f.key in DEVICES and rng.random() < 0.5:
+            continue  # lines and tubes are often left out of the impression
+        p = (finding_phrase(t, f.severity, rng), t.entity_type)
+        if t.disease and rng.random() < 0.5:
+            out.append(log.sentence(_choice(rng, INFERRED), p=p, disease=(t.disease, DISEASE)))
+        elif f.site != "bilateral" and rng.random() < 0.3:
+            out.append(log.sentence(IMPRESSION[1], p=p, prep=(t.prep, None), site=(site_word(f.site), ANATOMY)))
+        else:
+            out.append(log.sentence(IMPRESSION[0], p=p))
+    return " ".join(out) if out else _choice(rng, NORMAL_IMPRESSIONS)
 
 
 def write_report(scene: Scene, rng: np.random.Generator, negation_rate: float = 0.5) -> Report:
-    """FINDINGS and IMPRESSION for `scene`. `negation_rate`: share of absent findings stated negative."""
+    """FINDINGS and IMPRESSION for `scene`. `negation_rate` scales how often absent findings are
+    stated negative (each finding's own `negation_weight` says how usual that statement is)."""
     log = _EntityLog()
     present = {f.key for f in scene.findings}
-    sentences = []
-    for f in sorted(scene.findings, key=lambda f: rng.random()):
-        sentences.append(_positive_sentence(f, rng, log, _choice(rng, FINDINGS[f.key].synonyms)))
-    absent = [k for k in FINDINGS if k not in present and k != "support_device"]
-    negated = [k for k in absent if rng.random() < negation_rate]
-    rng.shuffle(negated)
-    while negated:
-        k = negated.pop()
-        term = _choice(rng, FINDINGS[k].synonyms)
-        log.add(term, NEGATED_TYPE[FINDINGS[k].entity_type])
-        if negated and rng.random() < 0.5:
-            k2 = negated.pop()
-            term2 = _choice(rng, FINDINGS[k2].synonyms)
-            log.add(term2, NEGATED_TYPE[FINDINGS[k2].entity_type])
-            sentences.append(_choice(rng, NEGATION_PAIR_TEMPLATES).format(term=term, term2=term2))
-        else:
-            sentences.append(_choice(rng, NEGATION_TEMPLATES).format(term=term))
-    if "cardiomegaly" not in present and rng.random() < 0.6:
-        sentences.append("The cardiomediastinal silhouette is within normal limits.")
-        log.add("cardiomediastinal silhouette", ANATOMY)
-    findings_text = " ".join(sentences) if sentences else "The lungs are clear."
-    if not sentences:
-        log.add("lungs", ANATOMY)
-
-    # IMPRESSION: the positive findings in fewer words, with diseases they suggest.
-    impression = []
-    for f in sorted(scene.findings, key=lambda f: f.key):
-        if f.key == "support_device":
-            continue
-        term = _choice(rng, FINDINGS[f.key].synonyms)
-        log.add(term, FINDINGS[f.key].entity_type)
-        sentence = _capitalise(term)
-        disease = INFERRED_DISEASE.get(f.key)
-        if disease and rng.random() < 0.5:
-            sentence += f", concerning for {disease}"
-            log.add(disease, DISEASE)
-        impression.append(sentence + ".")
-    if not impression:
-        impression.append(_choice(rng, NORMAL_IMPRESSIONS))
-    return Report(findings_text, " ".join(impression), log.items)
+    sentences = [_positive(f, rng, log) for f in sorted(scene.findings, key=lambda f: rng.random())]
+    sentences += _negations([k for k in FINDINGS if k not in present], rng, log, negation_rate)
+    for template, anatomy, unless in NORMAL_STATEMENTS:
+        if not present & unless and rng.random() < 0.35:
+            sentences.append(log.sentence(template, a=(anatomy, ANATOMY)))
+    if not present & LUNG_FINDINGS and (not sentences or rng.random() < 0.5):
+        sentences.insert(0, log.sentence("The {a} are clear.", a=("lungs", ANATOMY)))
+    findings_text = " ".join(sentences)
+    return Report(findings_text, _impression(scene, rng, log), log.items)

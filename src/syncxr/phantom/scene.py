@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .vocabulary import FINDING_SITES, SEVERITIES
+from .vocabulary import FINDINGS, SEVERITIES
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,9 @@ def sample_appearance(rng: np.random.Generator, low_quality: bool = False) -> Ap
 
 
 def sample_finding(key: str, rng: np.random.Generator) -> Finding:
-    sites = FINDING_SITES[key]
+    if key not in FINDINGS:
+        raise KeyError(f"unknown finding {key!r}; known: {sorted(FINDINGS)}")
+    sites = FINDINGS[key].sites
     return Finding(
         key=key, site=sites[int(rng.integers(len(sites)))],
         severity=SEVERITIES[int(rng.integers(len(SEVERITIES)))],
