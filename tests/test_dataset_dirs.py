@@ -42,8 +42,8 @@ def test_real_rejects_are_the_images_the_judge_dropped_from_the_corpus(cache_dir
     from syncxr.data.images import load_gray
     from syncxr.generation.generation_job import build_curator, generation_config
 
-    cfg = compose_train(CURATED + ["corpus.n=160", "corpus.seed=4", "corpus.image_size=128", "+corpus.low_quality_rate=0.08",
-                                   "+corpus.wrong_view_rate=0.05", "+corpus.unpaired_rate=0.05",
+    cfg = compose_train(CURATED + ["corpus.n=160", "corpus.seed=4", "corpus.image_size=128", "corpus.low_quality_rate=0.08",
+                                   "corpus.wrong_view_rate=0.05", "corpus.unpaired_rate=0.05",
                                    "curation.bad_bank=real_rejects"])
     gen = generation_config(cfg.generation)
     bank = dataset_dirs.real_rejects_reader(gen, cache_dir)()

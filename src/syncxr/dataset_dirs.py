@@ -18,7 +18,7 @@ from .entities.vocabulary import read_report_corpus
 from .generation.generation_job import generated_dir, generation_command, generation_config, is_phantom, run_generation
 from .generation.partial_dataset import (BACKEND_SECTION, PartialSettings, build_partial_dataset,
                                          check_partial_spec, partial_dataset_dir)
-from .phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
+from .phantom.corpus import PhantomCorpusSpec, corpus_reports, ensure_phantom_corpus
 
 
 def _check_keys(spec: dict, allowed: set, key: str, builder: str) -> None:
@@ -152,6 +152,9 @@ def corpus_reader(corpus_cfg, cache_dir: Path) -> Callable[[], list[str]]:
         if corpus.get("builder") == "file":
             _check_keys({k: v for k, v in corpus.items() if k != "builder"}, {"path", "text_column"}, "corpus", "file")
             return read_report_corpus(corpus["path"], corpus["text_column"])
+        if corpus.get("builder") == "phantom":  # its reports are drawn without rendering its images
+            spec = _spec(PhantomCorpusSpec, {k: v for k, v in corpus.items() if k != "builder"}, "corpus")
+            return report_texts(corpus_reports(spec, cache_dir, "train"))
         return report_texts(load_table(build_dataset_dir(corpus, cache_dir, "corpus"), "train"))
     return read
 

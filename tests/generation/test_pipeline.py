@@ -22,6 +22,8 @@ from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.entities.vocabulary import gini
 from syncxr.generation.generation_job import generation_config
 from syncxr.generation.pipeline import GenerationSettings, generation_hash, make_plan
+from syncxr.images.phantom_t2i import findings_from_entities
+from syncxr.phantom.corpus import PhantomCorpusSpec, corpus_reports, finding_stats
 from syncxr.phantom.vocabulary import ENTITY_TYPES, phantom_lexicon
 from syncxr.reports.loop import entity_key
 from tests.figures import lines_by_label, recorded_figures
@@ -146,16 +148,37 @@ def test_plan_cap_is_the_balanced_count_times_the_slack():
     assert set(plan("longtail")["tau_max"]) == {-1}
 
 
-def test_longtail_sampling_is_clearly_less_balanced(cache_dir, tmp_path):
+def test_longtail_sampling_follows_the_corpus_and_balanced_does_not(cache_dir, tmp_path):
+    """Entity and finding frequencies of the planned samples: long-tailed sampling keeps the skew of
+    the corpus, balanced sampling removes much of it (issue 14: a finding-Gini gap of at least 0.15).
+    The default corpus size: a smaller one has fewer forms of the rare findings to balance over."""
     def plan_gini(sampling):
-        gen = gen_cfg(SMALL + [f"sampling={sampling}", "generation.n_samples=600"])
+        gen = gen_cfg(SMALL + [f"sampling={sampling}", "generation.n_samples=600", "corpus.n=3000"])
         out = generate_dataset(gen, tmp_path / sampling, cache_dir, progress=False, until="plan")
         plan = pd.read_parquet(out / "plan.parquet")
         vocab = pd.read_parquet(out / "vocab.parquet")
         c = Counter((e["name"], e["type"]) for ents in plan["entities"] for e in ents)
-        return gini([c.get((n, t), 0) for n, t in zip(vocab["name"], vocab["type"])])
-    g_bal, g_lt = plan_gini("balanced"), plan_gini("longtail")
-    assert g_lt > g_bal + 0.2, (g_bal, g_lt)
+        findings = Counter(k for ents in plan["entities"] for k in findings_from_entities(list(ents))[0])
+        return (gini([c.get((n, t), 0) for n, t in zip(vocab["name"], vocab["type"])]),
+                finding_stats(findings)["gini"])
+    (e_bal, f_bal), (e_lt, f_lt) = plan_gini("balanced"), plan_gini("longtail")
+    assert e_lt > e_bal + 0.2, (e_bal, e_lt)
+    assert f_lt > f_bal + 0.15, (f_bal, f_lt)
+    corpus = corpus_reports(PhantomCorpusSpec(kind="real", n=3000, image_size=64, low_quality_rate=0.03,
+                                              wrong_view_rate=0.02), cache_dir)  # the vocabulary's
+    f_corpus = finding_stats(Counter(k for ks in corpus["labels"] for k in ks))["gini"]
+    assert abs(f_lt - f_corpus) < abs(f_bal - f_corpus), (f_corpus, f_lt, f_bal)
+
+
+def test_studies_compare_real_and_synthetic_on_equal_numbers_of_pairs():
+    """Issue 14: by default synthetic and real pre-training see as many pairs each, and mix both; the
+    vocabulary is built from the very corpus data=real trains on."""
+    real = compose_train(["data=real"])
+    mix = compose_train(["data=mix"])
+    assert real.generation.n_samples == real.data.real.n == real.corpus.n
+    assert {k: v for k, v in real.corpus.items()} == {k: v for k, v in real.data.real.items()
+                                                      if k in real.corpus}
+    assert mix.data.real is not None and mix.data.syn is not None and mix.data.get("syn_fraction") is None
 
 
 @pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)

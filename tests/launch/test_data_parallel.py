@@ -30,9 +30,9 @@ CAPTIONS = ["small left pleural effusion", "no pneumothorax", "heart size is enl
 
 def _models(text_path: str) -> dict:
     torch.manual_seed(0)
-    out = {"convirt": ConVIRT(build_image_encoder("resnet18", None, None), text_encoder(text_path),
+    out = {"convirt": ConVIRT(build_image_encoder("resnet18", None, None, None), text_encoder(text_path),
                               **model_settings("convirt", proj_dim=16, proj_hidden=32)),
-           "gloria": GLoRIA(build_image_encoder("resnet18", None, None), text_encoder(text_path),
+           "gloria": GLoRIA(build_image_encoder("resnet18", None, None, None), text_encoder(text_path),
                             **model_settings("gloria", embed_dim=16))}
     for m in out.values():
         m.train()  # the model gathers in training mode ...

@@ -114,3 +114,14 @@ def test_real_corpus_has_the_number_of_findings_profile_of_chestxray14():
     assert (abs(k.to_numpy() / 2000 - np.array(NIH_FINDINGS_PER_IMAGE)) <= 1 / 2000).all()
     assert all(len(set(ks)) == len(ks) for ks in labels)  # no finding twice in an image
     assert _corpus_labels(n=2000, seed=5) == labels and _corpus_labels(n=2000, seed=6) != labels
+
+
+def test_reports_alone_are_those_of_the_rendered_corpus(tmp_path):
+    from syncxr.phantom.corpus import corpus_reports
+    spec = PhantomCorpusSpec(kind="real", n=60, seed=2, image_size=48, unpaired_rate=0.1)
+    alone = corpus_reports(spec, tmp_path)  # nothing cached: no image is rendered
+    assert not (tmp_path / "datasets").exists()
+    built, _ = read_dataset(ensure_phantom_corpus(spec, tmp_path, progress=False))
+    train = built[built["split"] == "train"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, train)
+    pd.testing.assert_frame_equal(corpus_reports(spec, tmp_path), train)  # now read from the cache

@@ -12,7 +12,7 @@ from tests.helpers import model_settings, text_encoder
 def test_grid_png_is_written(tiny_text_path, tmp_path):
     torch.manual_seed(0)
     tok = load_tokenizer(tiny_text_path)
-    model = GLoRIA(build_image_encoder("resnet18", None, None), text_encoder(tiny_text_path),
+    model = GLoRIA(build_image_encoder("resnet18", None, None, None), text_encoder(tiny_text_path),
                    **model_settings("gloria", image_size_model=64))
     captions = ["small left pleural effusion.", "large right upper lobe consolidation."]
     masks = [np.zeros((48, 48), bool), np.ones((32, 32), bool)]
@@ -26,7 +26,7 @@ def test_grid_png_is_written(tiny_text_path, tmp_path):
 def test_finding_words_are_found(tiny_text_path):
     tok = load_tokenizer(tiny_text_path)
     enc = tok(["small left pleural effusion."], return_tensors="pt")
-    model = GLoRIA(build_image_encoder("resnet18", None, None), text_encoder(tiny_text_path),
+    model = GLoRIA(build_image_encoder("resnet18", None, None, None), text_encoder(tiny_text_path),
                    **model_settings("gloria", image_size_model=None))
     with torch.no_grad():
         maps, lengths, word_of_token = model.word_attention(torch.randn(1, 1, 64, 64), enc["input_ids"],

@@ -9,8 +9,10 @@ projected per location by the image projection head, cosine with the prompt embe
 
 Each map is min-max normalised per image, bilinearly upsampled to `mask_size` and cut at one
 threshold, chosen (from a grid) for the best mean Dice on the validation split's positives, or on
-the test split's with `protocol="paper"`. A random-map baseline (uniform noise at the same map
-resolution) goes through exactly the same steps, threshold choice included.
+the test split's with `protocol="paper"`. Two baselines go through exactly the same steps, threshold
+choice included: a random map (uniform noise at the map's resolution), the floor, and an oracle map
+(the ground-truth mask averaged over each cell of the map's grid), the best a map of that
+resolution can score: a low oracle says the map is too coarse for the targets, whatever the model.
 """
 
 from __future__ import annotations
@@ -129,6 +131,11 @@ def random_maps_like(maps: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.rand(maps.shape, generator=g)
 
 
+def oracle_maps(masks: np.ndarray, shape) -> torch.Tensor:
+    """N x h x w: each mask (N x size x size) averaged over the cells of an h x w grid."""
+    return F.adaptive_avg_pool2d(torch.from_numpy(masks).float()[:, None], tuple(shape))[:, 0]
+
+
 def grounding(test_maps: torch.Tensor, test_split: Split, val_maps: torch.Tensor | None,
               val_split: Split | None, protocol: str, size: int, seed: int = 0,
               n_cases: int = 4, transform=None) -> GroundingResult:
@@ -140,7 +147,11 @@ def grounding(test_maps: torch.Tensor, test_split: Split, val_maps: torch.Tensor
     rnd, _, _ = score_grounding(random_maps_like(test_maps, seed), test_masks,
                                 None if val_maps is None else random_maps_like(val_maps, seed + 1),
                                 val_masks, protocol, size)
-    per_image = {"iou": scored["iou"], "dice": scored["dice"], "random_iou": rnd["iou"], "random_dice": rnd["dice"]}
+    oracle, _, _ = score_grounding(oracle_maps(test_masks, test_maps.shape[1:]), test_masks,
+                                   None if val_maps is None else oracle_maps(val_masks, val_maps.shape[1:]),
+                                   val_masks, protocol, size)
+    per_image = {"iou": scored["iou"], "dice": scored["dice"], "random_iou": rnd["iou"], "random_dice": rnd["dice"],
+                 "oracle_iou": oracle["iou"], "oracle_dice": oracle["dice"]}
     metrics = {k: float(v.mean()) for k, v in per_image.items()}
     # How far the means could move with other test images: the interval the sweep report compares.
     for k in ("iou", "dice"):

@@ -9,7 +9,7 @@ import numpy as np
 from ..data.durable import save_figure_atomic
 
 # Columns of each task's summary table, in order (metrics not listed follow alphabetically).
-SUMMARY_ORDER = ("auc", "f1", "acc", "iou", "dice", "random_iou", "random_dice", "threshold",
+SUMMARY_ORDER = ("auc", "f1", "acc", "iou", "dice", "random_iou", "random_dice", "oracle_iou", "oracle_dice", "threshold",
                  "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
 
 

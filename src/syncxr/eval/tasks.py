@@ -204,7 +204,10 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
     mode = str(tcfg.map)
     if mode not in MAP_MODES:
         raise ValueError(f"task.zeroshot_grounding.map must be one of {MAP_MODES}, got {mode!r}")
-    input_size = int(tcfg.image_size or ctx.image_size)
+    upscale = float(tcfg.get("upscale") or 1)
+    if upscale <= 0:
+        raise ValueError(f"task.zeroshot_grounding.upscale must be > 0, got {upscale}")
+    input_size = int(tcfg.image_size or round(upscale * ctx.image_size))
     transform = eval_transform(input_size)
     size = int(tcfg.mask_size or input_size)
     for text in tcfg.datasets:

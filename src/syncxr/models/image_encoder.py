@@ -45,15 +45,38 @@ def _three_channels(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1)  # ImageNet stems expect three channels
 
 
-class ResNetEncoder(nn.Module):
-    """ResNet trunk. Local map: the third stage (1024 x 19 x 19 for ResNet-50 at 299 px)."""
+def _narrow(net: tvm.ResNet, width: int) -> tvm.ResNet:
+    """`net` rebuilt with `width` stem channels instead of 64 (every stage scaled alike), the same
+    depth and strides: the same feature-map sizes for a fraction of the compute."""
+    block = type(net.layer1[0])
+    depths = [len(layer) for layer in (net.layer1, net.layer2, net.layer3, net.layer4)]
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    for i, depth in enumerate(depths):
+        setattr(net, f"layer{i + 1}", net._make_layer(block, width * 2 ** i, depth, stride=1 if i == 0 else 2))
+    for m in net.modules():  # torchvision's own initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return net
 
-    def __init__(self, name: str, weights_path: str | None = None):
+
+class ResNetEncoder(nn.Module):
+    """ResNet trunk. Local map: the third stage (1024 x 19 x 19 for ResNet-50 at 299 px). `width`:
+    channels of the stem (64 as published; fewer for a narrower, cheaper network)."""
+
+    def __init__(self, name: str, weights_path: str | None = None, width: int = 64):
         super().__init__()
         if name not in RESNETS:
             raise ValueError(f"unknown ResNet {name!r}; choose from {sorted(RESNETS)}")
-        ctor, self.dim, self.local_dim = RESNETS[name]
-        net = ctor(weights=None)
+        if width < 1:
+            raise ValueError(f"ResNet width must be >= 1, got {width}")
+        ctor, dim, local_dim = RESNETS[name]
+        self.dim, self.local_dim = dim * width // 64, local_dim * width // 64
+        net = ctor(weights=None) if width == 64 else _narrow(ctor(weights=None), width)
         if weights_path:
             load_weights(net, weights_path)
         net.fc = nn.Identity()
@@ -148,11 +171,14 @@ class SwinEncoder(nn.Module):
         return self.forward_features(x)[1]
 
 
-def build_image_encoder(arch: str, weights_path: str | None, image_size: int | None) -> nn.Module:
+def build_image_encoder(arch: str, weights_path: str | None, image_size: int | None,
+                        width: int | None) -> nn.Module:
     """Backbone by torchvision architecture name. `image_size` only matters for ViTs (their position
-    grid; 224 when not given)."""
+    grid; 224 when not given), `width` only for ResNets (stem channels; None: 64, as published)."""
     if arch in RESNETS:
-        return ResNetEncoder(arch, weights_path)
+        return ResNetEncoder(arch, weights_path, 64 if width is None else width)
+    if width is not None:
+        raise ValueError(f"image_encoder.width: {arch!r} has no width setting (ResNets only)")
     if arch in VITS:
         return ViTEncoder(arch, weights_path, image_size or 224)
     if arch in SWINS:

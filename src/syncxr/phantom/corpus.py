@@ -46,7 +46,7 @@ class PhantomCorpusSpec:
     low_quality_rate: float = 0.02  # burnt-out, dark, noisy or blurred images
     wrong_view_rate: float = 0.01  # lateral images in a frontal corpus
     unpaired_rate: float = 0.03  # real: rows whose report belongs to another image
-    negation_rate: float = 0.5  # share of absent findings a report states as negative
+    negation_rate: float = 0.5  # scales how often reports state an absent finding (x its negation_weight)
 
     def __post_init__(self):
         if self.kind not in ("syn", "real"):
@@ -110,37 +110,47 @@ def _draw_defects(spec: PhantomCorpusSpec, rng: np.random.Generator) -> list[str
 
 
 def _make_row(spec: PhantomCorpusSpec, i: int, labels: tuple[str, ...], defect: str,
-              images_dir: Path) -> dict:
+              images_dir: Path | None) -> dict:
+    """Row i; its image is rendered into `images_dir` (None: not rendered; the report does not
+    depend on the pixels, so the row is the same)."""
     rng = np.random.default_rng([spec.seed, 0 if spec.kind == "syn" else 1, i])
     scene = sample_scene(rng, labels, view="LATERAL" if defect == "wrong_view" else "PA",
                          low_quality=defect == "low_quality")
-    image, _ = render(scene, spec.image_size)
-    report = write_report(scene, rng, spec.negation_rate)
     rid = f"{spec.kind}-{spec.seed}-{i:07d}"
-    Image.fromarray(image).save(images_dir / f"{rid}.png", optimize=False, compress_level=1)
+    if images_dir is not None:
+        Image.fromarray(render(scene, spec.image_size)[0]).save(images_dir / f"{rid}.png", optimize=False,
+                                                                  compress_level=1)
+    report = write_report(scene, rng, spec.negation_rate)
     return {"id": rid, "image": f"images/{rid}.png", "findings": report.findings,
             "impression": report.impression, "entities": report.entities,
             "labels": list(scene.finding_keys), "view": scene.view, "defect": defect}
 
 
-def build_phantom_corpus(spec: PhantomCorpusSpec, target: Path, progress: bool = True) -> Path:
-    """Renders the corpus of `spec` into directory `target` (atomically)."""
+def corpus_manifest(spec: PhantomCorpusSpec, images_dir: Path | None = None, progress: bool = False) -> pd.DataFrame:
+    """The manifest of the corpus of `spec`, rendering its images into `images_dir` (None: the rows
+    alone, as the cached corpus has them, for uses that read only the reports)."""
     rng = np.random.default_rng([spec.seed, 7])
     labels = draw_balanced_labels(spec, rng) if spec.kind == "syn" else draw_longtail_labels(spec, rng)
     defects = _draw_defects(spec, rng)
+    rows = [_make_row(spec, i, labels[i], defects[i], images_dir)
+            for i in tqdm(range(spec.n), desc=f"phantom {spec.kind} corpus", disable=not progress)]
+    df = pd.DataFrame(rows)
+    unpaired = np.flatnonzero(df["defect"].to_numpy() == "unpaired")
+    if len(unpaired):  # rotate reports among the unpaired rows: each gets another image's report
+        src = np.roll(unpaired, 1)
+        for col in ("findings", "impression", "entities"):
+            df.loc[unpaired, col] = df.loc[src, col].to_numpy()
+    df["split"] = np.where(rng.random(spec.n) < spec.val_fraction, "val", "train")
+    df["source"] = f"phantom_{spec.kind}"
+    df["generator"] = PHANTOM_VERSION
+    df["seed"] = spec.seed
+    return df
+
+
+def build_phantom_corpus(spec: PhantomCorpusSpec, target: Path, progress: bool = True) -> Path:
+    """Renders the corpus of `spec` into directory `target` (atomically)."""
     with DatasetBuilder(target) as tmp:
-        rows = [_make_row(spec, i, labels[i], defects[i], tmp / "images")
-                for i in tqdm(range(spec.n), desc=f"phantom {spec.kind} corpus", disable=not progress)]
-        df = pd.DataFrame(rows)
-        unpaired = np.flatnonzero(df["defect"].to_numpy() == "unpaired")
-        if len(unpaired):  # rotate reports among the unpaired rows: each gets another image's report
-            src = np.roll(unpaired, 1)
-            for col in ("findings", "impression", "entities"):
-                df.loc[unpaired, col] = df.loc[src, col].to_numpy()
-        df["split"] = np.where(rng.random(spec.n) < spec.val_fraction, "val", "train")
-        df["source"] = f"phantom_{spec.kind}"
-        df["generator"] = PHANTOM_VERSION
-        df["seed"] = spec.seed
+        df = corpus_manifest(spec, tmp / "images", progress)
         write_parquet_atomic(tmp / MANIFEST, df)
         info = {"name": f"phantom_{spec.kind}", "config": spec.to_dict(), "hash": spec.hash,
                 "generator": PHANTOM_VERSION, "counts": corpus_counts(df)}
@@ -174,9 +184,21 @@ def finding_stats(counts: dict[str, int]) -> dict:
             "max_min_ratio": float(present.max() / present.min()) if len(present) else 0.0}
 
 
+def corpus_dir(spec: PhantomCorpusSpec, cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / "datasets" / f"phantom_{spec.kind}-{spec.hash}"
+
+
+def corpus_reports(spec: PhantomCorpusSpec, cache_dir: str | Path, split: str = "train") -> pd.DataFrame:
+    """The manifest rows of one split of the corpus of `spec`: read from the cached corpus when it
+    is built, made without rendering a single image otherwise (what a vocabulary needs)."""
+    target = corpus_dir(spec, cache_dir)
+    df = pd.read_parquet(target / MANIFEST) if is_complete(target) else corpus_manifest(spec)
+    return df[df["split"] == split].reset_index(drop=True)
+
+
 def ensure_phantom_corpus(spec: PhantomCorpusSpec, cache_dir: str | Path, progress: bool = True) -> Path:
     """Directory of the corpus of `spec` under `cache_dir`, building it on first use."""
-    target = Path(cache_dir) / "datasets" / f"phantom_{spec.kind}-{spec.hash}"
+    target = corpus_dir(spec, cache_dir)
     if not is_complete(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         build_phantom_corpus(spec, target, progress)
