@@ -10,6 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..data.durable import save_figure_atomic
+from ..data.inequality import gini
 from ..phantom.vocabulary import ENTITY_TYPES
 
 
@@ -38,15 +39,6 @@ def read_report_corpus(path: str | Path, text_column: str) -> list[str]:
     if text_column not in df.columns:
         raise ValueError(f"{path}: no column {text_column!r}; columns are {list(df.columns)}")
     return df[text_column].fillna("").astype(str).tolist()
-
-
-def gini(counts) -> float:
-    """Gini coefficient of a frequency vector (0: all equal, towards 1: concentrated)."""
-    x = np.sort(np.asarray(counts, dtype=float))
-    if len(x) == 0 or x.sum() == 0:
-        return 0.0
-    n = len(x)
-    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * x.sum()))
 
 
 def frequency_stats(counts) -> dict:

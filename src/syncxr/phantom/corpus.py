@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset_format import (INFO, MANIFEST, DatasetBuilder, config_hash, is_complete,
                                    write_json_atomic, write_parquet_atomic)
+from ..data.inequality import gini
 from .frequencies import ANCHOR_PREVALENCE, NIH_FINDINGS_PER_IMAGE, calibration_record, draw_profile_labels
 from .renderer import render
 from .report_writer import write_report
@@ -176,7 +177,6 @@ def corpus_counts(df: pd.DataFrame) -> dict:
 def finding_stats(counts: dict[str, int]) -> dict:
     """Skew of the finding frequencies (images per finding, over every finding of the world): Gini,
     max/min among the findings present, and how many are present."""
-    from ..entities.vocabulary import gini  # noqa: PLC0415 - entities imports phantom: no cycle at import time
     c = np.array([counts.get(k, 0) for k in FINDING_KEYS], dtype=float)
     present = c[c > 0]
     return {"findings": int(len(present)), "gini": gini(c), "max": int(c.max()) if len(c) else 0,
