@@ -99,12 +99,15 @@ def test_a_dry_run_sweeps_cost_md_has_the_figures_worked_out_by_hand(tmp_path):
     scale = (size / 224) ** 2  # 4: the cost grows with the pixel count
     # syn: 36,000 rows x 10 epochs, capped at 5,000 steps x 32 = 160,000 samples.
     # mix at syn_fraction 0.5: real-sized, 9,000 rows x 10 epochs = 90,000 samples (under the cap).
-    train_h = {"syn": 160000 * per_sample * scale / 3600, "mix": 90000 * per_sample * scale / 3600}
+    assert max_steps * batch < n_gen * epochs and n_real * epochs < max_steps * batch
+    train_h = {"syn": max_steps * batch * per_sample * scale / 3600, "mix": n_real * epochs * per_sample * scale / 3600}
     assert train_h == pytest.approx({"syn": 0.71111, "mix": 0.4}, abs=1e-4)  # (at conf/cost's 0.004 s)
     llm_h = n_gen * c["llm_gpu_s_per_report"]["llama31_8b"] / 3600  # 5.0
     t2i_h = n_gen * c["images_per_sample"] * c["t2i_gpu_s_per_image"]["roentgen"] / 3600  # 18.0
-    expected_gen = {("template", "phantom"): (0.0, 0.0, "phantom (CPU)"), ("llama31_8b", "phantom"): (llm_h, 0.0, "to make"),
-                    ("template", "roentgen"): (0.0, 0.0, "exists"), ("llama31_8b", "roentgen"): (llm_h, t2i_h, "to make")}
+    expected_gen = {("template", "phantom"): (0.0, 0.0, "phantom (CPU)"),
+                    ("llama31_8b", "phantom"): (llm_h, 0.0, "to make"),
+                    ("template", "roentgen"): (0.0, 0.0, "exists"),
+                    ("llama31_8b", "roentgen"): (llm_h, t2i_h, "to make")}
 
     text = (sweep / "cost.md").read_text()
     jobs = {r["job"]: r for r in markdown_rows(text, "job")}
