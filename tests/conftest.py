@@ -100,3 +100,15 @@ def trained_run(cache_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("trained")
     run_training(compose_train(BUDGET), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def untrained_budget_run(cache_dir, tmp_path_factory) -> Path:
+    """The BUDGET recipe's model before its first step (trainer.max_steps=0), evaluated like
+    `trained_run`: the untrained control of the tests that score the trained one."""
+    from syncxr.train.training_job import run_training  # noqa: PLC0415
+    from tests.helpers import BUDGET, compose_train  # noqa: PLC0415
+
+    out = tmp_path_factory.mktemp("untrained_budget")
+    run_training(compose_train(BUDGET + ["trainer.max_steps=0"]), out)
+    return out

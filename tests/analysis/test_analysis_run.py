@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from syncxr.analysis.analysis_job import run_analysis
@@ -55,4 +57,22 @@ def test_both_analyses_on_a_mimic_shaped_tree(cache_dir, tree, tmp_path):
     assert summary["curation"]["rows"] == kept and "removal_vs_planted" not in summary["curation"]
     assert summary["curation"]["kept"] + summary["curation"]["judge"] + summary["curation"]["similarity"] == kept
     corpus_all = next(r for r in summary["long_tail"] if r["dataset"] == "corpus" and r["type"] == "all")
-    assert corpus_all["unique"] > 5
+    # Against the phantom writer's own entity lists (not the NER): the entities of the kept reports'
+    # source rows that their sections name. One name may be written as two types (a finding in one
+    # section, its absence in the other), which the NER counts once: unique may fall short by one.
+    truth = written_entities(tree)
+    assert len(truth) >= 10 and len(truth) - 1 <= corpus_all["unique"] <= len(truth), (corpus_all, truth)
+    found = pd.read_csv(tmp_path / "out" / "corpus_entities.csv")
+    assert set(found["name"]) == {name for name, _ in truth}, sorted(found["name"])
+
+
+def written_entities(tree) -> set[tuple[str, str]]:
+    """(name, type) of the entities the phantom writer put into the sections of the tree's kept reports."""
+    out = set()
+    for findings, impression, _ in tree.expected.values():
+        for column, text in (("findings", findings), ("impression", impression)):
+            if text:
+                (row,) = tree.phantom.index[tree.phantom[column] == text][:1]
+                out |= {(e["name"].lower(), e["type"]) for e in tree.phantom.loc[row, "entities"]
+                        if re.search(rf"\b{re.escape(e['name'].lower())}\b", text.lower())}
+    return out

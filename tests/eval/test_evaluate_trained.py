@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from syncxr.eval.evaluation_job import run_evaluation
-from tests.helpers import BUDGET_CHEXPERT, BUDGET_MIN_AUC, REPO, compose_eval, small_twins
+from tests.helpers import BUDGET_CHEXPERT, BUDGET_MIN_AUC, REPO, compose_config, compose_eval, small_twins
 
 pytestmark = pytest.mark.slow
 
@@ -46,27 +46,65 @@ def test_grounding_beats_a_random_map(trained_run, tmp_path):
     assert (tmp_path / "grounding.png").is_file()
 
 
-def test_more_labels_beat_fewer(trained_run, tmp_path):
-    overrides = ["task=[linear_probe,finetune_cls,finetune_seg]", "benchmark.chexpert.twin.n_train=300",
-                 *BUDGET_CHEXPERT[1:], "task.linear_probe.datasets=[chexpert]", "task.linear_probe.fractions=[0.01,1.0]",
-                 "task.finetune_cls.datasets=[chexpert]", "task.finetune_cls.fractions=[0.01,1.0]",
-                 "task.finetune_cls.steps=15", "task.finetune_cls.batch_size=16",
+# Fine-tuning all weights on the CheXpert twin's 300 training images (or 1 % of them), 15 steps.
+FINETUNE_CLS = ["benchmark.chexpert.twin.n_train=300", *BUDGET_CHEXPERT[1:], "task.finetune_cls.datasets=[chexpert]",
+                "task.finetune_cls.fractions=[0.01,1.0]", "task.finetune_cls.steps=15", "task.finetune_cls.batch_size=16"]
+
+
+def test_more_labels_beat_fewer(trained_run, untrained_budget_run, tmp_path):
+    overrides = ["task=[linear_probe,finetune_cls,finetune_seg]", *FINETUNE_CLS,
+                 "task.linear_probe.datasets=[chexpert]", "task.linear_probe.fractions=[0.01,1.0]",
                  "task.finetune_seg.datasets=[siim]", "task.finetune_seg.fractions=[0.01,1.0]",
                  "task.finetune_seg.steps=30", "task.finetune_seg.batch_size=8"]
-    m = run_evaluation(compose_eval(trained_run, overrides), tmp_path)
+    m = run_evaluation(compose_eval(trained_run, overrides), tmp_path / "trained")
     print({k: round(v, 3) for k, v in m.items() if k.count("/") == 2})
     assert m["linear_probe/chexpert/auc_100pct"] > m["linear_probe/chexpert/auc_1pct"] + 0.03, m
-    assert m["finetune_cls/chexpert/auc_100pct"] > m["finetune_cls/chexpert/auc_1pct"], m
+    # Measured: 0.762 at 100 %, 0.672 at 1 % (3 labels).
+    assert m["finetune_cls/chexpert/auc_100pct"] > m["finetune_cls/chexpert/auc_1pct"] + 0.04, m
+    # Pre-training beats random initialisation under the same fine-tuning budget (measured: 0.762
+    # against 0.659 from the untrained BUDGET model).
+    scratch = run_evaluation(compose_eval(untrained_budget_run, ["task=[finetune_cls]", *FINETUNE_CLS]),
+                             tmp_path / "untrained")
+    print("from random initialisation:", {k: round(v, 3) for k, v in scratch.items() if k.count("/") == 2})
+    assert m["finetune_cls/chexpert/auc_100pct"] > scratch["finetune_cls/chexpert/auc_100pct"] + 0.04, (m, scratch)
     assert m["finetune_seg/siim/dice_100pct"] > m["finetune_seg/siim/dice_1pct"] + 0.1, m
-    labels = json.loads((tmp_path / "evaluation.json").read_text())["details"]["linear_probe"]["chexpert"]
+    labels = json.loads((tmp_path / "trained" / "evaluation.json").read_text())["details"]["linear_probe"]["chexpert"]
     assert labels["labels_100pct"] == 300 and labels["labels_1pct"] < 15
 
 
-def test_retrieval_beats_chance(trained_run, tmp_path):
-    m = run_evaluation(compose_eval(trained_run, ["task=[retrieval]"]), tmp_path)
-    chance = 10 / m["retrieval/phantom/n_pairs"]
-    assert m["retrieval/phantom/i2t_r10"] + m["retrieval/phantom/t2i_r10"] > 2 * chance, m
-    assert m["retrieval/phantom/i2t_r1"] <= m["retrieval/phantom/i2t_r5"] <= m["retrieval/phantom/i2t_r10"]
+def test_retrieval_beats_chance_and_the_untrained_model(trained_run, untrained_budget_run, tmp_path):
+    """Image-text retrieval among 200 pairs (chance R@10: 0.05 each way), trained against untrained.
+    Measured (i2t + t2i R@10): trained 0.245, untrained 0.09; chance 0.10, and a random model's
+    sum has a spread of about 0.02."""
+    r10 = {}
+    for name, run in (("trained", trained_run), ("untrained", untrained_budget_run)):
+        m = run_evaluation(compose_config("evaluate", [f"checkpoint={run}", "task=[retrieval]",
+                                                       "task.retrieval.datasets.phantom.dataset.n=200",
+                                                       "task.retrieval.datasets.phantom.dataset.image_size=64"]),
+                           tmp_path / name)
+        assert m["retrieval/phantom/n_pairs"] == 200
+        assert m["retrieval/phantom/i2t_r1"] <= m["retrieval/phantom/i2t_r5"] <= m["retrieval/phantom/i2t_r10"]
+        r10[name] = m["retrieval/phantom/i2t_r10"] + m["retrieval/phantom/t2i_r10"]
+    print(r10)
+    chance = 2 * 10 / 200
+    assert r10["untrained"] < chance + 0.07, r10  # the control is at chance
+    assert r10["trained"] > chance + 0.07 and r10["trained"] > r10["untrained"] + 0.07, r10
+
+
+def test_zeroshot_on_other_benchmarks_beats_the_untrained_model(trained_run, untrained_budget_run, tmp_path):
+    """Zero-shot AUC on twins other than CheXpert (200 test images each), trained against untrained.
+    Measured: RSNA pneumonia 0.924 / 0.555, COVIDx 0.998 / 0.409 (ChestX-ray14 0.641 / 0.501 and
+    SIIM 0.694 / 0.526 are printed, not asserted)."""
+    auc = {}
+    for name, run in (("trained", trained_run), ("untrained", untrained_budget_run)):
+        m = run_evaluation(compose_eval(run, ["task=[zeroshot_cls]", *small_twins(n_test=200),
+                                              "task.zeroshot_cls.datasets=[rsna,covidx,chestxray14,siim]"]),
+                           tmp_path / name)
+        auc[name] = {k.split("/")[1]: round(v, 3) for k, v in m.items() if k.count("/") == 2 and k.endswith("/auc")}
+    print(auc)
+    t, u = auc["trained"], auc["untrained"]
+    assert t["rsna"] >= 0.8 and t["rsna"] >= u["rsna"] + 0.2, auc
+    assert t["covidx"] >= 0.85 and t["covidx"] >= u["covidx"] + 0.25, auc
 
 
 def test_command_line_writes_metrics_markdown_and_figure(trained_run, tmp_path, cache_dir):
