@@ -29,21 +29,29 @@ def test_zeroshot_auc_on_the_chexpert_twin_matches_training(trained_run, tmp_pat
     assert m["zeroshot_cls/chexpert/auc"] >= BUDGET_MIN_AUC, m
 
 
-def test_grounding_beats_a_random_map(trained_run, tmp_path):
-    twins = ["benchmark.rsna.twin.image_size=128", "benchmark.rsna.twin.n_valid=40", "benchmark.rsna.twin.n_test=80",
-             "benchmark.rsna.twin.prevalence=0.5", "benchmark.covid_rural.twin.image_size=128",
-             "benchmark.covid_rural.twin.n_valid=60", "benchmark.covid_rural.twin.n_test=150"]
-    m = run_evaluation(compose_eval(trained_run, ["task=[zeroshot_grounding]", *twins,
-                                                  "task.zeroshot_grounding.datasets=[rsna,covid_rural]",
-                                                  "task.zeroshot_grounding.image_size=128"]), tmp_path)
-    print({k: round(v, 3) for k, v in m.items()})
-    g = "zeroshot_grounding"
-    # The twin's COVID opacities are mostly edema haze, which the ConVIRT local features localise.
-    assert m[f"{g}/covid_rural/dice"] >= m[f"{g}/covid_rural/random_dice"] + 0.07, m
-    assert m[f"{g}/covid_rural/iou"] > m[f"{g}/covid_rural/random_iou"] + 0.05, m
-    # A small consolidation is beyond a 4 x 4 map of a globally trained model: scored, not asserted.
-    assert 0 <= m[f"{g}/rsna/dice"] <= 1 and m[f"{g}/rsna/n_positive"] == 40  # exactly half of 80
-    assert (tmp_path / "grounding.png").is_file()
+# Grounding twins of the small budget: half of each RSNA / SIIM split positive, every COVID Rural image.
+GROUNDING_TWINS = [f"benchmark.{b}.twin.{k}={v}" for b in ("rsna", "siim", "covid_rural")
+                   for k, v in (("image_size", 128), ("n_valid", 40), ("n_test", 120), ("prevalence", 0.5))]
+
+
+def test_grounding_carries_signal_and_the_untrained_model_does_not(trained_run, untrained_budget_run, tmp_path):
+    """Issue 15: on every grounding twin the trained default model's Dice clears the random map's by
+    0.1; the untrained one stays at the random level. Measured (Dice - random Dice, RSNA / SIIM /
+    COVID Rural): trained ConVIRT seeds 0-2 +0.13-0.21 / +0.12-0.16 / +0.22-0.30, untrained -0.01-+0.05."""
+    dice = {}
+    for name, run in (("trained", trained_run), ("untrained", untrained_budget_run)):
+        m = run_evaluation(compose_eval(run, ["task=[zeroshot_grounding]", *GROUNDING_TWINS]), tmp_path / name)
+        dice[name] = {t: {k: round(m[f"zeroshot_grounding/{t}/{k}"], 3) for k in ("dice", "random_dice", "oracle_dice")}
+                      for t in ("rsna", "siim", "covid_rural")}
+        assert m["zeroshot_grounding/rsna/n_positive"] == 60  # exactly half of 120
+    print(dice)
+    for twin in ("rsna", "siim", "covid_rural"):
+        t, u = dice["trained"][twin], dice["untrained"][twin]
+        assert t["dice"] >= t["random_dice"] + 0.1, (twin, dice)
+        assert abs(u["dice"] - u["random_dice"]) < 0.07, (twin, dice)
+        # The map can resolve the targets: the mask averaged over its grid scores far above both.
+        assert t["oracle_dice"] > t["dice"] + 0.2, (twin, dice)
+    assert (tmp_path / "trained" / "grounding.png").is_file()
 
 
 # Fine-tuning all weights on the CheXpert twin's 300 training images (or 1 % of them), 15 steps.

@@ -164,8 +164,8 @@ def test_longtail_sampling_follows_the_corpus_and_balanced_does_not(cache_dir, t
     (e_bal, f_bal), (e_lt, f_lt) = plan_gini("balanced"), plan_gini("longtail")
     assert e_lt > e_bal + 0.2, (e_bal, e_lt)
     assert f_lt > f_bal + 0.15, (f_bal, f_lt)
-    corpus = corpus_reports(PhantomCorpusSpec(kind="real", n=3000, image_size=64, low_quality_rate=0.03,
-                                              wrong_view_rate=0.02), cache_dir)  # the vocabulary's
+    corpus = corpus_reports(PhantomCorpusSpec(kind="real", n=3000, image_size=64, low_quality_rate=0.02,
+                                              wrong_view_rate=0.01), cache_dir)  # the vocabulary's
     f_corpus = finding_stats(Counter(k for ks in corpus["labels"] for k in ks))["gini"]
     assert abs(f_lt - f_corpus) < abs(f_bal - f_corpus), (f_corpus, f_lt, f_bal)
 
