@@ -159,3 +159,23 @@ def test_cost_of_partially_synthetic_and_mimic_data(tmp_path):
         tmp_path / "mimic-cxr-2.0.0-metadata.csv", index=False)
     mimic = {"builder": "mimic_cxr", "root": str(tmp_path), "views": ["PA", "AP"]}
     assert estimate_job(_job_cfg({"name": "x", "real": mimic}), _cost(), tmp_path)["train_rows"] == 3
+
+
+def test_mimic_rows_that_cannot_be_counted_are_unknown_not_zero(tmp_path):
+    """Without MIMIC-CXR's metadata the real rows of a job are unknown: cost.md says so and leaves
+    them out of the totals, instead of pricing the job's training at nothing."""
+    from syncxr.results.cost import estimate_job, write_cost_report
+    cost = {**_cost(), "unknown_dataset_rows": None, "train_gpu_s_per_sample": {"default": 3.6}}
+    mimic = {"builder": "mimic_cxr", "root": str(tmp_path / "nowhere"), "views": ["PA", "AP"]}
+    unknown = estimate_job(_job_cfg({"name": "real", "real": mimic}), cost, tmp_path)
+    assert unknown["train_rows"] is None and unknown["train_gpu_h"] is None
+    known = estimate_job(_job_cfg({"name": "syn", "real": {"builder": "phantom", "n": 1000}}), cost, tmp_path)
+    assert known["train_gpu_h"] == pytest.approx(1000 * 3.6 / 3600)  # 1,000 rows x 1 epoch x 3.6 s
+    for name, job in (("real", unknown), ("syn", known)):
+        (tmp_path / "sweep" / name).mkdir(parents=True)
+        (tmp_path / "sweep" / name / "cost.json").write_text(json.dumps(job))
+    text = write_cost_report(tmp_path / "sweep").read_text()
+    assert "| unknown" in text and "training: 1.0 GPU-h" in text
+    assert "1 job(s) train on a dataset whose rows cannot be counted" in text
+    with_guess = estimate_job(_job_cfg({"name": "real", "real": mimic}), {**cost, "unknown_dataset_rows": 500}, tmp_path)
+    assert with_guess["train_rows"] == 500

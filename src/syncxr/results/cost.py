@@ -14,8 +14,15 @@ from ..data.dataset_format import config_hash, write_json_atomic
 from ..data.durable import write_text_atomic
 
 
-def _rows(spec: dict, cost: dict) -> tuple[int, dict | None]:
-    """(training rows, generation config or None) of one dataset spec, without building anything."""
+def _unknown_rows(cost: dict) -> int | None:
+    """Rows assumed for a dataset that cannot be counted without building it (None: unknown)."""
+    n = cost.get("unknown_dataset_rows")
+    return None if n is None else int(n)
+
+
+def _rows(spec: dict, cost: dict) -> tuple[int | None, dict | None]:
+    """(training rows or None where they cannot be counted, generation config or None) of one
+    dataset spec, without building anything."""
     if spec is None:
         return 0, None
     if spec["builder"] == "phantom":
@@ -30,17 +37,17 @@ def _rows(spec: dict, cost: dict) -> tuple[int, dict | None]:
     if path.is_file():
         import pyarrow.parquet as pq
         return pq.ParquetFile(path).metadata.num_rows, None
-    return int(cost.get("unknown_dataset_rows", 0)), None
+    return _unknown_rows(cost), None
 
 
-def _mimic_rows(spec: dict, cost: dict) -> int:
+def _mimic_rows(spec: dict, cost: dict) -> int | None:
     """Images of the kept views in the MIMIC-CXR metadata (an upper bound: unpaired rows drop later)."""
     meta = Path(str(spec.get("root"))) / "mimic-cxr-2.0.0-metadata.csv"
     for candidate in (meta, meta.with_name(meta.name + ".gz")):
         if candidate.is_file():
             views = pd.read_csv(candidate, usecols=["ViewPosition"])["ViewPosition"]
             return int(views.isin(list(spec.get("views") or ["PA", "AP"])).sum())
-    return int(cost.get("unknown_dataset_rows", 0))
+    return _unknown_rows(cost)
 
 
 PHANTOM_BACKENDS = ("template", "phantom", "randomized", "oracle", "heuristic")  # CPU-only, cost nothing
@@ -70,6 +77,8 @@ def generation_stages(gen: dict, cost: dict) -> dict[str, float]:
 def partial_stages(spec: dict, cost: dict) -> dict[str, float]:
     """GPU-hours to make a partially synthetic set: one i2r report or one T2I image per real row."""
     rows = _rows(spec["real"], cost)[0]
+    if rows is None:
+        return {}
     if spec["kind"] == "real_image_syn_report":
         return {"i2r": _gpu_h(rows, cost["llm_gpu_s_per_report"], spec["i2r"])}
     return {"t2i": _gpu_h(rows, cost["t2i_gpu_s_per_image"], spec["imagegen"])}
@@ -78,21 +87,27 @@ def partial_stages(spec: dict, cost: dict) -> dict[str, float]:
 def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
     """GPU-hours of one job from per-item costs (`conf/cost/*.yaml`)."""
     data = cfg["data"]
-    rows, gens = 0, []
+    counts, gens = [], []
     for part in ("real", "syn"):
         n, gen = _rows(data.get(part), cost)
-        rows += n
+        counts.append(n)
         if gen is not None:
             gens.append(gen)
     if data.get("syn_fraction") is not None and data.get("real") and data.get("syn"):
-        rows = _rows(data["real"], cost)[0]
-    samples = rows * cfg["trainer"]["max_epochs"]
-    if cfg["trainer"].get("max_steps") is not None:
-        samples = min(samples, cfg["trainer"]["max_steps"] * cfg["loader"]["batch_size"])
+        counts = [_rows(data["real"], cost)[0]]
+    # A dataset that cannot be counted (MIMIC-CXR without its root) leaves the job's rows unknown,
+    # rather than priced at a guess.
+    rows = None if None in counts else sum(counts)
     per_sample = cost["train_gpu_s_per_sample"].get(cfg["model"]["name"], cost["train_gpu_s_per_sample"]["default"])
     scale = (cfg["loader"]["image_size"] / 224) ** 2  # convolutional cost grows with the pixel count
+    train_h = None
+    if rows is not None:
+        samples = rows * cfg["trainer"]["max_epochs"]
+        if cfg["trainer"].get("max_steps") is not None:
+            samples = min(samples, cfg["trainer"]["max_steps"] * cfg["loader"]["batch_size"])
+        train_h = samples * per_sample * scale / 3600
     out = {"model": cfg["model"]["name"], "data": data["name"], "seed": cfg["seed"], "train_rows": rows,
-           "train_gpu_h": samples * per_sample * scale / 3600, "generation": []}
+           "train_gpu_h": train_h, "generation": []}
     for part in ("real", "syn"):
         spec = data.get(part)
         if spec and spec.get("builder") == "partial":
@@ -155,18 +170,24 @@ def write_cost_report(sweep_dir: str | Path) -> Path:
     if not jobs:
         raise FileNotFoundError(f"{sweep_dir}: no */cost.json (was the sweep run with dry_run=true?)")
     gens = {g["hash"]: g for j in jobs for g in j["generation"]}  # each generation is made once
+    def known(v, digits=None):
+        return "unknown" if v is None else round(v, digits) if digits is not None else v
     table = pd.DataFrame([{"job": j["job"], "model": j["model"], "data": j["data"], "seed": j["seed"],
-                           "train rows": j["train_rows"], "train GPU-h": round(j["train_gpu_h"], 2),
+                           "train rows": known(j["train_rows"]), "train GPU-h": known(j["train_gpu_h"], 2),
                            "generation": ",".join(g["hash"] for g in j["generation"]) or "-"} for j in jobs])
     gen_h = sum(g["gpu_h"] for g in gens.values())
-    train_h = sum(j["train_gpu_h"] for j in jobs)
+    train_h = sum(j["train_gpu_h"] for j in jobs if j["train_gpu_h"] is not None)
+    unknown = sum(j["train_gpu_h"] is None for j in jobs)
     lines = [f"# Cost preview: {sweep_dir.name}", "", f"{len(jobs)} training jobs, {len(gens)} distinct "
              f"generation configs ({sum(g['exists'] for g in gens.values())} already generated).", "",
              table.to_markdown(index=False), "", "Generation, per stage:", "", stage_table(list(gens.values())), "",
              f"**Generation: {gen_h:.1f} GPU-h; training: {train_h:.1f} GPU-h; total: {gen_h + train_h:.1f} GPU-h.**",
+             *(["", f"**{unknown} job(s) train on a dataset whose rows cannot be counted without building it "
+                    "(MIMIC-CXR without `MIMIC_CXR_ROOT` / `real_corpus.root`): their training GPU-h are unknown "
+                    "and not in the totals** (or set `cost.unknown_dataset_rows=<rows>`)."] if unknown else []),
              "", "Per-item costs come from `conf/cost/`; phantom and existing datasets cost nothing to generate."]
     path = sweep_dir / "cost.md"
     write_text_atomic(path, "\n".join(lines))
     write_json_atomic(sweep_dir / "cost_summary.json", {"jobs": len(jobs), "generation_gpu_h": gen_h,
-                                                        "train_gpu_h": train_h})
+                                                        "train_gpu_h": train_h, "jobs_with_unknown_rows": unknown})
     return path
