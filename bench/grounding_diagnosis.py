@@ -27,7 +27,7 @@ TWINS = ("rsna", "siim", "covid_rural")
 
 
 def grounding_metrics(run_dir: str, size: int, mode: str, extra: list[str], out: Path) -> dict:
-    overrides = [f"checkpoint={run_dir}", "task=[zeroshot_grounding]", f"task.zeroshot_grounding.image_size={size}",
+    overrides = [f"checkpoint='{run_dir}'", "task=[zeroshot_grounding]", f"task.zeroshot_grounding.image_size={size}",
                  f"task.zeroshot_grounding.map={mode}", "task.zeroshot_grounding.mask_size=128", *extra]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="evaluate", overrides=overrides)

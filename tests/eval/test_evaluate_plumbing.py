@@ -93,7 +93,7 @@ def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, mo
 
     def similarity_map(self, images, input_ids, attention_mask):
         calls.append(images.shape)
-        return images[:, 0, ::16, ::16]  # B x 3 x 3 at 48 px: "bright is the finding"
+        return images[:, 0, ::16, ::16]  # "bright is the finding": B x 6 x 6 at 96 px
 
     monkeypatch.setattr(ConVIRT, "similarity_map", similarity_map, raising=False)
     with recorded_figures() as figures:
@@ -101,7 +101,9 @@ def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, mo
                                                         "task.zeroshot_grounding.datasets=[siim]",
                                                         "embedding_cache=null"]), tmp_path)
     info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
-    assert calls and info["map_source"] == "model.similarity_map" and info["map_shape"] == [3, 3]
+    # The run's 48-px images, mapped at twice their size (task.zeroshot_grounding.upscale=2).
+    assert {c[-1] for c in calls} == {96} and info["image_size"] == 96
+    assert info["map_source"] == "model.similarity_map" and info["map_shape"] == [6, 6]
     assert 0 <= m["zeroshot_grounding/siim/dice"] <= 1 and (tmp_path / "grounding.png").is_file()
     # grounding.png: a row per case (3), panels image | map over image | prediction | ground truth; the
     # prediction is the map at the scored threshold and the ground truth a non-empty mask.

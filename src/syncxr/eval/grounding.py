@@ -29,7 +29,7 @@ from ..data.benchmark_split import Split
 from .metrics import bootstrap_ci, iou_dice
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 3)
-MAP_MODES = ("positive", "contrast")
+MAP_MODES = ("positive", "contrast", "occlusion")
 
 
 def own_similarity(model):
@@ -76,6 +76,35 @@ def model_similarity_maps(model, split: Split, transform, tok: dict, accelerator
                 maps.append(fn(x, ids[p:p + 1].expand(b, -1), mask[p:p + 1].expand(b, -1)).float())
         out.append(torch.stack(maps).mean(0).cpu())
     return torch.cat(out)
+
+
+@torch.no_grad()
+def occlusion_maps(model, split: Split, transform, pos: torch.Tensor, neg: torch.Tensor, accelerator, grid: int,
+                   batch_size: int = 32) -> torch.Tensor:
+    """N x grid x grid occlusion sensitivity (Zeiler & Fergus, 2014) of the zero-shot score: for each
+    cell of a grid x grid partition of the input, how much the image's score (cosine of its embedding
+    with the positive prompts' minus with the negative prompts') falls when that cell is replaced by
+    the image's mean. It maps where the global embedding finds the finding, at any grid, for any
+    model with `encode_image` (ConVIRT's own objective is global: nothing aligns its local features
+    with the text)."""
+    direction = (pos - neg).to(accelerator.device)
+    out = []
+    for i in tqdm(range(len(split)), desc="occlusion maps", leave=False, disable=not accelerator.is_local_main_process):
+        x = transform(split.load(i))  # 1 x S x S
+        edges = np.linspace(0, x.shape[-1], grid + 1).round().astype(int)
+        copies = x.unsqueeze(0).repeat(grid * grid + 1, 1, 1, 1)
+        fill = x.mean()
+        for k in range(grid * grid):
+            r, c = divmod(k, grid)
+            copies[k + 1, :, edges[r]:edges[r + 1], edges[c]:edges[c + 1]] = fill
+        scores = []
+        for start in range(0, len(copies), batch_size):
+            with accelerator.autocast():
+                emb = model.encode_image(copies[start:start + batch_size].to(accelerator.device)).float()
+            scores.append(F.normalize(emb, dim=-1) @ direction)
+        score = torch.cat(scores).cpu()
+        out.append((score[0] - score[1:]).view(grid, grid))
+    return torch.stack(out)
 
 
 def normalise_maps(maps: torch.Tensor, size: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .class_sets import class_source, resolve_classes
 from .embeddings import EmbeddingCache
 from .finetune import finetune_scores, label_fraction, linear_probe_scores
 from .grounding import (MAP_MODES, grounding, has_own_similarity, local_similarity, model_similarity_maps,
-                        own_similarity, positives, prompt_tokens)
+                        occlusion_maps, own_similarity, positives, prompt_tokens)
 from .metrics import auc_metrics, prefix_metrics
 from .retrieval import encode_texts, paired_split, retrieval_metrics
 from .segmentation import segment_scores, train_segmenter
@@ -219,6 +219,12 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
         neg_prompts = fill_prompts(names[0], list(tcfg.prompts.negative))
 
         def maps_of(split: Split):
+            if mode == "occlusion":
+                pos_split, _ = positives(split)
+                pos_emb = encode_prompts(ctx.model, ctx.tokenizer, pos_prompts, ctx.max_length, ctx.accelerator)
+                neg_emb = encode_prompts(ctx.model, ctx.tokenizer, neg_prompts, ctx.max_length, ctx.accelerator)
+                return occlusion_maps(ctx.model, pos_split, transform, pos_emb, neg_emb, ctx.accelerator,
+                                      int(tcfg.occlusion_grid), ctx.settings.batch_size), pos_split
             own = has_own_similarity(ctx.model)
             ok = None if own else ctx.features(ref, split, "local", transform)[1]
             pos_split, index = positives(split, ok)
@@ -252,7 +258,8 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
         out.update(prefix_metrics("zeroshot_grounding", ref.label, res.metrics))
         ctx.predictions[f"zeroshot_grounding/{ref.label}"] = pd.DataFrame({"id": test_pos.ids, **res.per_image})
         ctx.note("zeroshot_grounding", ref.label, threshold_source=res.threshold_source,
-                 map_source=own_similarity(ctx.model)[0] if has_own_similarity(ctx.model) else "local features",
+                 map_source="occlusion of the image embedding" if mode == "occlusion" else
+                 own_similarity(ctx.model)[0] if has_own_similarity(ctx.model) else "local features",
                  map_mode=mode, map_shape=list(test_maps.shape[1:]), image_size=input_size)
         ctx.cases[ref.label] = res.cases
     return out

@@ -1,0 +1,44 @@
+"""The grounding maps and baselines on planted cases: an occlusion map finds the region a model's
+score depends on; the oracle baseline is the ground truth averaged over the map's grid."""
+
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+
+from syncxr.eval.grounding import occlusion_maps, oracle_maps, score_grounding
+
+
+class BrightPatchModel(torch.nn.Module):
+    """Scores an image by the brightness of rows 8-15, columns 16-23 of its 32 x 32 input."""
+
+    def encode_image(self, x):
+        patch = x[:, 0, 8:16, 16:24].mean((1, 2))
+        return torch.stack([patch, torch.ones_like(patch)], dim=1)
+
+
+def test_occlusion_finds_the_cells_the_score_depends_on():
+    images = [torch.full((1, 32, 32), 40, dtype=torch.uint8) for _ in range(2)]
+    for im in images:
+        im[:, 8:16, 16:24] = 250  # the "finding" lies in cell (1, 2) of a 4 x 4 grid
+    split = type("S", (), {"load": staticmethod(lambda i: images[i]), "__len__": lambda self: 2})()
+    pos, neg = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.0])
+    maps = occlusion_maps(BrightPatchModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True),
+                          grid=4, batch_size=5)
+    assert maps.shape == (2, 4, 4)
+    peak = np.unravel_index(int(maps[0].argmax()), (4, 4))
+    assert tuple(int(v) for v in peak) == (1, 2) and maps[0][1, 2] > 0
+    others = maps[0].flatten()[torch.arange(16) != 6]
+    assert torch.all(others.abs() < 1e-6)  # occluding anything else changes nothing
+
+
+def test_the_oracle_map_is_the_mask_averaged_over_the_grid_and_bounded_by_the_grid():
+    masks = np.zeros((1, 8, 8), dtype=bool)
+    masks[0, :4, :4] = True  # exactly one cell of a 2 x 2 grid
+    grid = oracle_maps(masks, (2, 2))
+    assert torch.equal(grid, torch.tensor([[[1.0, 0.0], [0.0, 0.0]]]))
+    aligned, _, _ = score_grounding(grid, masks, None, None, "val", 8)
+    assert aligned["dice"][0] > 0.95  # all but the bilinear blur at the cell's edge
+    masks[0, :2, :2] = False  # three quarters of the cell: the grid cannot draw the notch
+    notched, _, _ = score_grounding(oracle_maps(masks, (2, 2)), masks, None, None, "val", 8)
+    assert 0.5 < notched["dice"][0] < aligned["dice"][0] - 0.05
