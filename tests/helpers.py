@@ -38,10 +38,11 @@ TINY_GLORIA = [o for o in TINY if not o.startswith("model.proj")] + ["model=glor
 # couple of minutes on 2 cores), scored on a smaller CheXpert twin: the trained-model tests check
 # what a first `python train.py` gives, grounding included (it needs the 96-px maps).
 BUDGET = [*chexpert_twin(300, 100, 128)]
-# What the BUDGET recipe reaches: mean AUC {seeds} for seeds 0 / 1 / 2 on the 500-image default twin
-# (sweeps/README.md); untrained it scores 0.4-0.6. The floor leaves room for the spread of seeds and of
-# machines (the CI machine's float kernels differ, so training takes another path).
-BUDGET_MIN_AUC = 0.68
+# What the BUDGET recipe reaches: mean AUC 0.827 / 0.829 / 0.834 for seeds 0 / 1 / 2 on the 500-image
+# default twin (sweeps/README.md); untrained it scores 0.4-0.6. The floor is issue 14's goal for the
+# default, with room for the spread of machines (the CI machine's float kernels differ, so training
+# takes another path).
+BUDGET_MIN_AUC = 0.75
 # The phantom CheXpert twin that the BUDGET training run scored itself on.
 BUDGET_CHEXPERT = chexpert_twin(300, 100, 128)
 SMALL_RETRIEVAL = ["task.retrieval.datasets.phantom.dataset.n=60",
