@@ -148,7 +148,7 @@ def other_metrics(df: pd.DataFrame, shown: set[str]) -> pd.DataFrame:
     """Dataset-level metrics no paper table shows (retrieval, linear probe, random baselines, ...),
     one row per metric and one column per row of the paper tables."""
     ok = df[df["status"] == "ok"]
-    skip = ("skipped", "n_positive", "threshold", "random_threshold")
+    skip = ("skipped", "n_positive", "n_pairs", "threshold", "random_threshold")  # counts and cut-offs, not scores
     keys = sorted(c for c in ok.columns if c.count("/") == 2 and not c.startswith(("sweep/", "headline/"))
                   and c not in shown and c.rsplit("/", 1)[1] not in skip and not c.rsplit("/", 1)[1].endswith(
                       ("_ci_low", "_ci_high")) and ok[c].notna().any())
