@@ -53,7 +53,7 @@ class MllmServer(LocalChatServer):
 def paper_overrides(tmp_path, server, tiny_text_path, tiny_sd_path, tiny_dino_path) -> list[str]:
     ner = tiny_ner(tmp_path / "ner", NER_SCRIPT)
     llm = tiny_llm(tmp_path / "llm", scripted=LLM_SCRIPT)
-    corpus = [f"corpus.{k}={v}" if k in ("n", "image_size") else f"+corpus.{k}={v}" for k, v in CORPUS.items()]
+    corpus = [f"corpus.{k}={v}" for k, v in CORPUS.items()]
     real = [f"phantom.n={CORPUS['n']}", f"phantom.image_size={CORPUS['image_size']}"] + [
         f"real_corpus.{k}={v}" for k, v in CORPUS.items() if k.endswith("rate")]
     return [

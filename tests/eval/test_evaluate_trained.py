@@ -37,7 +37,8 @@ def test_zeroshot_auc_on_the_chexpert_twin_matches_training(trained_run, tmp_pat
 
 # Grounding twins of the small budget: half of each RSNA / SIIM split positive, every COVID Rural image.
 GROUNDING_TWINS = [f"benchmark.{b}.twin.{k}={v}" for b in ("rsna", "siim", "covid_rural")
-                   for k, v in (("image_size", 128), ("n_valid", 40), ("n_test", 120), ("prevalence", 0.5))]
+                   for k, v in (("image_size", 128), ("n_valid", 40), ("n_test", 120))] + [
+                   f"benchmark.{b}.twin.prevalence=0.5" for b in ("rsna", "siim")]
 
 
 def test_grounding_finds_the_rsna_pneumonia_and_the_untrained_model_does_not(trained_run, untrained_budget_run,
