@@ -119,11 +119,11 @@ def wait_for_line(path: Path, pattern: str, proc, timeout: float = 180) -> re.Ma
     return None
 
 
-# A TINY ConVIRT run (5 steps an epoch at 16 pairs a step) long enough to be caught running: 40
-# steps, a checkpoint after each. `per_process(b)`: that run at b pairs per process and step.
+# A TINY ConVIRT run (5 steps an epoch at 16 pairs a step) long enough to be caught running: 80
+# steps, a checkpoint after each (at 40, a requeue sent after step 7 once landed after the last step). `per_process(b)`: that run at b pairs per process and step.
 MULTI = [o for o in TINY if not o.startswith(("loader.batch_size=", "trainer.max_epochs="))] + [
-    "trainer.max_epochs=8", "trainer.max_steps=40", "trainer.checkpoint_every=1", "trainer.keep_checkpoints=3"]
-MULTI_STEPS = 40
+    "trainer.max_epochs=16", "trainer.max_steps=80", "trainer.checkpoint_every=1", "trainer.keep_checkpoints=3"]
+MULTI_STEPS = 80
 # Two processes at batch b against one at 2b on the CPU: the same initial weights, batches, crops
 # and negatives, but each process normalises its batch norm over its own b images (torch's
 # SyncBatchNorm is GPU-only) and draws its own dropout masks. That moves single steps' losses by up

@@ -64,7 +64,17 @@ def train_until_killed(cfg, run_dir, step: int) -> None:
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (step, status)
 
 
-def test_gloria_with_plateau_killed_resumed_and_evaluated(cache_dir, tmp_path):
+@pytest.fixture
+def one_thread():
+    """Reference and killed runs on one thread alike: a forked child cannot use the parent's OpenMP
+    pool, and another thread count would sum floats in another order."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_gloria_with_plateau_killed_resumed_and_evaluated(cache_dir, tmp_path, one_thread):
     cfg = compose_train(ARGS)
     ref = run_training(cfg, tmp_path / "ref")
     lr0 = float(cfg.optimizer.lr)

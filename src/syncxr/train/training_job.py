@@ -63,6 +63,8 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
         check_same_run(out_dir, cfg)
     if accelerator.is_main_process:
         write_text_atomic(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        (out_dir / EVALUATION_ENDED).unlink(missing_ok=True)  # a resumed run's earlier one
+    accelerator.wait_for_everyone()  # no process may see the earlier marker before it is gone
 
     # Data (and a phantom text tower) are built on the main process first; the others then find
     # them in the cache.
@@ -106,9 +108,35 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
     net = plain_batchnorm(accelerator.unwrap_model(model))
     _check_replicas_agree(net, accelerator)
     if not accelerator.is_main_process:
-        # The main process evaluates alone: the others leave now rather than wait in a barrier
-        # that could outlast the process group's timeout (10 min under NCCL).
+        # The main process evaluates alone. The others wait for it on the file system: leaving at
+        # once gets the whole step killed by srun after KillWait (often 30 s) while the main one is
+        # still evaluating, and a collective barrier could outlast the process group's timeout
+        # (10 min under NCCL).
+        _wait_for(out_dir / EVALUATION_ENDED, accelerator.process_index)
         return {}
+    try:
+        return _evaluate_and_write(cfg, out_dir, accelerator, t0, t_train, net, tokenizer, max_length,
+                                   cache_dir, history, table, dataset, lc)
+    finally:
+        (out_dir / EVALUATION_ENDED).touch()
+
+
+# Written by the main process once it is done (or failed): the other processes may then exit.
+EVALUATION_ENDED = ".evaluation_ended"
+WAIT_LIMIT_S = 48 * 3600  # a main process killed without a trace: give up eventually, loudly
+
+
+def _wait_for(marker: Path, rank: int, poll_s: float = 2.0) -> None:
+    start = time.monotonic()
+    while not marker.exists():
+        if time.monotonic() - start > WAIT_LIMIT_S:
+            raise TimeoutError(f"process {rank}: the main process did not finish evaluating within "
+                               f"{WAIT_LIMIT_S / 3600:.0f} h ({marker} never appeared)")
+        time.sleep(poll_s)
+
+
+def _evaluate_and_write(cfg, out_dir, accelerator, t0, t_train, net, tokenizer, max_length, cache_dir, history,
+                        table, dataset, lc) -> dict:
     metrics = {}
     # The trained weights beside resolved_config.yaml: all evaluate.py needs to rebuild the model.
     with atomic_path(out_dir / "model.safetensors") as tmp:
