@@ -3,6 +3,7 @@ score depends on; the oracle baseline is the ground truth averaged over the map'
 
 
 import numpy as np
+import pytest
 import torch
 from accelerate import Accelerator
 
@@ -30,6 +31,8 @@ def test_occlusion_finds_the_cells_the_score_depends_on():
     assert tuple(int(v) for v in peak) == (1, 2) and maps[0][1, 2] > 0
     others = maps[0].flatten()[torch.arange(16) != 6]
     assert torch.all(others.abs() < 1e-6)  # occluding anything else changes nothing
+    with pytest.raises(ValueError, match="occlusion_grid"):
+        occlusion_maps(BrightPatchModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True), grid=0)
 
 
 def test_the_oracle_map_is_the_mask_averaged_over_the_grid_and_bounded_by_the_grid():

@@ -87,6 +87,8 @@ def occlusion_maps(model, split: Split, transform, pos: torch.Tensor, neg: torch
     the image's mean. It maps where the global embedding finds the finding, at any grid, for any
     model with `encode_image` (ConVIRT's own objective is global: nothing aligns its local features
     with the text)."""
+    if grid < 1:
+        raise ValueError(f"task.zeroshot_grounding.occlusion_grid must be >= 1, got {grid}")
     direction = (pos - neg).to(accelerator.device)
     out = []
     for i in tqdm(range(len(split)), desc="occlusion maps", leave=False, disable=not accelerator.is_local_main_process):
