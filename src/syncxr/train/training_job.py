@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -114,16 +115,41 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
         # (10 min under NCCL).
         _wait_for(out_dir / EVALUATION_ENDED, accelerator.process_index)
         return {}
-    try:
-        return _evaluate_and_write(cfg, out_dir, accelerator, t0, t_train, net, tokenizer, max_length,
-                                   cache_dir, history, table, dataset, lc)
-    finally:
-        (out_dir / EVALUATION_ENDED).touch()
+    with _marks_end(out_dir / EVALUATION_ENDED):
+        metrics = {}
+        # The trained weights beside resolved_config.yaml: all evaluate.py needs to rebuild the model.
+        with atomic_path(out_dir / "model.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+        metrics.update(_evaluate(cfg, net, tokenizer, max_length, accelerator, cache_dir, out_dir))
+        if history:
+            metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))
+            metrics["train/steps"] = history[-1]["step"]
+        metrics["data/train_rows"] = len(table)
+        metrics["data/skipped_rows"] = dataset.skipped + (history[-1].get("skipped_rows", 0) if history else 0)
+        write_json_atomic(out_dir / "metrics.json", metrics)
+        write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
+        if history:
+            plot_loss(history, out_dir / "loss.png")
+        if hasattr(net, "word_attention"):  # GLoRIA: where does each finding word look?
+            images, captions, masks, findings = phantom_attention_examples(eval_transform(lc.image_size))
+            save_attention_grid(net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png",
+                                max_length=max_length)
+        accelerator.log(metrics)
+        return metrics
 
 
 # Written by the main process once it is done (or failed): the other processes may then exit.
 EVALUATION_ENDED = ".evaluation_ended"
 WAIT_LIMIT_S = 48 * 3600  # a main process killed without a trace: give up eventually, loudly
+
+
+@contextmanager
+def _marks_end(marker: Path):
+    """Touches `marker` when the block ends, also when it fails."""
+    try:
+        yield
+    finally:
+        marker.touch()
 
 
 def _wait_for(marker: Path, rank: int, poll_s: float = 2.0) -> None:
@@ -133,30 +159,6 @@ def _wait_for(marker: Path, rank: int, poll_s: float = 2.0) -> None:
             raise TimeoutError(f"process {rank}: the main process did not finish evaluating within "
                                f"{WAIT_LIMIT_S / 3600:.0f} h ({marker} never appeared)")
         time.sleep(poll_s)
-
-
-def _evaluate_and_write(cfg, out_dir, accelerator, t0, t_train, net, tokenizer, max_length, cache_dir, history,
-                        table, dataset, lc) -> dict:
-    metrics = {}
-    # The trained weights beside resolved_config.yaml: all evaluate.py needs to rebuild the model.
-    with atomic_path(out_dir / "model.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
-    metrics.update(_evaluate(cfg, net, tokenizer, max_length, accelerator, cache_dir, out_dir))
-    if history:
-        metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))
-        metrics["train/steps"] = history[-1]["step"]
-    metrics["data/train_rows"] = len(table)
-    metrics["data/skipped_rows"] = dataset.skipped + (history[-1].get("skipped_rows", 0) if history else 0)
-    write_json_atomic(out_dir / "metrics.json", metrics)
-    write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
-    if history:
-        plot_loss(history, out_dir / "loss.png")
-    if hasattr(net, "word_attention"):  # GLoRIA: where does each finding word look?
-        images, captions, masks, findings = phantom_attention_examples(eval_transform(lc.image_size))
-        save_attention_grid(net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png",
-                            max_length=max_length)
-    accelerator.log(metrics)
-    return metrics
 
 
 def _check_replicas_agree(model, accelerator: Accelerator) -> None:
