@@ -3,7 +3,7 @@ SIIM and COVID Rural twins against the map's resolution, the map definition, and
 every grounding score carries (a random map, the floor; the ground-truth mask averaged over the
 map's grid, the ceiling at that resolution).
 
-  python bench/grounding_diagnosis.py RUN_DIR [RUN_DIR ...] [--sizes 96 192] [--modes positive contrast]
+  python bench/grounding_diagnosis.py RUN_DIR [RUN_DIR ...] [--sizes 96 192] [--modes positive contrast] [--set KEY=VALUE ...]
 
 Each RUN_DIR is a train.py run (ConVIRT maps: region-text cosine of the last stage; GLoRIA maps:
 its word-to-region attention). For each checkpoint, input size and map mode it runs the grounding
@@ -38,8 +38,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="train.py run directories")
     ap.add_argument("--sizes", nargs="+", type=int, default=[96], help="grounding input sides")
-    ap.add_argument("--modes", nargs="+", default=["positive"], help="map modes (positive | contrast)")
-    ap.add_argument("overrides", nargs="*", default=[], help="further evaluate.py overrides (after --)")
+    ap.add_argument("--modes", nargs="+", default=["positive"], help="map modes (positive | contrast | occlusion | gradcam)")
+    ap.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="further evaluate.py overrides, e.g. task.zeroshot_grounding.gradcam_layer=layer4")
     args = ap.parse_args()
     print(f"{'checkpoint':28s} {'size':>4s} {'mode':8s} {'twin':12s} {'grid':>5s} {'dice':>6s} "
           f"{'95% CI':>13s} {'random':>6s} {'oracle':>6s} {'- random':>8s}")

@@ -173,6 +173,20 @@ def test_a_gloria_style_word_attention_is_averaged_over_words(untrained_run, tmp
     assert info["map_source"] == "model.word_attention" and info["map_shape"] == [2, 2]
 
 
+def test_gradcam_maps_run_through_the_grounding_task(untrained_run, tmp_path):
+    m = run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
+                                                    "task.zeroshot_grounding.map=gradcam", "embedding_cache=null"]),
+                       tmp_path)
+    info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
+    # 48-px run, mapped at 96 px: ResNet-18's third stage is 6 x 6 there.
+    assert info["map_source"] == "grad-cam of the image embedding at layer3" and info["map_shape"] == [6, 6]
+    assert 0 <= m["zeroshot_grounding/siim/dice"] <= m["zeroshot_grounding/siim/oracle_dice"]
+    with pytest.raises(ValueError, match="gradcam_layer='head'"):
+        run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
+                                                    "task.zeroshot_grounding.map=gradcam",
+                                                    "task.zeroshot_grounding.gradcam_layer=head"]), tmp_path / "b")
+
+
 def test_truncated_weights_name_the_file(untrained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(untrained_run, run)

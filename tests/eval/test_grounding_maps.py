@@ -1,5 +1,5 @@
-"""The grounding maps and baselines on planted cases: an occlusion map finds the region a model's
-score depends on; the oracle baseline is the ground truth averaged over the map's grid."""
+"""The grounding maps and baselines on planted cases: occlusion and Grad-CAM maps find the region a
+model's score depends on; the oracle baseline is the ground truth averaged over the map's grid."""
 
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from syncxr.eval.grounding import occlusion_maps, oracle_maps, score_grounding
+from syncxr.eval.grounding import gradcam_maps, occlusion_maps, oracle_maps, score_grounding
 
 
 class BrightPatchModel(torch.nn.Module):
@@ -33,6 +33,46 @@ def test_occlusion_finds_the_cells_the_score_depends_on():
     assert torch.all(others.abs() < 1e-6)  # occluding anything else changes nothing
     with pytest.raises(ValueError, match="occlusion_grid"):
         occlusion_maps(BrightPatchModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True), grid=0)
+
+
+class Stage(torch.nn.Module):
+    """Two channels: brightness above mid-grey (the "finding" detector) and below it (background)."""
+
+    def forward(self, x):
+        return torch.cat([torch.relu(x - 0.5), torch.relu(0.5 - x)], dim=1)
+
+
+class BrightStageModel(torch.nn.Module):
+    """A ResNet-shaped tower (`image_encoder.net.layer3`) whose embedding is the mean of the stage's
+    first channel: the score depends on the bright cells only."""
+
+    def __init__(self):
+        super().__init__()
+        self.image_encoder = torch.nn.Module()
+        self.image_encoder.net = torch.nn.Module()
+        self.image_encoder.net.layer3 = Stage()
+
+    def encode_image(self, x):
+        bright = self.image_encoder.net.layer3(x)[:, 0].mean((1, 2))
+        return torch.stack([bright, torch.ones_like(bright)], dim=1)
+
+
+def test_gradcam_weights_the_stage_channels_the_score_depends_on():
+    images = [torch.full((1, 16, 16), 40, dtype=torch.uint8) for _ in range(2)]
+    images[0][:, 4:8, 8:12] = 250
+    images[1][:, 12:16, 0:4] = 250
+    split = type("S", (), {"load": staticmethod(lambda i: images[i]), "__len__": lambda self: 2})()
+    pos, neg = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.0])
+    maps = gradcam_maps(BrightStageModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True),
+                        layer="layer3", batch_size=1)
+    assert maps.shape == (2, 16, 16)
+    for m, (rows, cols) in zip(maps, ((slice(4, 8), slice(8, 12)), (slice(12, 16), slice(0, 4)))):
+        inside = torch.zeros(16, 16, dtype=torch.bool)
+        inside[rows, cols] = True
+        assert m[inside].min() > 0 and torch.all(m[~inside] == 0)  # the background channel has no weight
+    with pytest.raises(ValueError, match="gradcam_layer='layer9'"):
+        gradcam_maps(BrightStageModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True),
+                     layer="layer9")
 
 
 def test_the_oracle_map_is_the_mask_averaged_over_the_grid_and_bounded_by_the_grid():

@@ -81,6 +81,34 @@ def test_word_attention_maps(model, tokenizer):
         assert maps[i, n:].abs().sum() == 0
 
 
+def test_word_similarity_scores_regions_against_the_findings_words_only(model, tokenizer):
+    """The grounding map of a prompt: each region's cosine with the (mean) finding word, whatever the
+    template's other words; `prompt_tokens` marks the finding's tokens from its character span."""
+    from syncxr.eval.grounding import prompt_tokens
+    from syncxr.eval.zeroshot import fill_prompts, name_spans
+
+    templates = ["{}.", "there is {}.", "no evidence of {}."]
+    tok = prompt_tokens(tokenizer, fill_prompts("Pleural effusion", templates), 32,
+                        name_spans("Pleural effusion", templates))
+    named = [tokenizer.decode(ids[m]).replace(" ##", "") for ids, m in zip(tok["input_ids"], tok["name_mask"])]
+    assert named == ["pleural effusion"] * 3
+    images = torch.randn(1, 1, 48, 48).expand(3, -1, -1, -1)
+    with torch.no_grad():
+        maps = model.word_similarity(images, tok["input_ids"], tok["attention_mask"], tok["name_mask"])
+        local, _ = model.image_features(images[:1])
+        words, _, _, _ = model.text_features(tok["input_ids"][:1], tok["attention_mask"][:1])
+        everything = model.word_similarity(images, tok["input_ids"], tok["attention_mask"])
+    assert maps.shape == (3, 4, 4) and maps.abs().max() <= 1 + 1e-5
+    # "pleural effusion." has only the finding's words: its map is the cosine with their mean.
+    query = torch.nn.functional.normalize(torch.nn.functional.normalize(words, dim=-1).sum(0), dim=0)
+    assert torch.allclose(maps[0], torch.einsum("d,dhw->hw", query, torch.nn.functional.normalize(local[0], dim=0)),
+                          atol=1e-5)
+    assert torch.allclose(everything[0], maps[0], atol=1e-6)  # no other word to leave out
+    assert not torch.allclose(everything[2], maps[2], atol=1e-3)  # "no evidence of" is left out
+    with pytest.raises(ValueError, match="no token of the class name"):
+        prompt_tokens(tokenizer, ["there is effusion."], 3, [(9, 17)])  # truncated before the name
+
+
 def test_caption_without_words_is_rejected(model, tokenizer):
     with pytest.raises(ValueError, match="no word tokens"):
         model(*_batch(tokenizer, ["no effusion.", "."]))

@@ -24,12 +24,13 @@ from ..dataset_dirs import build_benchmark_root, build_dataset_dir
 from .class_sets import class_source, resolve_classes
 from .embeddings import EmbeddingCache
 from .finetune import finetune_scores, label_fraction, linear_probe_scores
-from .grounding import (MAP_MODES, grounding, has_own_similarity, local_similarity, model_similarity_maps,
-                        occlusion_maps, own_similarity, positives, prompt_tokens)
+from .grounding import (MAP_MODES, gradcam_maps, grounding, has_own_similarity, local_similarity,
+                        model_similarity_maps, occlusion_maps, own_similarity, positives, prompt_tokens)
 from .metrics import auc_metrics, prefix_metrics
 from .retrieval import encode_texts, paired_split, retrieval_metrics
 from .segmentation import segment_scores, train_segmenter
-from .zeroshot import encode_prompts, fill_prompts, prompt_embeddings, prompt_scores, score_zeroshot
+from .zeroshot import (encode_prompts, fill_prompts, name_spans, prompt_embeddings, prompt_scores,
+                       score_zeroshot)
 
 TASKS = ("zeroshot_cls", "zeroshot_grounding", "linear_probe", "finetune_cls", "finetune_seg", "retrieval")
 
@@ -217,24 +218,29 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
             raise ValueError(f"grounding on {ref.label}: one class expected, got {names}")
         pos_prompts = fill_prompts(names[0], list(tcfg.prompts.positive))
         neg_prompts = fill_prompts(names[0], list(tcfg.prompts.negative))
+        pos_spans = name_spans(names[0], list(tcfg.prompts.positive))
+        neg_spans = name_spans(names[0], list(tcfg.prompts.negative))
 
         def maps_of(split: Split):
-            if mode == "occlusion":
+            if mode in ("occlusion", "gradcam"):  # where the global embedding finds the finding
                 pos_split, _ = positives(split)
                 pos_emb = encode_prompts(ctx.model, ctx.tokenizer, pos_prompts, ctx.max_length, ctx.accelerator)
                 neg_emb = encode_prompts(ctx.model, ctx.tokenizer, neg_prompts, ctx.max_length, ctx.accelerator)
-                return occlusion_maps(ctx.model, pos_split, transform, pos_emb, neg_emb, ctx.accelerator,
-                                      int(tcfg.occlusion_grid), ctx.settings.batch_size), pos_split
+                if mode == "occlusion":
+                    return occlusion_maps(ctx.model, pos_split, transform, pos_emb, neg_emb, ctx.accelerator,
+                                          int(tcfg.occlusion_grid), ctx.settings.batch_size), pos_split
+                return gradcam_maps(ctx.model, pos_split, transform, pos_emb, neg_emb, ctx.accelerator,
+                                    str(tcfg.gradcam_layer), ctx.settings.batch_size), pos_split
             own = has_own_similarity(ctx.model)
             ok = None if own else ctx.features(ref, split, "local", transform)[1]
             pos_split, index = positives(split, ok)
             if own:
                 m = model_similarity_maps(ctx.model, pos_split, transform,
-                                          prompt_tokens(ctx.tokenizer, pos_prompts, ctx.max_length),
+                                          prompt_tokens(ctx.tokenizer, pos_prompts, ctx.max_length, pos_spans),
                                           ctx.accelerator, ctx.settings.batch_size)
                 if mode == "contrast":
                     m = m - model_similarity_maps(ctx.model, pos_split, transform,
-                                                  prompt_tokens(ctx.tokenizer, neg_prompts, ctx.max_length),
+                                                  prompt_tokens(ctx.tokenizer, neg_prompts, ctx.max_length, neg_spans),
                                                   ctx.accelerator, ctx.settings.batch_size)
                 return m, pos_split
             local, _ = ctx.features(ref, split, "local", transform)
@@ -259,6 +265,7 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
         ctx.predictions[f"zeroshot_grounding/{ref.label}"] = pd.DataFrame({"id": test_pos.ids, **res.per_image})
         ctx.note("zeroshot_grounding", ref.label, threshold_source=res.threshold_source,
                  map_source="occlusion of the image embedding" if mode == "occlusion" else
+                 f"grad-cam of the image embedding at {tcfg.gradcam_layer}" if mode == "gradcam" else
                  own_similarity(ctx.model)[0] if has_own_similarity(ctx.model) else "local features",
                  map_mode=mode, map_shape=list(test_maps.shape[1:]), image_size=input_size)
         ctx.cases[ref.label] = res.cases

@@ -54,6 +54,12 @@ def fill_prompts(names, templates) -> list[str]:
     return [t.format(n.lower()) for n in names for t in templates]
 
 
+def name_spans(names, templates) -> list[tuple[int, int]]:
+    """(start, end) character span of the class name in each prompt of `fill_prompts`, same order."""
+    names = [names] if isinstance(names, str) else list(names)
+    return [(t.index("{}"), t.index("{}") + len(n)) for n in names for t in templates]
+
+
 def prompt_embeddings(model, tokenizer, names: list, positive, negative, max_length: int,
                       accelerator) -> tuple[torch.Tensor, torch.Tensor]:
     """(positive C x D, negative C x D) prompt-ensemble embeddings of the classes; each class is one

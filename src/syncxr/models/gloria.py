@@ -140,3 +140,23 @@ class GLoRIA(nn.Module):
         words, lengths, word_of_token, _ = self.text_features(input_ids, attention_mask)
         maps = matched_attention(local.float(), words.float(), lengths, self.temp1)
         return pad_words(maps, lengths), lengths, word_of_token
+
+    def word_similarity(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """B x h x w: cosine of each region's local feature with the mean of the caption's selected
+        words (those with a token in `token_mask`, B x L; None: every word), the word-region
+        similarity the local loss is built on, before its attention softmaxes."""
+        local, _ = self.image_features(images)
+        words, lengths, word_of_token, _ = self.text_features(input_ids, attention_mask)
+        padded = pad_words(F.normalize(words.float(), dim=-1), lengths)  # B x T x D
+        chosen = torch.arange(padded.shape[1], device=padded.device) < lengths[:, None]
+        if token_mask is not None:
+            picked = torch.zeros_like(chosen)
+            rows, cols = torch.nonzero(token_mask.bool() & (word_of_token >= 0), as_tuple=True)
+            picked[rows, word_of_token[rows, cols]] = True
+            if not bool(picked.any(1).all()):
+                raise ValueError("word_similarity: a caption has no word among the tokens of token_mask")
+            chosen = picked
+        query = F.normalize((padded * chosen[..., None]).sum(1), dim=-1)  # B x D
+        return torch.einsum("bd,bdhw->bhw", query, F.normalize(local.float(), dim=1))
+
