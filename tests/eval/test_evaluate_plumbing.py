@@ -93,7 +93,7 @@ def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, mo
 
     def similarity_map(self, images, input_ids, attention_mask):
         calls.append(images.shape)
-        return images[:, 0, ::16, ::16]  # "bright is the finding": B x 6 x 6 at 96 px
+        return images[:, 0, ::16, ::16]  # "bright is the finding": B x 3 x 3 at 48 px, 6 x 6 at 96
 
     monkeypatch.setattr(ConVIRT, "similarity_map", similarity_map, raising=False)
     with recorded_figures() as figures:
@@ -101,9 +101,9 @@ def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, mo
                                                         "task.zeroshot_grounding.datasets=[siim]",
                                                         "embedding_cache=null"]), tmp_path)
     info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
-    # The run's 48-px images, mapped at twice their size (task.zeroshot_grounding.upscale=2).
-    assert {c[-1] for c in calls} == {96} and info["image_size"] == 96
-    assert info["map_source"] == "model.similarity_map" and info["map_shape"] == [6, 6]
+    # upscale=auto: a model's own map is taken at the run's image size (48 px here).
+    assert {c[-1] for c in calls} == {48} and info["image_size"] == 48
+    assert info["map_source"] == "model.similarity_map" and info["map_shape"] == [3, 3]
     assert 0 <= m["zeroshot_grounding/siim/dice"] <= 1 and (tmp_path / "grounding.png").is_file()
     # grounding.png: a row per case (3), panels image | map over image | prediction | ground truth; the
     # prediction is the map at the scored threshold and the ground truth a non-empty mask.
@@ -175,16 +175,32 @@ def test_a_gloria_style_word_attention_is_averaged_over_words(untrained_run, tmp
 
 def test_gradcam_maps_run_through_the_grounding_task(untrained_run, tmp_path):
     m = run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
-                                                    "task.zeroshot_grounding.map=gradcam", "embedding_cache=null"]),
+                                                    "task.zeroshot_grounding.map=gradcam", "embedding_cache=null",
+                                                    "task.zeroshot_grounding.upscale=2"]),
                        tmp_path)
     info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
-    # 48-px run, mapped at 96 px: ResNet-18's third stage is 6 x 6 there.
+    # 48-px run, mapped at 96 px (upscale=2): ResNet-18's third stage is 6 x 6 there.
     assert info["map_source"] == "grad-cam of the image embedding at layer3" and info["map_shape"] == [6, 6]
     assert 0 <= m["zeroshot_grounding/siim/dice"] <= m["zeroshot_grounding/siim/oracle_dice"]
     with pytest.raises(ValueError, match="gradcam_layer='head'"):
         run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
                                                     "task.zeroshot_grounding.map=gradcam",
                                                     "task.zeroshot_grounding.gradcam_layer=head"]), tmp_path / "b")
+
+
+def test_auto_upscale_maps_the_last_stage_at_twice_the_run_size_and_finer_maps_at_it(untrained_run, tmp_path):
+    from syncxr.eval.tasks import grounding_upscale
+    assert grounding_upscale("auto", "contrast", False) == grounding_upscale(None, "positive", False) == 2.0
+    assert grounding_upscale("auto", "contrast", True) == 1.0  # GLoRIA: its third stage
+    assert grounding_upscale("auto", "gradcam", False) == grounding_upscale("auto", "occlusion", False) == 1.0
+    assert grounding_upscale("1.5", "contrast", False) == grounding_upscale(1.5, "contrast", True) == 1.5
+    for bad in ("twice", 0, -1):
+        with pytest.raises(ValueError, match=r"task.zeroshot_grounding.upscale must be 'auto' or a number > 0"):
+            grounding_upscale(bad, "contrast", False)
+    run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
+                                                "embedding_cache=null"]), tmp_path)
+    info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
+    assert info["image_size"] == 96 and info["map_shape"] == [3, 3]  # ConVIRT's last stage at 2 x 48 px
 
 
 def test_truncated_weights_name_the_file(untrained_run, tmp_path):

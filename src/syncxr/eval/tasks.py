@@ -200,14 +200,28 @@ def task_zeroshot_cls(ctx: Context, tcfg) -> dict[str, float]:
     return out
 
 
+def grounding_upscale(value, mode: str, own_similarity: bool) -> float:
+    """The factor from the run's image side to the grounding input side. "auto": 2 for region-text
+    cosine maps of the last ResNet stage (3 x 3 at 96 px, too coarse for the twins' targets), 1 for
+    maps a stage earlier or from the input (a model's own maps such as GLoRIA's third stage, Grad-CAM
+    at layer3, occlusion), whose grid is already 6 x 6 or finer at the training size."""
+    if value is None or str(value) == "auto":
+        return 1.0 if own_similarity or mode in ("occlusion", "gradcam") else 2.0
+    try:
+        upscale = float(value)
+    except ValueError:
+        raise ValueError(f"task.zeroshot_grounding.upscale must be 'auto' or a number > 0, got {value!r}") from None
+    if upscale <= 0:
+        raise ValueError(f"task.zeroshot_grounding.upscale must be 'auto' or a number > 0, got {value!r}")
+    return upscale
+
+
 def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
     out = {}
     mode = str(tcfg.map)
     if mode not in MAP_MODES:
         raise ValueError(f"task.zeroshot_grounding.map must be one of {MAP_MODES}, got {mode!r}")
-    upscale = float(tcfg.get("upscale") or 1)
-    if upscale <= 0:
-        raise ValueError(f"task.zeroshot_grounding.upscale must be > 0, got {upscale}")
+    upscale = grounding_upscale(tcfg.get("upscale"), mode, has_own_similarity(ctx.model))
     input_size = int(tcfg.image_size or round(upscale * ctx.image_size))
     transform = eval_transform(input_size)
     size = int(tcfg.mask_size or input_size)
