@@ -6,9 +6,10 @@ map's grid, the ceiling at that resolution).
   python bench/grounding_diagnosis.py RUN_DIR [RUN_DIR ...] [--sizes 96 192] [--modes positive contrast] [--set KEY=VALUE ...]
 
 Each RUN_DIR is a train.py run (ConVIRT maps: region-text cosine of the last stage; GLoRIA maps:
-the cosine of each third-stage region with the finding's own words). For each checkpoint, input size and map mode it runs the grounding
-task as `evaluate.py task=[zeroshot_grounding]` would, with the same twins, and prints one row per
-twin: the map grid, Dice with its bootstrap interval, the random and oracle Dice.
+the cosine of each third-stage region with the finding's own words). For each checkpoint, input size
+and map mode it runs the grounding task as `evaluate.py task=[zeroshot_grounding]` would, with the
+same twins, and prints one row per twin: the map grid, Dice with its bootstrap interval, the random
+and oracle Dice.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from .metrics import bootstrap_ci, iou_dice
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 3)
 MAP_MODES = ("positive", "contrast", "occlusion", "gradcam")
+ATTRIBUTION_MODES = ("occlusion", "gradcam")  # maps of where the global embedding finds the finding
 
 
 def own_similarity(model):

@@ -24,7 +24,7 @@ from ..dataset_dirs import build_benchmark_root, build_dataset_dir
 from .class_sets import class_source, resolve_classes
 from .embeddings import EmbeddingCache
 from .finetune import finetune_scores, label_fraction, linear_probe_scores
-from .grounding import (MAP_MODES, gradcam_maps, grounding, has_own_similarity, local_similarity,
+from .grounding import (ATTRIBUTION_MODES, MAP_MODES, gradcam_maps, grounding, has_own_similarity, local_similarity,
                         model_similarity_maps, occlusion_maps, own_similarity, positives, prompt_tokens)
 from .metrics import auc_metrics, prefix_metrics
 from .retrieval import encode_texts, paired_split, retrieval_metrics
@@ -204,13 +204,13 @@ def grounding_upscale(value, mode: str, own_similarity: bool) -> float:
     """The factor from the run's image side to the grounding input side. "auto": 2 for region-text
     cosine maps of the last ResNet stage (3 x 3 at 96 px, too coarse for the twins' targets), 1 for
     maps a stage earlier or from the input (a model's own maps such as GLoRIA's third stage, Grad-CAM
-    at layer3, occlusion), whose grid is already 6 x 6 or finer at the training size."""
+    at its default layer3, occlusion), whose grid is already 6 x 6 or finer at the training size."""
     if value is None or str(value) == "auto":
-        return 1.0 if own_similarity or mode in ("occlusion", "gradcam") else 2.0
+        return 1.0 if own_similarity or mode in ATTRIBUTION_MODES else 2.0
     try:
         upscale = float(value)
     except ValueError:
-        raise ValueError(f"task.zeroshot_grounding.upscale must be 'auto' or a number > 0, got {value!r}") from None
+        upscale = 0.0
     if upscale <= 0:
         raise ValueError(f"task.zeroshot_grounding.upscale must be 'auto' or a number > 0, got {value!r}")
     return upscale
@@ -236,7 +236,7 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
         neg_spans = name_spans(names[0], list(tcfg.prompts.negative))
 
         def maps_of(split: Split):
-            if mode in ("occlusion", "gradcam"):  # where the global embedding finds the finding
+            if mode in ATTRIBUTION_MODES:
                 pos_split, _ = positives(split)
                 pos_emb = encode_prompts(ctx.model, ctx.tokenizer, pos_prompts, ctx.max_length, ctx.accelerator)
                 neg_emb = encode_prompts(ctx.model, ctx.tokenizer, neg_prompts, ctx.max_length, ctx.accelerator)
