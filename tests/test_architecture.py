@@ -13,7 +13,7 @@ SRC = REPO / "src"
 # Sub-packages (and top-level modules) by layer, lowest first: a module may import from its own
 # package and from lower layers, never from its layer's neighbours or from above.
 LAYERS = [
-    {"config", "data", "launch"},  # formats, readers, accelerator: no syncxr imports above them
+    {"config", "config_targets", "data", "launch"},  # formats, readers, accelerator: no syncxr imports above them
     {"phantom"},  # the embedded world
     {"entities", "reports"},  # NER and vocabularies; LLM / image-to-report writers
     {"images", "models"},  # text-to-image backends and curation; the networks

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from ..config_targets import load_checked_config
 from ..models.build import build_model
 
 CONFIG = "resolved_config.yaml"
@@ -30,10 +31,12 @@ def load_trained(run_dir: str | Path, cache_dir: str | Path | None = None):
     """(model in eval mode, tokenizer, resolved training config) of a finished training run.
 
     `cache_dir` is where a phantom text encoder is looked up (default: the run's own
-    `paths.cache_dir`); it is rebuilt there, identically, if the cache was cleared.
+    `paths.cache_dir`); it is rebuilt there, identically, if the cache was cleared. The run's config
+    is data (a shared or downloaded run dir): a `_target_` that no config group of the project offers
+    is refused before anything is built.
     """
     config, weights = run_files(run_dir)
-    cfg: DictConfig = OmegaConf.load(config)
+    cfg: DictConfig = load_checked_config(config)
     for key in ("model", "image_encoder", "text_encoder", "seed"):
         if key not in cfg:
             raise ValueError(f"{config}: missing key {key!r}")
