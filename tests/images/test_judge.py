@@ -16,12 +16,13 @@ from syncxr.generation.generation_job import build_curator, generation_config
 from syncxr.images.judge import QUESTIONS, OpenAIVisionJudge
 from syncxr.phantom.renderer import render
 from syncxr.phantom.scene import sample_scene
+from syncxr.reports.backend_failure import BackendFailure
 from tests.helpers import compose_config, openai_client
 from tests.reports.local_http import LocalChatServer, chat_reply
 
 YES = ["**Yes**", "Yes.", "yes", "  YES\n", "Answer: Yes", "`Yes`, it is."]
 NO = ["**No**", "No.", "no", "Answer: NO", "NO, it is a lateral view.", "> No"]
-NEITHER = ["Maybe.", "I cannot tell from this image.", "", "Nope", "Not sure"]
+NEITHER = ["Maybe.", "I cannot tell from this image.", "-", "Nope", "Not sure"]
 
 
 def _key(image: np.ndarray) -> str:
@@ -77,6 +78,17 @@ def test_answers_are_read_whatever_their_formatting_and_the_rest_counted_as_no(s
     assert answer_counts(judge) == {"judge_yes": 6, "judge_no": 6, "judge_unparsed": 5, "judge_unanswered": 1}
     # Every question was asked once of every image.
     assert sorted(server.asked) == sorted((_key(im), q) for im in images for q in QUESTIONS.values())
+
+
+def test_an_empty_answer_is_a_backend_failure_not_a_no(server):
+    # HTTP 200 with no text: the server failed to answer, it did not judge the image (the audit saw
+    # half of a run's rows dropped for good on empty answers).
+    images = _radiographs(2)
+    server.answer(images[0], YES)
+    server.answer(images[1], YES[:5] + ["  "])
+    judge = OpenAIVisionJudge(openai_client(server.url, "judge", concurrency=4, max_retries=1, backoff_s=0.01))
+    assert judge.judge(images) == [dict.fromkeys(QUESTIONS, True), BackendFailure("empty_answer")]
+    assert judge.counters()["judge_empty_answer"] == 2  # the answer and its retry
 
 
 def answer_counts(judge) -> dict:

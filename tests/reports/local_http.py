@@ -11,6 +11,23 @@ def chat_reply(content: str) -> bytes:
     return json.dumps({"choices": [{"message": {"content": content}}]}).encode()
 
 
+def openai_error(message: str, code: str | None = None, type_: str = "invalid_request_error") -> bytes:
+    """An error body as the OpenAI API writes it."""
+    return json.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}).encode()
+
+
+def vllm_error(message: str, status: int = 400, type_: str = "BadRequestError") -> bytes:
+    """An error body as vLLM's OpenAI-compatible server writes it."""
+    return json.dumps({"object": "error", "message": message, "type": type_, "param": None, "code": status}).encode()
+
+
+# What vLLM answers for a prompt longer than the context, and for a model it does not serve (HTTP 404).
+CONTEXT_TOO_LONG = ("This model's maximum context length is 4096 tokens. However, you requested 5120 tokens "
+                    "(4736 in the messages, 384 in the completion). Please reduce the length of the messages "
+                    "or completion.")
+NO_SUCH_MODEL = "The model `llama-3.1-8b` does not exist."
+
+
 class LocalChatServer:
     """`respond(body) -> (status, payload bytes or None)` answers each POSTed JSON body; `url` is the
     OpenAI-style base URL (…/v1); `authorizations` lists the Authorization header of each request."""

@@ -58,7 +58,9 @@ def test_images_go_as_data_urls_with_the_prompt_and_seed(vision_server):
 
 
 def test_refused_requests_come_back_as_none_and_are_counted(server_factory):  # noqa: F811
-    srv = server_factory(["400", "400"])
+    srv = server_factory(["ok", "400", "400"])
     i2r = OpenAIVisionI2R(openai_client(srv.url, "m", concurrency=1, backoff_s=0.01))
+    assert i2r.describe(IMAGES[:1], [0])[0].startswith("echo: [{'type': 'image_url'")
+    # The server has answered this client, so its setup works: refusals are verdicts on their requests.
     assert i2r.describe(IMAGES, [1, 2]) == [None, None]
     assert i2r.counters()["llm_http_400"] == 2

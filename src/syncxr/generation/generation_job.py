@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import build, plain
+from ..reports.backend_failure import BackendMisconfigured
 from .pipeline import GenerationSettings, Generator, generation_hash
 from .shard_store import IncompleteGeneration
 
@@ -113,10 +114,10 @@ def worker_of(worker: int | None, workers: int) -> tuple[int, int]:
 
 @contextmanager
 def resume_hint(command: list[str]):
-    """Adds the command that resumes to an IncompleteGeneration raised inside (the process exits
-    non-zero with it)."""
+    """Adds the command that resumes to an IncompleteGeneration or BackendMisconfigured raised inside
+    (the process exits non-zero with it)."""
     try:
         yield
-    except IncompleteGeneration as e:
+    except (IncompleteGeneration, BackendMisconfigured) as e:
         e.args = (f"{e.args[0]}:\n  {shlex.join(command)}",)
         raise

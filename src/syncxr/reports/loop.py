@@ -4,10 +4,11 @@ A text is accepted only when the NER extracts exactly the sampled entities; othe
 regenerated with a new seed, up to `max_attempts`. Every rejected text is kept for inspection.
 Requests go to the LLM in batches across samples, so batched and concurrent backends stay busy.
 
-A sample whose request the LLM backend could not answer (a `BackendFailure`: server down, timeouts)
-is set aside as *retryable*: it is neither accepted nor dropped, and its counters and rejects are
-left out, so that a later run that redoes it from its first attempt gives what an uninterrupted run
-would have given.
+A sample whose request the LLM backend could not answer (a `BackendFailure`: server down, timeouts,
+empty answers) is set aside as *retryable*: it is neither accepted nor dropped, and its counters and
+rejects are left out, so that a later run that redoes it from its first attempt gives what an
+uninterrupted run would have given. A backend that finds its own setup wrong raises
+`BackendMisconfigured`, which stops the shard before anything of it is committed.
 """
 
 from __future__ import annotations

@@ -5,10 +5,22 @@ Several servers of the same model (e.g. one vLLM per node) can share the load: r
 server i mod n, and each retry to the next server, so a dead server's requests are answered by the
 others; a server that failed is skipped for a backoff period before it is tried again.
 
-Each answer is the text, None when the server refused the request itself (400, 413, 422: the
-request's content, which retrying will not change), or a `BackendFailure` when the servers failed
-(connection errors, timeouts, 5xx, garbage on every attempt; or a status saying the client is set
-up wrongly: 401, 403, 404, ...). Pipelines keep the samples of the last kind for a re-run.
+Each answer is one of three things:
+  the text        HTTP 200 with a non-empty message content;
+  None            the server refused this request for its content (400, 413, 422: e.g. a prompt too
+                  long for the context), which retrying will not change: a verdict on the sample;
+  BackendFailure  the servers failed (connection errors, timeouts, 5xx, garbage, or HTTP 200 with an
+                  empty content, on every attempt; or a status saying the client is set up wrongly:
+                  401, 403, a 404 route). Pipelines keep such samples for a re-run.
+A refusal that is the client's setup, not the request's, raises `BackendMisconfigured` with the
+server's message (the pipeline stops before committing anything of the batch). It is told from a
+verdict by (server_errors.py reads the error body):
+  - the body says the model does not exist (vLLM: 404 "The model `x` does not exist."; OpenAI:
+    code "model_not_found"), whatever else was answered;
+  - every request of a batch of at least two different prompts was refused (400/413/422, a
+    context-length message included: max_tokens above the context, bad parameters, a wrong model
+    whose message is not recognised), and no request of this client has been answered yet. Once
+    one was, refusals are verdicts: the setup works, so they are about their prompts.
 """
 
 from __future__ import annotations
@@ -22,12 +34,15 @@ from collections import Counter
 
 import aiohttp
 
-from .backend_failure import BackendFailure
+from .backend_failure import BackendFailure, BackendMisconfigured
 from .requests import ReportRequest
+from .server_errors import Refusal, read_refusal
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 CONTENT_STATUS = {400, 413, 422}  # the request was refused for what it asks: a verdict on the sample
 MAX_COOLDOWN_S = 60.0  # longest a failed server is skipped before it is tried again
+# One refused prompt may just be too long; different prompts all refused point at the setup.
+MIN_PROMPTS_TO_JUDGE_SETUP = 2
 
 
 class _Servers:
@@ -74,13 +89,14 @@ class OpenAICompatibleLLM:
         self.max_retries, self.backoff_s = max_retries, backoff_s
         self.max_tokens, self.temperature = max_tokens, temperature
         self.stats: Counter = Counter()
+        self.answered_once = False  # whether any request got a text: the setup works (kept across calls)
 
     def _payload(self, messages: list[dict], seed: int) -> dict:
         return {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
                 "temperature": self.temperature, "seed": seed}
 
     async def _post(self, session: aiohttp.ClientSession, sems, s: int, messages, seed) -> tuple[str, object]:
-        """One try at server `s`: ("ok", text) | ("content", None) | ("retry", reason) | ("fail", reason)."""
+        """One try at server `s`: ("ok", text) | ("refused", Refusal) | ("retry", reason) | ("fail", reason)."""
         self.stats["requests"] += 1
         if len(self.servers.urls) > 1:
             self.stats[f"requests_server{s}"] += 1
@@ -96,9 +112,11 @@ class OpenAICompatibleLLM:
                 return "retry", "connection_errors"
         if status in RETRY_STATUS:
             return "retry", f"http_{status}"
-        if status in CONTENT_STATUS:
-            self.stats[f"http_{status}"] += 1
-            return "content", None
+        if status in CONTENT_STATUS or status == 404:
+            refusal = read_refusal(status, body)
+            if status in CONTENT_STATUS or refusal.kind == "model":  # a 404 of another kind: a wrong URL
+                self.stats[f"http_{status}"] += 1
+                return "refused", refusal
         if status != 200:
             return "fail", f"http_{status}"  # wrong key, URL or route: retrying now will not help
         try:
@@ -107,9 +125,14 @@ class OpenAICompatibleLLM:
                 raise TypeError("content is not a string")
         except (ValueError, KeyError, IndexError, TypeError):
             return "retry", "malformed"
+        if not content.strip():
+            # The server failed to produce a text (an aborted or broken generation), it did not judge
+            # the prompt: retried, and kept for a re-run if it never answers, never a dropped sample.
+            return "retry", "empty_answer"
         return "ok", content
 
-    async def _one(self, session: aiohttp.ClientSession, sems, i: int, messages, seed) -> str | None | BackendFailure:
+    async def _one(self, session: aiohttp.ClientSession, sems, i: int, messages, seed
+                   ) -> str | Refusal | BackendFailure:
         reason = "no_attempt"
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -119,12 +142,9 @@ class OpenAICompatibleLLM:
                 await asyncio.sleep(random.uniform(0, self.backoff_s * 2 ** (attempt - 1)))
             s = self.servers.pick(i, attempt)
             kind, value = await self._post(session, sems, s, messages, seed)
-            if kind == "ok":
+            if kind in ("ok", "refused"):
                 self.servers.answered(s)
                 return value
-            if kind == "content":
-                self.servers.answered(s)
-                return None
             reason = value
             self.stats[reason] += 1
             self.servers.failed(s)
@@ -140,7 +160,26 @@ class OpenAICompatibleLLM:
         connector = aiohttp.TCPConnector(limit=self.concurrency * len(self.servers.urls))
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         async with aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout) as session:
-            return await asyncio.gather(*(self._one(session, sems, i, m, s) for i, (m, s) in enumerate(items)))
+            answers = await asyncio.gather(*(self._one(session, sems, i, m, s) for i, (m, s) in enumerate(items)))
+        self._stop_if_misconfigured(items, answers)
+        self.answered_once = self.answered_once or any(isinstance(a, str) for a in answers)
+        return [None if isinstance(a, Refusal) else a for a in answers]
+
+    def _stop_if_misconfigured(self, items, answers) -> None:
+        """Raises BackendMisconfigured where the refusals are the setup's, not the prompts' (module doc)."""
+        refused = [a for a in answers if isinstance(a, Refusal)]
+        wrong_model = next((a for a in refused if a.kind == "model"), None)
+        if wrong_model is not None:
+            self._misconfigured(wrong_model, "the model is not served there")
+        if refused and len(refused) == len(answers) and not self.answered_once:
+            prompts = len({json.dumps(m, sort_keys=True) for m, _ in items})
+            if prompts >= MIN_PROMPTS_TO_JUDGE_SETUP:
+                self._misconfigured(refused[0], f"all {len(answers)} requests of {prompts} different prompts, "
+                                                "none answered yet")
+
+    def _misconfigured(self, refusal: Refusal, why: str):
+        setup = f"model={self.model!r}, max_tokens={self.max_tokens}, temperature={self.temperature}"
+        raise BackendMisconfigured(", ".join(self.servers.urls), refusal.status, refusal.message, setup, why)
 
     def generate_messages(self, items: list[tuple[list[dict], int]]) -> list[str | None | BackendFailure]:
         return asyncio.run(self.agenerate_messages(items))
