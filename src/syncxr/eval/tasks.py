@@ -135,7 +135,8 @@ class Context:
         root = build_benchmark_root(b, self.cache_dir, f"benchmark.{ref.bench}")
         options = b.get("options")
         options = OmegaConf.to_container(options, resolve=True) if options else {}
-        s = read_split(str(b.reader), root, str(b.splits[which]), classes, on_error=str(b.on_error), **options)
+        s = read_split(str(b.reader), root, str(b.splits[which]), classes, on_error=str(b.on_error),
+                       allow_external_images=bool(b.allow_external_images), **options)
         if s.skipped:
             self.info.setdefault("skipped", {})[str(s.source)] = s.skipped
         if str(b.builder) == "phantom":  # said loudly wherever results are read
