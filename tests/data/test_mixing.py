@@ -65,7 +65,7 @@ def test_images_linked_out_of_the_dataset_are_refused_unless_allowed(tmp_path):
     (tmp_path / "secret.png").write_bytes(b"not yours")
     (d / "images").mkdir()
     (d / "images" / "linked.png").symlink_to(tmp_path / "secret.png")
-    with pytest.raises(ValueError, match=rf"row 1 \(id 'r1'\): image '.*/images/linked.png' is a symbolic link .* to "
+    with pytest.raises(ValueError, match=rf"row 1 \(id 'r1'\): image 'images/linked.png' is a symbolic link .* to "
                                          rf"{tmp_path}/secret.png, outside the dataset directory .*"
                                          r"data.allow_external_images=true"):
         load_table(d)

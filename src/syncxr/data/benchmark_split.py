@@ -15,6 +15,7 @@ Rows are numbered from 0 over the data rows of the split file (the header is not
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .confined_paths import OutsideRootError, RootConfinement
 from .image_io import load_image
 from .rle import decode_rles
 
+log = logging.getLogger(__name__)
 ON_ERROR = ("raise", "skip")
 
 
@@ -206,6 +208,11 @@ def finish_split(source: Path, ids, paths, classes, labels, regions, on_error: s
                                 f"({int((~exists).sum())} missing in all; on_error=skip leaves them out)")
     if not exists.any():
         raise FileNotFoundError(f"{source}: none of its {len(paths)} images exists, e.g. {split.paths[0]}")
+    if not exists.all():
+        missing = np.flatnonzero(~exists)
+        shown = ", ".join(f"row {rows[i]} {split.paths[i]}" for i in missing[:5])
+        log.warning("%s: %d rows left out (on_error=skip), image missing: %s%s", source, len(missing), shown,
+                    " ..." if len(missing) > 5 else "")
     return split if exists.all() else split.where(exists)
 
 

@@ -35,17 +35,19 @@ class RootConfinement:
     def path(self, name: str | os.PathLike) -> Path:
         """`root / name` (an absolute `name` stays as it is), or OutsideRootError if it leaves the root."""
         full = self.root / name
-        self.check(full)
+        self.check(full, shown=name)
         return full
 
-    def check(self, path: str | os.PathLike) -> None:
-        """Raises OutsideRootError if `path` (joined to the root already) leads outside it."""
+    def check(self, path: str | os.PathLike, shown: str | os.PathLike | None = None) -> None:
+        """Raises OutsideRootError if `path` (joined to the root already) leads outside it; the message
+        names it as `shown` (e.g. as the data file wrote it) where given."""
         if self.allow_external:
             return
+        name = os.fspath(path if shown is None else shown)
         lexical = os.path.abspath(path)  # normalised: ".." resolved as written
         if not _inside(lexical, self._abs_root):
-            raise OutsideRootError(f"{os.fspath(path)!r} is outside the {self.what} {self.root}")
+            raise OutsideRootError(f"{name!r} is outside the {self.what} {self.root}")
         real = os.path.realpath(path)  # what opening `path` reads: links followed before ".."
         if not _inside(real, self._real_root):
-            raise OutsideRootError(f"{os.fspath(path)!r} is a symbolic link (or lies under one) to {real}, "
+            raise OutsideRootError(f"{name!r} is a symbolic link (or lies under one) to {real}, "
                                    f"outside the {self.what} {self.root}")
