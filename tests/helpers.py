@@ -106,3 +106,24 @@ def text_encoder(path: str, **kw):
     """A TextEncoder of the checkpoint at `path` with the pooling and length of the phantom default."""
     from syncxr.models.text_encoder import TextEncoder  # noqa: PLC0415
     return TextEncoder(path, **{"pool": "max", "freeze_layers": 0, "max_length": 96, **kw})
+
+
+def write_undecodable_dicom(path) -> None:
+    """A well-formed DICOM file whose pixel data claim JPEG 2000 but are garbage: no decoder can read
+    them (pydicom raises RuntimeError), as with a compressed file no installed plugin handles."""
+    import pydicom  # noqa: PLC0415
+    from pydicom.dataset import FileMetaDataset  # noqa: PLC0415
+    from pydicom.encaps import encapsulate  # noqa: PLC0415
+    from pydicom.uid import JPEG2000Lossless, SecondaryCaptureImageStorage, generate_uid  # noqa: PLC0415
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+    meta.TransferSyntaxUID = JPEG2000Lossless
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 8, 8, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate([b"not a JPEG 2000 code stream" * 2])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)

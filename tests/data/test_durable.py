@@ -64,3 +64,16 @@ def test_replace_dir_syncs_the_tree_and_keeps_an_existing_target(tmp_path, synce
     (src / "b").mkdir(parents=True)
     assert not durable.replace_dir(src, tmp_path / "done")  # someone else's is in place: keep it
     assert not src.exists() and (tmp_path / "done" / "sub" / "a").is_file()
+
+
+def test_link_file_copies_where_hard_links_are_refused_never_a_symlink(tmp_path, monkeypatch):
+    # A symbolic link would lead out of the curated dataset, and load_table refuses those.
+    (tmp_path / "src.png").write_bytes(b"pixels")
+    durable.link_file(tmp_path / "src.png", tmp_path / "linked.png")
+    assert os.path.samefile(tmp_path / "src.png", tmp_path / "linked.png")
+
+    def no_hard_links(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+    monkeypatch.setattr(os, "link", no_hard_links)
+    durable.link_file(tmp_path / "src.png", tmp_path / "copied.png")
+    assert not (tmp_path / "copied.png").is_symlink() and (tmp_path / "copied.png").read_bytes() == b"pixels"

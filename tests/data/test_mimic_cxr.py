@@ -155,6 +155,18 @@ def tree(tmp_path, real_dir) -> Tree:
     bad("corrupt_image", "dd000011-truncated", "14000011", "54000011")
     jpg = t.root / "files/p14/p14000011/s54000011/dd000011-truncated.jpg"
     jpg.write_bytes(jpg.read_bytes()[: jpg.stat().st_size // 2])
+    # Symbolic links to files outside the root (a readable image and report elsewhere): never read.
+    outside = tmp_path / "outside"
+    bad("external_image", "dd000013-linked-image", "14000013", "54000013")
+    jpg = t.root / "files/p14/p14000013/s54000013/dd000013-linked-image.jpg"
+    outside.mkdir()
+    jpg.rename(outside / "image.jpg")
+    jpg.symlink_to(outside / "image.jpg")
+    bad("external_report", "dd000014-linked-report", "14000014", "54000014")
+    del t.sectioned["54000014"]  # with the sectioned CSV: a missing report
+    txt = t.root / "files/p14/p14000014/s54000014.txt"
+    txt.rename(outside / "report.txt")
+    txt.symlink_to(outside / "report.txt")
     assert sorted(t.dropped) == sorted(DROP_REASONS)  # the tree plants every reason
     t.write_csvs()
     return t
@@ -178,9 +190,10 @@ def test_ingestion_keeps_good_pairs_and_counts_every_bad_row(tree, tmp_path, rea
     assert info["counts"]["rows"] == 5 and info["counts"]["metadata_rows"] == len(tree.meta)
     assert info["counts"]["splits"] == {"train": 3, "val": 1, "test": 1}
     assert info["hash"] == spec.hash and info["config"]["root"] == str(tree.root.resolve())
-    assert "dropped 14" in caplog.text and "corrupt_image=1" in caplog.text and "unsafe_id=1" in caplog.text
+    assert "dropped 16" in caplog.text and "external_image=1" in caplog.text
+    assert "corrupt_image=1" in caplog.text and "unsafe_id=1" in caplog.text
     # Nothing was written outside the dataset (the old code wrote ../../../escaped.png beside it).
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mimic-cxr-jpg", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mimic-cxr-jpg", "out", "outside"]
 
     row = df.set_index("id").loc["bb000001-test"]
     assert (row["source"], row["subject_id"], row["study_id"], row["view"]) == \
@@ -227,7 +240,8 @@ def test_sectioned_csv_gives_the_same_pairs(tree, tmp_path):
     assert _pairs(df_csv) == _pairs(df_txt) == tree.expected
     expected = dict.fromkeys(DROP_REASONS, 1)
     assert info_txt["counts"]["dropped"] == expected
-    assert info_csv["counts"]["dropped"] == {**expected, "missing_report": 2, "unreadable_report": 0}
+    assert info_csv["counts"]["dropped"] == {**expected, "missing_report": 3, "unreadable_report": 0,
+                                             "external_report": 0}
     # Not resized and already JPEG: the original bytes are kept.
     src = tree.root / "files/p12/p12000012/s52000001/bb000001-test.jpg"
     assert (txt / "images/p12/bb000001-test.jpg").read_bytes() == src.read_bytes()
@@ -286,3 +300,13 @@ def test_a_root_with_no_usable_pair_is_an_error_not_an_empty_dataset(tree, tmp_p
     with pytest.raises(ValueError, match="no usable image-report pair.*missing_report"):
         build_mimic_cxr(MimicCxrSpec(root=str(tree.root)), tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_symlinks_out_of_the_root_are_followed_only_when_allowed(tree, tmp_path):
+    spec = MimicCxrSpec(root=str(tree.root), image_size=None, workers=0, allow_external_files=True)
+    df, info = read_dataset(build_mimic_cxr(spec, tmp_path / "out", progress=False))
+    assert {"dd000013-linked-image", "dd000014-linked-report"} <= set(df["id"])
+    assert info["counts"]["dropped"]["external_image"] == info["counts"]["dropped"]["external_report"] == 0
+    # Another dataset; without the option the address is the one datasets made before it had.
+    default = MimicCxrSpec(root=str(tree.root), image_size=None)
+    assert spec.hash != default.hash and "allow_external_files" not in default.to_dict()

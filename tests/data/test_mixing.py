@@ -58,3 +58,19 @@ def test_image_paths_that_leave_the_dataset_are_refused_unless_allowed(tmp_path,
     table = load_table(d, allow_external_images=True)
     assert list(table["path"]) == [str(d / "images/a.png"), str(d / "images/sub/../b.png"), str(d / image)]
     assert list(table["manifest_row"]) == [0, 1, 2] and set(table["manifest"]) == {str(d / "manifest.parquet")}
+
+
+def test_images_linked_out_of_the_dataset_are_refused_unless_allowed(tmp_path):
+    d = _dataset_with_images(tmp_path, ["images/a.png", "images/linked.png"])
+    (tmp_path / "secret.png").write_bytes(b"not yours")
+    (d / "images").mkdir()
+    (d / "images" / "linked.png").symlink_to(tmp_path / "secret.png")
+    with pytest.raises(ValueError, match=rf"row 1 \(id 'r1'\): image 'images/linked.png' is a symbolic link .* to "
+                                         rf"{tmp_path}/secret.png, outside the dataset directory .*"
+                                         r"data.allow_external_images=true"):
+        load_table(d)
+    assert list(load_table(d, allow_external_images=True)["id"]) == ["r0", "r1"]
+    # A dataset directory that is itself a link is read as usual.
+    (d / "images" / "linked.png").unlink()
+    (tmp_path / "alias").symlink_to(d)
+    assert len(load_table(tmp_path / "alias")) == 2

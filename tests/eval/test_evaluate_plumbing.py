@@ -4,6 +4,7 @@ skips, protocols, output files and every task end to end (seconds, no training).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -17,7 +18,7 @@ from syncxr.eval.evaluation_job import run_evaluation
 from syncxr.models.convirt import ConVIRT
 
 from tests.figures import recorded_figures
-from tests.helpers import compose_eval
+from tests.helpers import compose_eval, write_undecodable_dicom
 
 CHEX = ["benchmark.chexpert.twin.n_train=40", "benchmark.chexpert.twin.n_valid=30",
         "benchmark.chexpert.twin.n_test=60"]
@@ -69,7 +70,7 @@ def test_cache_protocol_and_outputs(untrained_run, tmp_path):
     assert "**protocol**: paper" in (tmp_path / "p" / "results.md").read_text()
 
 
-def test_bad_images_fail_naming_file_and_row_or_are_counted_skips(untrained_run, tmp_path, cache_dir):
+def test_bad_images_fail_naming_file_and_row_or_are_counted_skips(untrained_run, tmp_path, cache_dir, caplog):
     from syncxr.phantom.benchmarks import TwinSpec, ensure_twin
     src = ensure_twin(TwinSpec("chexpert", n_valid=30, n_test=60, image_size=64), cache_dir, progress=False)
     root = tmp_path / "chexpert"
@@ -77,15 +78,29 @@ def test_bad_images_fail_naming_file_and_row_or_are_counted_skips(untrained_run,
     df = pd.read_csv(root / "test.csv")
     (root / df["Path"][5]).write_bytes(b"garbage")  # corrupt
     (root / df["Path"][7]).unlink()  # missing
+    df.loc[9, "Path"] = "compressed.dcm"  # JPEG 2000 that no installed plugin decodes
+    df.to_csv(root / "test.csv", index=False)
+    write_undecodable_dicom(root / "compressed.dcm")
     real = [*ZS_CHEX, "benchmark.chexpert.builder=path", f"benchmark.chexpert.root={root}", "embedding_cache=null"]
     with pytest.raises(FileNotFoundError, match=r"test.csv: row 7: image .*view1_frontal.png not found"):
         run_evaluation(compose_eval(untrained_run, real), tmp_path / "a")
     (root / df["Path"][7]).write_bytes((src / df["Path"][7]).read_bytes())
     with pytest.raises(ValueError, match=r"test.csv: row 5: image .* could not be decoded"):
         run_evaluation(compose_eval(untrained_run, real), tmp_path / "a")
+    (root / df["Path"][5]).write_bytes((src / df["Path"][5]).read_bytes())
+    with pytest.raises(ValueError, match=r"test.csv: row 9: image .*compressed.dcm could not be decoded as DICOM"):
+        run_evaluation(compose_eval(untrained_run, real), tmp_path / "a")
+    (root / df["Path"][5]).write_bytes(b"garbage")
     (root / df["Path"][7]).unlink()
-    m = run_evaluation(compose_eval(untrained_run, [*real, "benchmark.chexpert.on_error=skip"]), tmp_path / "b")
-    assert m["zeroshot_cls/chexpert/skipped"] == 2.0
+    with caplog.at_level(logging.WARNING):
+        m = run_evaluation(compose_eval(untrained_run, [*real, "benchmark.chexpert.on_error=skip"]), tmp_path / "b")
+    assert m["zeroshot_cls/chexpert/skipped"] == 3.0
+    # evaluation.json counts every row left out (the missing one was its only entry), each logged by path.
+    details = json.loads((tmp_path / "b" / "evaluation.json").read_text())["details"]
+    assert details["skipped"] == {str(root / "test.csv"): 3}
+    assert details["skipped_rows"] == {str(root / "test.csv"): [5, 7, 9]}
+    assert f"row 9: image {root}/compressed.dcm could not be decoded" in caplog.text
+    assert f"row 7 {root / df['Path'][7]}" in caplog.text  # the missing one
 
 
 def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, monkeypatch):

@@ -6,13 +6,16 @@ paths, 0/1 labels for the chosen classes and, where the benchmark has them, grou
 (boxes, RLE masks or mask files). Bad input fails early with the file and the row named: a missing
 split file, a missing column, a malformed cell, a missing image. With `on_error="skip"` a missing
 image is a counted skip instead (`Split.skipped`); images that exist but cannot be decoded are found
-(and, with skip, counted) when they are loaded, see `syncxr.eval.embeddings`.
+(and, with skip, counted) when they are loaded, see `syncxr.eval.embeddings`. An image or mask path
+that leaves the benchmark root (absolute, "..", a symbolic link to elsewhere) is refused, naming the
+row, unless the reader is given `allow_external_images=True` (`benchmark.<name>.allow_external_images`).
 
 Rows are numbered from 0 over the data rows of the split file (the header is not a row).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,9 +23,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from .confined_paths import OutsideRootError, RootConfinement
 from .image_io import load_image
 from .rle import decode_rles
 
+log = logging.getLogger(__name__)
 ON_ERROR = ("raise", "skip")
 
 
@@ -136,12 +141,19 @@ def split_file_path(root: str | Path, split_file: str, what: str) -> tuple[Path,
     return root, path
 
 
+def benchmark_root(root: Path, allow_external_images: bool) -> RootConfinement:
+    return RootConfinement(root, allow_external_images, what="benchmark root")
+
+
 def read_csv(path: Path, what: str, **kw) -> pd.DataFrame:
+    """The split file's rows; an unreadable file, or one without data rows, fails naming it."""
     try:
         df = pd.read_csv(path, **kw)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a readable {what} CSV: {e}") from e
     df.columns = [str(c).strip() for c in df.columns]  # Kaggle's "ImageId, EncodedPixels"
+    if len(df) == 0:  # a header alone: nothing to score, and every task downstream would fail obscurely
+        raise ValueError(f"{path}: the {what} split file has no rows (columns {list(df.columns)})")
     return df
 
 
@@ -170,10 +182,22 @@ def binary_labels(df: pd.DataFrame, classes: list[str], path: Path,
     return labels.to_numpy(dtype=np.int64)
 
 
-def finish_split(source: Path, ids, paths, classes, labels, regions, on_error: str, rows=None) -> Split:
-    """Checks that every image exists: a missing one fails naming the row, or is a counted skip."""
+def finish_split(source: Path, ids, paths, classes, labels, regions, on_error: str, rows=None, *,
+                 inside: RootConfinement) -> Split:
+    """Checks that every image (and mask file) stays `inside` the benchmark root, which fails naming
+    the row, and that every image exists: a missing one fails naming the row, or is a counted skip."""
     check_on_error(on_error)
+    if not paths:
+        raise ValueError(f"{source}: no rows")
     rows = list(range(len(paths))) if rows is None else list(rows)
+    for i, p in enumerate(paths):
+        files = [p] + ([regions[i].path] if regions is not None and isinstance(regions[i], MaskFile) else [])
+        for f in files:
+            try:
+                inside.check(f)
+            except OutsideRootError as e:
+                raise ValueError(f"{source}: row {rows[i]}: {'image' if f is p else 'mask'} {e}; "
+                                 "benchmark.<name>.allow_external_images=true reads it anyway") from None
     split = Split(source=source, ids=[str(i) for i in ids], paths=list(paths), rows=rows,
                   classes=list(classes), labels=np.asarray(labels, dtype=np.int64).reshape(len(paths), len(classes)),
                   regions=regions)
@@ -182,6 +206,13 @@ def finish_split(source: Path, ids, paths, classes, labels, regions, on_error: s
         i = int(np.flatnonzero(~exists)[0])
         raise FileNotFoundError(f"{source}: row {rows[i]}: image {split.paths[i]} not found "
                                 f"({int((~exists).sum())} missing in all; on_error=skip leaves them out)")
+    if not exists.any():
+        raise FileNotFoundError(f"{source}: none of its {len(paths)} images exists, e.g. {split.paths[0]}")
+    if not exists.all():
+        missing = np.flatnonzero(~exists)
+        shown = ", ".join(f"row {rows[i]} {split.paths[i]}" for i in missing[:5])
+        log.warning("%s: %d rows left out (on_error=skip), image missing: %s%s", source, len(missing), shown,
+                    " ..." if len(missing) > 5 else "")
     return split if exists.all() else split.where(exists)
 
 

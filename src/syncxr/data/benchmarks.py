@@ -1,6 +1,7 @@
 """Readers of downstream benchmark split files, as published (real data and phantom twins alike):
 one function per benchmark, each (root, split file, classes, on_error, options) -> `Split`; see
-`syncxr.data.benchmark_split` for what a split holds and how bad rows are reported.
+`syncxr.data.benchmark_split` for what a split holds and how bad rows are reported. Every image and
+mask a split file names must stay inside `root` unless `allow_external_images=True`.
 """
 
 from __future__ import annotations
@@ -9,23 +10,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .benchmark_split import (Boxes, MaskFile, RleMasks, Split, binary_labels, finish_split, image_path, read_csv,
-                              require_columns, split_file_path)
+from .benchmark_split import (Boxes, MaskFile, RleMasks, Split, benchmark_root, binary_labels, finish_split,
+                              image_path, read_csv, require_columns, split_file_path)
 from .rle import MODES as RLE_MODES
 
 # --------------------------------------------------------------------------- readers
 def read_chexpert_split(root, split_csv: str, classes: list[str], on_error: str = "raise",
-                        uncertain: float | None = None) -> Split:
+                        uncertain: float | None = None, allow_external_images: bool = False) -> Split:
     """CheXpert (`valid.csv`, `test.csv`, `train.csv`): `Path` + the 14 label columns, 0/1 (blank = 0;
     the training file's -1 "uncertain" needs `uncertain=0` or `1`, the U-Zeros / U-Ones policies).
-    `Path` is relative to the root (or absolute); the published files prefix it with the dataset
-    folder name, so point `root` at the folder above it."""
+    `Path` is relative to the root (absolute or leaving it only with `allow_external_images`); the
+    published files prefix it with the dataset folder name, so point `root` at the folder above it."""
     root, csv = split_file_path(root, split_csv, "CheXpert")
     df = read_csv(csv, "CheXpert")
     require_columns(df, ["Path", *classes], csv)
     labels = binary_labels(df, classes, csv, uncertain)
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df["Path"])]
-    return finish_split(csv, df["Path"], paths, classes, labels, None, on_error)
+    return finish_split(csv, df["Path"], paths, classes, labels, None, on_error,
+                        inside=benchmark_root(root, allow_external_images))
 
 
 CHESTXRAY14_CLASSES = ("atelectasis", "cardiomegaly", "effusion", "infiltration", "mass", "nodule",
@@ -33,17 +35,20 @@ CHESTXRAY14_CLASSES = ("atelectasis", "cardiomegaly", "effusion", "infiltration"
                        "pleural_thickening", "hernia")
 
 
-def read_chestxray14(root, split_csv: str, classes: list[str], on_error: str = "raise") -> Split:
+def read_chestxray14(root, split_csv: str, classes: list[str], on_error: str = "raise",
+                     allow_external_images: bool = False) -> Split:
     """ChestX-ray14: `img_path, Image Index, Finding Label` + the 14 lower-case label columns."""
     root, csv = split_file_path(root, split_csv, "ChestX-ray14")
     df = read_csv(csv, "ChestX-ray14")
     require_columns(df, ["img_path", "Image Index", "Finding Label", *classes], csv)
     labels = binary_labels(df, classes, csv)
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df["img_path"])]
-    return finish_split(csv, df["Image Index"], paths, classes, labels, None, on_error)
+    return finish_split(csv, df["Image Index"], paths, classes, labels, None, on_error,
+                        inside=benchmark_root(root, allow_external_images))
 
 
-def read_padchest(root, split_csv: str, classes: list[str], on_error: str = "raise") -> Split:
+def read_padchest(root, split_csv: str, classes: list[str], on_error: str = "raise",
+                  allow_external_images: bool = False) -> Split:
     """PadChest: the image path in column 0 (whatever its name), classes chosen by column name.
     Images are 16-bit PNGs, scaled to 8 bit when loaded."""
     root, csv = split_file_path(root, split_csv, "PadChest")
@@ -54,7 +59,8 @@ def read_padchest(root, split_csv: str, classes: list[str], on_error: str = "rai
     labels = binary_labels(df, classes, csv)
     first = df.columns[0]
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df[first])]
-    return finish_split(csv, df[first], paths, classes, labels, None, on_error)
+    return finish_split(csv, df[first], paths, classes, labels, None, on_error,
+                        inside=benchmark_root(root, allow_external_images))
 
 
 def parse_boxes(text, path: Path, row: int) -> tuple[tuple[float, float, float, float], ...]:
@@ -94,7 +100,7 @@ def _parse_classes(text, n_boxes: int, path: Path, row: int) -> int:
 
 
 def read_rsna(root, split_csv: str, classes: list[str] = ("pneumonia",), on_error: str = "raise",
-              box_frame: int = 1024) -> Split:
+              box_frame: int = 1024, allow_external_images: bool = False) -> Split:
     """RSNA Pneumonia: `ID, img_path, boxes, classes`; boxes `x;y;w;h|...` in `box_frame`-pixel
     coordinates (1024: the published DICOMs' size), empty for negatives; DICOM images."""
     if len(classes) != 1:
@@ -108,7 +114,8 @@ def read_rsna(root, split_csv: str, classes: list[str] = ("pneumonia",), on_erro
         labels.append(_parse_classes(c, len(boxes), csv, i))
         regions.append(Boxes(boxes, (box_frame, box_frame)))
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df["img_path"])]
-    return finish_split(csv, df["ID"], paths, classes, labels, regions, on_error)
+    return finish_split(csv, df["ID"], paths, classes, labels, regions, on_error,
+                        inside=benchmark_root(root, allow_external_images))
 
 
 def _index_images(image_root: Path, ext: str) -> dict[str, Path]:
@@ -121,7 +128,7 @@ def _index_images(image_root: Path, ext: str) -> dict[str, Path]:
 
 def read_siim(root, split_csv: str, classes: list[str] = ("pneumothorax",), on_error: str = "raise",
               image_dir: str = "png_images", image_ext: str = ".png", rle: str = "relative",
-              mask_dir: str | None = None) -> Split:
+              mask_dir: str | None = None, allow_external_images: bool = False) -> Split:
     """SIIM-ACR Pneumothorax: `ImageId, EncodedPixels` (RLE, `-1` = negative, several rows per
     image for several masks; see `syncxr.data.rle` for the `relative`/`absolute` conventions).
     Images are found by id under `image_dir` (any depth, `image_ext`: `.dcm` for the Kaggle DICOMs,
@@ -154,17 +161,19 @@ def read_siim(root, split_csv: str, classes: list[str] = ("pneumothorax",), on_e
         regions = [RleMasks(tuple(order[k]), rle) for k in ids]
     else:
         regions = [MaskFile(root / mask_dir / f"{k}.png") for k in ids]
-        for k in ids:
-            if not (root / mask_dir / f"{k}.png").is_file():
-                raise FileNotFoundError(f"{csv}: row {first_row[k]}: mask {root / mask_dir / f'{k}.png'} not found")
-    return finish_split(csv, ids, paths, classes, labels, regions, on_error, [first_row[k] for k in ids])
+    split = finish_split(csv, ids, paths, classes, labels, regions, on_error, [first_row[k] for k in ids],
+                         inside=benchmark_root(root, allow_external_images))
+    for region, row in zip(split.regions, split.rows):  # after finish_split has confined them
+        if isinstance(region, MaskFile) and not region.path.is_file():
+            raise FileNotFoundError(f"{csv}: row {row}: mask {region.path} not found")
+    return split
 
 
 COVIDX_CLASSES = {"positive": 1, "negative": 0, "COVID-19": 1, "normal": 0, "pneumonia": 0}
 
 
 def read_covidx(root, split_txt: str, classes: list[str] = ("covid",), on_error: str = "raise",
-                image_dir: str | None = None) -> Split:
+                image_dir: str | None = None, allow_external_images: bool = False) -> Split:
     """COVIDx CXR-2: space-separated, no header: `patient_id filename class source`, class
     `positive` or `negative` (older releases: `COVID-19`, `normal`, `pneumonia`). Images live in a
     folder named like the split file (`train.txt` -> `train/`) unless `image_dir` says otherwise."""
@@ -188,11 +197,13 @@ def read_covidx(root, split_txt: str, classes: list[str] = ("covid",), on_error:
         labels.append(COVIDX_CLASSES[cls])
     if not paths:
         raise ValueError(f"{txt}: no rows")
-    return finish_split(txt, ids, paths, classes, labels, None, on_error)
+    return finish_split(txt, ids, paths, classes, labels, None, on_error,
+                        inside=benchmark_root(root, allow_external_images))
 
 
 def read_covid_rural(root, split_csv: str, classes: list[str] = ("covid",), on_error: str = "raise",
-                     image_dir: str = "jpgs", mask_dir: str = "pngs_masks") -> Split:
+                     image_dir: str = "jpgs", mask_dir: str = "pngs_masks",
+                     allow_external_images: bool = False) -> Split:
     """COVID Rural: a CSV of ids in column `filepath`; images `jpgs/<id>.jpg`, opacity masks
     `pngs_masks/<id>.png`. Every image is COVID-positive (a grounding/segmentation benchmark)."""
     root, csv = split_file_path(root, split_csv, "COVID Rural")
@@ -202,13 +213,14 @@ def read_covid_rural(root, split_csv: str, classes: list[str] = ("covid",), on_e
     for i, k in enumerate(ids):
         if not k:
             raise ValueError(f"{csv}: row {i} has an empty filepath")
-        m = root / mask_dir / f"{k}.png"
-        if not m.is_file() and on_error == "raise":
-            raise FileNotFoundError(f"{csv}: row {i}: mask {m} not found")
     paths = [root / image_dir / f"{k}.jpg" for k in ids]
     regions = [MaskFile(root / mask_dir / f"{k}.png") for k in ids]
-    split = finish_split(csv, ids, paths, classes, np.ones((len(ids), len(classes))), regions, on_error)
+    split = finish_split(csv, ids, paths, classes, np.ones((len(ids), len(classes))), regions, on_error,
+                         inside=benchmark_root(root, allow_external_images))
     keep = np.array([r.path.is_file() for r in split.regions], dtype=bool)
+    if not keep.all() and on_error == "raise":
+        i = int(np.flatnonzero(~keep)[0])
+        raise FileNotFoundError(f"{csv}: row {split.rows[i]}: mask {split.regions[i].path} not found")
     return split if keep.all() else split.where(keep)
 
 

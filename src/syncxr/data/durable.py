@@ -108,14 +108,15 @@ def replace_dir(src: Path, dst: Path) -> bool:
 
 
 def link_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """`src` also at `dst` without a second copy: a hard link, or a symbolic link (to the absolute
-    path) where the file system refuses hard links, e.g. across devices."""
+    """`src` also at `dst`: a hard link (no second copy), or a copy where the file system refuses hard
+    links, e.g. across devices. Never a symbolic link: it would lead out of `dst`'s dataset, and
+    readers refuse those (`syncxr.data.confined_paths`)."""
     src, dst = Path(src), Path(dst)
     dst.unlink(missing_ok=True)
     try:
         os.link(src, dst)
     except OSError:
-        os.symlink(src.resolve(), dst)
+        shutil.copyfile(src, dst)
 
 
 # --------------------------------------------------------------------------- staging directories

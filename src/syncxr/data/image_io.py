@@ -68,7 +68,8 @@ def load_dicom(path: str | Path) -> torch.Tensor:
         if arr.ndim != 2:
             raise ValueError(f"expected one grayscale frame, got pixel array of shape {arr.shape}")
         out = display_pixels(ds, arr)
-    except (InvalidDicomError, AttributeError, KeyError, IndexError, OSError, ValueError, TypeError) as e:
+    except (InvalidDicomError, AttributeError, KeyError, IndexError, OSError, ValueError, TypeError,
+            RuntimeError, NotImplementedError) as e:  # pydicom: no plugin decodes this (compressed) pixel data
         raise ValueError(f"image {path} could not be decoded as DICOM: {e}") from e
     return torch.from_numpy(np.ascontiguousarray(out)).unsqueeze(0)
 

@@ -9,7 +9,9 @@ Expected under `root` (the MIMIC-CXR-JPG layout, with the MIMIC-CXR reports extr
                                      optionally last_paragraph, comparison)
 
 Every image of a selected view is paired with its study's FINDINGS and IMPRESSION and re-encoded
-under images/. Bad data never stops ingestion and never enters the dataset: a row is dropped under
+under images/. Images and reports are read only from inside `root`: one that is a symbolic link
+to elsewhere (or lies under one) is dropped as `external_*` unless `allow_external_files`. Bad data
+never stops ingestion and never enters the dataset: a row is dropped under
 the first check it fails (in DROP_REASONS order), counted in dataset.json (`counts.dropped`, with a
 few ids per reason in `dropped_examples`) and summarised in the log. A bad *configuration* (root or a
 CSV missing, an unknown option) raises at once, naming the file or key.
@@ -18,7 +20,6 @@ CSV missing, an unknown option) raises at once, naming the file or key.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 from collections import deque
@@ -35,6 +36,7 @@ from filelock import FileLock
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .confined_paths import OutsideRootError, RootConfinement
 from .dataset_format import INFO, MANIFEST, DatasetBuilder, config_hash, is_complete, write_json_atomic
 from .durable import atomic_path
 from .report_sections import ReportSections, choose_sections, parse_report
@@ -60,9 +62,11 @@ DROP_REASONS = (
     "unknown_view",  # ViewPosition not a MIMIC view name
     "non_frontal_view",  # lateral or oblique
     "view_not_selected",  # frontal, but not in `views`
+    "external_report",  # the report file is a symbolic link (or under one) leading outside root
     "missing_report",  # no report file / no row in the sectioned CSV
     "unreadable_report",  # report file not readable as UTF-8 text
     "empty_report",  # neither findings nor impression, even after the parser's fallbacks
+    "external_image",  # the JPEG is a symbolic link (or under one) leading outside root
     "missing_image",  # no JPEG at files/pXX/pSUBJECT/sSTUDY/DICOM_ID.jpg
     "corrupt_image",  # the JPEG does not decode (truncated, not an image)
 )
@@ -89,6 +93,7 @@ class MimicCxrSpec:
     image_size: int | None = 512  # shorter side after resizing (never enlarged); None: as stored
     image_format: str = "jpeg"  # "jpeg" (quality 95; copied as is when not resized) or "png"
     workers: int = 4  # threads decoding and writing images (PIL releases the GIL); output unchanged
+    allow_external_files: bool = False  # True: follow symbolic links in root that lead outside it
 
     def __post_init__(self):
         if not self.root:
@@ -118,9 +123,11 @@ class MimicCxrSpec:
         return None if self.reports == "txt" else self.root_path / Path(self.reports).expanduser()
 
     def to_dict(self) -> dict:
-        """The hashed config: paths as resolved, so "~/mimic" and "/home/me/mimic" are one dataset."""
+        """The hashed config: paths as resolved, so "~/mimic" and "/home/me/mimic" are one dataset.
+        `allow_external_files` only where set, so the datasets made before it keep their address."""
         return {"root": str(self.root_path), "reports": str(self.reports_path or "txt"),
-                "views": list(self.views), "image_size": self.image_size, "image_format": self.image_format}
+                "views": list(self.views), "image_size": self.image_size, "image_format": self.image_format,
+                **({"allow_external_files": True} if self.allow_external_files else {})}
 
     @property
     def hash(self) -> str:
@@ -170,11 +177,15 @@ def subject_dir(root: Path, subject: str) -> Path:
     return root / "files" / f"p{subject[:2]}" / f"p{subject}"
 
 
-def txt_reports(root: Path) -> ReportLookup:
-    """Reports parsed from files/pXX/pSUBJECT/sSTUDY.txt."""
+def txt_reports(root: Path, allow_external: bool = False) -> ReportLookup:
+    """Reports parsed from files/pXX/pSUBJECT/sSTUDY.txt (inside root, unless `allow_external`)."""
+    inside = RootConfinement(root, allow_external, what="MIMIC-CXR root")
+
     def lookup(subject: str, study: str) -> ReportSections | str:
         try:
-            text = (subject_dir(root, subject) / f"s{study}.txt").read_text(encoding="utf-8")
+            text = inside.path(subject_dir(root, subject) / f"s{study}.txt").read_text(encoding="utf-8")
+        except OutsideRootError:
+            return "external_report"
         except FileNotFoundError:
             return "missing_report"
         except (OSError, UnicodeDecodeError):
@@ -236,14 +247,6 @@ def _draft_size(size: tuple[int, int], short: int) -> tuple[int, int]:
     return -(-size[0] * short // min(size)), -(-size[1] * short // min(size))
 
 
-def confined(root: Path, relative: str) -> Path:
-    """`root / relative`, refused (ValueError) unless it stays inside `root` (no "..", not absolute)."""
-    path = Path(os.path.normpath(root / relative))
-    if Path(relative).is_absolute() or not path.is_relative_to(root):
-        raise ValueError(f"{relative!r} leaves {root}")
-    return path
-
-
 def convert_image(src: Path, dst: Path, image_size: int | None, image_format: str) -> str | None:
     """Decodes `src` in full (the only real check for a corrupt JPEG) and writes it to `dst`, shrunk
     so its shorter side is `image_size`; returns the drop reason, or None once written."""
@@ -303,7 +306,7 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
         raise FileNotFoundError(f"{root}: MIMIC-CXR-JPG root directory (root=...) not found")
     meta_path = find_csv(root, METADATA_CSV, "metadata CSV")
     split_path = find_csv(root, SPLIT_CSV, "split CSV")
-    report_of = lru_cache(maxsize=64)(txt_reports(root) if spec.reports_path is None
+    report_of = lru_cache(maxsize=64)(txt_reports(root, spec.allow_external_files) if spec.reports_path is None
                                       else csv_reports(spec.reports_path))  # rows come grouped by study
     meta = read_csv(meta_path, ("dicom_id", "subject_id", "study_id", "ViewPosition"), "metadata CSV")
     splits = read_csv(split_path, ("dicom_id", "split"), "split CSV")
@@ -312,8 +315,11 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
     meta = meta.sort_values(["subject_id", "study_id", "dicom_id"], kind="stable")
     suffix = IMAGE_SUFFIX[spec.image_format]
     drops, seen, rows = DropLog(), set(), []
+    source = RootConfinement(root, spec.allow_external_files, what="MIMIC-CXR root")
 
     with DatasetBuilder(target) as tmp:
+        output = RootConfinement(tmp)
+
         def candidates() -> Iterator[dict]:
             for row in tqdm(meta.itertuples(), total=len(meta), desc="mimic_cxr",
                             disable=not progress, mininterval=2.0):
@@ -322,14 +328,17 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
                     drops.add(reason, fields["id"] or f"{meta_path.name} line {row.Index + 2}")
                     continue
                 fields["image"] = f"images/p{fields['subject_id'][:2]}/{fields['id']}{suffix}"
-                confined(tmp, fields["image"]).parent.mkdir(exist_ok=True)
+                output.path(fields["image"]).parent.mkdir(exist_ok=True)
                 yield fields
 
         def convert(fields: dict) -> str | None:
-            # The ids were checked (SAFE_ID, NUMBER); `confined` makes sure no path ever leaves its root.
-            src = confined(root, f"files/p{fields['subject_id'][:2]}/p{fields['subject_id']}/"
-                                 f"s{fields['study_id']}/{fields['id']}.jpg")
-            return convert_image(src, confined(tmp, fields["image"]), spec.image_size, spec.image_format)
+            # The ids were checked (SAFE_ID, NUMBER); the confinements make sure no path leaves its root.
+            try:
+                src = source.path(f"files/p{fields['subject_id'][:2]}/p{fields['subject_id']}/"
+                                  f"s{fields['study_id']}/{fields['id']}.jpg")
+            except OutsideRootError:
+                return "external_image"
+            return convert_image(src, output.path(fields["image"]), spec.image_size, spec.image_format)
 
         for fields, reason in _ordered_map(convert, candidates(), spec.workers):
             if reason:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .confined_paths import OutsideRootError, RootConfinement
 from .dataset_format import MANIFEST, read_dataset
 
 
@@ -16,8 +16,9 @@ def load_table(directory: str | Path, split: str | None = "train",
     """Manifest rows of one dataset directory with absolute image paths in `path`, and where each
     row comes from (`manifest`, `manifest_row`: named by errors about the row).
 
-    An image path that leaves the directory (absolute, or through "..") is refused, naming the
-    manifest and the row, unless `allow_external_images` (config: `data.allow_external_images`).
+    An image path that leaves the directory (absolute, through "..", or through a symbolic link) is
+    refused, naming the manifest and the row, unless `allow_external_images` (config:
+    `data.allow_external_images`).
     """
     directory = Path(directory)
     df, _ = read_dataset(directory)
@@ -33,14 +34,15 @@ def load_table(directory: str | Path, split: str | None = "train",
 
 
 def _check_inside(df: pd.DataFrame, directory: Path, manifest: Path) -> None:
-    root = os.path.abspath(directory)
+    inside = RootConfinement(directory, what="dataset directory")
     for i, image in enumerate(df["image"]):
         if not isinstance(image, str) or not image.strip():
             raise ValueError(f"{manifest}: row {i} (id {df['id'].iloc[i]!r}) has no image path")
-        full = os.path.normpath(os.path.join(root, image))  # an absolute `image` replaces root
-        if not full.startswith(root + os.sep):
-            raise ValueError(f"{manifest}: row {i} (id {df['id'].iloc[i]!r}): image {image!r} is outside the "
-                             f"dataset directory {root}; set data.allow_external_images=true to read it anyway")
+        try:
+            inside.path(image)  # an absolute `image` replaces the directory, and is refused
+        except OutsideRootError as e:
+            raise ValueError(f"{manifest}: row {i} (id {df['id'].iloc[i]!r}): image {e}; "
+                             "set data.allow_external_images=true to read it anyway") from None
 
 
 def mix_tables(real: pd.DataFrame | None, syn: pd.DataFrame | None, syn_fraction: float | None,

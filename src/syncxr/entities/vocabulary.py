@@ -31,14 +31,28 @@ def build_vocabulary(texts, ner, batch_size: int = 256, progress: bool = True) -
 
 
 def read_report_corpus(path: str | Path, text_column: str) -> list[str]:
-    """Report texts from a CSV or Parquet file's `text_column`."""
+    """Report texts from a CSV (UTF-8) or Parquet file's `text_column`. A file that cannot be read, or
+    holds no report, fails naming the file and what is wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"report corpus {path} not found")
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+    try:
+        df = pd.read_parquet(path) if kind == "Parquet" else pd.read_csv(path, encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: report corpus is not UTF-8 text ({e.reason} at byte {e.start}); "
+                         "save it as UTF-8") from e
+    except pd.errors.EmptyDataError as e:
+        raise ValueError(f"{path}: report corpus is empty (no header, no rows)") from e
+    except (pd.errors.ParserError, OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{path}: report corpus is not a readable {kind} file: {e}") from e
     if text_column not in df.columns:
         raise ValueError(f"{path}: no column {text_column!r}; columns are {list(df.columns)}")
-    return df[text_column].fillna("").astype(str).tolist()
+    texts = ["" if pd.isna(t) else str(t) for t in df[text_column]]  # an all-empty column reads as float NaN
+    if not any(t.strip() for t in texts):
+        raise ValueError(f"{path}: report corpus has no report in column {text_column!r} ({len(texts)} rows, "
+                         "all empty)")
+    return texts
 
 
 def frequency_stats(counts) -> dict:

@@ -48,12 +48,13 @@ class SplitImages(Dataset):
     def __getitem__(self, i):
         try:
             return self.transform(self.split.load(i)), True
-        except (FileNotFoundError, ValueError):
+        except (FileNotFoundError, ValueError) as e:
             if not self.skip_bad:
                 raise
             size = getattr(self.transform, "size", None)
             if size is None:
                 raise
+            log.warning("%s; left out (on_error=skip)", e)  # names the split file, the row and the image
             return torch.zeros(1, size, size), False
 
 

@@ -79,6 +79,7 @@ class Context:
     cache_dir: Path
     splits: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    skipped_rows: dict = field(default_factory=dict)  # split file -> its rows left out (missing or undecodable)
     cases: dict = field(default_factory=dict)
     # "<task>/<dataset>" -> one row per test image (its id, labels, scores or per-image metrics): what
     # a sweep report resamples to put confidence intervals on differences between runs.
@@ -135,9 +136,9 @@ class Context:
         root = build_benchmark_root(b, self.cache_dir, f"benchmark.{ref.bench}")
         options = b.get("options")
         options = OmegaConf.to_container(options, resolve=True) if options else {}
-        s = read_split(str(b.reader), root, str(b.splits[which]), classes, on_error=str(b.on_error), **options)
-        if s.skipped:
-            self.info.setdefault("skipped", {})[str(s.source)] = s.skipped
+        s = read_split(str(b.reader), root, str(b.splits[which]), classes, on_error=str(b.on_error),
+                       allow_external_images=bool(b.allow_external_images), **options)
+        self.note_skipped(s)
         if str(b.builder) == "phantom":  # said loudly wherever results are read
             self.info.setdefault("phantom_twins", [])
             if ref.bench not in self.info["phantom_twins"]:
@@ -145,8 +146,22 @@ class Context:
         return s
 
     def features(self, ref: DatasetRef, split: Split, kind: str, transform=None):
-        return self.cache.features(self.model, split, transform or self.transform, kind, self.accelerator,
-                                   self.settings.batch_size, self.skip_bad(ref), self.settings.num_workers)
+        feats, ok = self.cache.features(self.model, split, transform or self.transform, kind, self.accelerator,
+                                        self.settings.batch_size, self.skip_bad(ref), self.settings.num_workers)
+        self.note_skipped(split, ok)
+        return feats, ok
+
+    def note_skipped(self, split: Split, ok: np.ndarray | None = None) -> None:
+        """Counts every row of the split's file left out so far, in `evaluation.json`: those whose image
+        is missing (found when the file is read) and, with `ok`, those that did not decode (found when
+        encoded). Rows are collected as a set, so subsets and re-encodings of a split count each once."""
+        rows = self.skipped_rows.setdefault(str(split.source), set())
+        rows.update(split.skipped_rows)
+        if ok is not None:
+            rows.update(split.rows[i] for i in np.flatnonzero(~np.asarray(ok, dtype=bool)))
+        if rows:
+            self.info.setdefault("skipped", {})[str(split.source)] = len(rows)
+            self.info.setdefault("skipped_rows", {})[str(split.source)] = sorted(rows)
 
     def usable(self, ref: DatasetRef, split: Split) -> Split:
         """The split without images that fail to load (only looked for with on_error=skip)."""
