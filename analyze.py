@@ -8,9 +8,11 @@ from omegaconf import DictConfig
 
 import syncxr.config  # noqa: F401  (registers the config resolvers)
 from syncxr.analysis.analysis_job import run_analysis
+from syncxr.entry_point import run, validated
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="analyze")
+@validated
 def main(cfg: DictConfig) -> None:
     out = Path(HydraConfig.get().runtime.output_dir)
     run_analysis(cfg, out)
@@ -18,4 +20,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

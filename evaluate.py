@@ -9,11 +9,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from syncxr.config import run_dirname
+from syncxr.entry_point import run, validated
 from syncxr.eval.evaluation_job import run_evaluation
 from syncxr.results.wandb_logger import TrackedRun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@validated
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
@@ -26,4 +28,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

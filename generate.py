@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from syncxr.config import plain, run_dirname
 from syncxr.dataset_dirs import generate_dataset
+from syncxr.entry_point import run, validated
 from syncxr.generation.generation_job import generated_dir, generation_config, resume_hint, worker_of
 from syncxr.generation.pipeline import addressed_config
 from syncxr.results.cost import write_generation_cost
@@ -17,6 +18,7 @@ from syncxr.results.wandb_logger import TrackedRun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
+@validated
 def main(cfg: DictConfig) -> None:
     gen, hc = generation_config(cfg.generation), HydraConfig.get()
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
@@ -34,4 +36,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,11 +9,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from syncxr.config import run_dirname  # importing it registers the config resolvers
 from syncxr.data.dataset_format import write_json_atomic
+from syncxr.entry_point import run, validated
 from syncxr.results.cost import estimate_job
 from syncxr.train.training_job import run_training
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@validated
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     if cfg.dry_run:
@@ -27,4 +29,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -21,6 +21,8 @@ LAYERS = [
     {"dataset_dirs"},  # config -> cached dataset and benchmark directories
     {"eval", "results", "analysis"},  # downstream suites; sweep reports; corpus analyses
     {"train"},  # the training job (trains, then runs an eval suite)
+    {"config_validation"},  # the entry points' range checks (read the choices the layers below define)
+    {"entry_point"},  # how train.py, generate.py, ... refuse a bad config
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 ENTRY_POINTS = ("train.py", "generate.py", "evaluate.py", "analyze.py")

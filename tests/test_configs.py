@@ -1,6 +1,7 @@
-"""Every config the project ships composes and builds the one way: every sweep file (with each swept
-value and each experiment preset), every backend choice through its `_target_` with no default both
-in the YAML and in the code, and the phantom dataset addresses stay where they were."""
+"""Every config the project ships composes, passes the entry points' checks and builds the one way:
+every sweep file (with each swept value and each experiment preset), every backend choice through its
+`_target_` with no default both in the YAML and in the code, and the phantom dataset addresses stay
+where they were."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 from syncxr.config import LABEL_KEYS, plain
+from syncxr.config_validation import validate
 from syncxr.dataset_dirs import corpus_reader
 from syncxr.generation.generation_job import generation_config
 from syncxr.generation.pipeline import generation_hash
@@ -37,8 +39,11 @@ def test_every_sweep_composes_with_each_swept_value_and_each_preset(sweep):
     jobs = [[f"{key}={value}"] for key, values in params.items() for value in str(values).split(",")]
     jobs += [[f"experiment={e}"] for e in EXPERIMENTS]
     for overrides in jobs:
-        # Every interpolation resolves (a broken one fails here, not hours into a SLURM job).
-        OmegaConf.to_container(compose_sweep(sweep, overrides), resolve=True)
+        cfg = compose_sweep(sweep, overrides)
+        # Every interpolation resolves (a broken one fails here, not hours into a SLURM job), and
+        # every value is in the range the entry points check.
+        OmegaConf.to_container(cfg, resolve=True)
+        validate(cfg)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -131,6 +136,7 @@ def test_every_sweep_in_paper_mode_resolves_the_published_choices(sweep):
     jobs = [[f"{key}={value}"] for key, values in params.items() for value in str(values).split(",")]
     for overrides in jobs:
         cfg = compose_sweep(sweep, ["experiment=syncxr_paper", *overrides])
+        validate(cfg)
         swept = overrides[0].split("=")[0]
         assert cfg.ner.name == "rate_ner" and cfg.ner.path == "Angelakeke/RaTE-NER-Deberta"
         assert cfg.llm.name == (overrides[0].split("=")[1] if swept == "llm" else "llama31_70b")

@@ -21,6 +21,28 @@ LABEL_KEYS = ("name", "backend")
 TRANSPORT_KEYS = ("base_url", "base_urls", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s")
 
 
+class ConfigError(ValueError):
+    """A config value or override the entry points refuse; the message names the key and what it may be.
+    The entry points print it as one line and exit non-zero (syncxr.entry_point)."""
+
+
+def secret_keys(overrides) -> list[str]:
+    """The keys of Hydra overrides (`key=value`, `+key=value`, ...) that name a secret."""
+    keys = [item.split("=", 1)[0].lstrip("+~") for item in overrides if "=" in item]
+    return [k for k in keys if SECRET_KEY.fullmatch(k.rsplit(".", 1)[-1])]
+
+
+def secret_error(key: str) -> str:
+    return (f"{key}: secrets are not config values (they would be written into the run's name and files); "
+            "put the key in the environment variable the config names (api_key_env)")
+
+
+def refuse_secrets(overrides) -> None:
+    secret = secret_keys(overrides)
+    if secret:
+        raise ConfigError(secret_error(secret[0]))
+
+
 def plain(section) -> dict:
     """A config section as a plain, resolved dict (a dict passes through as a copy)."""
     return OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
@@ -63,11 +85,7 @@ def run_dirname(overrides: str) -> str:
     An override that names a secret is refused: it would be written into the name and .hydra/."""
     if not overrides:
         return "default"
-    keys = [item.split("=", 1)[0].lstrip("+~") for item in overrides.split(",")]
-    secret = [k for k in keys if SECRET_KEY.fullmatch(k.rsplit(".", 1)[-1])]
-    if secret:
-        raise ValueError(f"{secret[0]}: secrets are not config values (they would be written into the run's "
-                         "name and files); put the key in the environment variable the config names (api_key_env)")
+    refuse_secrets(overrides.split(","))
     name = overrides.replace("/", "_")
     if name != overrides or len(name) > MAX_DIRNAME:
         digest = hashlib.sha1(overrides.encode()).hexdigest()[:10]
