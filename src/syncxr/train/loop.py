@@ -38,8 +38,9 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
     `samplers` are objects with `set_epoch` (the sampler and the dataset) so each epoch's order and
     augmentations are fixed by the seed. `on_device` turns a batch on the device into the model's
     inputs (e.g. the batched half of the augmentation). The model's forward returns a dict with
-    `loss`. `run_config` (the resolved config) is stored in every checkpoint. A batch may list dataset rows whose image failed to load (`skipped`, data.on_error=skip):
+    `loss`. A batch may list dataset rows whose image failed to load (`skipped`, data.on_error=skip):
     they are counted in the history (`skipped_rows`, distinct rows over the whole run).
+    `run_config` (the run's resolved config) is stored in every checkpoint.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_root = out_dir / "checkpoints"
