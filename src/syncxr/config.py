@@ -4,6 +4,7 @@ names, and `build`, the one way a config section with a `_target_` becomes an ob
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from hydra.errors import InstantiationException
@@ -93,9 +94,19 @@ def run_dirname(overrides: str) -> str:
     return name
 
 
+def launch_id() -> str:
+    """A short random name part that tells apart launches started in the same second (sweep dirs are
+    `<time>-<launch_id>`). Registered with use_cache: the first resolution is cached in the root
+    config, which hydra copies into every job's config (load_sweep_config) and submitit pickles
+    with it to the jobs, also requeued ones on other machines, so one launch sees one value."""
+    return os.urandom(3).hex()
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("run_dirname"):
         OmegaConf.register_new_resolver("run_dirname", run_dirname)
+    if not OmegaConf.has_resolver("launch_id"):
+        OmegaConf.register_new_resolver("launch_id", launch_id, use_cache=True)
 
 
 register_resolvers()

@@ -106,7 +106,8 @@ def test_pretraining_learns_what_untrained_cannot(trained_run, untrained_budget_
 def test_resuming_another_config_in_the_same_dir_is_refused(cache_dir, tmp_path):
     out = tmp_path / "run"
     run_training(compose_train(TINY + ["trainer.max_steps=2"]), out)
-    with pytest.raises(ValueError, match=r"checkpoints of another config \(loader.batch_size, .*seed differ\)"):
+    with pytest.raises(ValueError, match=r"checkpoints of another config \(loader.batch_size, .*seed differ from "
+                                         r".*step_00000002/run_config.json\)"):
         run_training(compose_train(TINY + ["trainer.max_steps=2", "seed=1", "loader.batch_size=8"]), out)
     # A new evaluation suite or log cadence is the same run: it resumes (0 steps left) and re-evaluates.
     again = run_training(compose_train(TINY + ["trainer.max_steps=2", "trainer.log_every=5"]), out)

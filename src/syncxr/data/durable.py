@@ -120,7 +120,7 @@ def link_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 
 # --------------------------------------------------------------------------- staging directories
-def _try_lock(lock_path: Path) -> int | None:
+def try_flock(lock_path: Path) -> int | None:
     """An fd holding an exclusive flock on `lock_path` (created if needed), or None if another
     open file holds it. flock locks belong to the open file, so the kernel drops them when the
     holder dies, however it dies."""
@@ -144,7 +144,7 @@ class StagingDir:
         self._fd: int | None = None
 
     def create(self) -> Path:
-        fd = _try_lock(self.lock_path)  # locked before the directory exists: never seen unlocked
+        fd = try_flock(self.lock_path)  # locked before the directory exists: never seen unlocked
         if fd is None:
             raise FileExistsError(f"{self.path}: staging directory already held by another process")
         self._fd = fd
@@ -172,7 +172,7 @@ def remove_abandoned(parent: str | os.PathLike, pattern: str) -> list[Path]:
     orphans = [p.with_name(p.name[:-len(".lock")]) for p in parent.glob(pattern + ".lock")]
     for d in sorted(set(dirs) | {o for o in orphans if not o.exists()}):
         lock_path = d.with_name(d.name + ".lock")
-        fd = _try_lock(lock_path)
+        fd = try_flock(lock_path)
         if fd is None:
             continue
         try:

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data.dataset_format import write_json_atomic, write_parquet_atomic
 from ..data.durable import write_text_atomic
+from ..data.run_lock import RunDirLock
 from ..launch.accelerator import build_accelerator
 from .checkpoint import load_trained, weights_fingerprint
 from .embeddings import EmbeddingCache
@@ -99,9 +100,13 @@ def read_predictions(run_dir: str | Path) -> dict:
 
 def run_evaluation(cfg: DictConfig, out_dir: str | Path) -> dict[str, float]:
     """evaluate.py: runs the suite of `cfg.task` on checkpoint `cfg.checkpoint`; writes metrics.json
-    beside the suite's outputs."""
+    beside the suite's outputs. Another live evaluation writing `out_dir` makes it fail at once."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with RunDirLock(out_dir):
+        return _evaluate_into(cfg, out_dir)
+
+
+def _evaluate_into(cfg: DictConfig, out_dir: Path) -> dict[str, float]:
     settings = eval_settings(cfg, cfg.seed)
     check_tasks(cfg.get("task") or {})
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()

@@ -5,6 +5,7 @@ A checkpoint is a directory `step_XXXXXXXX/`:
   optimizer.json + optimizer.safetensors  optimizer.state_dict(): structure in JSON, tensors beside it
   scheduler.json, scaler.json            the LR scheduler's and the fp16 grad scaler's state, if any
   rng_<rank>.json (+ .safetensors)        each process's Python, NumPy, torch (and CUDA) RNG states
+  run_config.json                        the resolved config that trained it (what a resume is checked against)
   trainer_state.json                     epoch, step, ...: written last, it marks the directory complete
 It is written by the main process (each process adds its own RNG file) into a temporary directory
 with a name no other run shares, fsynced, then renamed into place. Resuming tries the newest
@@ -33,6 +34,7 @@ from .state_files import load_state, save_state
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 MODEL_FILE = "model.safetensors"
+RUN_CONFIG = "run_config.json"
 # What an unreadable or tampered checkpoint raises while loading: it is skipped for an older one.
 UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, SafetensorError)
 
@@ -81,9 +83,9 @@ def _set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(accelerator, root: Path, state: TrainerState, keep: int, model, optimizer,
-                    scheduler=None) -> Path:
+                    scheduler=None, run_config: dict | None = None) -> Path:
     """Writes the checkpoint of `state` under `root` and keeps the newest `keep` (0: all). Every
-    process calls it."""
+    process calls it. `run_config`: the resolved config of the run, stored with the checkpoint."""
     final = root / f"step_{state.global_step:08d}"
     staging = StagingDir(root / f".tmp_step_{state.global_step:08d}.{_shared_token(accelerator)}")
     if accelerator.is_main_process:
@@ -98,6 +100,8 @@ def save_checkpoint(accelerator, root: Path, state: TrainerState, keep: int, mod
                 save_state(tmp, "scheduler", scheduler.state_dict())
             if accelerator.scaler is not None:
                 save_state(tmp, "scaler", accelerator.scaler.state_dict())
+            if run_config is not None:
+                write_json_atomic(tmp / RUN_CONFIG, run_config)
         except BaseException:
             staging.release(remove=True)
             raise

@@ -31,7 +31,8 @@ def _move(batch: dict, device) -> dict:
 
 
 def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: Path,
-          settings: LoopSettings, on_device: Callable[[dict], dict] | None = None) -> list[dict]:
+          settings: LoopSettings, on_device: Callable[[dict], dict] | None = None,
+          run_config: dict | None = None) -> list[dict]:
     """Trains `model` (already `prepare`d) and returns the logged history.
 
     `samplers` are objects with `set_epoch` (the sampler and the dataset) so each epoch's order and
@@ -39,6 +40,7 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
     inputs (e.g. the batched half of the augmentation). The model's forward returns a dict with
     `loss`. A batch may list dataset rows whose image failed to load (`skipped`, data.on_error=skip):
     they are counted in the history (`skipped_rows`, distinct rows over the whole run).
+    `run_config` (the run's resolved config) is stored in every checkpoint.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_root = out_dir / "checkpoints"
@@ -64,7 +66,8 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
 
     def checkpoint():
         _merge_skipped(accelerator, state, skipped)
-        save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints, model, optimizer, scheduler)
+        save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints, model, optimizer, scheduler,
+                        run_config)
 
     model.train()
     while state.global_step < total and state.epoch < settings.max_epochs:

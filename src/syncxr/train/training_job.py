@@ -30,16 +30,17 @@ from ..launch.data_parallel import parameter_digest, plain_batchnorm, sync_batch
 from ..models.build import build_model
 from ..results.attention_maps import phantom_attention_examples, save_attention_grid
 from ..results.plots import plot_loss
-from .checkpoint import checkpoint_dirs
 from .loop import LoopSettings, steps_for, train
 from .optim import build_optimizer, build_scheduler
+from .run_dir import check_same_run, claimed_run_dir, set_aside_previous_run
 
 log = logging.getLogger(__name__)
 
 
 def run_training(cfg: DictConfig, out_dir: str | Path, name: str = "default", group: str = "train") -> dict:
     """Trains and evaluates the run described by `cfg` in `out_dir`; returns its metrics.
-    `name` and `group` label the run in an experiment tracker (the overrides and the sweep)."""
+    `name` and `group` label the run in an experiment tracker (the overrides and the sweep).
+    Another live job writing `out_dir` makes it fail at once (RunDirInUse)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -47,21 +48,33 @@ def run_training(cfg: DictConfig, out_dir: str | Path, name: str = "default", gr
     logger = cfg.get("logger")
     accelerator = build_accelerator(cfg.trainer.precision, cfg.trainer.cpu, key="trainer.precision",
                                     log_with="wandb" if logger is not None and logger.name == "wandb" else None)
-    if accelerator.log_with:
-        from ..results.wandb_logger import init_kwargs, tracker_config
-        accelerator.init_trackers(cfg.logger.project,
-                                  config=tracker_config(OmegaConf.to_container(cfg, resolve=True), out_dir),
-                                  init_kwargs=init_kwargs(cfg.logger, out_dir, name, group, "train"))
-    try:
-        return _train_and_evaluate(cfg, out_dir, accelerator, t0)
-    finally:
-        accelerator.end_training()  # finishes the W&B run, also when training failed
+    with claimed_run_dir(out_dir, accelerator):
+        _prepare_run_dir(cfg, out_dir, accelerator)
+        if accelerator.log_with:
+            from ..results.wandb_logger import init_kwargs, tracker_config
+            accelerator.init_trackers(cfg.logger.project,
+                                      config=tracker_config(OmegaConf.to_container(cfg, resolve=True), out_dir),
+                                      init_kwargs=init_kwargs(cfg.logger, out_dir, name, group, "train"))
+        try:
+            return _train_and_evaluate(cfg, out_dir, accelerator, t0)
+        finally:
+            accelerator.end_training()  # finishes the W&B run, also when training failed
+
+
+def _prepare_run_dir(cfg: DictConfig, out_dir: Path, accelerator: Accelerator) -> None:
+    """Resuming: the checkpoints there must be this config's. Starting over: the earlier run's files
+    are moved aside first (its checkpoints would otherwise outrank this run's, see set_aside_previous_run)."""
+    if cfg.trainer.resume:
+        check_same_run(out_dir, cfg)
+    elif accelerator.is_main_process:
+        previous = set_aside_previous_run(out_dir)
+        if previous is not None:
+            log.warning("trainer.resume=false: the earlier run in %s was moved to %s", out_dir, previous)
+    accelerator.wait_for_everyone()  # no process reads the dir while it is being cleared
 
 
 def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator, t0: float) -> dict:
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
-    if cfg.trainer.resume:
-        check_same_run(out_dir, cfg)
     if accelerator.is_main_process:
         write_text_atomic(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         (out_dir / EVALUATION_ENDED).unlink(missing_ok=True)  # a resumed run's earlier one
@@ -104,7 +117,8 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
     history = train(model, optimizer, scheduler, loader, [sampler, dataset], accelerator, out_dir,
                     LoopSettings(max_epochs=t.max_epochs, max_steps=t.max_steps, grad_clip=t.grad_clip,
                                  checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
-                                 log_every=t.log_every, resume=t.resume), on_device=augment_on_device)
+                                 log_every=t.log_every, resume=t.resume), on_device=augment_on_device,
+                    run_config=OmegaConf.to_container(cfg, resolve=True))
     t_train = time.perf_counter()
     net = plain_batchnorm(accelerator.unwrap_model(model))
     _check_replicas_agree(net, accelerator)
@@ -188,30 +202,3 @@ def _evaluate(cfg: DictConfig, model, tokenizer, max_length: int, accelerator: A
     image_size = int(ev.image_size or cfg.loader.image_size)
     return run_suite(model, tokenizer, max_length, accelerator, cfg.task, cfg.benchmark,
                      eval_settings(ev, cfg.seed), image_size, cache, cache_dir, out_dir, {"checkpoint": str(out_dir)})
-
-
-# Keys that may change between a run and its resumption: they do not change what is trained.
-RESUMABLE_CHANGES = ("trainer.resume", "trainer.log_every", "trainer.checkpoint_every", "trainer.keep_checkpoints",
-                     "logger", "paths", "evaluation", "task", "benchmark", "dry_run", "loader.num_workers")
-
-
-def check_same_run(out_dir: Path, cfg: DictConfig) -> None:
-    """Refuses to resume, in `out_dir`, checkpoints that another config wrote (naming the keys)."""
-    previous = out_dir / "resolved_config.yaml"
-    if not previous.is_file() or not checkpoint_dirs(out_dir / "checkpoints"):
-        return
-    old = OmegaConf.to_container(OmegaConf.load(previous), resolve=True)
-    new = OmegaConf.to_container(cfg, resolve=True)
-    differ = [k for k in config_diff(old, new) if not k.startswith(RESUMABLE_CHANGES)]
-    if differ:
-        raise ValueError(f"{out_dir} holds checkpoints of another config ({', '.join(differ[:8])}"
-                         f"{' ...' if len(differ) > 8 else ''} differ): give this run its own output dir, or "
-                         "trainer.resume=false to start over there")
-
-
-def config_diff(a, b, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two plain configs."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str)
-                for d in config_diff(a.get(k), b.get(k), f"{prefix}{k}.")]
-    return [] if a == b else [prefix.rstrip(".")]
