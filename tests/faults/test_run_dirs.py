@@ -145,3 +145,24 @@ def test_the_config_check_reads_the_config_the_checkpoints_were_written_with(cac
     with pytest.raises(ValueError, match=r"another config \(seed, .* differ from .*step_00000002/run_config.json\)"):
         check_same_run(run, seed1)
     check_same_run(run, compose_train([*TINY, "trainer.max_steps=2", "trainer.log_every=5"]))  # resumable change
+
+
+def test_a_requeue_of_the_job_that_started_over_resumes_it(cache_dir, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    run_training(compose_train([*TINY, "trainer.max_steps=2"]), run)  # an earlier run in the dir
+    over = [*TINY, "seed=1", "trainer.max_steps=2", "trainer.resume=false"]
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    run_training(compose_train(over), run)
+    assert len(list(run.glob("previous-*"))) == 1
+    # SLURM requeues job 77 (preempted, or past its time): the same command must not set aside the
+    # job's own progress again.
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    capsys.readouterr()
+    run_training(compose_train(over), run)
+    assert "resuming from epoch 0 step 2" in capsys.readouterr().out
+    assert len(list(run.glob("previous-*"))) == 1
+    # Another job's resume=false starts over, as asked.
+    monkeypatch.setenv("SLURM_JOB_ID", "78")
+    run_training(compose_train(over), run)
+    assert len(list(run.glob("previous-*"))) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..data.durable import fsync_dir
+from ..data.durable import fsync_dir, write_text_atomic
 from ..data.run_lock import WRITER_LOCK, RunDirInUse, RunDirLock
 from .checkpoint import RUN_CONFIG, checkpoint_dirs
 
@@ -19,6 +19,7 @@ from .checkpoint import RUN_CONFIG, checkpoint_dirs
 RESUMABLE_CHANGES = ("trainer.resume", "trainer.log_every", "trainer.checkpoint_every", "trainer.keep_checkpoints",
                      "logger", "paths", "evaluation", "task", "benchmark", "dry_run", "loader.num_workers")
 PREVIOUS = "previous-"  # <run dir>/previous-<time>/: a run that trainer.resume=false started over from
+STARTED_OVER = "started_over.json"  # which SLURM job last started over here (its requeues resume)
 
 
 @contextmanager
@@ -70,6 +71,24 @@ def set_aside_previous_run(out_dir: Path) -> Path | None:
     fsync_dir(target)
     fsync_dir(out_dir)
     return target
+
+
+def is_requeue_of_start_over(out_dir: Path) -> bool:
+    """True when this process is a SLURM requeue (SLURM_RESTART_COUNT > 0) of the very job that
+    started over in `out_dir`: its trainer.resume=false was carried out when the job first ran, and
+    doing it again would set aside the job's own progress, so a requeue resumes instead."""
+    job, restarts = os.environ.get("SLURM_JOB_ID"), os.environ.get("SLURM_RESTART_COUNT", "0")
+    if not job or not restarts.isdigit() or int(restarts) == 0:
+        return False
+    try:
+        return json.loads((out_dir / STARTED_OVER).read_text()).get("slurm_job_id") == job
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def note_start_over(out_dir: Path) -> None:
+    """Records which SLURM job (if any) started over in `out_dir` (see is_requeue_of_start_over)."""
+    write_text_atomic(out_dir / STARTED_OVER, json.dumps({"slurm_job_id": os.environ.get("SLURM_JOB_ID")}))
 
 
 def check_same_run(out_dir: Path, cfg: DictConfig) -> None:

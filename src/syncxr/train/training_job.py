@@ -32,7 +32,8 @@ from ..results.attention_maps import phantom_attention_examples, save_attention_
 from ..results.plots import plot_loss
 from .loop import LoopSettings, steps_for, train
 from .optim import build_optimizer, build_scheduler
-from .run_dir import check_same_run, claimed_run_dir, set_aside_previous_run
+from .run_dir import (check_same_run, claimed_run_dir, is_requeue_of_start_over, note_start_over,
+                      set_aside_previous_run)
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +50,35 @@ def run_training(cfg: DictConfig, out_dir: str | Path, name: str = "default", gr
     accelerator = build_accelerator(cfg.trainer.precision, cfg.trainer.cpu, key="trainer.precision",
                                     log_with="wandb" if logger is not None and logger.name == "wandb" else None)
     with claimed_run_dir(out_dir, accelerator):
-        _prepare_run_dir(cfg, out_dir, accelerator)
+        resume = _prepare_run_dir(cfg, out_dir, accelerator)
         if accelerator.log_with:
             from ..results.wandb_logger import init_kwargs, tracker_config
             accelerator.init_trackers(cfg.logger.project,
                                       config=tracker_config(OmegaConf.to_container(cfg, resolve=True), out_dir),
                                       init_kwargs=init_kwargs(cfg.logger, out_dir, name, group, "train"))
         try:
-            return _train_and_evaluate(cfg, out_dir, accelerator, t0)
+            return _train_and_evaluate(cfg, out_dir, accelerator, t0, resume)
         finally:
             accelerator.end_training()  # finishes the W&B run, also when training failed
 
 
-def _prepare_run_dir(cfg: DictConfig, out_dir: Path, accelerator: Accelerator) -> None:
+def _prepare_run_dir(cfg: DictConfig, out_dir: Path, accelerator: Accelerator) -> bool:
     """Resuming: the checkpoints there must be this config's. Starting over: the earlier run's files
-    are moved aside first (its checkpoints would otherwise outrank this run's, see set_aside_previous_run)."""
-    if cfg.trainer.resume:
+    are moved aside first (its checkpoints would otherwise outrank this run's, see set_aside_previous_run).
+    Returns whether the run resumes: a SLURM requeue of the job that started over resumes its progress."""
+    resume = cfg.trainer.resume or is_requeue_of_start_over(out_dir)
+    if resume:
         check_same_run(out_dir, cfg)
     elif accelerator.is_main_process:
         previous = set_aside_previous_run(out_dir)
+        note_start_over(out_dir)
         if previous is not None:
             log.warning("trainer.resume=false: the earlier run in %s was moved to %s", out_dir, previous)
     accelerator.wait_for_everyone()  # no process reads the dir while it is being cleared
+    return resume
 
 
-def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator, t0: float) -> dict:
+def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator, t0: float, resume: bool) -> dict:
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
     if accelerator.is_main_process:
         write_text_atomic(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -117,7 +122,7 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
     history = train(model, optimizer, scheduler, loader, [sampler, dataset], accelerator, out_dir,
                     LoopSettings(max_epochs=t.max_epochs, max_steps=t.max_steps, grad_clip=t.grad_clip,
                                  checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
-                                 log_every=t.log_every, resume=t.resume), on_device=augment_on_device,
+                                 log_every=t.log_every, resume=resume), on_device=augment_on_device,
                     run_config=OmegaConf.to_container(cfg, resolve=True))
     t_train = time.perf_counter()
     net = plain_batchnorm(accelerator.unwrap_model(model))
