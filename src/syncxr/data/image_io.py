@@ -19,12 +19,18 @@ from .images import load_gray
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
+def _voi_lut(ds) -> bool:
+    """Whether the file has a VOI LUT that pydicom's `apply_voi_lut` uses (it needs both fields)."""
+    voi = ds.get("VOILUTSequence")
+    return bool(voi) and None not in (voi[0].get("LUTDescriptor"), voi[0].get("LUTData"))
+
+
 def _value_range(ds) -> tuple[float, float]:
     """The range the VOI LUT (or, without one, the Modality LUT) maps stored values into, as pydicom's
-    `apply_windowing` computes it (PS3.3 C.11.2.1.2): the stored range after rescale, or a LUT's."""
-    voi = ds.get("VOILUTSequence")
-    if voi and voi[0].get("LUTDescriptor") and voi[0].get("LUTData") is not None:
-        return 0.0, float(2 ** int(voi[0].LUTDescriptor[2]) - 1)
+    `apply_windowing` computes it (PS3.3 C.11.2.1.2): the stored range after rescale, or a LUT's.
+    Not sorted: under a negative rescale slope the first is the larger (stored 0's rescaled value)."""
+    if _voi_lut(ds):
+        return 0.0, float(2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1)
     if ds.get("ModalityLUTSequence"):
         lo, hi = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
     else:
@@ -44,11 +50,17 @@ def display_pixels(ds, arr: np.ndarray) -> np.ndarray:
     whole stored range maps to 0-255 (a 16-bit image written as v * 257 reads back as v)."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut  # noqa: PLC0415
 
-    lo, hi = _value_range(ds)  # before apply_voi_lut, which may rewrite ds's value types
+    # Both read before apply_voi_lut, which may rewrite ds's value types.
+    lo, hi = _value_range(ds)
+    windowed = not _voi_lut(ds) and None not in (ds.get("WindowCenter"), ds.get("WindowWidth"))
     values = apply_voi_lut(apply_modality_lut(arr, ds), ds, index=0, prefer_lut=True).astype(np.float64)
-    if hi < lo:  # a negative rescale slope
+    if hi < lo and not windowed:
+        # Rescaled values passed through under a negative slope: the larger value is the brighter.
         lo, hi = hi, lo
-    out = np.rint((values - lo) / max(hi - lo, 1e-12) * 255.0).clip(0, 255).astype(np.uint8)
+    # A window maps its bottom to pydicom's first range value and its top to the second, also when the
+    # first is the larger (a negative slope): (values - lo) / (hi - lo) is 0 at the bottom either way.
+    span = hi - lo if hi != lo else 1e-12
+    out = np.rint((values - lo) / span * 255.0).clip(0, 255).astype(np.uint8)
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip() == "MONOCHROME1":
         out = 255 - out
     return out

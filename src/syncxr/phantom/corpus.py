@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -197,9 +198,13 @@ def corpus_reports(spec: PhantomCorpusSpec, cache_dir: str | Path, split: str = 
 
 
 def ensure_phantom_corpus(spec: PhantomCorpusSpec, cache_dir: str | Path, progress: bool = True) -> Path:
-    """Directory of the corpus of `spec` under `cache_dir`, building it on first use."""
+    """Directory of the corpus of `spec` under `cache_dir`, building it on first use under the
+    directory's lock (as dataset_dirs builds datasets): concurrent jobs render its images once."""
     target = corpus_dir(spec, cache_dir)
-    if not is_complete(target):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        build_phantom_corpus(spec, target, progress)
+    if is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not is_complete(target):  # else another process built it while this one waited
+            build_phantom_corpus(spec, target, progress)
     return target

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
+import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +31,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from ..data.durable import StagingDir, atomic_path, remove_abandoned, replace_dir, write_json_atomic
-from .state_files import load_state, save_state
+from .state_files import check_optimizer_state, load_state, save_state
 
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 MODEL_FILE = "model.safetensors"
 RUN_CONFIG = "run_config.json"
+STEP_DIR = re.compile(r"step_\d+")
 # What an unreadable or tampered checkpoint raises while loading: it is skipped for an older one.
 UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, SafetensorError)
 
@@ -49,12 +52,55 @@ class TrainerState:
     skipped_rows: list[int] = field(default_factory=list)  # dataset rows whose image failed to load (skip)
 
 
+def read_trainer_state(directory: Path) -> TrainerState:
+    """The checkpoint's trainer_state.json, every field checked (type, range, agreement with the
+    directory's step): a wrong one would otherwise fail deep inside the loop, or resume silently at the
+    wrong place. Any fault is a ValueError naming the file."""
+    path = directory / STATE_FILE
+    try:
+        blob = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: {type(e).__name__}: {e}") from e
+    names = [f.name for f in fields(TrainerState)]
+    if not isinstance(blob, dict) or sorted(blob) != sorted(names):
+        got = sorted(blob) if isinstance(blob, dict) else type(blob).__name__
+        raise ValueError(f"{path}: holds {got}, not the fields {names}")
+
+    def bad(key: str, wanted: str):
+        return ValueError(f"{path}: {key} is {blob[key]!r}, not {wanted}")
+
+    for key in ("epoch", "step_in_epoch", "global_step", "epoch_loss_count"):
+        if not _is_count(blob[key]):
+            raise bad(key, "an integer >= 0")
+    loss_sum = blob["epoch_loss_sum"]
+    if isinstance(loss_sum, bool) or not isinstance(loss_sum, (int, float)) or not math.isfinite(loss_sum):
+        raise bad("epoch_loss_sum", "a finite number")
+    rows = blob["skipped_rows"]
+    if not isinstance(rows, list) or not all(_is_count(r) for r in rows) or len(set(rows)) != len(rows):
+        raise bad("skipped_rows", "a list of distinct row numbers >= 0")
+    if blob["global_step"] != _step_of(directory):
+        raise bad("global_step", f"the step {_step_of(directory)} of its directory")
+    if blob["step_in_epoch"] > blob["global_step"]:
+        raise bad("step_in_epoch", f"at most global_step ({blob['global_step']})")
+    if blob["epoch_loss_count"] > blob["step_in_epoch"]:
+        raise bad("epoch_loss_count", f"at most step_in_epoch ({blob['step_in_epoch']})")
+    return TrainerState(**{**blob, "epoch_loss_sum": float(loss_sum)})
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _step_of(directory: Path) -> int:
+    return int(directory.name.removeprefix("step_"))
+
+
 def checkpoint_dirs(root: Path) -> list[Path]:
     """Complete checkpoints under `root`, oldest first."""
     if not root.is_dir():
         return []
-    done = [p for p in root.glob("step_*") if (p / STATE_FILE).is_file()]
-    return sorted(done, key=lambda p: int(p.name.split("_")[1]))
+    done = [p for p in root.glob("step_*") if STEP_DIR.fullmatch(p.name) and (p / STATE_FILE).is_file()]
+    return sorted(done, key=_step_of)
 
 
 def _shared_token(accelerator) -> str:
@@ -125,21 +171,21 @@ def _load(accelerator, directory: Path, model, optimizer, scheduler) -> TrainerS
     if (directory / "optimizer.bin").is_file() and not (directory / "optimizer.json").is_file():
         raise ValueError("written by an older syncxr as pickles (optimizer.bin, random_states_*.pkl), which "
                          "are never loaded: unpickling can run code")
-    try:
-        state = TrainerState(**json.loads((directory / STATE_FILE).read_text()))
-    except (OSError, ValueError, TypeError) as e:
-        raise ValueError(f"{STATE_FILE}: {type(e).__name__}: {e}") from e
+    state = read_trainer_state(directory)
     try:
         missing, unexpected = load_model(accelerator.unwrap_model(model), str(directory / MODEL_FILE), strict=False)
     except (OSError, SafetensorError, RuntimeError) as e:
         raise ValueError(f"{MODEL_FILE}: {type(e).__name__}: {e}") from e
     if missing or unexpected:
         raise ValueError(f"{MODEL_FILE} does not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    optimizer.load_state_dict(load_state(directory, "optimizer"))
+    # Its per-parameter state is checked once loaded (a fresh optimizer has none to compare with).
+    optimizer.load_state_dict(load_state(directory, "optimizer",
+                                         like={"param_groups": optimizer.state_dict()["param_groups"]}))
+    check_optimizer_state(optimizer, directory / "optimizer.json")
     if scheduler is not None:
-        scheduler.load_state_dict(load_state(directory, "scheduler"))
+        scheduler.load_state_dict(load_state(directory, "scheduler", like=scheduler.state_dict()))
     if accelerator.scaler is not None:
-        accelerator.scaler.load_state_dict(load_state(directory, "scaler"))
+        accelerator.scaler.load_state_dict(load_state(directory, "scaler", like=accelerator.scaler.state_dict()))
     rank = accelerator.process_index
     if (directory / f"rng_{rank}.json").is_file():
         _set_rng_state(load_state(directory, f"rng_{rank}"))

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ..data.durable import write_text_atomic
 from .checkpoint import TrainerState, load_latest, save_checkpoint
+from .history import recover_history
 
 
 @dataclass
@@ -54,8 +55,9 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
     total = settings.max_epochs * steps_per_epoch
     if settings.max_steps is not None:
         total = min(total, settings.max_steps)
-    # Records logged after the checkpoint we resumed from are re-made by this run.
-    history = [r for r in _read_history(history_path) if r["step"] <= state.global_step]
+    # Records logged after the checkpoint we resumed from are re-made by this run (a fresh start
+    # re-makes them all: an old history is not even read).
+    history = recover_history(history_path, state.global_step) if state.global_step else []
     if accelerator.is_main_process:
         write_text_atomic(history_path, "".join(json.dumps(r) + "\n" for r in history))
     bar = tqdm(total=total, initial=state.global_step, desc="train", dynamic_ncols=True,
@@ -140,12 +142,6 @@ def _merge_skipped(accelerator, state: TrainerState, skipped: list[int]) -> None
     if rows:
         state.skipped_rows = sorted(set(state.skipped_rows) | set(rows))
     skipped.clear()
-
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def steps_for(n_rows: int, batch_size: int, drop_last: bool) -> int:

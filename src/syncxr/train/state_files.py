@@ -77,8 +77,10 @@ def save_state(directory: Path, name: str, state) -> None:
         tmp.write_text(blob)
 
 
-def load_state(directory: Path, name: str):
-    """What `save_state` wrote; tensors come back on the CPU. Any fault names the file (ValueError)."""
+def load_state(directory: Path, name: str, like=None):
+    """What `save_state` wrote; tensors come back on the CPU. With `like` (the state_dict of the live
+    object it will be loaded into) its values must be of the kinds `like` holds (`check_like`). Any fault
+    names the file (ValueError)."""
     json_file, tensor_file = directory / f"{name}.json", directory / f"{name}.safetensors"
     try:
         blob = json.loads(json_file.read_text())
@@ -89,6 +91,61 @@ def load_state(directory: Path, name: str):
     except (OSError, SafetensorError) as e:
         raise ValueError(f"{tensor_file}: {type(e).__name__}: {e}") from e
     try:
-        return decode(blob, tensors)
+        state = decode(blob, tensors)
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{json_file}: does not match {tensor_file.name}: {type(e).__name__}: {e}") from e
+    if like is not None:
+        try:
+            check_like(state, like)
+        except ValueError as e:
+            raise ValueError(f"{json_file}: {e}") from e
+    return state
+
+
+def check_like(value, template, where: str = "state") -> None:
+    """Raises ValueError naming the key (`where` and the path below it) when `value` holds another kind of thing than
+    `template` where both have one: a number for a number, a flag for a flag, a string for a string, a
+    tensor for a tensor, containers of the same length. A wrong kind would load without complaint and
+    fail (or silently mis-train) steps later. Keys only one side has pass: torch fills defaults in."""
+    def fail(wanted: str):
+        return ValueError(f"{where} is {value!r:.60}, not {wanted}")
+
+    if template is None:  # unset options (foreach, fused, ...): any value torch accepts
+        return
+    if isinstance(template, bool):
+        if not isinstance(value, bool):
+            raise fail("a boolean")
+    elif isinstance(template, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+    elif isinstance(template, str):
+        if not isinstance(value, str):
+            raise fail("a string")
+    elif isinstance(template, torch.Tensor):
+        if not isinstance(value, torch.Tensor):
+            raise fail("a tensor")
+    elif isinstance(template, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(template):
+            raise fail(f"a list of {len(template)}")
+        for i, (v, t) in enumerate(zip(value, template)):
+            check_like(v, t, f"{where}.{i}")
+    elif isinstance(template, dict):
+        if not isinstance(value, dict):
+            raise fail("a dict")
+        for key in template.keys() & value.keys():
+            check_like(value[key], template[key], f"{where}.{key}")
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer, where: Path) -> None:
+    """After `optimizer.load_state_dict`: every parameter's state (moments, momentum, step) is a
+    tensor of the parameter's shape (or a scalar, or unset). A fresh optimizer has no such state to
+    compare with (`check_like`), and a wrong one fails only at the next step."""
+    for group, params in enumerate(g["params"] for g in optimizer.param_groups):
+        for i, param in enumerate(params):
+            for key, value in optimizer.state.get(param, {}).items():
+                ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+                    isinstance(value, torch.Tensor) and (value.dim() == 0 or value.shape == param.shape))
+                if not ok:
+                    shown = tuple(value.shape) if isinstance(value, torch.Tensor) else repr(value)[:60]
+                    raise ValueError(f"{where}: state of parameter {i} of group {group}: {key} is {shown}, not a "
+                                     f"tensor of the parameter's shape {tuple(param.shape)}")
