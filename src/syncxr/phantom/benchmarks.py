@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 from PIL import Image
 from scipy import ndimage
 from tqdm.auto import tqdm
@@ -244,9 +245,13 @@ def build_twin(spec: TwinSpec, target: Path, progress: bool = True) -> Path:
 
 
 def ensure_twin(spec: TwinSpec, cache_dir: str | Path, progress: bool = True) -> Path:
-    """Directory of the twin of `spec` under `cache_dir`, built on first use."""
+    """Directory of the twin of `spec` under `cache_dir`, built on first use under the directory's
+    lock (as the phantom corpora are): the first jobs of a sweep on an empty cache draw it once."""
     target = Path(cache_dir) / "benchmarks" / f"{spec.name}-{spec.hash}"
-    if not (target / "benchmark.json").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        build_twin(spec, target, progress)
+    if (target / "benchmark.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not (target / "benchmark.json").is_file():  # else another job built it while this one waited
+            build_twin(spec, target, progress)
     return target
