@@ -42,10 +42,10 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 class _GatherRows(torch.autograd.Function):
-    """All-gather with a backward pass, through torch.distributed's public, blocking collectives.
-    (torch's private functional collectives, used before, return the gathered rows while gloo may
-    still be writing them and run their backward as a second in-flight collective.) gloo needs equal
-    shapes: each rank sends its rows padded to the longest, and the padding is cut off."""
+    """All-gather with a backward pass, through torch.distributed's public, blocking collectives:
+    the rows are complete when returned. (torch's private functional collectives, used before, hand
+    back a wrapper whose gloo collective may still be in flight and is waited for on first use.)
+    gloo needs equal shapes: each rank sends its rows padded to the longest; the padding is cut off."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, counts: list[int]) -> torch.Tensor:
