@@ -103,6 +103,48 @@ def test_two_ranks_at_batch_b_have_the_gradient_of_one_process_at_2b(tiny_text_p
         assert abs(float(sum(local) / 2 - ref["loss"])) > 0.05, (name, local, ref["loss"])
 
 
+ROWS = {"equal": (4, 4), "unequal": (3, 5)}  # rows per rank (unequal: GLoRIA's packed words, a skipped image)
+
+
+def _rows_loss(y: torch.Tensor) -> torch.Tensor:
+    """A loss that couples every row with every other (as the contrastive losses do)."""
+    return (y @ y.t()).logsumexp(1).mul(torch.arange(1.0, len(y) + 1)).sum()
+
+
+def _gather_rank(rank: int, port: int, out_dir: str):
+    import torch.distributed as dist  # noqa: PLC0415
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        for case, rows in ROWS.items():
+            x = torch.randn(rows[rank], 6, generator=torch.Generator().manual_seed(rank)).requires_grad_()
+            y = gather_rows(x * 1.0)  # a temporary as input, as the models pass it
+            # Complete when returned: a plain tensor, not a wrapper whose collective may still be in flight.
+            assert type(y) is torch.Tensor, (case, type(y))
+            _rows_loss(y).backward()
+            out = {"x": x.detach(), "y": y.detach(), "grad": x.grad}
+            save_file(out, os.path.join(out_dir, f"{case}_rank{rank}.safetensors"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gather_rows_is_the_single_process_concatenation(tmp_path):
+    """Forward: the rows of every rank in rank order; backward: each rank gets the gradient of its
+    rows summed over the ranks (here twice the single-process gradient, as both ranks compute the
+    same loss; DDP's mean over ranks then gives the single-process gradient)."""
+    mp.spawn(_gather_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    for case, rows in ROWS.items():
+        ranks = [load_file(tmp_path / f"{case}_rank{r}.safetensors") for r in (0, 1)]
+        whole = torch.cat([r["x"] for r in ranks]).requires_grad_()
+        _rows_loss(whole).backward()
+        for r, got in enumerate(ranks):
+            assert torch.equal(got["y"], whole.detach()), (case, r)
+            mine = whole.grad[sum(rows[:r]):sum(rows[:r + 1])]
+            assert torch.allclose(got["grad"], 2 * mine, rtol=1e-5, atol=1e-6), (case, r, got["grad"], mine)
+
+
 def test_one_process_is_left_alone():
     x = torch.randn(3, 2, requires_grad=True)
     assert world_size() == 1 and gather_rows(x) is x

@@ -30,3 +30,24 @@ def test_objects_that_would_need_pickle_are_refused(tmp_path):
     with pytest.raises(TypeError, match=r"state.fn: a function cannot be stored without pickle"):
         save_state(tmp_path, "s", {"fn": lambda: 0})
     assert not list(tmp_path.iterdir())
+
+
+def test_restored_optimizer_state_is_independent_of_its_file(tmp_path):
+    """Restored tensors own their memory: safetensors' load_file maps the file copy-on-write, and a
+    page of such a mapping that was not written yet still reads the file, so optimizer state restored
+    from it changed whenever the checkpoint file did (and vanishes with it on a network file system)."""
+    param = torch.nn.Parameter(torch.zeros(4096))  # 16 KiB of state: several pages
+    opt = torch.optim.Adam([param])
+    param.grad = torch.ones(4096)
+    opt.step()
+    save_state(tmp_path, "optimizer", opt.state_dict())
+    restored = torch.optim.Adam([torch.nn.Parameter(torch.zeros(4096))])
+    restored.load_state_dict(load_state(tmp_path, "optimizer"))
+    expected = {k: v.clone() for k, v in restored.state_dict()["state"][0].items()}
+    tensor_file = tmp_path / "optimizer.safetensors"
+    size = tensor_file.stat().st_size
+    with tensor_file.open("r+b") as f:  # the file rewritten in place (a copy, a sync tool, another host)
+        f.write(b"\0" * size)
+    state = restored.state_dict()["state"][0]
+    for k, v in expected.items():
+        assert torch.equal(state[k], v), k

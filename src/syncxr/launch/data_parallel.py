@@ -35,19 +35,35 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
     rows may differ between ranks (GLoRIA's packed words, a batch short of a skipped image)."""
     if world_size() == 1:
         return x
-    # The replacement torch names for the deprecated torch.distributed.nn.functional.all_gather;
-    # it has a backward pass (reduce-scatter of the gradients). It needs equal shapes: pad, then cut.
-    from torch.distributed._functional_collectives import all_gather_single  # noqa: PLC0415
     n = torch.tensor([len(x)], device=x.device)
-    counts = torch.empty(world_size(), dtype=n.dtype, device=x.device)
-    dist.all_gather_into_tensor(counts, n)
-    counts = counts.tolist()
-    longest = max(counts)
-    padded = torch.cat([x, x.new_zeros((longest - len(x), *x.shape[1:]))]) if len(x) < longest else x
-    rows = all_gather_single(padded.contiguous(), 0, dist.group.WORLD)
-    if min(counts) == longest:
-        return rows
-    return torch.cat([rows[r * longest:r * longest + c] for r, c in enumerate(counts)])
+    counts = [torch.empty_like(n) for _ in range(world_size())]
+    dist.all_gather(counts, n)
+    return _GatherRows.apply(x, [int(c) for c in counts])
+
+
+class _GatherRows(torch.autograd.Function):
+    """All-gather with a backward pass, through torch.distributed's public, blocking collectives:
+    the rows are complete when returned. (torch's private functional collectives, used before, hand
+    back a wrapper whose gloo collective may still be in flight and is waited for on first use.)
+    gloo needs equal shapes: each rank sends its rows padded to the longest; the padding is cut off."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        ctx.counts, ctx.rank = counts, dist.get_rank()
+        longest = max(counts)
+        padded = torch.cat([x, x.new_zeros((longest - len(x), *x.shape[1:]))]) if len(x) < longest else x
+        parts = [x.new_empty(padded.shape) for _ in counts]
+        dist.all_gather(parts, padded.contiguous())
+        return torch.cat([p[:c] for p, c in zip(parts, counts)])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        # Every rank's loss depends on every row: sum the gradients of all ranks (an all-reduce of
+        # a private copy, as autograd may still hold `grad`), then keep this rank's rows.
+        total = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        start = sum(ctx.counts[:ctx.rank])
+        return total[start:start + ctx.counts[ctx.rank]], None
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:

@@ -87,7 +87,10 @@ def load_state(directory: Path, name: str, like=None):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{json_file}: {type(e).__name__}: {e}") from e
     try:
-        tensors = load_file(str(tensor_file)) if tensor_file.is_file() else {}
+        # load_file's tensors are views of a copy-on-write mmap of the file: restored optimizer state
+        # would live in a mapping of a checkpoint that the main process deletes a few steps later
+        # (keep_checkpoints), where pages not yet written still read the file. Copies own their memory.
+        tensors = {k: v.clone() for k, v in load_file(str(tensor_file)).items()} if tensor_file.is_file() else {}
     except (OSError, SafetensorError) as e:
         raise ValueError(f"{tensor_file}: {type(e).__name__}: {e}") from e
     try:
