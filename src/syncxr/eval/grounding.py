@@ -39,8 +39,8 @@ def own_similarity(model):
     prompt. `similarity_map` is used as it is. GLoRIA's `word_similarity` scores each region against
     the finding's words only: its word attention is a softmax over the caption's words first, so
     averaged over all the prompt's words it is flat (one word: exactly) and says nothing about where
-    the finding is (trained 4,000 steps: Dice at the random level, against +0.23 to +0.33 over random
-    for the finding words' cosine; sweeps/README.md). `word_attention` alone (maps B x T x h x w over
+    the finding is (its Dice stays at the random map's level where the finding words' cosine rises
+    well above it: docs/measurements.md#gloria-word-attention-map). `word_attention` alone (maps B x T x h x w over
     each caption's words, and the word counts) is averaged over the words of the prompt."""
     if callable(getattr(model, "similarity_map", None)):
         return "model.similarity_map", lambda x, ids, mask, name_mask: model.similarity_map(x, ids, mask)

@@ -19,7 +19,8 @@ PROTOCOLS = ("val", "paper")
 @contextmanager
 def one_thread_on_cpu(device):
     """Runs a handful of tiny tensors on one CPU thread: with several, each small op waits for the
-    other threads, which on a loaded machine costs 100x (0.26 s vs 0.7 ms for one prompt batch)."""
+    other threads, which on a loaded machine dominates the time
+    (docs/measurements.md#zero-shot-scoring-on-one-thread)."""
     if torch.device(device).type != "cpu":
         yield
         return

@@ -5,7 +5,7 @@ two runs compared (they share the test set) and recomputes each run's metric fro
 predictions (mean AUC over classes, mean F1 at the suite's thresholds, mean IoU/Dice). A resample is
 a count per image, so metrics are weighted sums vectorised over replicates: AUC is the
 Mann-Whitney statistic over images sorted once by score (ties count one half, as scikit-learn's
-roc_auc_score), so 1,000 replicates of a 14-class set take a fraction of a second.
+roc_auc_score), so thousands of replicates stay cheap (docs/measurements.md#bootstrap-speed).
 """
 
 from __future__ import annotations
