@@ -28,7 +28,7 @@ from filelock import FileLock
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..config import without_transport_keys
+from ..config import is_phantom_preset, without_transport_keys
 from ..data.dataset_format import INFO, MANIFEST, config_hash, is_complete, write_json_atomic, write_parquet_atomic
 from ..data.durable import fsync_file
 from ..entities.sampling import balanced_draws, longtail_draws, subset_vocabulary, tau_max_for
@@ -55,10 +55,11 @@ def addressed_config(gen: dict) -> dict:
 
 def uses_phantom_world(gen: dict) -> bool:
     """Whether any part of a generation config is drawn by the phantom world (its report writer,
-    renderer, lexicon or corpus), so that a new world version must not reuse the cached dataset."""
-    part = lambda k, field: isinstance(gen.get(k), dict) and gen[k].get(field)  # noqa: E731
-    return (part("llm", "backend") == "template" or part("imagegen", "backend") in ("phantom", "randomized")
-            or part("ner", "name") == "lexicon" or part("corpus", "builder") == "phantom")
+    renderer, lexicon or corpus), so that a new world version must not reuse the cached dataset.
+    Curation only keeps or redraws images, so it is not asked."""
+    drawn_by = [group for group in ("llm", "imagegen", "ner") if isinstance(gen.get(group), dict)]
+    return any(is_phantom_preset(gen[group], group) for group in drawn_by) \
+        or isinstance(gen.get("corpus"), dict) and gen["corpus"].get("builder") == "phantom"
 
 
 def generation_hash(gen: dict) -> str:
