@@ -23,7 +23,7 @@ def generation_config(cfg) -> dict:
     missing = [k for k in GENERATION_KEYS if k not in cfg]
     if missing:
         raise ValueError(f"generation config lacks key(s) {missing}")
-    return {k: plain(cfg[k]) if hasattr(cfg[k], "items") else cfg[k] for k in GENERATION_KEYS}
+    return {k: plain(cfg[k]) if hasattr(cfg[k], "items") else cfg[k] for k in GENERATION_KEYS}  # third-party
 
 
 def is_phantom(gen: dict) -> bool:
