@@ -13,7 +13,7 @@ SRC = REPO / "src"
 # Sub-packages (and top-level modules) by layer, lowest first: a module may import from its own
 # package and from lower layers, never from its layer's neighbours or from above.
 LAYERS = [
-    {"config", "config_targets", "data", "launch"},  # formats, readers, accelerator: no syncxr imports above them
+    {"config", "config_targets", "data", "launch", "backends"},  # formats, readers, accelerator, backend contracts
     {"phantom"},  # the embedded world
     {"entities", "reports"},  # NER and vocabularies; LLM / image-to-report writers
     {"images", "models"},  # text-to-image backends and curation; the networks
@@ -124,3 +124,13 @@ def test_the_layer_test_sees_an_upward_import(tmp_path, monkeypatch):
         assert "syncxr.data.reader -> syncxr.generation.job" in str(e)
     else:
         raise AssertionError("an upward import went unnoticed")
+
+
+def test_no_attribute_probes_on_the_projects_own_objects():
+    """What code needs to know of a model or backend is declared (models/protocols.py, backends.py),
+    never probed for; a probe on a third-party object says so on its line."""
+    import re  # noqa: PLC0415
+    probe = re.compile(r"\bhasattr\(|\bgetattr\(.*None\)")
+    found = [f"{p.relative_to(REPO)}:{i}: {line.strip()}" for p in sorted(SRC.rglob("*.py"))
+             for i, line in enumerate(p.read_text().splitlines(), 1) if probe.search(line) and "# third-party" not in line]
+    assert not found, "attribute probes:\n" + "\n".join(found)

@@ -11,7 +11,7 @@ import pytest
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
-from syncxr.config import LABEL_KEYS, plain
+from syncxr.config import BACKEND_GROUPS, LABEL_KEYS, PHANTOM_KEY, ConfigError, is_phantom_preset, plain
 from syncxr.config_validation import validate
 from syncxr.dataset_dirs import corpus_reader
 from syncxr.generation.generation_job import generation_config
@@ -95,7 +95,7 @@ def _check_section(where: str, section: dict) -> None:
     params = inspect.signature(target).parameters
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     for key, value in section.items():
-        if key.startswith("_") or key in LABEL_KEYS:
+        if key.startswith("_") or key in LABEL_KEYS or key == PHANTOM_KEY:
             continue
         assert key in params or takes_any, f"{where}: {target.__qualname__} takes no {key!r}"
         if key in params:
@@ -113,6 +113,38 @@ def test_every_backend_choice_has_a_target_and_no_default_twice():
         _check_section(where, s)
         seen += 1
     assert seen >= 25
+
+
+def _preset(group: str, name: str):
+    """conf/<group>/<name>.yaml as train.py composes it (i2r is mounted in the data=real_image_syn_report set)."""
+    if group == "i2r":
+        return compose_train(["data=real_image_syn_report", f"i2r@data.syn.i2r={name}"]).data.syn.i2r
+    return compose_train([f"{group}={name}"])[group]
+
+
+# What each shipped preset declares: the phantom world's own presets, and only they, run on the CPU
+# without external weights.
+PHANTOM_PRESETS = {"llm": {"template"}, "ner": {"lexicon"}, "imagegen": {"phantom", "randomized"},
+                   "curation": {"none", "phantom"}, "i2r": {"oracle"}}
+
+
+@pytest.mark.parametrize("group", BACKEND_GROUPS)
+def test_every_backend_preset_declares_whether_it_is_phantom(group):
+    names = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+    assert names
+    declared = {}
+    for name in names:
+        section = plain(_preset(group, name))
+        assert isinstance(section.get(PHANTOM_KEY), bool), f"conf/{group}/{name}.yaml: no boolean {PHANTOM_KEY}"
+        declared[name] = is_phantom_preset(section, group)
+    assert {n for n, phantom in declared.items() if phantom} == PHANTOM_PRESETS[group]
+
+
+def test_an_undeclared_preset_is_refused_by_name():
+    section = {**plain(_preset("llm", "template")), "name": "mine"}
+    del section[PHANTOM_KEY]
+    with pytest.raises(ConfigError, match=f"generation.llm.{PHANTOM_KEY}"):
+        is_phantom_preset(section, "generation.llm")
 
 
 def test_a_corpus_is_any_dataset_or_a_file_of_reports(cache_dir, real_dir, tmp_path):

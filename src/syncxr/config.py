@@ -20,6 +20,13 @@ LABEL_KEYS = ("name", "backend")
 # Keys that say how to reach or drive a backend, not what it makes: never part of a dataset address,
 # so rotating a key, moving a server or raising a timeout finds the same data.
 TRANSPORT_KEYS = ("base_url", "base_urls", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s")
+# What every backend preset (conf/{llm,ner,imagegen,curation,i2r}/*.yaml) declares about itself: true
+# when it is the phantom world's own, runs on the CPU and needs no external weights (so its data is made
+# on first use, costs no GPU time and changes with the phantom world's version). Read by
+# `is_phantom_preset` only; it is no argument of the `_target_` and no part of any dataset address.
+PHANTOM_KEY = "phantom_world"
+# The config groups whose presets declare PHANTOM_KEY.
+BACKEND_GROUPS = ("llm", "ner", "imagegen", "curation", "i2r")
 
 
 class ConfigError(ValueError):
@@ -53,7 +60,7 @@ def build(section, key: str, **runtime):
     """The object of a config section: its `_target_` called with the section's other keys (labels
     aside, nested sections as plain dicts) and `runtime` (arguments that exist only at run time, such
     as the encoders of a model). Errors name the config `key` of the section."""
-    spec = {k: v for k, v in plain(section).items() if k not in LABEL_KEYS}
+    spec = {k: v for k, v in plain(section).items() if k not in LABEL_KEYS and k != PHANTOM_KEY}
     if "_target_" not in spec:
         raise ValueError(f"{key}: no _target_ (the class or function that builds it); got keys {sorted(spec)}")
     try:
@@ -67,13 +74,33 @@ def build(section, key: str, **runtime):
         raise
 
 
+def is_phantom_preset(section, key: str) -> bool:
+    """Whether the backend preset `section` (mounted at config `key`) is the phantom world's own, as
+    it declares in PHANTOM_KEY: the one place that question is answered."""
+    value = plain(section).get(PHANTOM_KEY) if section is not None else None
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}.{PHANTOM_KEY}: every backend preset declares whether it is the phantom "
+                          f"world's own (true: runs on the CPU without external weights), got {value!r}")
+    return value
+
+
+def without_phantom_key(config):
+    """`config` without PHANTOM_KEY at any level: what a config names without the presets' declarations."""
+    if isinstance(config, dict):
+        return {k: without_phantom_key(v) for k, v in config.items() if k != PHANTOM_KEY}
+    if isinstance(config, (list, tuple)):
+        return [without_phantom_key(v) for v in config]
+    return config
+
+
 def without_transport_keys(config, batching: tuple[tuple[str, ...], ...] = (), _path: tuple[str, ...] = ()):
-    """`config` without TRANSPORT_KEYS at any level, nor the keys at the paths in `batching`: the batch
+    """`config` without TRANSPORT_KEYS nor PHANTOM_KEY (a preset's declaration, implied by its
+    `_target_` and settings) at any level, nor the keys at the paths in `batching`: the batch
     sizes of backends whose answers do not depend on how requests are grouped (each item has its own
     seed, or none). A batch size that does change the answers (a seed per batch) stays."""
     if isinstance(config, dict):
         return {k: without_transport_keys(v, batching, (*_path, k)) for k, v in config.items()
-                if k not in TRANSPORT_KEYS and (*_path, k) not in batching}
+                if k not in TRANSPORT_KEYS and k != PHANTOM_KEY and (*_path, k) not in batching}
     if isinstance(config, (list, tuple)):
         return [without_transport_keys(v, batching, _path) for v in config]
     return config

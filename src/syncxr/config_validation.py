@@ -181,7 +181,7 @@ RULES = {
     # Benchmarks.
     "benchmark.*.reader": OneOf(tuple(READERS)), "benchmark.*.builder": OneOf(("phantom", "path")),
     "benchmark.*.on_error": OneOf(ON_ERROR), "benchmark.*.options.rle": OneOf(RLE_MODES),
-    "benchmark.*.allow_external_images": Bool(), "**.allow_external_files": Bool(),
+    "benchmark.*.allow_external_images": Bool(), "**.allow_external_files": Bool(), "**.phantom_world": Bool(),
     "benchmark.*.options.box_frame": SIZE,
     "benchmark.*.twin.n_train": Int(0), "benchmark.*.twin.n_valid": Int(0), "benchmark.*.twin.n_test": COUNT,
     "benchmark.*.twin.prevalence": Real(0, 1, lo_open=True, hi_open=True),

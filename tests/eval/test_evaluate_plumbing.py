@@ -103,14 +103,17 @@ def test_bad_images_fail_naming_file_and_row_or_are_counted_skips(untrained_run,
     assert f"row 7 {root / df['Path'][7]}" in caplog.text  # the missing one
 
 
-def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, monkeypatch):
+def test_the_own_map_of_a_model_declaring_local_maps_is_used(untrained_run, tmp_path, monkeypatch):
     calls = []
 
-    def similarity_map(self, images, input_ids, attention_mask):
+    def word_similarity(self, images, input_ids, attention_mask, token_mask=None):
         calls.append(images.shape)
         return images[:, 0, ::16, ::16]  # "bright is the finding": B x 3 x 3 at 48 px, 6 x 6 at 96
 
-    monkeypatch.setattr(ConVIRT, "similarity_map", similarity_map, raising=False)
+    # A LocalMapModel (models/protocols.py): has_local_maps declared, its two maps implemented.
+    monkeypatch.setattr(ConVIRT, "has_local_maps", True)
+    monkeypatch.setattr(ConVIRT, "word_similarity", word_similarity, raising=False)
+    monkeypatch.setattr(ConVIRT, "word_attention", lambda self, *args: None, raising=False)
     with recorded_figures() as figures:
         m = run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]",
                                                         "task.zeroshot_grounding.datasets=[siim]",
@@ -118,7 +121,7 @@ def test_a_model_with_its_own_similarity_map_is_used(untrained_run, tmp_path, mo
     info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
     # upscale=auto: a model's own map is taken at the run's image size (48 px here).
     assert {c[-1] for c in calls} == {48} and info["image_size"] == 48
-    assert info["map_source"] == "model.similarity_map" and info["map_shape"] == [3, 3]
+    assert info["map_source"] == "model.word_similarity" and info["map_shape"] == [3, 3]
     assert 0 <= m["zeroshot_grounding/siim/dice"] <= 1 and (tmp_path / "grounding.png").is_file()
     # grounding.png: a row per case (3), panels image | map over image | prediction | ground truth; the
     # prediction is the map at the scored threshold and the ground truth a non-empty mask.
@@ -166,26 +169,6 @@ def test_config_errors_name_the_key(untrained_run, tmp_path):
                                                     "+benchmark.rsna.twin.colour=red"]), tmp_path)
     with pytest.raises(ValueError, match="protocol must be one of"):
         run_evaluation(compose_eval(untrained_run, ["protocol=best"]), tmp_path)
-
-
-def test_a_gloria_style_word_attention_is_averaged_over_words(untrained_run, tmp_path, monkeypatch):
-    def word_attention(self, images, input_ids, attention_mask):
-        b = images.shape[0]
-        maps = torch.zeros(b, 5, 2, 2)
-        maps[:, 0, 0, 0] = 1.0  # word 0 looks top left, word 1 bottom right, past the words: zero
-        maps[:, 1, 1, 1] = 3.0
-        return maps, torch.full((b,), 2), None
-
-    monkeypatch.setattr(ConVIRT, "word_attention", word_attention, raising=False)
-    from syncxr.eval.grounding import own_similarity
-    name, fn = own_similarity(ConVIRT.__new__(ConVIRT))
-    m = fn(torch.zeros(3, 1, 8, 8), None, None)
-    assert name == "model.word_attention" and m.shape == (3, 2, 2)
-    assert m[0].tolist() == [[0.5, 0.0], [0.0, 1.5]]
-    run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[rsna]",
-                                                "embedding_cache=null"]), tmp_path)
-    info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["rsna"]
-    assert info["map_source"] == "model.word_attention" and info["map_shape"] == [2, 2]
 
 
 def test_gradcam_maps_run_through_the_grounding_task(untrained_run, tmp_path):

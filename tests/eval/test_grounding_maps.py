@@ -49,6 +49,7 @@ class BrightStageModel(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.image_encoder = torch.nn.Module()
+        self.image_encoder.has_resnet_stages = True  # declared, as models/protocols.py's ImageEncoder does
         self.image_encoder.net = torch.nn.Module()
         self.image_encoder.net.layer3 = Stage()
 

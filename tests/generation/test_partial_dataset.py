@@ -126,6 +126,9 @@ class ScriptedDescriber:
                        else None if kind == "none" else "lorem ipsum")
         return out
 
+    def counters(self):
+        return {}
+
 
 def test_every_failed_real_row_is_counted_by_reason(tmp_path):
     real = _tiny_real(tmp_path / "real", n=6, broken=(0, 1))
@@ -160,6 +163,9 @@ class BlankT2I:
         self.prompts += prompts
         return [np.zeros((16, 16), np.uint8) if "Nodule 1." in p else np.eye(16, dtype=np.uint8) * 255
                 for p in prompts]
+
+    def counters(self):
+        return {}
 
 
 def test_blank_images_are_retried_then_counted(tmp_path):

@@ -146,13 +146,13 @@ def test_cost_of_partially_synthetic_and_mimic_data(tmp_path):
     from syncxr.results.cost import estimate_job
     real = {"builder": "phantom", "n": 360}
     syn_report = {"builder": "partial", "kind": "real_image_syn_report", "real": real,
-                  "i2r": {"backend": "transformers"}}
+                  "i2r": {"backend": "transformers", "phantom_world": False}}
     job = estimate_job(_job_cfg({"name": "x", "syn": syn_report}), _cost(), tmp_path)
     assert job["train_rows"] == 360 and job["generation"][0]["gpu_h"] == pytest.approx(360 * 2.0 / 3600)
-    oracle = dict(syn_report, i2r={"backend": "oracle"})
+    oracle = dict(syn_report, i2r={"backend": "oracle", "phantom_world": True})
     assert estimate_job(_job_cfg({"name": "x", "syn": oracle}), _cost(), tmp_path)["generation"][0]["gpu_h"] == 0
     syn_image = {"builder": "partial", "kind": "syn_image_real_report", "real": real,
-                 "imagegen": {"backend": "diffusers", "name": "roentgen"}}
+                 "imagegen": {"backend": "diffusers", "name": "roentgen", "phantom_world": False}}
     job = estimate_job(_job_cfg({"name": "x", "syn": syn_image}), _cost(), tmp_path)
     assert job["generation"][0]["gpu_h"] == pytest.approx(360 * 3.0 / 3600)
     pd.DataFrame({"ViewPosition": ["PA", "AP", "LATERAL", None, "PA"]}).to_csv(

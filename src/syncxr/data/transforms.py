@@ -44,6 +44,8 @@ class TrainAugment:
     No horizontal flip: reports name left and right.
     """
 
+    draws_randomly = True  # called with a numpy Generator: (image, rng)
+
     def __init__(self, size: int, crop_scale: float = 0.8, jitter: float = 0.2):
         if not 0.0 < crop_scale <= 1.0:
             raise ValueError(f"crop_scale must be in (0, 1], got {crop_scale}")
@@ -80,6 +82,8 @@ class TrainAugment:
 
 class EvalTransform:
     """Resize to a square and normalise."""
+
+    draws_randomly = False  # called with the image alone
 
     def __init__(self, size: int):
         self.size = size

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..backends import NER
 from ..data.durable import atomic_path, write_text_atomic
 from ..phantom.vocabulary import ENTITY_TYPES
 from .vocabulary import build_vocabulary, gini, plot_long_tail
@@ -40,7 +41,7 @@ def long_tail_table(vocabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def analyse_long_tail(texts: dict[str, list[str]], ner, out_dir: Path, top: int = 15,
+def analyse_long_tail(texts: dict[str, list[str]], ner: NER, out_dir: Path, top: int = 15,
                       progress: bool = True) -> pd.DataFrame:
     """Runs `ner` over each dataset's reports; writes `<name>_entities.csv` (frequency table),
     `long_tail.csv`, `long_tail.png` and `long_tail.md` into `out_dir`; returns the statistics."""

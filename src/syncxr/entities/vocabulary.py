@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..backends import NER
 from ..data.durable import save_figure_atomic
 from ..data.inequality import gini
 from ..phantom.vocabulary import ENTITY_TYPES
 
 
-def build_vocabulary(texts, ner, batch_size: int = 256, progress: bool = True) -> pd.DataFrame:
+def build_vocabulary(texts, ner: NER, batch_size: int = 256, progress: bool = True) -> pd.DataFrame:
     """Runs `ner` over `texts`; returns columns name, type, count (documents mentioning it),
     sorted by type then count descending. Empty texts are skipped."""
     counts: Counter = Counter()

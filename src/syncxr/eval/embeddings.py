@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ..data.benchmark_split import Split
 from ..data.durable import atomic_path
+from ..models.protocols import VisionLanguageModel
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,8 @@ class SplitImages(Dataset):
         except (FileNotFoundError, ValueError) as e:
             if not self.skip_bad:
                 raise
-            size = getattr(self.transform, "size", None)
-            if size is None:
-                raise
             log.warning("%s; left out (on_error=skip)", e)  # names the split file, the row and the image
-            return torch.zeros(1, size, size), False
+            return torch.zeros(1, self.transform.size, self.transform.size), False
 
 
 def transform_key(transform) -> str:
@@ -74,22 +72,22 @@ def split_key(split: Split) -> str:
     return h.hexdigest()[:16]
 
 
-def local_features(model, images: torch.Tensor) -> torch.Tensor:
-    """B x h x w x D: the last-stage map, projected per location by the model's image projection
-    head (ConVIRT's `image_proj`, applied to each spatial feature vector) and L2-normalised."""
+def local_features(model: VisionLanguageModel, images: torch.Tensor) -> torch.Tensor:
+    """B x h x w x D: the last-stage map, projected per location by the model's `local_projection`
+    (ConVIRT's image projection head, applied to each spatial feature vector) and L2-normalised."""
     encoder = model.image_encoder
-    if not hasattr(encoder, "forward_maps"):
-        raise ValueError(f"{type(encoder).__name__} has no forward_maps(): local-feature grounding needs "
-                         "a ResNet image encoder, or a model with its own similarity_map()")
+    if not encoder.has_resnet_stages:
+        raise ValueError(f"{type(encoder).__name__} has no ResNet stage maps: local-feature grounding needs "
+                         "a ResNet image encoder, or a model with local maps of its own (has_local_maps)")
     _, last = encoder.forward_maps(images)
     feats = last.permute(0, 2, 3, 1)
-    proj = getattr(model, "image_proj", None)
+    proj = model.local_projection
     if proj is not None:
         feats = proj(feats)
     return F.normalize(feats, dim=-1)
 
 
-def _encode_batch(model, x: torch.Tensor, kind: str) -> torch.Tensor:
+def _encode_batch(model: VisionLanguageModel, x: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "global":
         return model.encode_image(x)
     if kind == "backbone":
@@ -100,7 +98,7 @@ def _encode_batch(model, x: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_split(model, split: Split, transform, kind: str, accelerator, batch_size: int = 64,
+def encode_split(model: VisionLanguageModel, split: Split, transform, kind: str, accelerator, batch_size: int = 64,
                  skip_bad: bool = False, num_workers: int = 0, desc: str | None = None):
     """(features N x ..., ok: bool array N) of a split; not cached."""
     loader = DataLoader(SplitImages(split, transform, skip_bad), batch_size=batch_size, num_workers=num_workers)
@@ -129,8 +127,8 @@ class EmbeddingCache:
         blob = json.dumps([self.model_key, kind, split_key(split), transform_key(transform), skip_bad])
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
-    def features(self, model, split: Split, transform, kind: str, accelerator, batch_size: int = 64,
-                 skip_bad: bool = False, num_workers: int = 0):
+    def features(self, model: VisionLanguageModel, split: Split, transform, kind: str, accelerator,
+                 batch_size: int = 64, skip_bad: bool = False, num_workers: int = 0):
         """Cached `encode_split`: (features, ok)."""
         if self.directory is None:
             self.misses += 1

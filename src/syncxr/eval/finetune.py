@@ -71,7 +71,7 @@ class _LabelledImages(Dataset):
     def __getitem__(self, j):
         i = int(self.index[j])
         img = self.split.load(i)
-        if hasattr(self.transform, "crop_scale"):  # the training augmentation takes its own rng
+        if self.transform.draws_randomly:  # the training augmentation takes its own rng
             self.draws += 1
             x = self.transform(img, np.random.default_rng([self.seed, i, self.draws]))
         else:

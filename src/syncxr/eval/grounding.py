@@ -26,6 +26,7 @@ from torch.nn.functional import interpolate
 from tqdm.auto import tqdm
 
 from ..data.benchmark_split import Split
+from ..models.protocols import VisionLanguageModel
 from .metrics import bootstrap_ci, iou_dice
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 3)
@@ -33,28 +34,17 @@ MAP_MODES = ("positive", "contrast", "occlusion", "gradcam")
 ATTRIBUTION_MODES = ("occlusion", "gradcam")  # maps of where the global embedding finds the finding
 
 
-def own_similarity(model):
+def own_similarity(model: VisionLanguageModel):
     """(name, fn(images, input_ids, attention_mask, name_mask) -> B x h x w) of the model's own
-    text-to-region map, or None; `name_mask` (B x L) marks the tokens of the finding's name in each
-    prompt. `similarity_map` is used as it is. GLoRIA's `word_similarity` scores each region against
-    the finding's words only: its word attention is a softmax over the caption's words first, so
-    averaged over all the prompt's words it is flat (one word: exactly) and says nothing about where
-    the finding is (its Dice stays at the random map's level where the finding words' cosine rises
-    well above it: docs/measurements.md#gloria-word-attention-map). `word_attention` alone (maps B x T x h x w over
-    each caption's words, and the word counts) is averaged over the words of the prompt."""
-    if callable(getattr(model, "similarity_map", None)):
-        return "model.similarity_map", lambda x, ids, mask, name_mask: model.similarity_map(x, ids, mask)
-    if callable(getattr(model, "word_similarity", None)):
-        return "model.word_similarity", model.word_similarity
-    if callable(getattr(model, "word_attention", None)):
-        def words_mean(images, input_ids, attention_mask, name_mask=None):
-            maps, lengths = model.word_attention(images, input_ids, attention_mask)[:2]
-            return maps.sum(1) / lengths.clamp_min(1).to(maps.dtype).view(-1, 1, 1)
-        return "model.word_attention", words_mean
-    return None
+    text-to-region map, or None for a model without local maps; `name_mask` (B x L) marks the tokens
+    of the finding's name in each prompt. A LocalMapModel's (GLoRIA's) `word_similarity` scores each
+    region against the finding's words only: its word attention is a softmax over the caption's words
+    first, so averaged over all the prompt's words it is flat (one word: exactly) and says nothing
+    about where the finding is (docs/measurements.md#gloria-word-attention-map)."""
+    return ("model.word_similarity", model.word_similarity) if model.has_local_maps else None
 
 
-def has_own_similarity(model) -> bool:
+def has_own_similarity(model: VisionLanguageModel) -> bool:
     return own_similarity(model) is not None
 
 
@@ -80,7 +70,8 @@ def local_similarity(local: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def model_similarity_maps(model, split: Split, transform, tok: dict, accelerator, batch_size: int = 32) -> torch.Tensor:
+def model_similarity_maps(model: VisionLanguageModel, split: Split, transform, tok: dict, accelerator,
+                          batch_size: int = 32) -> torch.Tensor:
     """N x h x w maps from the model's own map (see `own_similarity`), averaged over the prompt ensemble."""
     _, fn = own_similarity(model)
     out = []
@@ -101,8 +92,8 @@ def model_similarity_maps(model, split: Split, transform, tok: dict, accelerator
 
 
 @torch.no_grad()
-def occlusion_maps(model, split: Split, transform, pos: torch.Tensor, neg: torch.Tensor, accelerator, grid: int,
-                   batch_size: int = 32) -> torch.Tensor:
+def occlusion_maps(model: VisionLanguageModel, split: Split, transform, pos: torch.Tensor, neg: torch.Tensor,
+                   accelerator, grid: int, batch_size: int = 32) -> torch.Tensor:
     """N x grid x grid occlusion sensitivity (Zeiler & Fergus, 2014) of the zero-shot score: for each
     cell of a grid x grid partition of the input, how much the image's score (cosine of its embedding
     with the positive prompts' minus with the negative prompts') falls when that cell is replaced by
@@ -131,17 +122,19 @@ def occlusion_maps(model, split: Split, transform, pos: torch.Tensor, neg: torch
     return torch.stack(out)
 
 
-def resnet_stage(model, name: str):
+def resnet_stage(model: VisionLanguageModel, name: str):
     """The named stage (`layer1`..`layer4`) of the model's ResNet image tower, for Grad-CAM."""
-    net = getattr(model.image_encoder, "net", None)
-    stage = getattr(net, name, None) if name.startswith("layer") else None
+    encoder = model.image_encoder
+    stage = None
+    if encoder.has_resnet_stages and name.startswith("layer"):
+        stage = getattr(encoder.net, name, None)  # third-party: a torchvision ResNet's stage
     if stage is None:
         raise ValueError(f"task.zeroshot_grounding.gradcam_layer={name!r}: the image tower "
                          f"{type(model.image_encoder).__name__} has no ResNet stage of that name (layer1..layer4)")
     return stage
 
 
-def gradcam_maps(model, split: Split, transform, pos: torch.Tensor, neg: torch.Tensor, accelerator,
+def gradcam_maps(model: VisionLanguageModel, split: Split, transform, pos: torch.Tensor, neg: torch.Tensor, accelerator,
                  layer: str, batch_size: int = 32) -> torch.Tensor:
     """N x h x w Grad-CAM (Selvaraju et al., 2017; captum's LayerGradCam) of the zero-shot score, the
     cosine of the image embedding with the positive prompts' minus with the negative prompts', at a

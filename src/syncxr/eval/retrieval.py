@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ..data.benchmark_split import Split
 from ..data.dataset_format import MANIFEST
 from ..data.mixing import load_table
+from ..models.protocols import VisionLanguageModel
 from .metrics import recall_at_k
 
 TEXT_FIELDS = ("impression", "findings", "report")
@@ -39,7 +40,8 @@ def paired_split(directory: str | Path, split: str | None, text: str) -> tuple[S
 
 
 @torch.no_grad()
-def encode_texts(model, tokenizer, texts: list[str], max_length: int, accelerator, batch_size: int = 128) -> torch.Tensor:
+def encode_texts(model: VisionLanguageModel, tokenizer, texts: list[str], max_length: int, accelerator,
+                 batch_size: int = 128) -> torch.Tensor:
     out = []
     model.eval()
     for start in tqdm(range(0, len(texts), batch_size), desc="encode texts", leave=False,

@@ -17,15 +17,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.benchmark_split import Split
+from ..models.protocols import ImageEncoder
 from .finetune import budget_sampler
 from .metrics import iou_dice
 
 
-def resnet_stages(encoder: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+def resnet_stages(encoder: ImageEncoder, x: torch.Tensor) -> list[torch.Tensor]:
     """[stem (1/2), layer1 (1/4), layer2 (1/8), layer3 (1/16), layer4 (1/32)] of a ResNetEncoder."""
-    net = getattr(encoder, "net", None)
-    if net is None or not hasattr(net, "layer4"):
+    if not encoder.has_resnet_stages:
         raise ValueError(f"{type(encoder).__name__}: U-Net segmentation needs a ResNet image encoder")
+    net = encoder.net
     x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     s0 = net.relu(net.bn1(net.conv1(x)))
     s1 = net.layer1(net.maxpool(s0))

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from ..models.protocols import VisionLanguageModel
 from .metrics import best_f1_threshold, classification_metrics
 
 PROTOCOLS = ("val", "paper")
@@ -33,7 +34,8 @@ def one_thread_on_cpu(device):
 
 
 @torch.no_grad()
-def encode_prompts(model, tokenizer, prompts: list[str], max_length: int, accelerator) -> torch.Tensor:
+def encode_prompts(model: VisionLanguageModel, tokenizer, prompts: list[str], max_length: int,
+                   accelerator) -> torch.Tensor:
     """Mean of the normalised embeddings of a prompt ensemble, renormalised."""
     tok = tokenizer(prompts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
     model.eval()
@@ -61,7 +63,7 @@ def name_spans(names, templates) -> list[tuple[int, int]]:
     return [(t.index("{}"), t.index("{}") + len(n)) for n in names for t in templates]
 
 
-def prompt_embeddings(model, tokenizer, names: list, positive, negative, max_length: int,
+def prompt_embeddings(model: VisionLanguageModel, tokenizer, names: list, positive, negative, max_length: int,
                       accelerator) -> tuple[torch.Tensor, torch.Tensor]:
     """(positive C x D, negative C x D) prompt-ensemble embeddings of the classes; each class is one
     prompt name or a list of names whose filled templates are pooled into one ensemble."""

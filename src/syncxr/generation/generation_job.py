@@ -9,14 +9,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from ..config import build, plain
+from ..config import build, is_phantom_preset, plain
 from ..reports.backend_failure import BackendMisconfigured
 from .pipeline import GenerationSettings, Generator, generation_hash
 from .shard_store import IncompleteGeneration
 
 GENERATION_KEYS = ("n_samples", "seed", "entity_ratio", "val_fraction", "shard_size", "max_report_attempts",
                    "max_image_attempts", "llm", "ner", "imagegen", "sampling", "curation", "corpus")
-PHANTOM_BACKENDS = {"llm": ("template",), "imagegen": ("phantom", "randomized")}
 
 
 def generation_config(cfg) -> dict:
@@ -24,14 +23,12 @@ def generation_config(cfg) -> dict:
     missing = [k for k in GENERATION_KEYS if k not in cfg]
     if missing:
         raise ValueError(f"generation config lacks key(s) {missing}")
-    return {k: plain(cfg[k]) if hasattr(cfg[k], "items") else cfg[k] for k in GENERATION_KEYS}
+    return {k: plain(cfg[k]) if hasattr(cfg[k], "items") else cfg[k] for k in GENERATION_KEYS}  # third-party
 
 
 def is_phantom(gen: dict) -> bool:
     """True when every backend is the phantom world's own (cheap, CPU-only: made on first use)."""
-    return gen["llm"].get("backend") in PHANTOM_BACKENDS["llm"] \
-        and gen["imagegen"].get("backend") in PHANTOM_BACKENDS["imagegen"] \
-        and gen["ner"].get("name") == "lexicon" and gen["curation"].get("name") in ("phantom", "none")
+    return all(is_phantom_preset(gen[group], group) for group in ("llm", "ner", "imagegen", "curation"))
 
 
 def generated_dir(gen: dict, cache_dir: Path) -> Path:

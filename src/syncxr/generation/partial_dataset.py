@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..backends import NER, ImageToReport, TextToImage
 from ..config import without_transport_keys
 from ..data.dataset_format import INFO, MANIFEST, DatasetBuilder, config_hash, write_json_atomic, write_parquet_atomic
 from ..data.mixing import load_table
@@ -84,15 +85,16 @@ def partial_dataset_dir(cache_dir: Path, kind: str, config: dict) -> Path:
     return Path(cache_dir) / "datasets" / f"{kind}-{partial_hash(config)}"
 
 
-def _make_shard(s: PartialSettings, rows: list[dict], backend, ner, images_dir: Path):
+def _make_shard(s: PartialSettings, rows: list[dict], backend: ImageToReport | TextToImage, ner: NER,
+                images_dir: Path):
     source, prefix = KINDS[s.kind]
     if s.kind == "real_image_syn_report":
         return describe_real_images(rows, backend, ner, s.seed, s.max_attempts, images_dir, prefix, source)
     return draw_real_reports(rows, backend, s.seed, s.max_attempts, images_dir, prefix, source)
 
 
-def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSettings, backend, ner, config: dict,
-                          progress: bool = True) -> Path:
+def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSettings,
+                          backend: ImageToReport | TextToImage, ner: NER, config: dict, progress: bool = True) -> Path:
     """Builds the dataset of `settings` from the real dataset at `real_dir` into `target`.
 
     `backend`: an image-to-report model (`describe`) for real_image_syn_report, a text-to-image model
@@ -118,9 +120,9 @@ def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSetting
             todo = set(store.todo(k, order))
             if todo:
                 rows = [r for r, sid in zip(chunk, order) if sid in todo]
-                before = Counter(backend.counters()) if hasattr(backend, "counters") else Counter()
+                before = Counter(backend.counters())
                 out = _make_shard(settings, rows, backend, ner, images)
-                after = Counter(backend.counters()) if hasattr(backend, "counters") else Counter()
+                after = Counter(backend.counters())
                 pos = {r["id"]: i for i, r in enumerate(chunk)}
                 counters = {"content": out.counters, "failed": out.failed, "backend": after - before}
                 store.commit(k, order, out.rows, counters, out.retryable, out.rejects,

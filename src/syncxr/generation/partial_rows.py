@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..backends import NER, ImageToReport, TextToImage
 from ..data.image_io import load_image
 from ..reports.backend_failure import is_backend_failure
 from ..reports.i2r_prompt import split_report
@@ -70,8 +71,8 @@ def _fail(out: ShardRows, row: dict, reason: str, detail) -> None:
     out.rejects.append({"real_id": row["id"], "reason": reason, "answer": detail})
 
 
-def describe_real_images(rows: list[dict], describer, ner, seed: int, max_attempts: int, images_dir: Path,
-                         id_prefix: str, source: str) -> ShardRows:
+def describe_real_images(rows: list[dict], describer: ImageToReport, ner: NER, seed: int, max_attempts: int,
+                         images_dir: Path, id_prefix: str, source: str) -> ShardRows:
     """A new report for each real image. `rows`: real manifest records with `position` (row number in
     the real manifest) and `path` (absolute image path); `describer.describe(images, seeds)` answers
     whole reports (an oracle that `reads_labels` is also given each row's `labels`)."""
@@ -127,7 +128,7 @@ def _is_image(image) -> bool:
             and image.min() != image.max())
 
 
-def draw_real_reports(rows: list[dict], t2i, seed: int, max_attempts: int, images_dir: Path,
+def draw_real_reports(rows: list[dict], t2i: TextToImage, seed: int, max_attempts: int, images_dir: Path,
                       id_prefix: str, source: str) -> ShardRows:
     """A new image for each real report, drawn by `t2i.generate(prompts, seeds)` from its IMPRESSION
     (its FINDINGS when the IMPRESSION is empty). `rows` as for `describe_real_images`."""

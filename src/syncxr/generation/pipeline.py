@@ -28,11 +28,13 @@ from filelock import FileLock
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..config import without_transport_keys
+from ..backends import LLM, NER, ImageJudge, TextToImage
+from ..config import is_phantom_preset, without_transport_keys
 from ..data.dataset_format import INFO, MANIFEST, config_hash, is_complete, write_json_atomic, write_parquet_atomic
 from ..data.durable import fsync_file
 from ..entities.sampling import balanced_draws, longtail_draws, subset_vocabulary, tau_max_for
 from ..entities.vocabulary import build_vocabulary, frequency_stats, plot_long_tail
+from ..images.curation import Curator
 from ..images.phantom_t2i import findings_from_entities
 from ..phantom.corpus import PHANTOM_VERSION, finding_stats
 from ..phantom.vocabulary import ANATOMY, ENTITY_TYPES
@@ -55,10 +57,11 @@ def addressed_config(gen: dict) -> dict:
 
 def uses_phantom_world(gen: dict) -> bool:
     """Whether any part of a generation config is drawn by the phantom world (its report writer,
-    renderer, lexicon or corpus), so that a new world version must not reuse the cached dataset."""
-    part = lambda k, field: isinstance(gen.get(k), dict) and gen[k].get(field)  # noqa: E731
-    return (part("llm", "backend") == "template" or part("imagegen", "backend") in ("phantom", "randomized")
-            or part("ner", "name") == "lexicon" or part("corpus", "builder") == "phantom")
+    renderer, lexicon or corpus), so that a new world version must not reuse the cached dataset.
+    Curation only keeps or redraws images, so it is not asked."""
+    drawn_by = [group for group in ("llm", "imagegen", "ner") if isinstance(gen.get(group), dict)]
+    return any(is_phantom_preset(gen[group], group) for group in drawn_by) \
+        or isinstance(gen.get("corpus"), dict) and gen["corpus"].get("builder") == "phantom"
 
 
 def generation_hash(gen: dict) -> str:
@@ -162,11 +165,11 @@ def make_plan(vocab: pd.DataFrame, s: GenerationSettings) -> pd.DataFrame:
     }).assign(tau_max=tau if tau is not None else -1)
 
 
-def _backend_counters(*backends) -> Counter:
-    """The transport counters of the backends that keep them (HTTP errors, retries, calls)."""
+def _backend_counters(*backends: LLM | TextToImage | ImageJudge | None) -> Counter:
+    """The backends' transport counters (HTTP errors, retries, calls); None: a step not configured."""
     out: Counter = Counter()
     for b in backends:
-        if b is not None and hasattr(b, "counters"):
+        if b is not None:
             out.update(b.counters())
     return out
 
@@ -174,8 +177,8 @@ def _backend_counters(*backends) -> Counter:
 class Generator:
     """Runs the stages for one generation config into `out_dir`."""
 
-    def __init__(self, out_dir: Path, settings: GenerationSettings, config: dict, ner, llm, t2i, curator,
-                 corpus_texts, progress: bool = True):
+    def __init__(self, out_dir: Path, settings: GenerationSettings, config: dict, ner: NER, llm: LLM,
+                 t2i: TextToImage, curator: Curator | None, corpus_texts, progress: bool = True):
         self.out = Path(out_dir)
         self.s, self.config = settings, addressed_config(config)
         self.ner, self.llm, self.t2i, self.curator = ner, llm, t2i, curator
@@ -245,7 +248,7 @@ class Generator:
         indices = {r.id: int(r.index) for r in rows.itertuples()}
         split = dict(zip(rows["id"], rows["split"]))
         seeds = {sid: self.s.seed * 10_000_019 + indices[sid] for sid in samples}
-        judge = getattr(self.curator, "judge", None)
+        judge = self.curator.judge if self.curator is not None else None
         before = _backend_counters(self.llm, self.t2i, judge)
         rep = write_reports(self.llm, self.ner, samples, seeds, self.s.max_report_attempts)
         retryable = dict(rep.retryable)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..backends import ImageEmbedder, ImageJudge
 from ..data.dataset_format import (INFO, MANIFEST, DatasetBuilder, config_hash, is_complete, read_dataset,
                                    write_json_atomic, write_parquet_atomic)
 from ..data.durable import link_file
@@ -52,7 +53,7 @@ def _load(path: str) -> np.ndarray | None:
         return None
 
 
-def judge_and_embed(paths: list[str], judge, embedder, batch_size: int,
+def judge_and_embed(paths: list[str], judge: ImageJudge, embedder: ImageEmbedder, batch_size: int,
                     progress: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
     """Per image: the six answers and whether it could be read; and the (n, d) embedding matrix
     (zeros for unreadable images, which are dropped as such)."""
@@ -146,8 +147,8 @@ def save_contact_sheet(table: pd.DataFrame, path: Path, per_stage: int = 8, seed
     plt.close(fig)
 
 
-def curate_corpus(source: Path, target: Path, judge, embedder, settings: CorpusCurationSettings,
-                  progress: bool = True) -> dict:
+def curate_corpus(source: Path, target: Path, judge: ImageJudge, embedder: ImageEmbedder,
+                  settings: CorpusCurationSettings, progress: bool = True) -> dict:
     """Curates the dataset at `source` into `target` (atomically); returns the counts."""
     df, info = read_dataset(source)
     paths = [str(source / p) for p in df["image"]]
@@ -205,8 +206,8 @@ def _relink_old_layout(target: Path, source: Path) -> None:
     write_json_atomic(target / INFO, {**info, "images": IMAGES_LINKED})
 
 
-def ensure_curated_corpus(source: Path, judge, embedder, settings: CorpusCurationSettings, backends: dict,
-                          progress: bool = True) -> Path:
+def ensure_curated_corpus(source: Path, judge: ImageJudge, embedder: ImageEmbedder,
+                          settings: CorpusCurationSettings, backends: dict, progress: bool = True) -> Path:
     """The curated copy of `source` beside it, built on first use. `backends` (the judge and embedding
     config) is part of the cache key: another judge gives another curated corpus."""
     info_path = Path(source) / INFO  # only the corpus hash is needed: a cache hit reads no manifest

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends import ImageEmbedder, ImageJudge
 from ..data.images import load_gray
 from ..phantom.renderer import render
 from ..phantom.scene import sample_scene
@@ -44,7 +45,8 @@ class Curator:
     or the judge's `BackendFailure` where its backend failed (the image was not checked). The judge
     rejects an image answered NO to `drop_if_no` of its questions: "all" (SynCXR) or "any"."""
 
-    def __init__(self, judge, embedder, bad_images: list[np.ndarray], delta: float, drop_if_no: str):
+    def __init__(self, judge: ImageJudge | None, embedder: ImageEmbedder, bad_images: list[np.ndarray], delta: float,
+                 drop_if_no: str):
         if not -1.0 <= delta <= 1.0:
             raise ValueError(f"curation delta is a cosine similarity in [-1, 1], got {delta}")
         if drop_if_no not in ("all", "any"):

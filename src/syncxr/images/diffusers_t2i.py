@@ -30,3 +30,6 @@ class DiffusersT2I:
                                generator=gens, height=self.height, width=self.width).images
             out.extend(np.asarray(im.convert("L")) for im in images)
         return out
+
+    def counters(self) -> dict:
+        return {}  # in-process: no transport to count

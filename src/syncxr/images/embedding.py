@@ -67,7 +67,7 @@ class HFImageEmbedder:
             batch = [Image.fromarray(im).convert("RGB") for im in images[i:i + self.batch_size]]
             enc = self.processor(images=batch, return_tensors="pt").to(self.device)
             res = self.model(**enc)
-            pooled = getattr(res, "pooler_output", None)
+            pooled = getattr(res, "pooler_output", None)  # third-party: a transformers output
             feats = pooled if pooled is not None else res.last_hidden_state[:, 0]
             out.append(feats.float().cpu().numpy())
         return _normalise(np.concatenate(out))

@@ -57,6 +57,9 @@ class HeuristicJudge:
     def judge(self, images: list[np.ndarray]) -> list[dict[str, bool]]:
         return [self.ask(im) for im in images]
 
+    def counters(self) -> dict:
+        return {}  # no transport to count
+
 
 # A chat model's YES or NO, however formatted: "**Yes**", "Yes.", "yes, it is", "Answer: NO", "`no`".
 # Markdown marks, quotes and an "Answer:" label are skipped; the first word must be yes or no.

@@ -75,6 +75,9 @@ class PhantomT2I:
             out.append(render(scene, self.image_size)[0])
         return out
 
+    def counters(self) -> dict:
+        return {}  # no transport to count
+
 
 class RandomizedT2I(PhantomT2I):
     name = "randomized"

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..launch.data_parallel import gather_rows
+from .protocols import ImageEncoder, TextEncoder
 
 
 def convirt_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, tau: float = 0.1,
@@ -29,7 +30,11 @@ def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Module:
 
 
 class ConVIRT(nn.Module):
-    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, *, proj_dim: int, proj_hidden: int,
+    """A VisionLanguageModel (models/protocols.py) with no local maps of its own."""
+
+    has_local_maps = False
+
+    def __init__(self, image_encoder: ImageEncoder, text_encoder: TextEncoder, *, proj_dim: int, proj_hidden: int,
                  tau: float, lam: float):
         super().__init__()
         if not 0.0 <= lam <= 1.0:
@@ -40,6 +45,10 @@ class ConVIRT(nn.Module):
         self.image_proj = projection_head(image_encoder.dim, proj_hidden, proj_dim)
         self.text_proj = projection_head(text_encoder.dim, proj_hidden, proj_dim)
         self.tau, self.lam = tau, lam
+
+    @property
+    def local_projection(self) -> nn.Module:
+        return self.image_proj  # the global projection head, applied per location
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.image_proj(self.image_encoder(images)), dim=-1)

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..launch.data_parallel import gather_rows
 from .gloria_loss import Workspace, global_loss, local_loss_packed, matched_attention, pad_words
+from .protocols import ImageEncoder, TextEncoder
 
 WORD, PIECE, SKIP = 0, 1, 2  # token kinds: starts a word, continues one (WordPiece "##"), no word
 LAYER_AGGS = ("sum", "mean")
@@ -55,7 +56,12 @@ def merge_word_pieces(states: torch.Tensor, input_ids: torch.Tensor, attention_m
 
 
 class GLoRIA(nn.Module):
-    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, *, embed_dim: int | None,
+    """A LocalMapModel (models/protocols.py): word-to-region maps of its own."""
+
+    has_local_maps = True
+    local_projection = None  # local-feature grounding reads the last-stage map as it is
+
+    def __init__(self, image_encoder: ImageEncoder, text_encoder: TextEncoder, *, embed_dim: int | None,
                  image_size_model: int | None, last_n_layers: int, layer_agg: str, temp1: float, temp2: float,
                  temp3: float, local_weight: float, global_weight: float, divide_by_temp2: bool):
         super().__init__()

@@ -68,6 +68,8 @@ class ResNetEncoder(nn.Module):
     """ResNet trunk. Local map: the third stage (1024 x 19 x 19 for ResNet-50 at 299 px). `width`:
     channels of the stem (64 as published; fewer for a narrower, cheaper network)."""
 
+    has_resnet_stages = True
+
     def __init__(self, name: str, weights_path: str | None = None, width: int = 64):
         super().__init__()
         if name not in RESNETS:
@@ -104,6 +106,8 @@ class ViTEncoder(nn.Module):
     the grid of whatever input arrives, so the loader's image size need not match; inputs whose
     side is not a multiple of the patch size are resized to the nearest multiple.
     """
+
+    has_resnet_stages = False
 
     def __init__(self, name: str, weights_path: str | None = None, image_size: int = 224):
         super().__init__()
@@ -146,6 +150,8 @@ class ViTEncoder(nn.Module):
 class SwinEncoder(nn.Module):
     """Swin transformer. Global: the pooled, normalised last stage; local map: the stage before
     last (384 channels at 1/16 of the input for Swin-T), channels first."""
+
+    has_resnet_stages = False
 
     def __init__(self, name: str, weights_path: str | None = None):
         super().__init__()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from ..backends import LLM, NER
 from .backend_failure import is_backend_failure
 from .requests import ReportRequest, clean_section
 
@@ -35,7 +36,7 @@ class ReportResult:
     per_sample: dict[str, Counter] = field(default_factory=dict)  # the counters of each finished sample
 
 
-def _section(llm, ner, samples: dict[str, list[dict]], seeds: dict[str, int], section: str, max_attempts: int,
+def _section(llm: LLM, ner: NER, samples: dict[str, list[dict]], seeds: dict[str, int], section: str, max_attempts: int,
              result: ReportResult, per_sample: dict[str, Counter], findings: dict[str, str] | None = None
              ) -> dict[str, str]:
     accepted: dict[str, str] = {}
@@ -78,7 +79,7 @@ def _section(llm, ner, samples: dict[str, list[dict]], seeds: dict[str, int], se
     return accepted
 
 
-def write_reports(llm, ner, samples: dict[str, list[dict]], seeds: dict[str, int],
+def write_reports(llm: LLM, ner: NER, samples: dict[str, list[dict]], seeds: dict[str, int],
                   max_attempts: int = 5) -> ReportResult:
     """FINDINGS and IMPRESSION for each sample id -> entity list; failures are counted and kept,
     samples the backend failed on are returned as `retryable`."""

@@ -18,7 +18,7 @@ class TransformersI2R:
     def __init__(self, path: str, *, batch_size: int, max_new_tokens: int, temperature: float, top_p: float,
                  dtype: str, device: str | None = None, prompt: str = REPORT_PROMPT):
         self.processor = AutoProcessor.from_pretrained(path)
-        if getattr(self.processor, "chat_template", None) is None:
+        if getattr(self.processor, "chat_template", None) is None:  # third-party: a transformers processor
             raise ValueError(f"{path}: the processor has no chat template; use an instruction-tuned image-text model")
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"  # generation continues from the right end of each row

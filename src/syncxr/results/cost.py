@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import is_phantom_preset, without_phantom_key
 from ..data.dataset_format import config_hash, write_json_atomic
 from ..data.durable import write_text_atomic
 
@@ -50,13 +51,10 @@ def _mimic_rows(spec: dict, cost: dict) -> int | None:
     return _unknown_rows(cost)
 
 
-PHANTOM_BACKENDS = ("template", "phantom", "randomized", "oracle", "heuristic")  # CPU-only, cost nothing
-
-
-def _gpu_h(items: float, table: dict, section: dict) -> float:
-    """GPU-hours of `items` items made by the backend of `section` at its per-item cost in `table`
-    (its `name`'s entry, else `default`); phantom backends cost nothing."""
-    if section.get("backend") in PHANTOM_BACKENDS:
+def _gpu_h(items: float, table: dict, section: dict, key: str) -> float:
+    """GPU-hours of `items` items made by the backend of `section` (config `key`) at its per-item cost
+    in `table` (its `name`'s entry, else `default`); phantom backends cost nothing."""
+    if is_phantom_preset(section, key):
         return 0.0
     return items * float(table.get(section.get("name"), table["default"])) / 3600
 
@@ -68,9 +66,9 @@ def generation_stages(gen: dict, cost: dict) -> dict[str, float]:
     judged and embedded). Phantom backends cost nothing."""
     n = int(gen["n_samples"])
     images = n * float(cost["images_per_sample"])
-    curated = gen["curation"].get("name") not in ("none", "phantom")
-    return {"llm": _gpu_h(n, cost["llm_gpu_s_per_report"], gen["llm"]),
-            "t2i": _gpu_h(images, cost["t2i_gpu_s_per_image"], gen["imagegen"]),
+    curated = not is_phantom_preset(gen["curation"], "curation")
+    return {"llm": _gpu_h(n, cost["llm_gpu_s_per_report"], gen["llm"], "llm"),
+            "t2i": _gpu_h(images, cost["t2i_gpu_s_per_image"], gen["imagegen"], "imagegen"),
             "curation": images * float(cost["curation_gpu_s_per_image"]) / 3600 if curated else 0.0}
 
 
@@ -80,8 +78,8 @@ def partial_stages(spec: dict, cost: dict) -> dict[str, float]:
     if rows is None:
         return {}
     if spec["kind"] == "real_image_syn_report":
-        return {"i2r": _gpu_h(rows, cost["llm_gpu_s_per_report"], spec["i2r"])}
-    return {"t2i": _gpu_h(rows, cost["t2i_gpu_s_per_image"], spec["imagegen"])}
+        return {"i2r": _gpu_h(rows, cost["llm_gpu_s_per_report"], spec["i2r"], "i2r")}
+    return {"t2i": _gpu_h(rows, cost["t2i_gpu_s_per_image"], spec["imagegen"], "imagegen")}
 
 
 def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
@@ -113,8 +111,9 @@ def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
         if spec and spec.get("builder") == "partial":
             stages = partial_stages(spec, cost)
             g = sum(stages.values())
-            out["generation"].append({"hash": f"{spec['kind']}-{config_hash(spec)[:8]}", "gpu_h": g, "stages": stages,
-                                      "exists": False, "phantom": g == 0.0})
+            label = f"{spec['kind']}-{config_hash(without_phantom_key(spec))[:8]}"  # as before presets declared it
+            out["generation"].append({"hash": label, "gpu_h": g, "stages": stages, "exists": False,
+                                      "phantom": g == 0.0})
     for gen in gens:
         out["generation"].append(generation_entry(gen, cost, cache_dir))
     return out

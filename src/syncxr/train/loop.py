@@ -75,7 +75,7 @@ def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: P
     while state.global_step < total and state.epoch < settings.max_epochs:
         batches = accelerator.skip_first_batches(loader, state.step_in_epoch) if state.step_in_epoch else loader
         # accelerate's loaders keep their own epoch counter and push it to the sampler on iteration.
-        if hasattr(batches, "set_epoch"):
+        if hasattr(batches, "set_epoch"):  # third-party: accelerate's loader or its skipping wrapper
             batches.set_epoch(state.epoch)
         for s in samplers:
             s.set_epoch(state.epoch)

@@ -149,7 +149,7 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
         write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
         if history:
             plot_loss(history, out_dir / "loss.png")
-        if hasattr(net, "word_attention"):  # GLoRIA: where does each finding word look?
+        if net.has_local_maps:  # GLoRIA: where does each finding word look?
             images, captions, masks, findings = phantom_attention_examples(eval_transform(lc.image_size))
             save_attention_grid(net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png",
                                 max_length=max_length)
