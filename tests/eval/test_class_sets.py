@@ -17,7 +17,8 @@ def positives(labels):
 
 
 BENCH = OmegaConf.create({
-    "_target_": "syncxr.benchmarks.padchest.PadChest", "root": None, "classes": ["twin1"], "class_sets": {"seen": ["twin1"]},
+    "_target_": "syncxr.benchmarks.padchest.PadChest", "root": None, "classes": ["twin1"],
+    "class_sets": {"seen": ["twin1"]},
     "published": {"labels": list(COUNTS), "classes": ["seen1"], "class_sets": {
         "seen": ["seen1"], "other": ["normal"],
         "unseen": {"exclude": ["seen", "other"], "min_test_positives": 50},
