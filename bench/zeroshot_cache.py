@@ -30,12 +30,11 @@ from safetensors.torch import save_file  # noqa: E402
 
 from bench_common import REPO, default_config  # noqa: E402
 from syncxr.models.build import build_model  # noqa: E402
-from syncxr.data.benchmarks import read_chexpert_split  # noqa: E402
+from syncxr.benchmarks.chexpert import CHEXPERT5, CheXpert, read_chexpert_split  # noqa: E402
 from syncxr.data.transforms import eval_transform  # noqa: E402
 from syncxr.eval.checkpoint import load_trained, weights_fingerprint  # noqa: E402
 from syncxr.eval.embeddings import EmbeddingCache  # noqa: E402
 from syncxr.eval.zeroshot import prompt_embeddings, score_zeroshot  # noqa: E402
-from syncxr.phantom.benchmarks import CHEXPERT5, TwinSpec, ensure_twin  # noqa: E402
 
 PROMPTS = [(["{}.", "there is {}.", "{} is present."], ["no {}.", "there is no {}.", "no evidence of {}."]),
            (["{} is seen.", "findings of {}."], ["{} is not seen.", "no findings of {}."]),
@@ -75,7 +74,7 @@ def main(argv=None) -> float:
         model, tokenizer, cfg = load_trained(run_dir, cache_dir)
         accelerator = Accelerator(cpu=not torch.cuda.is_available())
         model.to(accelerator.device)
-        root = ensure_twin(TwinSpec("chexpert", n_test=args.n_test, n_valid=args.n_valid, seed=1000), cache_dir)
+        root = CheXpert(twin=dict(n_test=args.n_test, n_valid=args.n_valid, seed=1000)).root_dir(cache_dir)
         test = read_chexpert_split(root, "test.csv", list(CHEXPERT5))
         val = read_chexpert_split(root, "valid.csv", list(CHEXPERT5))
         transform = eval_transform(int(cfg.loader.image_size))

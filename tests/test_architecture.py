@@ -18,7 +18,9 @@ LAYERS = [
     {"entities", "reports"},  # NER and vocabularies; LLM / image-to-report writers
     {"images", "models"},  # text-to-image backends and curation; the networks
     {"generation"},  # the SynCXR pipeline and the partially synthetic sets
-    {"dataset_dirs"},  # config -> cached dataset and benchmark directories
+    # config -> cached dataset directories; the benchmarks, one object each: reader, phantom twin, label maps
+    # (above `data` and `phantom`, whose readers and renderer they use)
+    {"dataset_dirs", "benchmarks"},
     {"eval", "results", "analysis"},  # downstream suites; sweep reports; corpus analyses
     {"train"},  # the training job (trains, then runs an eval suite)
     {"config_validation"},  # the entry points' range checks (read the choices the layers below define)

@@ -21,7 +21,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .analysis.analysis_job import ANALYSES
 from .config import SECRET_KEY, ConfigError, secret_error
-from .data.benchmarks import READERS
 from .data.mimic_cxr import IMAGE_SUFFIX
 from .data.paired_dataset import ON_ERROR, TEXT_MODES
 from .data.rle import MODES as RLE_MODES
@@ -179,7 +178,6 @@ RULES = {
     "**.corpus.image_size": Int(1, null=True), "**.real_corpus.image_size": Int(1, null=True),
     "**.real.image_size": Int(1, null=True),
     # Benchmarks.
-    "benchmark.*.reader": OneOf(tuple(READERS)), "benchmark.*.builder": OneOf(("phantom", "path")),
     "benchmark.*.on_error": OneOf(ON_ERROR), "benchmark.*.options.rle": OneOf(RLE_MODES),
     "benchmark.*.allow_external_images": Bool(), "**.allow_external_files": Bool(), "**.phantom_world": Bool(),
     "benchmark.*.options.box_frame": SIZE,

@@ -1,5 +1,5 @@
-"""Dataset and benchmark directories from their config sections (`dataset/*.yaml`, `corpus/*.yaml`,
-`benchmark/*.yaml`): found in the cache by the hash of their config, or built (under a file lock, so
+"""Dataset directories from their config sections (`dataset/*.yaml`, `corpus/*.yaml`; a benchmark's
+directory is its own business, `syncxr.benchmarks`): found in the cache by the hash of their config, or built (under a file lock, so
 the jobs of a parallel sweep build each one once) on first use."""
 
 from __future__ import annotations
@@ -188,28 +188,3 @@ def build_curated_dir(source: Path, curation_cfg) -> Path:
     with FileLock(str(source) + ".curation.lock"):
         return ensure_curated_corpus(source, build(cur["judge"], "curation.judge"),
                                      build(cur["embedding"], "curation.embedding"), settings, identity)
-
-
-def build_benchmark_root(bench_cfg, cache_dir: Path, key: str) -> Path:
-    """Root directory of a benchmark config (`benchmark/*.yaml`): with `builder: phantom` the
-    phantom twin of `reader` built from `twin` (cached by its hash), with `builder: path` the
-    benchmark on disk at `root`."""
-    from .phantom.benchmarks import TwinSpec, ensure_twin  # noqa: PLC0415
-
-    builder, reader = bench_cfg.get("builder"), bench_cfg.get("reader")
-    if builder == "phantom":
-        twin = plain(bench_cfg.get("twin") or {})
-        try:
-            return ensure_twin(TwinSpec(name=reader, **twin), cache_dir)
-        except TypeError as e:
-            raise ValueError(f"{key}.twin: {e}") from e
-        except ValueError as e:
-            raise ValueError(f"{key}: {e}") from e
-    if builder == "path":
-        if not bench_cfg.get("root"):
-            raise ValueError(f"{key}.root must name the benchmark directory when {key}.builder=path")
-        root = Path(str(bench_cfg.root)).expanduser()
-        if not root.is_dir():
-            raise FileNotFoundError(f"{key}.root: benchmark directory {root} not found")
-        return root
-    raise ValueError(f"{key}.builder must be 'phantom' or 'path', got {builder!r}")

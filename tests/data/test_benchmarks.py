@@ -7,20 +7,27 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from omegaconf import OmegaConf
+
+from syncxr.benchmarks import build_benchmark
+from syncxr.benchmarks.chestxray14 import CHESTXRAY14_OF, ChestXray14, read_chestxray14
+from syncxr.benchmarks.chexpert import CheXpert, read_chexpert_split
+from syncxr.benchmarks.covid_rural import COVIDRural, read_covid_rural
+from syncxr.benchmarks.covidx import COVIDx, read_covidx
+from syncxr.benchmarks.padchest import PadChest, read_padchest
+from syncxr.benchmarks.rsna import RSNA, parse_boxes, read_rsna
+from syncxr.benchmarks.siim import SIIM, read_siim
 from syncxr.data.benchmark_split import Boxes
-from syncxr.data.benchmarks import (parse_boxes, read_chestxray14, read_chexpert_split, read_covid_rural, read_covidx,
-                                    read_padchest, read_rsna, read_siim, read_split)
 from syncxr.data.image_io import load_dicom, load_image, write_dicom
 from syncxr.data.rle import decode_rles, rle_decode, rle_encode
-from syncxr.phantom.benchmarks import CHESTXRAY14_OF, TwinSpec, ensure_twin
 
 SMALL = dict(n_train=6, n_valid=6, n_test=12, image_size=48)
 
 
 @pytest.fixture(scope="module")
 def twins(cache_dir):
-    return {name: ensure_twin(TwinSpec(name, **SMALL), cache_dir, progress=False)
-            for name in ("chestxray14", "padchest", "rsna", "siim", "covidx", "covid_rural")}
+    return {cls.name: cls(twin=SMALL).root_dir(cache_dir, progress=False)
+            for cls in (ChestXray14, PadChest, RSNA, SIIM, COVIDx, COVIDRural)}
 
 
 # --------------------------------------------------------------------------- RLE
@@ -212,7 +219,8 @@ def test_bad_inputs_name_the_file_and_row(twins, tmp_path):
     pd.DataFrame({"Path": ["bad/y.png"], "Edema": [1]}).to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(ValueError, match=r"c.csv: row 0: image .*y.png could not be decoded"):
         read_chexpert_split(tmp_path, "c.csv", ["Edema"]).load(0)
-    with pytest.raises(ValueError, match="unknown benchmark reader"):
-        read_split("mimic", tmp_path, "c.csv", ["Edema"])
+    with pytest.raises(ValueError, match=r"benchmark.chexpert.options: .*unexpected keyword argument 'box_frame'"):
+        CheXpert(root=str(tmp_path), options={"box_frame": 1}).read_split(tmp_path, "test", ["Edema"])
     with pytest.raises(ValueError, match="on_error"):
-        read_split("chexpert", tmp_path, "c.csv", ["Edema"], on_error="ignore")
+        CheXpert(root=str(tmp_path), splits={"test": "c.csv"}, on_error="ignore").read_split(tmp_path, "test",
+                                                                                               ["Edema"])

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from syncxr.benchmarks import build_benchmark
 from syncxr.eval.class_sets import resolve_classes
 from tests.helpers import compose_train
 
@@ -16,7 +17,8 @@ def positives(labels):
 
 
 BENCH = OmegaConf.create({
-    "builder": "phantom", "classes": ["twin1"], "class_sets": {"seen": ["twin1"]},
+    "_target_": "syncxr.benchmarks.padchest.PadChest", "root": None, "classes": ["twin1"],
+    "class_sets": {"seen": ["twin1"]},
     "published": {"labels": list(COUNTS), "classes": ["seen1"], "class_sets": {
         "seen": ["seen1"], "other": ["normal"],
         "unseen": {"exclude": ["seen", "other"], "min_test_positives": 50},
@@ -24,24 +26,26 @@ BENCH = OmegaConf.create({
 
 
 def test_the_twin_lists_apply_to_a_twin_and_the_published_ones_to_real_data():
-    assert resolve_classes(BENCH, None, "benchmark.x", positives) == ["twin1"]
-    assert resolve_classes(BENCH, "seen", "benchmark.x", positives) == ["twin1"]
-    real = OmegaConf.merge(BENCH, {"builder": "path"})
+    twin = build_benchmark(BENCH, "benchmark.x").labels
+    assert resolve_classes(twin, None, "benchmark.x", positives) == ["twin1"]
+    assert resolve_classes(twin, "seen", "benchmark.x", positives) == ["twin1"]
+    real = build_benchmark(OmegaConf.merge(BENCH, {"root": "/data/x"}), "benchmark.x").labels
     assert resolve_classes(real, None, "benchmark.x", positives) == ["seen1"]
     assert resolve_classes(real, "unseen", "benchmark.x", positives) == ["a", "b"]
     assert resolve_classes(real, "rare", "benchmark.x", positives) == ["c"]  # d has no positive at all
     with pytest.raises(ValueError, match=r"benchmark.x.class_sets has no 'tail'"):
         resolve_classes(real, "tail", "benchmark.x", positives)
-    bad = OmegaConf.merge(real, {"published": {"class_sets": {"odd": {"min_positives": 3}}}})
+    bad = OmegaConf.merge(real, {"class_sets": {"odd": {"min_positives": 3}}})
     with pytest.raises(ValueError, match="unknown rule key"):
         resolve_classes(bad, "odd", "benchmark.x", positives)
 
 
 def test_the_shipped_padchest_and_chestxray14_lists():
-    cfg = compose_train(["benchmark.padchest.builder=path", "benchmark.chestxray14.builder=path"]).benchmark
+    cfg = compose_train(["benchmark.padchest.root=/data/padchest", "benchmark.chestxray14.root=/data/cxr14"]).benchmark
+    padchest, chestxray14 = (build_benchmark(cfg[b], f"benchmark.{b}").labels for b in ("padchest", "chestxray14"))
     pub = cfg.padchest.published
     assert len(pub.labels) == 193 and len(set(pub.labels)) == 193 and set(pub.class_sets.seen) <= set(pub.labels)
     counts = {c: 60 for c in pub.labels}
-    unseen = resolve_classes(cfg.padchest, "unseen", "benchmark.padchest", lambda ls: np.array([counts[c] for c in ls]))
+    unseen = resolve_classes(padchest, "unseen", "benchmark.padchest", lambda ls: np.array([counts[c] for c in ls]))
     assert len(unseen) == 193 - len(pub.class_sets.seen) - 4 and "normal" not in unseen
-    assert len(resolve_classes(cfg.chestxray14, None, "benchmark.chestxray14", positives)) == 14
+    assert len(resolve_classes(chestxray14, None, "benchmark.chestxray14", positives)) == 14

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from syncxr.data.benchmarks import Split
+from syncxr.data.benchmark_split import Split
 from syncxr.eval import embeddings
 from syncxr.eval.embeddings import EmbeddingCache
 

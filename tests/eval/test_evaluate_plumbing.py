@@ -71,8 +71,8 @@ def test_cache_protocol_and_outputs(untrained_run, tmp_path):
 
 
 def test_bad_images_fail_naming_file_and_row_or_are_counted_skips(untrained_run, tmp_path, cache_dir, caplog):
-    from syncxr.phantom.benchmarks import TwinSpec, ensure_twin
-    src = ensure_twin(TwinSpec("chexpert", n_valid=30, n_test=60, image_size=64), cache_dir, progress=False)
+    from syncxr.benchmarks.chexpert import CheXpert
+    src = CheXpert(twin={"n_valid": 30, "n_test": 60, "image_size": 64}).root_dir(cache_dir, progress=False)
     root = tmp_path / "chexpert"
     shutil.copytree(src, root)
     df = pd.read_csv(root / "test.csv")
@@ -81,7 +81,7 @@ def test_bad_images_fail_naming_file_and_row_or_are_counted_skips(untrained_run,
     df.loc[9, "Path"] = "compressed.dcm"  # JPEG 2000 that no installed plugin decodes
     df.to_csv(root / "test.csv", index=False)
     write_undecodable_dicom(root / "compressed.dcm")
-    real = [*ZS_CHEX, "benchmark.chexpert.builder=path", f"benchmark.chexpert.root={root}", "embedding_cache=null"]
+    real = [*ZS_CHEX, f"benchmark.chexpert.root={root}", "embedding_cache=null"]
     with pytest.raises(FileNotFoundError, match=r"test.csv: row 7: image .*view1_frontal.png not found"):
         run_evaluation(compose_eval(untrained_run, real), tmp_path / "a")
     (root / df["Path"][7]).write_bytes((src / df["Path"][7]).read_bytes())

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from syncxr.data.benchmarks import read_split
+from syncxr.benchmarks.chestxray14 import ChestXray14
+from syncxr.benchmarks.chexpert import CheXpert, read_chexpert_split
+from syncxr.benchmarks.covid_rural import COVIDRural
+from syncxr.benchmarks.padchest import PadChest
+from syncxr.benchmarks.rsna import RSNA
+from syncxr.benchmarks.siim import SIIM
 from syncxr.data.image_io import load_image
 from syncxr.data.transforms import eval_transform
 from syncxr.entities.vocabulary import read_report_corpus
@@ -18,19 +23,19 @@ from syncxr.eval.embeddings import SplitImages
 
 from tests.helpers import write_undecodable_dicom
 
-HEADERS = {"chexpert": ("Path,Edema\n", ["Edema"]), "padchest": ("ImageID,edema\n", ["edema"]),
-           "chestxray14": ("img_path,Image Index,Finding Label,edema\n", ["edema"]),
-           "rsna": ("ID,img_path,boxes,classes\n", ["pneumonia"]),
-           "siim": ("ImageId, EncodedPixels\n", ["pneumothorax"]), "covid_rural": ("filepath\n", ["covid"])}
+HEADERS = {CheXpert: ("Path,Edema\n", ["Edema"]), PadChest: ("ImageID,edema\n", ["edema"]),
+           ChestXray14: ("img_path,Image Index,Finding Label,edema\n", ["edema"]),
+           RSNA: ("ID,img_path,boxes,classes\n", ["pneumonia"]),
+           SIIM: ("ImageId, EncodedPixels\n", ["pneumothorax"]), COVIDRural: ("filepath\n", ["covid"])}
 
 
-@pytest.mark.parametrize("reader", sorted(HEADERS))
-def test_a_header_only_split_file_is_an_error_naming_it(tmp_path, reader):
-    header, classes = HEADERS[reader]
+@pytest.mark.parametrize("benchmark", list(HEADERS), ids=lambda b: b.name)
+def test_a_header_only_split_file_is_an_error_naming_it(tmp_path, benchmark):
+    header, classes = HEADERS[benchmark]
     (tmp_path / "png_images").mkdir()  # SIIM's image folder
     (tmp_path / "test.csv").write_text(header)
     with pytest.raises(ValueError, match=rf"{tmp_path}/test.csv: the .* split file has no rows"):
-        read_split(reader, tmp_path, "test.csv", classes, on_error="skip")
+        benchmark.reader(tmp_path, "test.csv", classes, on_error="skip")
 
 
 def test_a_dicom_no_plugin_decodes_names_its_path_or_is_a_logged_skip(tmp_path, caplog):
@@ -39,7 +44,7 @@ def test_a_dicom_no_plugin_decodes_names_its_path_or_is_a_logged_skip(tmp_path, 
         load_image(tmp_path / "compressed.dcm")
     Image.fromarray(np.full((8, 8), 50, np.uint8)).save(tmp_path / "good.png")
     (tmp_path / "test.csv").write_text("Path,Edema\ngood.png,0\ncompressed.dcm,1\n")
-    split = read_split("chexpert", tmp_path, "test.csv", ["Edema"])
+    split = read_chexpert_split(tmp_path, "test.csv", ["Edema"])
     with pytest.raises(ValueError, match=r"test.csv: row 1: image .*compressed.dcm could not be decoded"):
         SplitImages(split, eval_transform(8))[1]
     with caplog.at_level(logging.WARNING):

@@ -40,10 +40,10 @@ def test_concurrent_builds_of_one_phantom_corpus_render_its_images_once(tmp_path
 
 
 def test_concurrent_builds_of_one_benchmark_twin_draw_it_once(tmp_path, monkeypatch):
+    from syncxr.benchmarks.chexpert import CheXpert
     from syncxr.phantom import benchmarks
-    from syncxr.phantom.benchmarks import TwinSpec, ensure_twin
 
-    spec = TwinSpec("chexpert", n_valid=2, n_test=2, image_size=32)
+    chexpert = CheXpert(twin={"n_valid": 2, "n_test": 2, "image_size": 32})
     renders: list[int] = []
     rendering = threading.Event()
     real_render = benchmarks.render
@@ -56,9 +56,9 @@ def test_concurrent_builds_of_one_benchmark_twin_draw_it_once(tmp_path, monkeypa
 
     monkeypatch.setattr(benchmarks, "render", counting_render)
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(ensure_twin, spec, tmp_path, False)
+        first = pool.submit(chexpert.root_dir, tmp_path, False)
         assert rendering.wait(60)
-        second = pool.submit(ensure_twin, spec, tmp_path, False)
+        second = pool.submit(chexpert.root_dir, tmp_path, False)
         dirs = first.result(timeout=120), second.result(timeout=120)
     assert len(renders) == 4 and len(set(renders)) == 1, f"{len(renders)} renders for 4 images"
     assert dirs[0] == dirs[1] and (dirs[0] / "benchmark.json").is_file()

@@ -59,7 +59,7 @@ def write_job(root: Path, overrides: list[str], signals: dict[str, float] | None
     zs = [ds.replace("padchest_", "padchest:") for ds in datasets if ds in CLASSES]
     benches = {"chexpert", "rsna", "padchest", "siim"}
     config = {"seed": int(ov.get("seed", 0)), "data": {"name": choices["data"]}, "model": {"name": choices["model"]},
-              "benchmark": {b: {"builder": "path" if b in real_benchmarks else "phantom"} for b in benches},
+              "benchmark": {b: {"root": f"/data/{b}" if b in real_benchmarks else None} for b in benches},
               "task": {"zeroshot_cls": {"datasets": zs}}}
     (d / "resolved_config.yaml").write_text(yaml.safe_dump(config))
     if signals is None:

@@ -33,7 +33,7 @@ def test_paper_mode_shows_published_values_and_flags_phantom_twins(tmp_path):
                         datasets=("chexpert", "rsna"), recipe="paper", real_benchmarks=("rsna",))
     text = write_report(sweep, n_boot=100)[1].read_text()
     assert ("> **WARNING — PHANTOM TWINS, NOT THE PUBLISHED BENCHMARKS:** chexpert was evaluated on phantom twins "
-            "(builder=phantom).") in text
+            "(their root unset).") in text
     header = next(line for line in text.splitlines() if line.startswith("| model"))
     assert "CheXpert AUC †" in header and "| RSNA AUC " in header and "RSNA AUC †" not in header
     syn = [f"data=syn,model=convirt,seed={s}" for s in (0, 1)]

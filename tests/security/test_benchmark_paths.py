@@ -8,8 +8,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from syncxr.data.benchmarks import (read_chestxray14, read_chexpert_split, read_covid_rural, read_covidx,
-                                    read_padchest, read_rsna, read_siim)
+from syncxr.benchmarks.chestxray14 import read_chestxray14
+from syncxr.benchmarks.chexpert import read_chexpert_split
+from syncxr.benchmarks.covid_rural import read_covid_rural
+from syncxr.benchmarks.covidx import read_covidx
+from syncxr.benchmarks.padchest import read_padchest
+from syncxr.benchmarks.rsna import read_rsna
+from syncxr.benchmarks.siim import read_siim
 
 OUTSIDE = r"outside the benchmark root"
 

@@ -1,5 +1,5 @@
 """What a benchmark reader returns: a `Split` (image paths, labels, ground-truth regions) and the
-checks every reader shares. The readers themselves are in `syncxr.data.benchmarks`.
+checks every reader shares. The readers themselves are in `syncxr.benchmarks.<name>`.
 
 Each reader takes the benchmark's root directory and one split file and returns a `Split`: image
 paths, 0/1 labels for the chosen classes and, where the benchmark has them, ground-truth regions

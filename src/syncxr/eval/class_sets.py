@@ -1,6 +1,6 @@
-"""Which classes a benchmark is scored on: its `classes` or a named `class_sets` entry, taken from
-its `published` section when the benchmark is read from disk (the labels as the published split files
-name them) and from the phantom twin's otherwise.
+"""Which classes a benchmark is scored on: its `classes` or a named `class_sets` entry of its label
+section (`Benchmark.labels`: its `published` section when the benchmark is read from disk, the labels
+as the published split files name them, and the phantom twin's otherwise).
 
 A class set is a list, or a rule over the benchmark's labels computed from its test split:
 `{labels: <list or the name of a set>, exclude: [<set names or labels>], min_test_positives: N,
@@ -15,12 +15,6 @@ import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
-def class_source(bench_cfg: DictConfig) -> DictConfig:
-    """The section that names the classes: `published` for a benchmark on disk, where it has one."""
-    published = bench_cfg.get("published")
-    return published if str(bench_cfg.get("builder")) == "path" and published else bench_cfg
-
-
 def _names(source: DictConfig, spec, key: str) -> list[str]:
     """A list of labels, or the labels of the named set (or `labels`, the benchmark's whole label list)."""
     if isinstance(spec, (list, ListConfig)):
@@ -33,11 +27,10 @@ def _names(source: DictConfig, spec, key: str) -> list[str]:
     raise ValueError(f"{key}: {spec!r} names no list of labels (class sets: {sorted(sets)})")
 
 
-def resolve_classes(bench_cfg: DictConfig, class_set: str | None, key: str,
+def resolve_classes(source: DictConfig, class_set: str | None, key: str,
                     test_positives: Callable[[list[str]], np.ndarray]) -> list[str]:
-    """The classes of `class_set` (None: `classes`). `test_positives(labels)` counts the positive
-    test images of each label (read only for a rule)."""
-    source = class_source(bench_cfg)
+    """The classes of `class_set` (None: `classes`) in label section `source`. `test_positives(labels)`
+    counts the positive test images of each label (read only for a rule)."""
     if class_set is None:
         return [str(c) for c in source.classes]
     sets = source.get("class_sets") or {}

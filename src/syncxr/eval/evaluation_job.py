@@ -65,7 +65,7 @@ def run_suite(model, tokenizer, max_length: int, accelerator, tasks: DictConfig,
     twins = ctx.info.get("phantom_twins")
     if twins:  # never silent: a table of phantom numbers must not pass for the real benchmarks
         header = {**header, "phantom twins (not the real benchmarks)": ", ".join(twins)}
-        log.warning("evaluated on phantom twins, not the real benchmarks: %s (give benchmark.<name>.builder=path "
+        log.warning("evaluated on phantom twins, not the real benchmarks: %s (give "
                     "benchmark.<name>.root=...)", ", ".join(twins))
     header = {**header, "protocol": f"{settings.protocol} (thresholds: " + (
                   "validation split" if settings.protocol == "val" else "best on the test split, as published") + ")",

@@ -17,11 +17,11 @@ from accelerate import Accelerator
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ..benchmarks import Benchmark, build_benchmark
 from ..data.benchmark_split import Split
-from ..data.benchmarks import read_split
 from ..data.transforms import eval_transform
-from ..dataset_dirs import build_benchmark_root, build_dataset_dir
-from .class_sets import class_source, resolve_classes
+from ..dataset_dirs import build_dataset_dir
+from .class_sets import resolve_classes
 from .embeddings import EmbeddingCache
 from .finetune import finetune_scores, label_fraction, linear_probe_scores
 from .grounding import (ATTRIBUTION_MODES, MAP_MODES, gradcam_maps, grounding, has_own_similarity, local_similarity,
@@ -84,6 +84,7 @@ class Context:
     # "<task>/<dataset>" -> one row per test image (its id, labels, scores or per-image metrics): what
     # a sweep report resamples to put confidence intervals on differences between runs.
     predictions: dict = field(default_factory=dict)
+    built: dict = field(default_factory=dict)  # name -> Benchmark
 
     @property
     def transform(self):
@@ -93,23 +94,38 @@ class Context:
     def protocol(self) -> str:
         return self.settings.protocol
 
-    def bench_cfg(self, ref: DatasetRef) -> DictConfig:
-        benches = self.benchmarks or {}
-        if ref.bench not in benches:
-            raise ValueError(f"unknown benchmark {ref.bench!r}: add conf/benchmark/{ref.bench}.yaml to the "
-                             f"`benchmark` list; configured: {sorted(benches)}")
-        return benches[ref.bench]
+    def ref(self, text: str, kind: str) -> DatasetRef:
+        """The dataset a task names (`bench` or `bench:class_set`), whose benchmark must serve `kind`."""
+        ref = DatasetRef.parse(text)
+        bench = self.benchmark(ref)
+        if kind not in bench.tasks:
+            raise ValueError(f"benchmark.{ref.bench} ({type(bench).__name__}) serves {list(bench.tasks)}, not "
+                             f"{kind}: remove {text!r} from that task's datasets")
+        return ref
+
+    def benchmark(self, ref: DatasetRef) -> Benchmark:
+        """The benchmark object of conf/benchmark/<name>.yaml, built once per run; evaluation.json records
+        what the sweep report needs of it (its title and the paper's tables it feeds)."""
+        if ref.bench not in self.built:
+            benches = self.benchmarks or {}
+            if ref.bench not in benches:
+                raise ValueError(f"unknown benchmark {ref.bench!r}: add conf/benchmark/{ref.bench}.yaml to the "
+                                 f"`benchmark` list; configured: {sorted(benches)}")
+            bench = self.built[ref.bench] = build_benchmark(benches[ref.bench], f"benchmark.{ref.bench}")
+            self.info.setdefault("benchmarks", {})[ref.bench] = {"title": bench.title,
+                                                                 "tables": [list(t) for t in bench.tables]}
+        return self.built[ref.bench]
 
     def classes(self, ref: DatasetRef) -> list[str]:
         key = (ref, "classes")
         if key not in self.splits:
-            self.splits[key] = resolve_classes(self.bench_cfg(ref), ref.class_set, f"benchmark.{ref.bench}",
+            self.splits[key] = resolve_classes(self.benchmark(ref).labels, ref.class_set, f"benchmark.{ref.bench}",
                                                lambda labels: self._read(ref, "test", labels).labels.sum(0))
         return self.splits[key]
 
     def prompt_names(self, ref: DatasetRef) -> list:
         """Per class: the text its prompts use (a name, or a list of names pooled as an ensemble)."""
-        names = class_source(self.bench_cfg(ref)).get("prompt_names") or {}
+        names = self.benchmark(ref).labels.get("prompt_names") or {}
         out = []
         for c in self.classes(ref):
             n = names.get(c, c.replace("_", " ").lower())
@@ -117,29 +133,22 @@ class Context:
         return out
 
     def skip_bad(self, ref: DatasetRef) -> bool:
-        return str(self.bench_cfg(ref).on_error) == "skip"
+        return self.benchmark(ref).on_error == "skip"
 
     def split(self, ref: DatasetRef, which: str, required: bool = True) -> Split | None:
         """Split `which` (train | valid | test) of a benchmark with its classes, read once per run."""
         key = (ref, which)
         if key not in self.splits:
-            files = self.bench_cfg(ref).get("splits") or {}
-            if not files.get(which):
-                if required:
-                    raise ValueError(f"benchmark.{ref.bench}.splits.{which} is not set; a task needs that split")
+            if not self.benchmark(ref).splits.get(which) and not required:
                 return None
             self.splits[key] = self._read(ref, which, self.classes(ref))
         return self.splits[key]
 
     def _read(self, ref: DatasetRef, which: str, classes: list[str]) -> Split:
-        b = self.bench_cfg(ref)
-        root = build_benchmark_root(b, self.cache_dir, f"benchmark.{ref.bench}")
-        options = b.get("options")
-        options = OmegaConf.to_container(options, resolve=True) if options else {}
-        s = read_split(str(b.reader), root, str(b.splits[which]), classes, on_error=str(b.on_error),
-                       allow_external_images=bool(b.allow_external_images), **options)
+        bench = self.benchmark(ref)
+        s = bench.read_split(bench.root_dir(self.cache_dir), which, classes)
         self.note_skipped(s)
-        if str(b.builder) == "phantom":  # said loudly wherever results are read
+        if bench.is_twin:  # said loudly wherever results are read
             self.info.setdefault("phantom_twins", [])
             if ref.bench not in self.info["phantom_twins"]:
                 self.info["phantom_twins"].append(ref.bench)
@@ -190,7 +199,7 @@ def per_image_scores(ids, classes: list[str], labels, scores) -> pd.DataFrame:
 def task_zeroshot_cls(ctx: Context, tcfg) -> dict[str, float]:
     out = {}
     for text in tcfg.datasets:
-        ref = DatasetRef.parse(text)
+        ref = ctx.ref(text, "classification")
         classes = ctx.classes(ref)
         test = ctx.split(ref, "test")
         emb, ok = ctx.features(ref, test, "global")
@@ -241,7 +250,7 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
     transform = eval_transform(input_size)
     size = int(tcfg.mask_size or input_size)
     for text in tcfg.datasets:
-        ref = DatasetRef.parse(text)
+        ref = ctx.ref(text, "grounding")
         names = ctx.prompt_names(ref)
         if len(names) != 1:
             raise ValueError(f"grounding on {ref.label}: one class expected, got {names}")
@@ -304,7 +313,7 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
 def task_linear_probe(ctx: Context, tcfg) -> dict[str, float]:
     out = {}
     for text in tcfg.datasets:
-        ref = DatasetRef.parse(text)
+        ref = ctx.ref(text, "classification")
         classes = ctx.classes(ref)
         train, test = ctx.split(ref, "train"), ctx.split(ref, "test")
         ftr, okr = ctx.features(ref, train, "backbone")
@@ -322,7 +331,7 @@ def task_linear_probe(ctx: Context, tcfg) -> dict[str, float]:
 def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
     out = {}
     for text in tcfg.datasets:
-        ref = DatasetRef.parse(text)
+        ref = ctx.ref(text, "classification")
         classes = ctx.classes(ref)
         train = ctx.usable(ref, ctx.split(ref, "train"))
         test = ctx.usable(ref, ctx.split(ref, "test"))
@@ -343,7 +352,7 @@ def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
 def task_finetune_seg(ctx: Context, tcfg) -> dict[str, float]:
     out = {}
     for text in tcfg.datasets:
-        ref = DatasetRef.parse(text)
+        ref = ctx.ref(text, "segmentation")
         train = ctx.usable(ref, ctx.split(ref, "train"))
         test = ctx.usable(ref, ctx.split(ref, "test"))
         for frac in tcfg.fractions:

@@ -17,8 +17,9 @@ import pandas as pd
 
 from .bootstrap import Fixed, ImageMetric, MeanAUC, MeanF1, MeanValue, interval, paired_bootstrap
 from .jobs import Job, ordered
-from .published import TABLE1_DATASETS, stated_difference, table1_difference
-from .tables import DATASET_NAMES, METRIC_NAMES, row_axes
+from .layout import Layout, sweep_layout
+from .published import stated_difference, table1_difference
+from .tables import METRIC_NAMES, row_axes
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,13 @@ class Family:
     key: str  # seen | unseen | grounding (published/stated_averages.csv)
     label: str
     task: str
-    datasets: tuple[str, ...]
+    table: str  # its datasets: those the benchmarks place in this paper table (`Benchmark.tables`)
     metrics: tuple[str, ...]
 
 
-SEEN = Family("seen", "zero-shot, seen diseases", "zeroshot_cls", TABLE1_DATASETS, ("auc", "f1"))
-UNSEEN = Family("unseen", "zero-shot, unseen and rare diseases", "zeroshot_cls",
-                ("padchest_unseen", "padchest_rare"), ("auc", "f1"))
-GROUNDING = Family("grounding", "zero-shot grounding", "zeroshot_grounding", ("rsna", "siim", "covid_rural"),
-                   ("iou", "dice"))
+SEEN = Family("seen", "zero-shot, seen diseases", "zeroshot_cls", "table1", ("auc", "f1"))
+UNSEEN = Family("unseen", "zero-shot, unseen and rare diseases", "zeroshot_cls", "table2a", ("auc", "f1"))
+GROUNDING = Family("grounding", "zero-shot grounding", "zeroshot_grounding", "table2b", ("iou", "dice"))
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,7 @@ class ClaimResult:
     images: bool  # resampled test images (predictions) or seeds only
     paper: str  # what the paper says
     paper_sign: int  # +1: the paper found a > b
+    names: tuple[str, ...] = ()  # the datasets as the report names them
 
     @property
     def verdict(self) -> str:
@@ -83,7 +83,7 @@ class ClaimResult:
 
     def line(self) -> str:
         op = ">" if self.diff > 0 else "<" if self.diff < 0 else "="
-        sets = ", ".join(DATASET_NAMES.get(d, d) for d in self.datasets)
+        sets = ", ".join(self.names or self.datasets)
         over = "seeds and test images" if self.images else "seeds only: no per-image predictions"
         return (f"- {self.who}, {self.family.label}, mean {METRIC_NAMES[self.metric]} over {sets}: "
                 f"{self.a} {op} {self.b} by {self.diff:+.2f} points, 95% CI [{self.ci[0]:+.2f}, {self.ci[1]:+.2f}] "
@@ -135,9 +135,9 @@ def _shared_ids(a: Job, b: Job, task: str, dataset: str) -> pd.Index | None:
 
 
 def _compare(pairs: list[tuple[Job, Job]], family: Family, metric: str, n_boot: int,
-             rng: np.random.Generator):
+             rng: np.random.Generator, layout: Layout):
     """(datasets, per-seed observed differences, bootstrap replicates, resampled images?) or None."""
-    datasets = [d for d in family.datasets
+    datasets = [d for d in layout.columns.get(family.table, [])
                 if all(f"{family.task}/{d}/{metric}" in (a.metrics or {}) and
                        f"{family.task}/{d}/{metric}" in (b.metrics or {}) for a, b in pairs)]
     if not datasets:
@@ -157,7 +157,7 @@ def _compare(pairs: list[tuple[Job, Job]], family: Family, metric: str, n_boot: 
 
 
 def _paper(contrast: Contrast, family: Family, models: list[str], a: str, b: str, datasets: list[str],
-           metric: str) -> tuple[str, int]:
+           metric: str, layout: Layout) -> tuple[str, int]:
     """What the paper says about this comparison, and its sign."""
     if contrast.axis == "data":
         if family is SEEN and (d := table1_difference(models, a, b, datasets, metric)) is not None:
@@ -165,7 +165,7 @@ def _paper(contrast: Contrast, family: Family, models: list[str], a: str, b: str
             return f"{a} {'>' if d > 0 else '<'} {b} by {d:+.2f} (Table 1, same models and datasets)", sign
         if (s := stated_difference(family.key, a, b, metric)) is not None:
             how = "stated" if s[1] == "stated" else "from the stated averages against real"
-            over = ", ".join(DATASET_NAMES.get(d, d) for d in family.datasets)
+            over = ", ".join(layout.title(d) for d in layout.columns.get(family.table, []))
             return (f"{a} {'>' if s[0] > 0 else '<'} {b} by {s[0]:+.2f} ({how}: mean over ConVIRT, GLoRIA and "
                     f"{over})", 1 if s[0] > 0 else -1)
     return f"{contrast.paper} ({_label(contrast.axis, a)} > {_label(contrast.axis, b)})", 1
@@ -198,14 +198,14 @@ def evaluate_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int = 1000, seed:
     """Every claim the sweep holds, per model (and per value of other swept axes) and, with more than
     one model, pooled over models (the mean of the per-model differences, as the paper averages)."""
     rng = np.random.default_rng(seed)
-    results = []
+    results, layout = [], sweep_layout(jobs)
     for contrast in CONTRASTS:
         groups = list(_groups(jobs, df, contrast))
         for family in contrast.families:
             for metric in family.metrics:
                 pooled: dict[tuple, list] = {}
                 for stratum, a, b, pairs in groups:
-                    got = _compare(pairs, family, metric, n_boot, rng)
+                    got = _compare(pairs, family, metric, n_boot, rng, layout)
                     if got is None:
                         continue
                     datasets, observed, reps, images = got
@@ -213,10 +213,10 @@ def evaluate_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int = 1000, seed:
                     rest = {k: v for k, v in stratum.items() if k != "model"}
                     who = ", ".join([model] + [f"{k.removeprefix('sweep/')}={v}" for k, v in rest.items()])
                     la, lb = _label(contrast.axis, a), _label(contrast.axis, b)
-                    paper, sign = _paper(contrast, family, [model], a, b, datasets, metric)
+                    paper, sign = _paper(contrast, family, [model], a, b, datasets, metric, layout)
                     results.append(ClaimResult(who, la, lb, family, metric, datasets, float(observed.mean()),
                                                interval(reps), len(observed), int((observed > 0).sum()), images,
-                                               paper, sign))
+                                               paper, sign, tuple(layout.title(d) for d in datasets)))
                     pooled.setdefault((tuple(rest.items()), a, b, tuple(datasets)), []).append(
                         (model, observed, reps, images))
                 for (rest, a, b, datasets), per_model in pooled.items():
@@ -229,8 +229,9 @@ def evaluate_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int = 1000, seed:
                     seeds = sum(len(o) for _, o, _, _ in per_model)
                     who = ", ".join([f"all models ({', '.join(models)})"] +
                                     [f"{k.removeprefix('sweep/')}={v}" for k, v in rest])
-                    paper, sign = _paper(contrast, family, models, a, b, list(datasets), metric)
+                    paper, sign = _paper(contrast, family, models, a, b, list(datasets), metric, layout)
                     results.append(ClaimResult(who, _label(contrast.axis, a), _label(contrast.axis, b), family,
                                                metric, list(datasets), diff, interval(reps), seeds, wins,
-                                               all(i for *_, i in per_model), paper, sign))
+                                               all(i for *_, i in per_model), paper, sign,
+                                               tuple(layout.title(d) for d in datasets)))
     return results

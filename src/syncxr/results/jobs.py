@@ -15,15 +15,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-# Dataset labels of metric keys whose benchmark is named differently (`padchest:seen` -> padchest_seen).
-CLASS_SET_LABELS = {"padchest_seen": "padchest", "padchest_unseen": "padchest", "padchest_rare": "padchest"}
 # Tasks whose `datasets` name benchmarks (retrieval names training-format datasets instead).
 BENCHMARK_TASKS = ("zeroshot_cls", "zeroshot_grounding", "linear_probe", "finetune_cls", "finetune_seg")
-
-
-def benchmark_of(dataset_label: str) -> str:
-    """The benchmark (conf/benchmark/<name>.yaml) behind a dataset label of the metric keys."""
-    return CLASS_SET_LABELS.get(dataset_label, dataset_label)
 
 
 def _yaml(path: Path):
@@ -93,13 +86,14 @@ class Job:
 
     @property
     def phantom_twins(self) -> list[str]:
-        """Benchmarks this job's evaluation read from their phantom twins (builder=phantom)."""
+        """Benchmarks this job's evaluation read from their phantom twins (`root: null`; older runs also
+        said `builder: phantom`, always with a null root)."""
         benches = self.config.get("benchmark") or {}
         used = set()
         for task in BENCHMARK_TASKS:
             for ref in ((self.config.get("task") or {}).get(task) or {}).get("datasets") or []:
                 used.add(str(ref).partition(":")[0])
-        return sorted(b for b in used if (benches.get(b) or {}).get("builder") == "phantom")
+        return sorted(b for b in used if b in benches and (benches[b] or {}).get("root") is None)
 
     @cached_property
     def evaluation(self) -> dict:

@@ -9,13 +9,18 @@ from pathlib import Path
 import pandas as pd
 
 PUBLISHED = Path(__file__).parent / "published"
-TABLE1_DATASETS = ("chexpert", "chestxray14", "padchest_seen", "rsna", "siim")
 
 
 @cache
 def table1() -> pd.DataFrame:
     """Columns model, data, then `<dataset>_<metric>` (auc, f1) for the five seen-disease sets."""
     return pd.read_csv(PUBLISHED / "table1_zeroshot_seen.csv")
+
+
+@cache
+def table1_datasets() -> tuple[str, ...]:
+    """The datasets Table 1 publishes values for (its `<dataset>_auc` columns)."""
+    return tuple(c.removesuffix("_auc") for c in table1().columns if c.endswith("_auc"))
 
 
 @cache

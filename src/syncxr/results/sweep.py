@@ -20,6 +20,7 @@ from ..data.dataset_format import write_json_atomic
 from ..data.durable import atomic_path, write_text_atomic
 from .claims import evaluate_claims
 from .jobs import find_jobs, results_frame, swept_axes
+from .layout import sweep_layout
 from .plots import plot_axis
 from .tables import (FIGURE3_AXES, HEADLINE, add_headline, applicable, axis_name, figure3_table, other_metrics,
                      render)
@@ -51,9 +52,8 @@ def _paper_mode_notes(df: pd.DataFrame) -> tuple[bool, set[str], list[str]]:
     if twins:
         lines += ["> **WARNING — PHANTOM TWINS, NOT THE PUBLISHED BENCHMARKS:** "
                   f"{', '.join(sorted(twins))} {'was' if len(twins) == 1 else 'were'} evaluated on phantom twins "
-                  "(builder=phantom). Their columns are marked †; their numbers are not comparable with the "
-                  "paper's. Evaluate on the real data with `benchmark.<name>.builder=path "
-                  "benchmark.<name>.root=...`.", ""]
+                  "(their root unset). Their columns are marked †; their numbers are not comparable with the "
+                  "paper's. Evaluate on the real data with `benchmark.<name>.root=...`.", ""]
     return True, twins, lines
 
 
@@ -61,11 +61,12 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
     """The report's sections: [(title, markdown, swept axes, headline metrics, table)], the claims
     and the plots."""
     paper_mode, twins, notes = _paper_mode_notes(df)
+    layout = sweep_layout(jobs)
     axes = [a for a in ["model", "data"] if df.loc[df["status"] == "ok", a].nunique() > 1]
     axes += [a for a in swept_axes(df) if a not in ("sweep/model", "sweep/data")]
     sections, shown = [], set()
-    for spec in applicable(df):
-        table, keys = render(df, spec, paper_mode, twins)
+    for spec in applicable(df, layout):
+        table, keys = render(df, spec, paper_mode, twins, layout)
         shown |= set(keys)
         headline = [k for k in keys if k.rsplit("/", 1)[1] in ("auc", "iou", "auc_100pct", "dice_100pct")]
         text = "\n".join([_markdown(table), "", "Keys: " + ", ".join(f"`{k}`" for k in keys)])
@@ -74,7 +75,7 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
         sections.append((spec.title, text, axes, headline, table, spec.key))
     plots = []
     seen_auc = [k for k in shown if k.startswith("zeroshot_cls/") and k.endswith("/auc")
-                and k.split("/")[1] in ("chexpert", "chestxray14", "padchest_seen", "rsna", "siim")]
+                and k.split("/")[1] in layout.columns.get("table1", [])]
     if df[HEADLINE].notna().any():
         for axis in [a for a in swept_axes(df) if a != "sweep/model"]:
             name = axis_name(axis).replace("/", "_").replace(".", "_")
@@ -110,7 +111,7 @@ def write_report(sweep_dir: str | Path, logger_cfg=None, n_boot: int = 1000) -> 
     W&B report run, the W&B Report spec, and the published Report when the server is reachable."""
     sweep_dir = Path(sweep_dir)
     jobs = find_jobs(sweep_dir)
-    df = add_headline(results_frame(jobs))
+    df = add_headline(results_frame(jobs), sweep_layout(jobs))
     with atomic_path(sweep_dir / "results.csv") as tmp:
         df.to_csv(tmp, index=False)
     n_failed = int((df["status"] == "failed").sum())

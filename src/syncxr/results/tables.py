@@ -1,8 +1,9 @@
 """The paper's tables from whatever a sweep holds: which apply, their rows and columns, and cells of
 mean ± std over seeds (in percent; published Table 1 values beside the measured ones in paper mode).
 
-Rows are model × data × the other swept axes; columns are datasets × metrics. A table is rendered
-only when some job reported one of its columns, and a column only when some job reported it.
+Rows are model × data × the other swept axes; columns are datasets × metrics. Which datasets a
+table holds, in which order, and their names come from the benchmarks (`layout.Layout`). A table is
+rendered only when some job reported one of its columns, and a column only when some job reported it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .jobs import benchmark_of, ordered, swept_axes
-from .published import TABLE1_DATASETS, table1_value
+from .jobs import ordered, swept_axes
+from .layout import Layout, sweep_layout
+from .published import table1_value
 
-DATASET_NAMES = {"chexpert": "CheXpert", "chestxray14": "ChestX-ray14", "padchest_seen": "PadChest seen",
-                 "padchest_unseen": "PadChest unseen", "padchest_rare": "PadChest rare", "rsna": "RSNA",
-                 "siim": "SIIM", "covidx": "COVIDx", "covid_rural": "COVID Rural"}
 METRIC_NAMES = {"auc": "AUC", "f1": "F1", "acc": "ACC", "iou": "IoU", "dice": "Dice"}
 FRACTIONS = ("1pct", "10pct", "100pct")
 # Axes of the paper's ablations (Figure 3): the headline metric is plotted against each.
@@ -38,43 +37,43 @@ class PaperTable:
     key: str  # table1, table2a, ...
     title: str
     task: str
-    datasets: tuple[str, ...]
+    datasets_of: str  # the table key the benchmarks name (`Benchmark.tables`) for the datasets it shows
     metrics: tuple[str, ...]
     published: bool = False  # cells carry Table 1's published values in paper mode
 
-    def columns(self) -> list[tuple[str, str, str]]:
+    def columns(self, layout: Layout) -> list[tuple[str, str, str]]:
         """(metric key, dataset, metric) in the paper's order: datasets outer, metrics inner."""
-        return [(f"{self.task}/{d}/{m}", d, m) for d in self.datasets for m in self.metrics]
+        return [(f"{self.task}/{d}/{m}", d, m) for d in layout.columns.get(self.datasets_of, []) for m in self.metrics]
 
 
-SEEN = dict(task="zeroshot_cls", datasets=TABLE1_DATASETS, metrics=("auc", "f1"))
+SEEN = dict(task="zeroshot_cls", datasets_of="table1", metrics=("auc", "f1"))
 TABLE1 = PaperTable("table1", "Table 1: zero-shot classification, seen diseases", **SEEN, published=True)
 TABLE2A = PaperTable("table2a", "Table 2a: zero-shot classification, unseen and rare diseases", "zeroshot_cls",
-                     ("padchest_unseen", "padchest_rare"), ("auc", "f1"))
-TABLE2B = PaperTable("table2b", "Table 2b: zero-shot grounding", "zeroshot_grounding",
-                     ("rsna", "siim", "covid_rural"), ("iou", "dice"))
+                     "table2a", ("auc", "f1"))
+TABLE2B = PaperTable("table2b", "Table 2b: zero-shot grounding", "zeroshot_grounding", "table2b", ("iou", "dice"))
 TABLE3A = PaperTable("table3a", "Table 3a: fine-tuned classification (AUC; 1 / 10 / 100 % of the labels)",
-                     "finetune_cls", ("rsna", "siim", "covidx", "chestxray14"), tuple(f"auc_{f}" for f in FRACTIONS))
+                     "finetune_cls", "table3a", tuple(f"auc_{f}" for f in FRACTIONS))
 TABLE3B = PaperTable("table3b", "Table 3b: fine-tuned segmentation (Dice; 1 / 10 / 100 % of the labels)",
-                     "finetune_seg", ("rsna", "siim", "covid_rural"), tuple(f"dice_{f}" for f in FRACTIONS))
+                     "finetune_seg", "table3b", tuple(f"dice_{f}" for f in FRACTIONS))
 TABLE4A = PaperTable("table4a", "Table 4a: balanced vs. long-tailed entity sampling (zero-shot, seen diseases)",
                      **SEEN)
 TABLE4B = PaperTable("table4b", "Table 4b: what is synthetic (zero-shot, seen diseases)", **SEEN)
 
 
-def add_headline(df: pd.DataFrame) -> pd.DataFrame:
-    """Adds HEADLINE: per job, the mean zero-shot AUC over the Table 1 sets it reported."""
-    cols = [c for c, _, _ in TABLE1.columns() if c.endswith("/auc") and c in df]
+def add_headline(df: pd.DataFrame, layout: Layout | None = None) -> pd.DataFrame:
+    """Adds HEADLINE: per job, the mean zero-shot AUC over the Table 1 sets it reported (`layout`:
+    the sweep's, default the project's benchmarks)."""
+    cols = [c for c, _, _ in TABLE1.columns(layout or sweep_layout([])) if c.endswith("/auc") and c in df]
     df = df.copy()
     df[HEADLINE] = df[cols].astype(float).mean(axis=1, skipna=True) if cols else np.nan
     return df
 
 
-def applicable(df: pd.DataFrame) -> list[PaperTable]:
+def applicable(df: pd.DataFrame, layout: Layout) -> list[PaperTable]:
     """The tables this sweep holds, in the paper's order. Table 4a replaces Table 1 in a sampling
     study and Table 4b in a what-is-synthetic study (the same columns, other rows)."""
     ok = df[df["status"] == "ok"]
-    has = lambda t: any(c in ok and ok[c].notna().any() for c, _, _ in t.columns())  # noqa: E731
+    has = lambda t: any(c in ok and ok[c].notna().any() for c, _, _ in t.columns(layout))  # noqa: E731
     tables = []
     if SAMPLING_AXIS in swept_axes(df):
         tables.append(TABLE4A)
@@ -111,18 +110,19 @@ def group_rows(ok: pd.DataFrame, axes: list[str]) -> list[tuple[tuple, pd.DataFr
     return sorted(groups.items(), key=lambda kv: [o.index(v) if v in o else len(o) for o, v in zip(orders, kv[0])])
 
 
-def render(df: pd.DataFrame, table: PaperTable, paper_mode: bool, twins: set[str]) -> tuple[pd.DataFrame, list[str]]:
+def render(df: pd.DataFrame, table: PaperTable, paper_mode: bool, twins: set[str],
+           layout: Layout) -> tuple[pd.DataFrame, list[str]]:
     """(the table as text cells, the metric keys it shows). Columns of benchmarks that were phantom
     twins carry † in paper mode; Table 1 cells carry the published value in paper mode."""
     ok = df[df["status"] == "ok"]
     axes = row_axes(df)
-    cols = [(k, d, m) for k, d, m in table.columns() if k in ok and ok[k].notna().any()]
+    cols = [(k, d, m) for k, d, m in table.columns(layout) if k in ok and ok[k].notna().any()]
     rows = []
     for key, g in group_rows(ok, axes):
         row = {axis_name(a): v for a, v in zip(axes, key)}
         for k, d, m in cols:
-            header = f"{DATASET_NAMES.get(d, d)} {metric_name(m)}"
-            if paper_mode and benchmark_of(d) in twins:
+            header = f"{layout.title(d)} {metric_name(m)}"
+            if paper_mode and layout.benchmark(d) in twins:
                 header += " †"
             text = cell(g[k])
             if table.published and paper_mode:
