@@ -164,11 +164,11 @@ def test_functions_are_short_and_take_few_parameters():
 
 def test_the_function_check_counts_parameters_and_lines(tmp_path):
     """Guards the guard: self is free, *args/**kwargs count one each, nested defs and methods are seen."""
-    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    body = "\n".join(f"        x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
     (tmp_path / "m.py").write_text(
         "class A:\n    def ok(self, a, b, c, d, e, f, g, h):\n        pass\n"
         "    def many(self, a, b, c, d, e, f, g, *args, **kwargs):\n        pass\n"
-        f"def outer():\n    def long():\n{body.replace(chr(10), chr(10) + '    ')}\n")
+        f"def outer():\n    def long():\n{body}\n")
     too_many, too_long = _function_offenders([tmp_path / "m.py"], root=tmp_path)
     assert too_many == ["m.py:4 many (9 parameters)"]
     assert too_long == ["m.py:6 outer (62 lines)", "m.py:7 long (61 lines)"]
