@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 from accelerate import Accelerator
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.benchmark_split import Split
@@ -23,7 +22,7 @@ from ..data.transforms import eval_transform
 from ..dataset_dirs import build_benchmark_root, build_dataset_dir
 from .class_sets import class_source, resolve_classes
 from .embeddings import EmbeddingCache
-from .finetune import finetune_scores, label_fraction, linear_probe_scores
+from .finetune import FinetuneSettings, finetune_scores, label_fraction, linear_probe_scores
 from .grounding import (ATTRIBUTION_MODES, MAP_MODES, gradcam_maps, grounding, has_own_similarity, local_similarity,
                         model_similarity_maps, occlusion_maps, own_similarity, positives, prompt_tokens)
 from .metrics import auc_metrics, prefix_metrics
@@ -329,9 +328,7 @@ def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
             scores = finetune_scores(ctx.model.image_encoder, train, idx, test, ctx.image_size, ctx.accelerator,
-                                     optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps),
-                                     epochs=tcfg.epochs, batch_size=int(tcfg.batch_size), lr=float(tcfg.lr),
-                                     head_lr=float(tcfg.head_lr), seed=ctx.settings.seed, augment=bool(tcfg.augment))
+                                     FinetuneSettings.from_task(tcfg, ctx.settings.seed))
             out.update(prefix_metrics("finetune_cls", ref.label, auc_metrics(test.labels, scores, classes),
                                  f"_{fraction_key(float(frac))}"))
             ctx.predictions[f"finetune_cls/{ref.label}_{fraction_key(float(frac))}"] = per_image_scores(
@@ -349,8 +346,7 @@ def task_finetune_seg(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
             net = train_segmenter(ctx.model.image_encoder, train, idx, ctx.transform, ctx.image_size, ctx.accelerator,
-                                  optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps), epochs=tcfg.epochs,
-                                  batch_size=int(tcfg.batch_size), lr=float(tcfg.lr), seed=ctx.settings.seed)
+                                  FinetuneSettings.from_task(tcfg, ctx.settings.seed))
             res, per_image = segment_scores(net, test, ctx.transform, ctx.image_size, ctx.accelerator)
             ctx.predictions[f"finetune_seg/{ref.label}_{fraction_key(float(frac))}"] = pd.DataFrame(per_image)
             out[f"finetune_seg/{ref.label}/n_positive"] = res.pop("n_positive")

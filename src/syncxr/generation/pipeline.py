@@ -171,14 +171,24 @@ def _backend_counters(*backends) -> Counter:
     return out
 
 
+@dataclass(frozen=True)
+class Backends:
+    """The models a generation calls, built from its config's groups."""
+
+    ner: object  # entities of a report (the vocabulary stage, and checking each written report)
+    llm: object  # report writer
+    t2i: object  # text-to-image
+    curator: object | None  # accepts or rejects each image (None: every image is kept)
+
+
 class Generator:
     """Runs the stages for one generation config into `out_dir`."""
 
-    def __init__(self, out_dir: Path, settings: GenerationSettings, config: dict, ner, llm, t2i, curator,
+    def __init__(self, out_dir: Path, settings: GenerationSettings, config: dict, backends: Backends,
                  corpus_texts, progress: bool = True):
         self.out = Path(out_dir)
         self.s, self.config = settings, addressed_config(config)
-        self.ner, self.llm, self.t2i, self.curator = ner, llm, t2i, curator
+        self.ner, self.llm, self.t2i, self.curator = backends.ner, backends.llm, backends.t2i, backends.curator
         self.corpus_texts = corpus_texts  # a callable: only read when the vocabulary is missing
         self.progress = progress
         self.store = ShardStore(self.out / "shards")
