@@ -26,7 +26,7 @@ from syncxr.data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, 
 from syncxr.data.transforms import train_transform
 from syncxr.models.build import build_model
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
-from syncxr.train.loop import LoopSettings, train
+from syncxr.train.loop import LoopSettings, TrainingParts, train
 
 
 def main():
@@ -64,9 +64,8 @@ def main():
     def full(n):
         with tempfile.TemporaryDirectory() as d:
             t = time.perf_counter()
-            train(model, optimizer, None, loader, [dataset], accelerator, Path(d),
-                  LoopSettings(max_epochs=1, max_steps=n, log_every=10, resume=False, keep_checkpoints=1),
-                  on_device=augment_on_device)
+            train(TrainingParts(model, optimizer, None, loader, [dataset], accelerator, augment_on_device), Path(d),
+                  LoopSettings(max_epochs=1, max_steps=n, log_every=10, resume=False, keep_checkpoints=1))
             return (time.perf_counter() - t) / n
 
     bare(3), full(5)  # warm-up: kernels for each input shape are made on first use

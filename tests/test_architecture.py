@@ -1,5 +1,5 @@
 """The package's shape: imports run from higher layers down only, no import cycles, small modules,
-thin entry points."""
+thin entry points, short functions with few parameters."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ LAYERS = [
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 ENTRY_POINTS = ("train.py", "generate.py", "evaluate.py", "analyze.py")
+MAX_PARAMETERS = 8  # more travel together as a settings dataclass or a context object
+MAX_FUNCTION_LINES = 60  # longer: split into named steps
 
 
 def _module_name(path: Path) -> str:
@@ -136,3 +138,49 @@ def test_no_attribute_probes_on_the_projects_own_objects():
     found = [f"{p.relative_to(REPO)}:{i}: {line.strip()}" for p in sorted(SRC.rglob("*.py"))
              for i, line in enumerate(p.read_text().splitlines(), 1) if probe.search(line) and "# third-party" not in line]
     assert not found, "attribute probes:\n" + "\n".join(found)
+
+
+def _parameter_count(args: ast.arguments, method: bool) -> int:
+    """Parameters a caller may pass: self/cls of a method excluded, *args and **kwargs one each."""
+    names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+    bound = 1 if method and names and names[0] in ("self", "cls") else 0
+    return len(names) - bound + (args.vararg is not None) + (args.kwarg is not None)
+
+
+def _functions(tree: ast.AST, in_class: bool = False):
+    """(function node, whether it is a method) for every def in `tree`, nested ones included."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node, in_class
+        yield from _functions(node, isinstance(node, ast.ClassDef))
+
+
+def _function_offenders(paths, root: Path = REPO) -> tuple[list[str], list[str]]:
+    """`path:line name (count)` of the functions over MAX_PARAMETERS, and of those over MAX_FUNCTION_LINES."""
+    too_many, too_long = [], []
+    for path in paths:
+        for fn, method in _functions(ast.parse(path.read_text())):
+            where = f"{path.relative_to(root)}:{fn.lineno} {fn.name}"
+            if (n := _parameter_count(fn.args, method)) > MAX_PARAMETERS:
+                too_many.append(f"{where} ({n} parameters)")
+            if (n := fn.end_lineno - fn.lineno + 1) > MAX_FUNCTION_LINES:
+                too_long.append(f"{where} ({n} lines)")
+    return too_many, too_long
+
+
+def test_functions_are_short_and_take_few_parameters():
+    too_many, too_long = _function_offenders([*sorted(SRC.rglob("*.py")), *(REPO / n for n in ENTRY_POINTS)])
+    assert not too_many and not too_long, "\n".join([f"over {MAX_PARAMETERS} parameters:", *too_many,
+                                                        f"over {MAX_FUNCTION_LINES} lines:", *too_long])
+
+
+def test_the_function_check_counts_parameters_and_lines(tmp_path):
+    """Guards the guard: self is free, *args/**kwargs count one each, nested defs and methods are seen."""
+    body = "\n".join(f"        x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "m.py").write_text(
+        "class A:\n    def ok(self, a, b, c, d, e, f, g, h):\n        pass\n"
+        "    def many(self, a, b, c, d, e, f, g, *args, **kwargs):\n        pass\n"
+        f"def outer():\n    def long():\n{body}\n")
+    too_many, too_long = _function_offenders([tmp_path / "m.py"], root=tmp_path)
+    assert too_many == ["m.py:4 many (9 parameters)"]
+    assert too_long == ["m.py:6 outer (62 lines)", "m.py:7 long (61 lines)"]

@@ -92,7 +92,8 @@ def _sections():
 
 def _check_section(where: str, section: dict) -> None:
     target = get_object(section["_target_"])  # imports the module: the target exists
-    params = inspect.signature(target).parameters
+    # A class that takes its settings as **kwargs names the dataclass they build (`settings_type`).
+    params = inspect.signature(getattr(target, "settings_type", target)).parameters
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     for key, value in section.items():
         if key.startswith("_") or key in LABEL_KEYS or key == PHANTOM_KEY:

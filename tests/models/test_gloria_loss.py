@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from syncxr.models.gloria_loss import Workspace, global_loss, local_loss, local_loss_packed
+from syncxr.models.gloria_loss import LocalLossSettings, Workspace, global_loss, local_loss, local_loss_packed
 from syncxr.models.gloria_loss_reference import local_loss_reference
 
 LENGTHS = [3, 7, 1, 5, 2]  # varied caption lengths; the longest fills all T = 7 word columns
@@ -24,7 +24,7 @@ def _assert_close(a, b, rel=1e-5):
 def test_matches_the_per_caption_loop(gram, divide_by_temp2):
     regions, words = _inputs()
     for direction in (0, 1):  # each directional loss and its gradients on their own
-        ours = local_loss(regions, words, LENGTHS, divide_by_temp2=divide_by_temp2, gram=gram)
+        ours = local_loss(regions, words, LENGTHS, LocalLossSettings(divide_by_temp2=divide_by_temp2), gram=gram)
         ref = local_loss_reference(regions, words, LENGTHS, divide_by_temp2=divide_by_temp2)
         _assert_close(ours[direction], ref[direction])
         g_ours = torch.autograd.grad(ours[direction], (regions, words))

@@ -20,7 +20,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from syncxr.data.paired_dataset import EpochShuffleSampler
 from syncxr.train.checkpoint import STATE_FILE, checkpoint_dirs
-from syncxr.train.loop import LoopSettings, train
+from syncxr.train.loop import LoopSettings, TrainingParts, train
 
 REPO = Path(__file__).resolve().parents[2]
 N, BATCH, EPOCHS = 12, 4, 4  # 3 steps per epoch, 12 in all
@@ -62,7 +62,7 @@ def run(out: Path, scheduler: str, max_steps: int | None = None, checkpoint_ever
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     if register_scheduler:  # what train/run.py did before checkpoints stopped going through load_state
         accelerator.register_for_checkpointing(sched)
-    train(model, optimizer, sched, loader, [sampler], accelerator, out,
+    train(TrainingParts(model, optimizer, sched, loader, [sampler], accelerator), out,
           LoopSettings(max_epochs=EPOCHS, max_steps=max_steps, checkpoint_every=checkpoint_every,
                        keep_checkpoints=keep, log_every=1))
     weights = {k: v.clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}

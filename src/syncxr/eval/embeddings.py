@@ -99,12 +99,12 @@ def _encode_batch(model: VisionLanguageModel, x: torch.Tensor, kind: str) -> tor
 
 @torch.no_grad()
 def encode_split(model: VisionLanguageModel, split: Split, transform, kind: str, accelerator, batch_size: int = 64,
-                 skip_bad: bool = False, num_workers: int = 0, desc: str | None = None):
+                 skip_bad: bool = False, num_workers: int = 0):
     """(features N x ..., ok: bool array N) of a split; not cached."""
     loader = DataLoader(SplitImages(split, transform, skip_bad), batch_size=batch_size, num_workers=num_workers)
     model.eval()
     out, oks = [], []
-    for x, ok in tqdm(loader, desc=desc or f"encode {kind} {Path(split.source).name}",
+    for x, ok in tqdm(loader, desc=f"encode {kind} {Path(split.source).name}",
                       disable=not accelerator.is_local_main_process, leave=False):
         with accelerator.autocast():
             out.append(_encode_batch(model, x.to(accelerator.device), kind).float().cpu())

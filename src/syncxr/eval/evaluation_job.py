@@ -45,17 +45,15 @@ def check_tasks(tasks) -> None:
         raise ValueError(f"no task selected: task=[...] with any of {list(TASK_FUNCTIONS)}")
 
 
-def run_suite(model, tokenizer, max_length: int, accelerator, tasks: DictConfig, benchmarks: DictConfig,
-              settings: EvalSettings, image_size: int, cache: EmbeddingCache, cache_dir: Path, out_dir: Path,
-              header: dict) -> dict[str, float]:
-    """Runs every task of `tasks` (name -> task config, in order) with the benchmark configs
-    `benchmarks` (name -> config); writes evaluation.json, results.md and grounding.png into
+def run_suite(ctx: Context, tasks: DictConfig, out_dir: Path, header: dict) -> dict[str, float]:
+    """Runs every task of `tasks` (name -> task config, in order) on the fresh context `ctx` (the model,
+    its settings, the benchmark configs); writes evaluation.json, results.md and grounding.png into
     `out_dir` and returns the flat metrics."""
     check_tasks(tasks)
     t0 = time.perf_counter()
+    settings, image_size, cache = ctx.settings, ctx.image_size, ctx.cache
     torch.manual_seed(settings.seed)
-    model.eval()
-    ctx = Context(settings, benchmarks, model, tokenizer, max_length, accelerator, image_size, cache, cache_dir)
+    ctx.model.eval()
     metrics: dict[str, float] = {}
     timings = {}
     for name, tcfg in tasks.items():
@@ -117,8 +115,9 @@ def _evaluate_into(cfg: DictConfig, out_dir: Path) -> dict[str, float]:
     cache = EmbeddingCache(cfg.get("embedding_cache"), weights_fingerprint(cfg.checkpoint))
     image_size = int(cfg.image_size or train_cfg.loader.image_size)
     header = {"checkpoint": str(Path(cfg.checkpoint).expanduser().resolve())}
-    metrics = run_suite(model, tokenizer, int(train_cfg.text_encoder.max_length), accelerator, cfg.task,
-                        cfg.get("benchmark"), settings, image_size, cache, cache_dir, out_dir, header)
+    ctx = Context(settings, cfg.get("benchmark"), model, tokenizer, int(train_cfg.text_encoder.max_length),
+                  accelerator, image_size, cache, cache_dir)
+    metrics = run_suite(ctx, cfg.task, out_dir, header)
     write_json_atomic(out_dir / "metrics.json", metrics)
     return metrics
 

@@ -10,10 +10,13 @@ published protocol) or a fixed number of optimiser steps whatever the fraction (
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import nn
@@ -89,6 +92,29 @@ class Classifier(nn.Module):
         return self.head(self.encoder(x))
 
 
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """How a fine-tuning run (classification or segmentation) optimises: its task config's keys, and
+    the suite's seed (the labelled subset's order, the initial head, the augmentation draws)."""
+
+    optimizer: Callable  # param groups -> a torch optimizer (e.g. functools.partial(torch.optim.AdamW, ...))
+    steps: int  # with epochs None: optimiser steps, whatever the label fraction
+    epochs: int | None  # passes over the labelled subset (the published protocol)
+    batch_size: int
+    lr: float  # the trained encoder's (classification) or decoder's (segmentation)
+    seed: int
+    head_lr: float | None = None  # classification's linear head
+    augment: bool = False  # classification: random resized crop + intensity jitter
+
+    @classmethod
+    def from_task(cls, tcfg, seed: int) -> "FinetuneSettings":
+        """From task.finetune_cls or task.finetune_seg (the latter has no head_lr or augment)."""
+        head_lr = tcfg.get("head_lr")
+        return cls(optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps), epochs=tcfg.epochs,
+                   batch_size=int(tcfg.batch_size), lr=float(tcfg.lr), seed=int(seed),
+                   head_lr=None if head_lr is None else float(head_lr), augment=bool(tcfg.get("augment", False)))
+
+
 def budget_sampler(data: Dataset, steps: int, epochs: int | None, batch_size: int, seed: int) -> RandomSampler:
     """Samples of a fine-tuning run: `epochs` passes over `data` (a fresh permutation each, the
     published protocol: a smaller label fraction trains fewer steps), or, with `epochs` None, `steps`
@@ -104,17 +130,18 @@ def budget_sampler(data: Dataset, steps: int, epochs: int | None, batch_size: in
 
 
 def finetune_scores(image_encoder: nn.Module, train: Split, index: np.ndarray, test: Split, image_size: int,
-                    accelerator, *, optimizer, steps: int, epochs: int | None, batch_size: int, lr: float,
-                    head_lr: float, seed: int, augment: bool) -> np.ndarray:
+                    accelerator, settings: FinetuneSettings) -> np.ndarray:
     """Fine-tunes a copy of `image_encoder` (all its parameters) with a linear head on train[index]
-    (BCE) for `epochs` passes or `steps` batches; returns sigmoid scores N x C on `test`.
-    `optimizer`: param groups -> a torch optimizer (e.g. functools.partial(torch.optim.AdamW, ...))."""
-    torch.manual_seed(seed)
+    (BCE) for `settings.epochs` passes or `settings.steps` batches; returns sigmoid scores N x C on `test`."""
+    st = settings
+    torch.manual_seed(st.seed)
     net = Classifier(copy.deepcopy(image_encoder), train.labels.shape[1]).to(accelerator.device)
-    tf = train_transform(image_size) if augment else eval_transform(image_size)
-    data = _LabelledImages(train, index, tf, seed)
-    loader = DataLoader(data, batch_size=batch_size, sampler=budget_sampler(data, steps, epochs, batch_size, seed))
-    opt = optimizer([{"params": net.encoder.parameters(), "lr": lr}, {"params": net.head.parameters(), "lr": head_lr}])
+    tf = train_transform(image_size) if st.augment else eval_transform(image_size)
+    data = _LabelledImages(train, index, tf, st.seed)
+    loader = DataLoader(data, batch_size=st.batch_size,
+                        sampler=budget_sampler(data, st.steps, st.epochs, st.batch_size, st.seed))
+    opt = st.optimizer([{"params": net.encoder.parameters(), "lr": st.lr},
+                        {"params": net.head.parameters(), "lr": st.head_lr}])
     net.train()
     for x, y in tqdm(loader, desc=f"fine-tune ({len(index)} labels)", leave=False,
                      disable=not accelerator.is_local_main_process):
@@ -124,8 +151,8 @@ def finetune_scores(image_encoder: nn.Module, train: Split, index: np.ndarray, t
         loss.backward()
         opt.step()
     net.eval()
-    test_loader = DataLoader(_LabelledImages(test, np.arange(len(test)), eval_transform(image_size), seed),
-                             batch_size=max(batch_size, 64))
+    test_loader = DataLoader(_LabelledImages(test, np.arange(len(test)), eval_transform(image_size), st.seed),
+                             batch_size=max(st.batch_size, 64))
     out = []
     with torch.no_grad():
         for x, _ in test_loader:

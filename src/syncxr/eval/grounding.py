@@ -218,7 +218,7 @@ def oracle_maps(masks: np.ndarray, shape) -> torch.Tensor:
 
 def grounding(test_maps: torch.Tensor, test_split: Split, val_maps: torch.Tensor | None,
               val_split: Split | None, protocol: str, size: int, seed: int = 0,
-              n_cases: int = 4, transform=None) -> GroundingResult:
+              n_cases: int = 4) -> GroundingResult:
     """Scores maps of the positive images of `test_split` (and the random baseline); the maps and
     splits hold positives only (see `positives`)."""
     test_masks = masks_at(test_split, range(len(test_split)), size)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..data.benchmark_split import Split
 from ..models.protocols import ImageEncoder
-from .finetune import budget_sampler
+from .finetune import FinetuneSettings, budget_sampler
 from .metrics import iou_dice
 
 
@@ -101,18 +101,18 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - (2 * inter + 1) / (p.flatten(1).sum(1) + target.flatten(1).sum(1) + 1)).mean()
 
 
-def train_segmenter(image_encoder: nn.Module, train: Split, index, transform, image_size: int, accelerator, *,
-                    optimizer, steps: int, epochs: int | None, batch_size: int, lr: float,
-                    seed: int) -> FrozenEncoderUNet:
+def train_segmenter(image_encoder: nn.Module, train: Split, index, transform, image_size: int, accelerator,
+                    settings: FinetuneSettings) -> FrozenEncoderUNet:
     """Trains a U-Net decoder on the frozen `image_encoder` with train[index]'s masks (BCE + soft
-    Dice) for `epochs` passes or `steps` batches (see `budget_sampler`)."""
-    torch.manual_seed(seed)
+    Dice) for `settings.epochs` passes or `settings.steps` batches (see `budget_sampler`)."""
+    st = settings
+    torch.manual_seed(st.seed)
     net = FrozenEncoderUNet(copy.deepcopy(image_encoder), image_size).to(accelerator.device)
     data = _MaskedImages(train, index, transform, image_size)
-    sampler = budget_sampler(data, steps, epochs, batch_size, seed)
-    opt = optimizer([{"params": net.decoder.parameters(), "lr": lr}])
+    sampler = budget_sampler(data, st.steps, st.epochs, st.batch_size, st.seed)
+    opt = st.optimizer([{"params": net.decoder.parameters(), "lr": st.lr}])
     net.train()
-    for x, m in tqdm(DataLoader(data, batch_size=batch_size, sampler=sampler), desc="train U-Net decoder",
+    for x, m in tqdm(DataLoader(data, batch_size=st.batch_size, sampler=sampler), desc="train U-Net decoder",
                      leave=False, disable=not accelerator.is_local_main_process):
         x, m = x.to(accelerator.device), m.to(accelerator.device)
         with accelerator.autocast():

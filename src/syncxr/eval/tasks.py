@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 from accelerate import Accelerator
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ..benchmarks import Benchmark, build_benchmark
@@ -23,7 +22,7 @@ from ..data.transforms import eval_transform
 from ..dataset_dirs import build_dataset_dir
 from .class_sets import resolve_classes
 from .embeddings import EmbeddingCache
-from .finetune import finetune_scores, label_fraction, linear_probe_scores
+from .finetune import FinetuneSettings, finetune_scores, label_fraction, linear_probe_scores
 from .grounding import (ATTRIBUTION_MODES, MAP_MODES, gradcam_maps, grounding, has_own_similarity, local_similarity,
                         model_similarity_maps, occlusion_maps, own_similarity, positives, prompt_tokens)
 from .metrics import auc_metrics, prefix_metrics
@@ -183,8 +182,6 @@ class Context:
         self.info.setdefault(task, {}).setdefault(ds, {}).update(kv)
 
 
-
-
 def per_image_scores(ids, classes: list[str], labels, scores) -> pd.DataFrame:
     """One row per image: `id`, then `label/<class>` and `score/<class>` for every class."""
     labels, scores = np.asarray(labels), np.asarray(scores)
@@ -240,6 +237,67 @@ def grounding_upscale(value, mode: str, own_similarity: bool) -> float:
     return upscale
 
 
+@dataclass(frozen=True)
+class GroundingPrompts:
+    """A class's positive and negative grounding prompts, and where its name is in each."""
+
+    positive: list[str]
+    negative: list[str]
+    positive_spans: list
+    negative_spans: list
+
+    @classmethod
+    def of(cls, name: str, prompts) -> "GroundingPrompts":
+        pos, neg = list(prompts.positive), list(prompts.negative)
+        return cls(fill_prompts(name, pos), fill_prompts(name, neg), name_spans(name, pos), name_spans(name, neg))
+
+
+@dataclass(frozen=True)
+class GroundingMaps:
+    """Text-to-region maps of a split's positive images, as task.zeroshot_grounding.map asks."""
+
+    ctx: Context
+    ref: DatasetRef
+    tcfg: DictConfig
+    transform: object
+    prompts: GroundingPrompts
+
+    def _encode(self, prompts: list[str]) -> torch.Tensor:
+        ctx = self.ctx
+        return encode_prompts(ctx.model, ctx.tokenizer, prompts, ctx.max_length, ctx.accelerator)
+
+    def of(self, split: Split):
+        """(maps N x h x w, the split of the N positive images)."""
+        ctx, mode, p = self.ctx, str(self.tcfg.map), self.prompts
+        if mode in ATTRIBUTION_MODES:
+            pos_split, _ = positives(split)
+            pos_emb, neg_emb = self._encode(p.positive), self._encode(p.negative)
+            if mode == "occlusion":
+                return occlusion_maps(ctx.model, pos_split, self.transform, pos_emb, neg_emb, ctx.accelerator,
+                                      int(self.tcfg.occlusion_grid), ctx.settings.batch_size), pos_split
+            return gradcam_maps(ctx.model, pos_split, self.transform, pos_emb, neg_emb, ctx.accelerator,
+                                str(self.tcfg.gradcam_layer), ctx.settings.batch_size), pos_split
+        own = has_own_similarity(ctx.model)
+        ok = None if own else ctx.features(self.ref, split, "local", self.transform)[1]
+        pos_split, index = positives(split, ok)
+        if own:
+            m = self._own_maps(pos_split, p.positive, p.positive_spans)
+            if mode == "contrast":
+                m = m - self._own_maps(pos_split, p.negative, p.negative_spans)
+            return m, pos_split
+        local, _ = ctx.features(self.ref, split, "local", self.transform)
+        m = local_similarity(local[index], self._encode(p.positive))
+        if mode == "contrast":
+            m = m - local_similarity(local[index], self._encode(p.negative))
+        return m, pos_split
+
+    def _own_maps(self, split: Split, prompts: list[str], spans) -> torch.Tensor:
+        ctx = self.ctx
+        return model_similarity_maps(ctx.model, split, self.transform,
+                                     prompt_tokens(ctx.tokenizer, prompts, ctx.max_length, spans),
+                                     ctx.accelerator, ctx.settings.batch_size)
+
+
 def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
     out = {}
     mode = str(tcfg.map)
@@ -254,49 +312,16 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
         names = ctx.prompt_names(ref)
         if len(names) != 1:
             raise ValueError(f"grounding on {ref.label}: one class expected, got {names}")
-        pos_prompts = fill_prompts(names[0], list(tcfg.prompts.positive))
-        neg_prompts = fill_prompts(names[0], list(tcfg.prompts.negative))
-        pos_spans = name_spans(names[0], list(tcfg.prompts.positive))
-        neg_spans = name_spans(names[0], list(tcfg.prompts.negative))
-
-        def maps_of(split: Split):
-            if mode in ATTRIBUTION_MODES:
-                pos_split, _ = positives(split)
-                pos_emb = encode_prompts(ctx.model, ctx.tokenizer, pos_prompts, ctx.max_length, ctx.accelerator)
-                neg_emb = encode_prompts(ctx.model, ctx.tokenizer, neg_prompts, ctx.max_length, ctx.accelerator)
-                if mode == "occlusion":
-                    return occlusion_maps(ctx.model, pos_split, transform, pos_emb, neg_emb, ctx.accelerator,
-                                          int(tcfg.occlusion_grid), ctx.settings.batch_size), pos_split
-                return gradcam_maps(ctx.model, pos_split, transform, pos_emb, neg_emb, ctx.accelerator,
-                                    str(tcfg.gradcam_layer), ctx.settings.batch_size), pos_split
-            own = has_own_similarity(ctx.model)
-            ok = None if own else ctx.features(ref, split, "local", transform)[1]
-            pos_split, index = positives(split, ok)
-            if own:
-                m = model_similarity_maps(ctx.model, pos_split, transform,
-                                          prompt_tokens(ctx.tokenizer, pos_prompts, ctx.max_length, pos_spans),
-                                          ctx.accelerator, ctx.settings.batch_size)
-                if mode == "contrast":
-                    m = m - model_similarity_maps(ctx.model, pos_split, transform,
-                                                  prompt_tokens(ctx.tokenizer, neg_prompts, ctx.max_length, neg_spans),
-                                                  ctx.accelerator, ctx.settings.batch_size)
-                return m, pos_split
-            local, _ = ctx.features(ref, split, "local", transform)
-            text_emb = encode_prompts(ctx.model, ctx.tokenizer, pos_prompts, ctx.max_length, ctx.accelerator)
-            m = local_similarity(local[index], text_emb)
-            if mode == "contrast":
-                neg_emb = encode_prompts(ctx.model, ctx.tokenizer, neg_prompts, ctx.max_length, ctx.accelerator)
-                m = m - local_similarity(local[index], neg_emb)
-            return m, pos_split
-
-        test_maps, test_pos = maps_of(ctx.split(ref, "test"))
+        prompts = GroundingPrompts.of(names[0], tcfg.prompts)
+        maps = GroundingMaps(ctx, ref, tcfg, transform, prompts)
+        test_maps, test_pos = maps.of(ctx.split(ref, "test"))
         if not len(test_pos):
             raise ValueError(f"grounding on {ref.label}: the test split has no positive images")
         val_maps = val_pos = None
         if ctx.protocol == "val":
             val = ctx.split(ref, "valid", required=False)
             if val is not None:
-                val_maps, val_pos = maps_of(val)
+                val_maps, val_pos = maps.of(val)
         res = grounding(test_maps, test_pos, val_maps, val_pos, ctx.protocol, size, seed=ctx.settings.seed,
                         n_cases=int(tcfg.n_cases))
         out.update(prefix_metrics("zeroshot_grounding", ref.label, res.metrics))
@@ -338,9 +363,7 @@ def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
             scores = finetune_scores(ctx.model.image_encoder, train, idx, test, ctx.image_size, ctx.accelerator,
-                                     optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps),
-                                     epochs=tcfg.epochs, batch_size=int(tcfg.batch_size), lr=float(tcfg.lr),
-                                     head_lr=float(tcfg.head_lr), seed=ctx.settings.seed, augment=bool(tcfg.augment))
+                                     FinetuneSettings.from_task(tcfg, ctx.settings.seed))
             out.update(prefix_metrics("finetune_cls", ref.label, auc_metrics(test.labels, scores, classes),
                                  f"_{fraction_key(float(frac))}"))
             ctx.predictions[f"finetune_cls/{ref.label}_{fraction_key(float(frac))}"] = per_image_scores(
@@ -358,8 +381,7 @@ def task_finetune_seg(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
             net = train_segmenter(ctx.model.image_encoder, train, idx, ctx.transform, ctx.image_size, ctx.accelerator,
-                                  optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps), epochs=tcfg.epochs,
-                                  batch_size=int(tcfg.batch_size), lr=float(tcfg.lr), seed=ctx.settings.seed)
+                                  FinetuneSettings.from_task(tcfg, ctx.settings.seed))
             res, per_image = segment_scores(net, test, ctx.transform, ctx.image_size, ctx.accelerator)
             ctx.predictions[f"finetune_seg/{ref.label}_{fraction_key(float(frac))}"] = pd.DataFrame(per_image)
             out[f"finetune_seg/{ref.label}/n_positive"] = res.pop("n_positive")

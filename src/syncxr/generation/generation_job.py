@@ -11,7 +11,7 @@ from typing import Callable
 
 from ..config import build, is_phantom_preset, plain
 from ..reports.backend_failure import BackendMisconfigured
-from .pipeline import GenerationSettings, Generator, generation_hash
+from .pipeline import Backends, GenerationSettings, Generator, generation_hash
 from .shard_store import IncompleteGeneration
 
 GENERATION_KEYS = ("n_samples", "seed", "entity_ratio", "val_fraction", "shard_size", "max_report_attempts",
@@ -86,10 +86,10 @@ def run_generation(gen: dict, out_dir: Path, corpus_texts: Callable[[], list[str
     `real_rejects` the curation's bank of bad images when `curation.bad_bank=real_rejects`. Raises
     IncompleteGeneration when a backend failed on samples (re-running retries exactly those)."""
     ner = build(gen["ner"], "ner")
-    generator = Generator(out_dir, build_settings(gen), gen, ner, build(gen["llm"], "llm"),
-                          build(gen["imagegen"], "imagegen"), build_curator(gen["curation"], real_rejects),
-                          corpus_texts,
-                          progress=progress)
+    settings = build_settings(gen)  # checked before the other backends are built (they may be slow to load)
+    backends = Backends(ner, build(gen["llm"], "llm"), build(gen["imagegen"], "imagegen"),
+                        build_curator(gen["curation"], real_rejects))
+    generator = Generator(out_dir, settings, gen, backends, corpus_texts, progress=progress)
     return generator.run(until, worker=worker, workers=workers)
 
 

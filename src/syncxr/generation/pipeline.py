@@ -174,14 +174,24 @@ def _backend_counters(*backends: LLM | TextToImage | ImageJudge | None) -> Count
     return out
 
 
+@dataclass(frozen=True)
+class Backends:
+    """The models a generation calls, built from its config's groups."""
+
+    ner: NER  # entities of a report (the vocabulary stage, and checking each written report)
+    llm: LLM  # report writer
+    t2i: TextToImage  # text-to-image
+    curator: Curator | None  # accepts or rejects each image (None: every image is kept)
+
+
 class Generator:
     """Runs the stages for one generation config into `out_dir`."""
 
-    def __init__(self, out_dir: Path, settings: GenerationSettings, config: dict, ner: NER, llm: LLM,
-                 t2i: TextToImage, curator: Curator | None, corpus_texts, progress: bool = True):
+    def __init__(self, out_dir: Path, settings: GenerationSettings, config: dict, backends: Backends,
+                 corpus_texts, progress: bool = True):
         self.out = Path(out_dir)
         self.s, self.config = settings, addressed_config(config)
-        self.ner, self.llm, self.t2i, self.curator = ner, llm, t2i, curator
+        self.ner, self.llm, self.t2i, self.curator = backends.ner, backends.llm, backends.t2i, backends.curator
         self.corpus_texts = corpus_texts  # a callable: only read when the vocabulary is missing
         self.progress = progress
         self.store = ShardStore(self.out / "shards")

@@ -14,12 +14,15 @@ and memory are then those of batch W*b on every rank.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..launch.data_parallel import gather_rows
-from .gloria_loss import Workspace, global_loss, local_loss_packed, matched_attention, pad_words
+from .gloria_loss import (LocalLossSettings, Workspace, global_loss, local_loss_packed, matched_attention,
+                          pad_words)
 from .protocols import ImageEncoder, TextEncoder
 
 WORD, PIECE, SKIP = 0, 1, 2  # token kinds: starts a word, continues one (WordPiece "##"), no word
@@ -55,24 +58,43 @@ def merge_word_pieces(states: torch.Tensor, input_ids: torch.Tensor, attention_m
     return words, lengths, word_of_token
 
 
+@dataclass(frozen=True)
+class GLoRIASettings:
+    """GLoRIA's keys of conf/model/gloria.yaml (the towers aside)."""
+
+    embed_dim: int | None  # joint space size; None: the text encoder's hidden size
+    image_size_model: int | None  # images resized to this inside the model; None: as loaded
+    last_n_layers: int  # text layers aggregated into token features
+    layer_agg: str  # sum | mean over those layers
+    temp1: float
+    temp2: float
+    temp3: float
+    local_weight: float
+    global_weight: float
+    divide_by_temp2: bool
+
+    def __post_init__(self):
+        if self.layer_agg not in LAYER_AGGS:
+            raise ValueError(f"GLoRIA layer_agg must be one of {LAYER_AGGS}, got {self.layer_agg!r}")
+        if self.last_n_layers < 1:
+            raise ValueError(f"GLoRIA last_n_layers must be >= 1, got {self.last_n_layers}")
+        if min(self.temp1, self.temp2, self.temp3) <= 0:
+            raise ValueError(f"GLoRIA temperatures must be > 0, got {self.temp1}, {self.temp2}, {self.temp3}")
+
+
 class GLoRIA(nn.Module):
     """A LocalMapModel (models/protocols.py): word-to-region maps of its own."""
 
     has_local_maps = True
     local_projection = None  # local-feature grounding reads the last-stage map as it is
+    settings_type = GLoRIASettings  # what the config's keys beside the towers build (tests/test_configs.py)
 
-    def __init__(self, image_encoder: ImageEncoder, text_encoder: TextEncoder, *, embed_dim: int | None,
-                 image_size_model: int | None, last_n_layers: int, layer_agg: str, temp1: float, temp2: float,
-                 temp3: float, local_weight: float, global_weight: float, divide_by_temp2: bool):
+    def __init__(self, image_encoder: ImageEncoder, text_encoder: TextEncoder, **settings):
+        """`settings`: the fields of GLoRIASettings, as the model config gives them."""
         super().__init__()
-        if layer_agg not in LAYER_AGGS:
-            raise ValueError(f"GLoRIA layer_agg must be one of {LAYER_AGGS}, got {layer_agg!r}")
-        if last_n_layers < 1:
-            raise ValueError(f"GLoRIA last_n_layers must be >= 1, got {last_n_layers}")
-        if min(temp1, temp2, temp3) <= 0:
-            raise ValueError(f"GLoRIA temperatures must be > 0, got {temp1}, {temp2}, {temp3}")
+        s = GLoRIASettings(**settings)
         self.image_encoder, self.text_encoder = image_encoder, text_encoder
-        dim = embed_dim or text_encoder.dim  # the paper: BERT's 768, no text projection
+        dim = s.embed_dim or text_encoder.dim  # the paper: BERT's 768, no text projection
         self.global_embedder = nn.Linear(image_encoder.dim, dim)
         self.local_embedder = nn.Conv2d(image_encoder.local_dim, dim, kernel_size=1, bias=False)
         project = dim != text_encoder.dim
@@ -81,11 +103,11 @@ class GLoRIA(nn.Module):
         # Which vocabulary ids start a word, continue one or are no word (from the text tower's tokenizer).
         kinds = word_piece_kinds(text_encoder.tokenizer, text_encoder.model.config.vocab_size)
         self.register_buffer("token_kinds", kinds, persistent=False)
-        self.image_size_model, self.last_n_layers = image_size_model, last_n_layers
-        self.layer_agg = layer_agg
-        self.temp1, self.temp2, self.temp3 = temp1, temp2, temp3
-        self.local_weight, self.global_weight = local_weight, global_weight
-        self.divide_by_temp2 = divide_by_temp2
+        self.image_size_model, self.last_n_layers = s.image_size_model, s.last_n_layers
+        self.layer_agg = s.layer_agg
+        self.temp1, self.temp3 = s.temp1, s.temp3
+        self.local_loss_settings = LocalLossSettings(s.temp1, s.temp2, s.temp3, s.divide_by_temp2)
+        self.local_weight, self.global_weight = s.local_weight, s.global_weight
         self._workspace = Workspace()  # the local loss's scratch memory, kept between steps
 
     def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,8 +152,8 @@ class GLoRIA(nn.Module):
             local, pooled, sentence = gather_rows(local), gather_rows(pooled), gather_rows(sentence)
             words, lengths = gather_rows(words), gather_rows(lengths)
         g_i2t, g_t2i = global_loss(pooled.float(), sentence.float(), self.temp3)
-        l_i2t, l_t2i, _ = local_loss_packed(local, words, lengths, self.temp1, self.temp2, self.temp3,
-                                            self.divide_by_temp2, workspace=self._workspace)
+        l_i2t, l_t2i, _ = local_loss_packed(local, words, lengths, self.local_loss_settings,
+                                            workspace=self._workspace)
         global_l, local_l = g_i2t + g_t2i, l_i2t + l_t2i
         loss = self.local_weight * local_l + self.global_weight * global_l
         return {"loss": loss, "global_loss": global_l.detach(), "local_loss": local_l.detach()}

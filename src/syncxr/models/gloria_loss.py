@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +85,28 @@ class Workspace:
             self._flat = flat
 
 
+@dataclass(frozen=True)
+class LocalLossSettings:
+    """The local loss's constants (the paper's defaults)."""
+
+    temp1: float = 4.0  # sharpness of each word's attention over regions
+    temp2: float = 5.0  # word-score aggregation, log(sum_w exp(temp2 cos_w))
+    temp3: float = 10.0  # logit scale of the contrastive loss
+    divide_by_temp2: bool = True  # the paper's equation divides the aggregate by temp2; False: the released code
+    eps: float = 1e-8  # floor of the cosine's denominator
+
+
+@dataclass(frozen=True)
+class _ScoreOptions:
+    """How `_LocalScores` runs: the attention's temp1, the |c|^2 strategy, the scratch memory, and
+    whether a backward pass will follow (its buffers are then kept)."""
+
+    temp1: float
+    gram: bool
+    workspace: Workspace
+    backward: bool
+
+
 class _LocalScores(torch.autograd.Function):
     """For word w (of caption i) and image j: num[w, j] = <c_wj, e_w> and sq[w, j] = |c_wj|^2, where
     c_wj is the attention-weighted sum of image j's regions (softmax over caption i's words, then
@@ -94,8 +117,8 @@ class _LocalScores(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, words, regions, lengths, caption, temp1: float, gram: bool, workspace: Workspace,
-                backward: bool):
+    def forward(ctx, words, regions, lengths, caption, options: _ScoreOptions):
+        temp1, gram, workspace, backward = options.temp1, options.gram, options.workspace, options.backward
         n, d = words.shape
         b, s, _ = regions.shape
         m = b * s
@@ -160,12 +183,11 @@ class _LocalScores(torch.autograd.Function):
             d_regions.baddbmm_(p2.transpose(0, 1).transpose(1, 2), dc)
         ctx.workspace.give_back(ctx.flat)
         ctx.flat = ctx.tmp = None
-        return d_words, d_regions, None, None, None, None, None, None
+        return d_words, d_regions, None, None, None
 
 
 def local_loss_packed(region_feats: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor,
-                      temp1: float = 4.0, temp2: float = 5.0, temp3: float = 10.0,
-                      divide_by_temp2: bool = True, eps: float = 1e-8, gram: bool | None = None,
+                      settings: LocalLossSettings = LocalLossSettings(), gram: bool | None = None,
                       workspace: Workspace | None = None):
     """The local loss on packed words: `words` N x D holds caption 0's words, then caption 1's...,
     `lengths` (B) how many each has. Returns (loss image->text, loss text->image, attention N x H x W
@@ -185,13 +207,15 @@ def local_loss_packed(region_feats: torch.Tensor, words: torch.Tensor, lengths: 
         words = _float(words).contiguous()
         caption = torch.repeat_interleave(torch.arange(b, device=words.device), lengths)
         backward = torch.is_grad_enabled() and (words.requires_grad or regions.requires_grad)
-        num, sq, maps = _LocalScores.apply(words, regions, lengths, caption, float(temp1), bool(gram),
-                                            workspace or Workspace(), backward)
-        cos = num / (words.norm(dim=1, keepdim=True) * sq.clamp_min(0).sqrt()).clamp_min(eps)
+        temp2, temp3 = settings.temp2, settings.temp3
+        num, sq, maps = _LocalScores.apply(words, regions, lengths, caption,
+                                            _ScoreOptions(float(settings.temp1), bool(gram), workspace or Workspace(),
+                                                          backward))
+        cos = num / (words.norm(dim=1, keepdim=True) * sq.clamp_min(0).sqrt()).clamp_min(settings.eps)
         # log sum_w exp(temp2 cos) per caption and image; |temp2 cos| <= temp2, so exp is safe.
         member = F.one_hot(caption, b).to(cos.dtype)  # N x B: which caption each word is in
         agg = member.t() @ (temp2 * cos).exp()
-        agg = agg.log() / temp2 if divide_by_temp2 else agg.log()
+        agg = agg.log() / temp2 if settings.divide_by_temp2 else agg.log()
         logits = temp3 * agg.t()  # rows: images, columns: captions
         labels = torch.arange(b, device=logits.device)
         return (F.cross_entropy(logits, labels), F.cross_entropy(logits.t(), labels),
@@ -208,15 +232,14 @@ def pad_words(words: torch.Tensor, lengths: torch.Tensor, value: float = 0.0) ->
 
 
 def local_loss(region_feats: torch.Tensor, word_feats: torch.Tensor,
-               caption_lengths: torch.Tensor | Sequence[int], temp1: float = 4.0, temp2: float = 5.0,
-               temp3: float = 10.0, divide_by_temp2: bool = True, eps: float = 1e-8,
+               caption_lengths: torch.Tensor | Sequence[int], settings: LocalLossSettings = LocalLossSettings(),
                gram: bool | None = None, workspace: Workspace | None = None):
     """GLoRIA's local loss on padded words: region_feats B x D x H x W, word_feats B x D x T with
     caption i's words in its first caption_lengths[i] columns (the rest is never read).
 
     Returns (loss image->text, loss text->image, attention maps B x T x H x W: each word over its
     own image, zero at padded words). Scores are log(sum_w exp(temp2 cos_w)), divided by temp2 as in
-    the paper's equation (`divide_by_temp2=False`: as the released code), times temp3.
+    the paper's equation (`settings.divide_by_temp2=False`: as the released code), times temp3.
     """
     b, _, t = word_feats.shape
     lengths = torch.as_tensor(caption_lengths, device=word_feats.device).long()
@@ -224,8 +247,7 @@ def local_loss(region_feats: torch.Tensor, word_feats: torch.Tensor,
         raise ValueError(f"caption lengths {lengths.tolist()} exceed the {t} word columns")
     mask = torch.arange(t, device=word_feats.device) < lengths[:, None]
     words = word_feats.transpose(1, 2)[mask]  # N x D, caption by caption
-    l_i2t, l_t2i, maps = local_loss_packed(region_feats, words, lengths, temp1, temp2, temp3,
-                                           divide_by_temp2, eps, gram, workspace)
+    l_i2t, l_t2i, maps = local_loss_packed(region_feats, words, lengths, settings, gram, workspace)
     return l_i2t, l_t2i, pad_words(maps, lengths)
 
 

@@ -57,9 +57,10 @@ class FindingTerm:
         return () if self.key in DEVICES else TEMPORAL
 
 
-def _f(key, etype, synonyms, sites, sev=None, desc=(), prep="in", disease=None, neg=0.1, canonical=None):
-    return FindingTerm(key, canonical or synonyms[0], etype, tuple(synonyms), tuple(sites),
-                       tuple(sev) if sev else None, tuple(desc), prep, disease, neg)
+def _f(key, etype, synonyms, sites, sev=None, desc=(), neg=0.1, **term):
+    """A FindingTerm named by its first synonym; `term`: its other fields by name (prep, disease)."""
+    return FindingTerm(key, synonyms[0], etype, tuple(synonyms), tuple(sites), tuple(sev) if sev else None,
+                       tuple(desc), negation_weight=neg, **term)
 
 
 DEVICES = ("endotracheal_tube", "central_venous_catheter", "nasogastric_tube", "pacemaker",

@@ -36,47 +36,59 @@ class ReportResult:
     per_sample: dict[str, Counter] = field(default_factory=dict)  # the counters of each finished sample
 
 
-def _section(llm: LLM, ner: NER, samples: dict[str, list[dict]], seeds: dict[str, int], section: str, max_attempts: int,
-             result: ReportResult, per_sample: dict[str, Counter], findings: dict[str, str] | None = None
-             ) -> dict[str, str]:
-    accepted: dict[str, str] = {}
-    pending = list(samples)
-    for attempt in range(max_attempts):
-        if not pending:
-            break
-        reqs = [ReportRequest(sid, section, samples[sid], seed=seeds[sid] * 1000 + attempt,
-                              findings=(findings or {}).get(sid, "")) for sid in pending]
-        texts = llm.generate(reqs)
-        if len(texts) != len(reqs):  # zip would pair answers with the wrong samples
-            raise ValueError(f"llm {getattr(llm, 'name', llm)!r} returned {len(texts)} answers for "
-                             f"{len(reqs)} requests")
-        still = []
-        for req, raw in zip(reqs, texts):
-            sid = req.sample_id
-            if is_backend_failure(raw):
-                result.retryable[sid] = f"llm:{raw.reason}"
-                continue
-            counts = per_sample[sid]
-            counts[f"{section}_calls"] += 1
-            result.attempts[sid] = result.attempts.get(sid, 0) + 1
-            text = clean_section(raw, section)
-            if text is None:
-                counts[f"{section}_failed_calls"] += 1
-                reason, got = "no usable text", []
-            else:
-                got = ner.extract(text)
-                if entity_key(got) == entity_key(req.entities):
-                    accepted[sid] = text
+@dataclass
+class _SectionWriter:
+    """Writes one section of many reports, retrying a sample while its text misses its entities;
+    what both sections share: the backends, the seeds, the attempts allowed and the counters."""
+
+    llm: LLM
+    ner: NER
+    seeds: dict[str, int]
+    max_attempts: int
+    result: ReportResult
+    per_sample: dict[str, Counter]
+
+    def write(self, samples: dict[str, list[dict]], section: str, findings: dict[str, str] | None = None
+              ) -> dict[str, str]:
+        llm, ner, seeds, result, per_sample = self.llm, self.ner, self.seeds, self.result, self.per_sample
+        accepted: dict[str, str] = {}
+        pending = list(samples)
+        for attempt in range(self.max_attempts):
+            if not pending:
+                break
+            reqs = [ReportRequest(sid, section, samples[sid], seed=seeds[sid] * 1000 + attempt,
+                                  findings=(findings or {}).get(sid, "")) for sid in pending]
+            texts = llm.generate(reqs)
+            if len(texts) != len(reqs):  # zip would pair answers with the wrong samples
+                raise ValueError(f"llm {getattr(llm, 'name', llm)!r} returned {len(texts)} answers for "
+                                 f"{len(reqs)} requests")
+            still = []
+            for req, raw in zip(reqs, texts):
+                sid = req.sample_id
+                if is_backend_failure(raw):
+                    result.retryable[sid] = f"llm:{raw.reason}"
                     continue
-                reason = "entities differ"
-            counts[f"{section}_rejected"] += 1
-            result.rejects.append({"id": sid, "section": section, "attempt": attempt, "reason": reason,
-                                   "text": text or "", "expected": req.entities, "extracted": got})
-            still.append(sid)
-        pending = still
-    for sid in pending:
-        per_sample[sid][f"{section}_gave_up"] += 1
-    return accepted
+                counts = per_sample[sid]
+                counts[f"{section}_calls"] += 1
+                result.attempts[sid] = result.attempts.get(sid, 0) + 1
+                text = clean_section(raw, section)
+                if text is None:
+                    counts[f"{section}_failed_calls"] += 1
+                    reason, got = "no usable text", []
+                else:
+                    got = ner.extract(text)
+                    if entity_key(got) == entity_key(req.entities):
+                        accepted[sid] = text
+                        continue
+                    reason = "entities differ"
+                counts[f"{section}_rejected"] += 1
+                result.rejects.append({"id": sid, "section": section, "attempt": attempt, "reason": reason,
+                                       "text": text or "", "expected": req.entities, "extracted": got})
+                still.append(sid)
+            pending = still
+        for sid in pending:
+            per_sample[sid][f"{section}_gave_up"] += 1
+        return accepted
 
 
 def write_reports(llm: LLM, ner: NER, samples: dict[str, list[dict]], seeds: dict[str, int],
@@ -87,10 +99,10 @@ def write_reports(llm: LLM, ner: NER, samples: dict[str, list[dict]], seeds: dic
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
     result = ReportResult()
     per_sample: dict[str, Counter] = defaultdict(Counter)
-    findings = _section(llm, ner, samples, seeds, "findings", max_attempts, result, per_sample)
+    writer = _SectionWriter(llm, ner, seeds, max_attempts, result, per_sample)
+    findings = writer.write(samples, "findings")
     with_findings = {sid: samples[sid] for sid in samples if sid in findings and sid not in result.retryable}
-    impressions = _section(llm, ner, with_findings, seeds, "impression", max_attempts, result, per_sample,
-                           findings=findings)
+    impressions = writer.write(with_findings, "impression", findings=findings)
     retry = result.retryable
     result.findings = {sid: t for sid, t in findings.items() if sid not in retry}
     result.impressions = {sid: t for sid, t in impressions.items() if sid not in retry}

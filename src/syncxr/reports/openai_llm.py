@@ -31,6 +31,7 @@ import os
 import random
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -70,24 +71,42 @@ class _Servers:
         self.failures[s], self.down_until[s] = 0, 0.0
 
 
+@dataclass(frozen=True)
+class OpenAIClientSettings:
+    """The keys of conf/llm/base/openai_server.yaml: where the servers are, how requests travel, and
+    the sampling settings."""
+
+    base_url: str
+    model: str
+    base_urls: list[str] | None  # several servers of the same model, sharing the requests; None: base_url
+    api_key_env: str | None  # the variable holding the key, read when requests are sent
+    concurrency: int  # requests in flight per server
+    timeout_s: float
+    max_retries: int
+    backoff_s: float
+    max_tokens: int
+    temperature: float
+
+
 class OpenAICompatibleLLM:
     name = "openai"
+    settings_type = OpenAIClientSettings  # what the config's keys build (tests/test_configs.py)
 
-    def __init__(self, base_url: str, model: str, *, base_urls: list[str] | None, api_key_env: str | None,
-                 concurrency: int, timeout_s: float, max_retries: int, backoff_s: float, max_tokens: int,
-                 temperature: float):
-        urls = list(base_urls) if base_urls else [base_url]
+    def __init__(self, base_url: str, model: str, **settings):
+        """`settings`: the other fields of OpenAIClientSettings, as the config gives them."""
+        s = OpenAIClientSettings(base_url, model, **settings)
+        urls = list(s.base_urls) if s.base_urls else [s.base_url]
         if not urls or not all(isinstance(u, str) and u for u in urls):
-            raise ValueError(f"base_urls must list server URLs, got {base_urls!r}")
-        if concurrency < 1 or max_retries < 0:
-            raise ValueError(f"concurrency must be >= 1 and max_retries >= 0, got {concurrency}, {max_retries}")
-        self.servers = _Servers([u.rstrip("/") for u in urls], backoff_s)
+            raise ValueError(f"base_urls must list server URLs, got {s.base_urls!r}")
+        if s.concurrency < 1 or s.max_retries < 0:
+            raise ValueError(f"concurrency must be >= 1 and max_retries >= 0, got {s.concurrency}, {s.max_retries}")
+        self.servers = _Servers([u.rstrip("/") for u in urls], s.backoff_s)
         # The key is read from this environment variable when requests are sent: never an attribute,
         # never part of a config, a file or a dataset address.
-        self.model, self.api_key_env = model, api_key_env
-        self.concurrency, self.timeout_s = concurrency, timeout_s
-        self.max_retries, self.backoff_s = max_retries, backoff_s
-        self.max_tokens, self.temperature = max_tokens, temperature
+        self.model, self.api_key_env = s.model, s.api_key_env
+        self.concurrency, self.timeout_s = s.concurrency, s.timeout_s
+        self.max_retries, self.backoff_s = s.max_retries, s.backoff_s
+        self.max_tokens, self.temperature = s.max_tokens, s.temperature
         self.stats: Counter = Counter()
         self.answered_once = False  # whether any request got a text: the setup works (kept across calls)
 

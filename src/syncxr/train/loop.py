@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,106 +31,157 @@ def _move(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def train(model, optimizer, scheduler, loader, samplers, accelerator, out_dir: Path,
-          settings: LoopSettings, on_device: Callable[[dict], dict] | None = None,
-          run_config: dict | None = None) -> list[dict]:
-    """Trains `model` (already `prepare`d) and returns the logged history.
+@dataclass
+class TrainingParts:
+    """What the loop trains with. `model`, `optimizer` and `loader` are already `prepare`d by
+    `accelerator`; `scheduler` may be None. `samplers` are objects with `set_epoch` (the sampler and
+    the dataset) so each epoch's order and augmentations are fixed by the seed. `on_device` turns a
+    batch on the device into the model's inputs (e.g. the batched half of the augmentation)."""
 
-    `samplers` are objects with `set_epoch` (the sampler and the dataset) so each epoch's order and
-    augmentations are fixed by the seed. `on_device` turns a batch on the device into the model's
-    inputs (e.g. the batched half of the augmentation). The model's forward returns a dict with
-    `loss`. A batch may list dataset rows whose image failed to load (`skipped`, data.on_error=skip):
-    they are counted in the history (`skipped_rows`, distinct rows over the whole run).
-    `run_config` (the run's resolved config) is stored in every checkpoint.
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object | None
+    loader: Iterable
+    samplers: Sequence
+    accelerator: object  # accelerate.Accelerator
+    on_device: Callable[[dict], dict] | None = None
+
+
+def train(parts: TrainingParts, out_dir: Path, settings: LoopSettings, run_config: dict | None = None) -> list[dict]:
+    """Trains `parts.model` and returns the logged history.
+
+    The model's forward returns a dict with `loss`. A batch may list dataset rows whose image failed
+    to load (`skipped`, data.on_error=skip): they are counted in the history (`skipped_rows`, distinct
+    rows over the whole run). `run_config` (the run's resolved config) is stored in every checkpoint.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_root = out_dir / "checkpoints"
-    history_path = out_dir / "history.jsonl"
-    state = load_latest(accelerator, ckpt_root, model, optimizer, scheduler) if settings.resume else None
-    if state is None:
-        state = TrainerState()
-    elif accelerator.is_main_process:
-        accelerator.print(f"resuming from epoch {state.epoch} step {state.global_step}")
-    steps_per_epoch = len(loader)
-    total = settings.max_epochs * steps_per_epoch
-    if settings.max_steps is not None:
-        total = min(total, settings.max_steps)
-    # Records logged after the checkpoint we resumed from are re-made by this run (a fresh start
-    # re-makes them all: an old history is not even read).
-    history = recover_history(history_path, state.global_step) if state.global_step else []
-    if accelerator.is_main_process:
-        write_text_atomic(history_path, "".join(json.dumps(r) + "\n" for r in history))
-    bar = tqdm(total=total, initial=state.global_step, desc="train", dynamic_ncols=True,
-               disable=not accelerator.is_local_main_process)
-    # ReduceLROnPlateau steps once per epoch on the epoch's mean loss; the others once per batch.
-    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    skipped: list[int] = []  # rows skipped on this process since the last merge into `state`
+    return _TrainingRun(parts, out_dir, settings, run_config).run()
 
-    def checkpoint():
-        _merge_skipped(accelerator, state, skipped)
-        save_checkpoint(accelerator, ckpt_root, state, settings.keep_checkpoints, model, optimizer, scheduler,
-                        run_config)
 
-    model.train()
-    while state.global_step < total and state.epoch < settings.max_epochs:
-        batches = accelerator.skip_first_batches(loader, state.step_in_epoch) if state.step_in_epoch else loader
+class _TrainingRun:
+    """One call of `train`: the resumed state, the history and the steps of the loop, each a method."""
+
+    def __init__(self, parts: TrainingParts, out_dir: Path, settings: LoopSettings, run_config: dict | None):
+        self.parts, self.settings, self.run_config = parts, settings, run_config
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_root = out_dir / "checkpoints"
+        self.history_path = out_dir / "history.jsonl"
+        self.state = self._start_state()
+        self.steps_per_epoch = len(parts.loader)
+        self.total = settings.max_epochs * self.steps_per_epoch
+        if settings.max_steps is not None:
+            self.total = min(self.total, settings.max_steps)
+        self.history = self._start_history()
+        self.bar = tqdm(total=self.total, initial=self.state.global_step, desc="train", dynamic_ncols=True,
+                        disable=not parts.accelerator.is_local_main_process)
+        # ReduceLROnPlateau steps once per epoch on the epoch's mean loss; the others once per batch.
+        self.plateau = isinstance(parts.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        self.skipped: list[int] = []  # rows skipped on this process since the last merge into `state`
+
+    def _start_state(self) -> TrainerState:
+        p = self.parts
+        state = load_latest(p.accelerator, self.ckpt_root, p.model, p.optimizer, p.scheduler) \
+            if self.settings.resume else None
+        if state is None:
+            return TrainerState()
+        if p.accelerator.is_main_process:
+            p.accelerator.print(f"resuming from epoch {state.epoch} step {state.global_step}")
+        return state
+
+    def _start_history(self) -> list[dict]:
+        # Records logged after the checkpoint we resumed from are re-made by this run (a fresh start
+        # re-makes them all: an old history is not even read).
+        history = recover_history(self.history_path, self.state.global_step) if self.state.global_step else []
+        if self.parts.accelerator.is_main_process:
+            write_text_atomic(self.history_path, "".join(json.dumps(r) + "\n" for r in history))
+        return history
+
+    def run(self) -> list[dict]:
+        self.parts.model.train()
+        while self.state.global_step < self.total and self.state.epoch < self.settings.max_epochs:
+            self._run_epoch()
+            self._checkpoint()
+        self.bar.close()
+        return self.history
+
+    def _checkpoint(self) -> None:
+        p = self.parts
+        _merge_skipped(p.accelerator, self.state, self.skipped)
+        save_checkpoint(p.accelerator, self.ckpt_root, self.state, self.settings.keep_checkpoints, p.model,
+                        p.optimizer, p.scheduler, self.run_config)
+
+    def _run_epoch(self) -> None:
+        """The rest of the current epoch (all of it, or what follows the step resumed from)."""
+        state, every = self.state, self.settings.checkpoint_every
+        for batch in self._epoch_batches():
+            loss = self._step(batch)
+            if state.global_step % self.settings.log_every == 0 or state.global_step == self.total:
+                self._log(loss)
+            if state.global_step >= self.total:
+                break
+            if every and state.global_step % every == 0 and state.step_in_epoch < self.steps_per_epoch:
+                self._checkpoint()
+        if state.step_in_epoch >= self.steps_per_epoch:
+            self._end_epoch()
+
+    def _epoch_batches(self):
+        p, state = self.parts, self.state
+        batches = p.accelerator.skip_first_batches(p.loader, state.step_in_epoch) if state.step_in_epoch else p.loader
         # accelerate's loaders keep their own epoch counter and push it to the sampler on iteration.
         if hasattr(batches, "set_epoch"):  # third-party: accelerate's loader or its skipping wrapper
             batches.set_epoch(state.epoch)
-        for s in samplers:
+        for s in p.samplers:
             s.set_epoch(state.epoch)
-        for batch in batches:
-            skipped.extend(batch.get("skipped", ()))
-            if len(batch["images"]) == 0:
-                raise ValueError(f"no image of the batch at step {state.global_step} could be loaded "
-                                 f"(data.on_error=skip); rows {batch['skipped'][:5]} ...")
-            batch = _move(batch, accelerator.device)
-            if on_device is not None:
-                batch = on_device(batch)
-            out = model(batch["images"], batch["input_ids"], batch["attention_mask"])
-            loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {state.global_step}")
-            accelerator.backward(loss)
-            if settings.grad_clip:
-                accelerator.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if scheduler is not None and not plateau:
-                scheduler.step()
-            if plateau:  # .item() syncs a GPU: only pay for it when the scheduler needs it
-                state.epoch_loss_sum += loss.detach().item()
-                state.epoch_loss_count += 1
-            state.global_step += 1
-            state.step_in_epoch += 1
-            bar.update(1)
-            if state.global_step % settings.log_every == 0 or state.global_step == total:
-                _merge_skipped(accelerator, state, skipped)
-                record = {"step": state.global_step, "epoch": state.epoch,
-                          "loss": accelerator.gather(loss.detach()).mean().item(),
-                          "lr": optimizer.param_groups[0]["lr"], "skipped_rows": len(state.skipped_rows)}
-                history.append(record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}")
-                accelerator.log({"train/loss": record["loss"], "train/lr": record["lr"]},
-                                step=state.global_step)
-                if accelerator.is_main_process:
-                    with history_path.open("a") as f:
-                        f.write(json.dumps(record) + "\n")
-            if state.global_step >= total:
-                break
-            if settings.checkpoint_every and state.global_step % settings.checkpoint_every == 0 \
-                    and state.step_in_epoch < steps_per_epoch:
-                checkpoint()
-        if state.step_in_epoch >= steps_per_epoch:
-            if plateau:
-                mean = torch.tensor(state.epoch_loss_sum / max(state.epoch_loss_count, 1), device=accelerator.device)
-                scheduler.step(accelerator.gather(mean).mean().item())
-            state.epoch += 1
-            state.step_in_epoch = 0
-            state.epoch_loss_sum, state.epoch_loss_count = 0.0, 0
-        checkpoint()
-    bar.close()
-    return history
+        return batches
+
+    def _step(self, batch: dict) -> torch.Tensor:
+        """One optimiser step on `batch`; returns its loss."""
+        p, state = self.parts, self.state
+        self.skipped.extend(batch.get("skipped", ()))
+        if len(batch["images"]) == 0:
+            raise ValueError(f"no image of the batch at step {state.global_step} could be loaded "
+                             f"(data.on_error=skip); rows {batch['skipped'][:5]} ...")
+        batch = _move(batch, p.accelerator.device)
+        if p.on_device is not None:
+            batch = p.on_device(batch)
+        loss = p.model(batch["images"], batch["input_ids"], batch["attention_mask"])["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {state.global_step}")
+        p.accelerator.backward(loss)
+        if self.settings.grad_clip:
+            p.accelerator.clip_grad_norm_(p.model.parameters(), self.settings.grad_clip)
+        p.optimizer.step()
+        p.optimizer.zero_grad(set_to_none=True)
+        if p.scheduler is not None and not self.plateau:
+            p.scheduler.step()
+        if self.plateau:  # .item() syncs a GPU: only pay for it when the scheduler needs it
+            state.epoch_loss_sum += loss.detach().item()
+            state.epoch_loss_count += 1
+        state.global_step += 1
+        state.step_in_epoch += 1
+        self.bar.update(1)
+        return loss
+
+    def _log(self, loss: torch.Tensor) -> None:
+        p, state = self.parts, self.state
+        _merge_skipped(p.accelerator, state, self.skipped)
+        record = {"step": state.global_step, "epoch": state.epoch,
+                  "loss": p.accelerator.gather(loss.detach()).mean().item(),
+                  "lr": p.optimizer.param_groups[0]["lr"], "skipped_rows": len(state.skipped_rows)}
+        self.history.append(record)
+        self.bar.set_postfix(loss=f"{record['loss']:.3f}")
+        p.accelerator.log({"train/loss": record["loss"], "train/lr": record["lr"]}, step=state.global_step)
+        if p.accelerator.is_main_process:
+            with self.history_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _end_epoch(self) -> None:
+        p, state = self.parts, self.state
+        if self.plateau:
+            mean = torch.tensor(state.epoch_loss_sum / max(state.epoch_loss_count, 1), device=p.accelerator.device)
+            p.scheduler.step(p.accelerator.gather(mean).mean().item())
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.epoch_loss_sum, state.epoch_loss_count = 0.0, 0
 
 
 def _merge_skipped(accelerator, state: TrainerState, skipped: list[int]) -> None:

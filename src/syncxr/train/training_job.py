@@ -25,12 +25,13 @@ from ..dataset_dirs import build_training_table
 from ..eval.checkpoint import weights_fingerprint
 from ..eval.embeddings import EmbeddingCache
 from ..eval.evaluation_job import eval_settings, run_suite
+from ..eval.tasks import Context
 from ..launch.accelerator import build_accelerator
 from ..launch.data_parallel import parameter_digest, plain_batchnorm, sync_batchnorm
 from ..models.build import build_model
 from ..results.attention_maps import phantom_attention_examples, save_attention_grid
 from ..results.plots import plot_loss
-from .loop import LoopSettings, steps_for, train
+from .loop import LoopSettings, TrainingParts, steps_for, train
 from .optim import build_optimizer, build_scheduler
 from .run_dir import (check_same_run, claimed_run_dir, is_requeue_of_start_over, note_start_over,
                       set_aside_previous_run)
@@ -92,7 +93,40 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
         set_seed(cfg.seed)  # the same initial weights whatever data had to be built first
         model = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)
     tokenizer, max_length = model.text_encoder.tokenizer, model.text_encoder.max_length
+    dataset, sampler, loader = _training_data(cfg, table, tokenizer, max_length, accelerator)
+    parts = _training_parts(cfg, model, dataset, sampler, loader, accelerator)
+    history = train(parts, out_dir, _loop_settings(cfg.trainer, resume),
+                    run_config=OmegaConf.to_container(cfg, resolve=True))
+    t_train = time.perf_counter()
+    net = plain_batchnorm(accelerator.unwrap_model(parts.model))
+    _check_replicas_agree(net, accelerator)
+    if not accelerator.is_main_process:
+        # The main process evaluates alone. The others wait for it on the file system: leaving at
+        # once gets the whole step killed by srun after KillWait (often 30 s) while the main one is
+        # still evaluating, and a collective barrier could outlast the process group's timeout
+        # (10 min under NCCL).
+        _wait_for(out_dir / EVALUATION_ENDED, accelerator.process_index)
+        return {}
+    with _marks_end(out_dir / EVALUATION_ENDED):
+        # The trained weights beside resolved_config.yaml: all evaluate.py needs to rebuild the model.
+        with atomic_path(out_dir / "model.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+        metrics = _evaluate(cfg, net, tokenizer, max_length, accelerator, cache_dir, out_dir)
+        metrics.update(_training_metrics(history, len(table), dataset.skipped))
+        write_json_atomic(out_dir / "metrics.json", metrics)
+        write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
+        if history:
+            plot_loss(history, out_dir / "loss.png")
+        if net.has_local_maps:  # GLoRIA: where does each finding word look?
+            images, captions, masks, findings = phantom_attention_examples(eval_transform(cfg.loader.image_size))
+            save_attention_grid(net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png",
+                                max_length=max_length)
+        accelerator.log(metrics)
+        return metrics
 
+
+def _training_data(cfg: DictConfig, table, tokenizer, max_length: int, accelerator: Accelerator):
+    """(dataset, sampler, loader) of the training table."""
     lc = cfg.loader
     dataset = PairedImageTextDataset(table, train_transform(lc.image_size, lc.crop_scale, lc.jitter),
                                      lc.text_mode, seed=cfg.seed, on_error=cfg.data.on_error)
@@ -107,6 +141,12 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
                         pin_memory=accelerator.device.type == "cuda")
     if len(loader) == 0:
         raise ValueError(f"loader.batch_size={lc.batch_size} is larger than the {len(dataset)} training rows")
+    return dataset, sampler, loader
+
+
+def _training_parts(cfg: DictConfig, model, dataset, sampler, loader, accelerator: Accelerator) -> TrainingParts:
+    """The optimiser and scheduler of `model`, everything `prepare`d by `accelerator`."""
+    lc = cfg.loader
     total = cfg.trainer.max_epochs * steps_for(len(dataset), lc.batch_size * accelerator.num_processes, True)
     if cfg.trainer.max_steps is not None:
         total = min(total, cfg.trainer.max_steps)
@@ -115,46 +155,28 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
     optimizer = build_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad])
     scheduler = build_scheduler(cfg.get("scheduler"), optimizer, total)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-
-    t = cfg.trainer
     # The sampler is set here too: a loader resumed mid-epoch (accelerate's skip_first_batches) does
     # not pass the epoch on to it, and would replay epoch 0's order.
-    history = train(model, optimizer, scheduler, loader, [sampler, dataset], accelerator, out_dir,
-                    LoopSettings(max_epochs=t.max_epochs, max_steps=t.max_steps, grad_clip=t.grad_clip,
-                                 checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
-                                 log_every=t.log_every, resume=resume), on_device=augment_on_device,
-                    run_config=OmegaConf.to_container(cfg, resolve=True))
-    t_train = time.perf_counter()
-    net = plain_batchnorm(accelerator.unwrap_model(model))
-    _check_replicas_agree(net, accelerator)
-    if not accelerator.is_main_process:
-        # The main process evaluates alone. The others wait for it on the file system: leaving at
-        # once gets the whole step killed by srun after KillWait (often 30 s) while the main one is
-        # still evaluating, and a collective barrier could outlast the process group's timeout
-        # (10 min under NCCL).
-        _wait_for(out_dir / EVALUATION_ENDED, accelerator.process_index)
-        return {}
-    with _marks_end(out_dir / EVALUATION_ENDED):
-        metrics = {}
-        # The trained weights beside resolved_config.yaml: all evaluate.py needs to rebuild the model.
-        with atomic_path(out_dir / "model.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
-        metrics.update(_evaluate(cfg, net, tokenizer, max_length, accelerator, cache_dir, out_dir))
-        if history:
-            metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))
-            metrics["train/steps"] = history[-1]["step"]
-        metrics["data/train_rows"] = len(table)
-        metrics["data/skipped_rows"] = dataset.skipped + (history[-1].get("skipped_rows", 0) if history else 0)
-        write_json_atomic(out_dir / "metrics.json", metrics)
-        write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
-        if history:
-            plot_loss(history, out_dir / "loss.png")
-        if net.has_local_maps:  # GLoRIA: where does each finding word look?
-            images, captions, masks, findings = phantom_attention_examples(eval_transform(lc.image_size))
-            save_attention_grid(net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png",
-                                max_length=max_length)
-        accelerator.log(metrics)
-        return metrics
+    return TrainingParts(model, optimizer, scheduler, loader, [sampler, dataset], accelerator,
+                         on_device=augment_on_device)
+
+
+def _loop_settings(t: DictConfig, resume: bool) -> LoopSettings:
+    return LoopSettings(max_epochs=t.max_epochs, max_steps=t.max_steps, grad_clip=t.grad_clip,
+                        checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
+                        log_every=t.log_every, resume=resume)
+
+
+def _training_metrics(history: list[dict], train_rows: int, missing_rows: int) -> dict:
+    """The last steps' loss, the steps run, the training rows and the rows skipped (`missing_rows`:
+    images missing when the table was read; then those a batch could not load)."""
+    metrics = {}
+    if history:
+        metrics["train/loss"] = float(np.mean([h["loss"] for h in history[-5:]]))
+        metrics["train/steps"] = history[-1]["step"]
+    metrics["data/train_rows"] = train_rows
+    metrics["data/skipped_rows"] = missing_rows + (history[-1].get("skipped_rows", 0) if history else 0)
+    return metrics
 
 
 # Written by the main process once it is done (or failed): the other processes may then exit.
@@ -205,5 +227,6 @@ def _evaluate(cfg: DictConfig, model, tokenizer, max_length: int, accelerator: A
     # Keyed by the saved weights, where evaluate.py on this run looks too: it re-encodes nothing.
     cache = EmbeddingCache(out_dir / "eval_cache" if ev.embedding_cache else None, weights_fingerprint(out_dir))
     image_size = int(ev.image_size or cfg.loader.image_size)
-    return run_suite(model, tokenizer, max_length, accelerator, cfg.task, cfg.benchmark,
-                     eval_settings(ev, cfg.seed), image_size, cache, cache_dir, out_dir, {"checkpoint": str(out_dir)})
+    ctx = Context(eval_settings(ev, cfg.seed), cfg.benchmark, model, tokenizer, max_length, accelerator, image_size,
+                  cache, cache_dir)
+    return run_suite(ctx, cfg.task, out_dir, {"checkpoint": str(out_dir)})
