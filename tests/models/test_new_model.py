@@ -22,7 +22,10 @@ from torch import nn
 
 class TinyDual(nn.Module):
     """One linear head per tower and a symmetric InfoNCE loss: the least a model needs (encode_image,
-    encode_text, forward -> {"loss"}) to train and run the zero-shot suite."""
+    encode_text, forward -> {"loss"}, and the declared members of models/protocols.py) to train and run
+    the zero-shot suite."""
+
+    has_local_maps = False  # no word-to-region maps of its own (models/protocols.py)
 
     def __init__(self, image_encoder, text_encoder, *, dim, tau):
         super().__init__()
@@ -30,6 +33,10 @@ class TinyDual(nn.Module):
         self.image_head = nn.Linear(image_encoder.dim, dim)
         self.text_head = nn.Linear(text_encoder.dim, dim)
         self.tau = tau
+
+    @property
+    def local_projection(self):
+        return self.image_head  # per location of the last-stage map, whose channels are the pooled feature's
 
     def encode_image(self, images):
         return F.normalize(self.image_head(self.image_encoder(images)), dim=-1)
