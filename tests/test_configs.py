@@ -5,12 +5,14 @@ where they were."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import pytest
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
+from syncxr.benchmarks import build_benchmark
 from syncxr.config import BACKEND_GROUPS, LABEL_KEYS, PHANTOM_KEY, ConfigError, is_phantom_preset, plain
 from syncxr.config_validation import validate
 from syncxr.dataset_dirs import corpus_reader
@@ -114,6 +116,21 @@ def test_every_backend_choice_has_a_target_and_no_default_twice():
         _check_section(where, s)
         seen += 1
     assert seen >= 25
+
+
+def test_every_benchmark_section_is_its_class_settings():
+    """conf/benchmark/<name>.yaml: Hydra passes a section's keys to its Benchmark class as **settings,
+    each a field of the class's `settings_type`; a key the settings lack is refused, naming the section."""
+    benches = compose_train().benchmark
+    names = sorted(p.stem for p in (REPO / "conf" / "benchmark").glob("*.yaml") if p.stem != "all")
+    assert sorted(benches) == names
+    for name in names:
+        section = plain(benches[name])
+        fields = {f.name for f in dataclasses.fields(get_object(section["_target_"]).settings_type)}
+        assert set(section) - {"_target_"} <= fields, f"conf/benchmark/{name}.yaml: {set(section) - fields}"
+        assert build_benchmark(benches[name], f"benchmark.{name}").key == f"benchmark.{name}"
+    with pytest.raises(ValueError, match=r"(?s)benchmark.rsna: .*unexpected keyword argument 'colour'"):
+        build_benchmark(OmegaConf.create({**plain(benches.rsna), "colour": "red"}), "benchmark.rsna")
 
 
 def _preset(group: str, name: str):

@@ -161,6 +161,15 @@ def test_siim_several_rows_per_image_and_nested_images(tmp_path):
     assert (s.mask(0, (4, 4)) == expect).all() and not s.mask(1, (4, 4)).any()
 
 
+def test_siim_layout_options_are_checked(twins):
+    """benchmark.siim.options are SIIM's file layout: a bad RLE convention or an unknown key is refused,
+    the latter naming the config section."""
+    with pytest.raises(ValueError, match="SIIM rle must be one of"):
+        read_siim(twins["siim"], "test.csv", rle="zigzag")
+    with pytest.raises(ValueError, match=r"benchmark.siim.options: .*unexpected keyword argument 'image_folder'"):
+        SIIM(options={"image_folder": "png_images"}).read_split(twins["siim"], "test", ["pneumothorax"])
+
+
 def test_covidx_header_less_file(twins, tmp_path):
     root = twins["covidx"]
     first = (root / "test.txt").read_text().splitlines()[0].split()

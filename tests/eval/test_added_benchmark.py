@@ -12,7 +12,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from syncxr.benchmarks import Benchmark
-from syncxr.data.benchmark_split import (benchmark_root, binary_labels, finish_split, image_path, read_csv,
+from syncxr.data.benchmark_split import (RowChecks, binary_labels, finish_split, image_path, read_csv,
                                          require_columns, split_file_path)
 from syncxr.eval.evaluation_job import run_evaluation
 from syncxr.phantom.benchmarks import write_png
@@ -27,8 +27,8 @@ def read_tiny(root, split_csv, classes, on_error="raise", allow_external_images=
     df = read_csv(csv, "Tiny")
     require_columns(df, ["image", *classes], csv)
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df["image"])]
-    return finish_split(csv, df["image"], paths, classes, binary_labels(df, classes, csv), None, on_error,
-                        inside=benchmark_root(root, allow_external_images))
+    return finish_split(csv, df["image"], paths, classes, binary_labels(df, classes, csv), None,
+                        checks=RowChecks(root, on_error, allow_external_images))
 
 
 class Tiny(Benchmark):

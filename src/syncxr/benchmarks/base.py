@@ -8,6 +8,8 @@ the benchmark on disk, read with its `published` label names where it has them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar
 
@@ -20,6 +22,22 @@ from ..phantom.benchmarks import TwinSpec, ensure_twin
 
 TASK_KINDS = ("classification", "grounding", "segmentation")
 CSV_SPLITS = {"train": "train.csv", "valid": "valid.csv", "test": "test.csv"}
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """The keys of a conf/benchmark/<name>.yaml section beside `_target_`."""
+
+    root: str | None = None  # None: the phantom twin; a path: the benchmark on disk there
+    twin: dict | None = None  # the twin's TwinSpec fields (sizes, seed, prevalences)
+    splits: dict | None = None  # train | valid | test -> split file (default: the twin's `twin_splits`)
+    classes: Sequence[str] = ()  # the twin's classes ...
+    class_sets: dict | None = None  # ... its named class sets ...
+    prompt_names: dict | None = None  # ... and the text its prompts use for a class
+    options: dict | None = None  # the reader's own keyword options
+    on_error: str = "raise"  # raise | skip: what a missing or unreadable image does
+    allow_external_images: bool = False  # split files may name images outside root
+    published: dict | None = None  # with a root: classes, class sets, prompt names as the files name them
 
 
 class Benchmark:
@@ -40,18 +58,21 @@ class Benchmark:
     # (root, split file, classes, on_error=, allow_external_images=, **options) -> Split
     reader: ClassVar[Callable[..., Split]]
 
-    def __init__(self, root=None, twin=None, splits=None, classes=(), class_sets=None, prompt_names=None,
-                 options=None, on_error: str = "raise", allow_external_images: bool = False, published=None):
+    settings_type: ClassVar[type] = BenchmarkSettings  # what the YAML's keys build (tests/test_configs.py)
+
+    def __init__(self, **settings):
+        """`settings`: the fields of BenchmarkSettings, as conf/benchmark/<name>.yaml gives them."""
+        s = BenchmarkSettings(**settings)
         self.key = f"benchmark.{self.name}"  # where errors point; build_benchmark sets the config key
-        self.root = root
-        self.twin = _plain(twin) or {}
-        self.splits = _plain(splits) or dict(self.twin_splits)
-        self.on_error = str(on_error)
-        self.allow_external_images = bool(allow_external_images)
-        self.options = _plain(options) or {}
-        own = {"classes": classes, "class_sets": class_sets or {}, "prompt_names": prompt_names or {}}
+        self.root = s.root
+        self.twin = _plain(s.twin) or {}
+        self.splits = _plain(s.splits) or dict(self.twin_splits)
+        self.on_error = str(s.on_error)
+        self.allow_external_images = bool(s.allow_external_images)
+        self.options = _plain(s.options) or {}
+        own = {"classes": s.classes, "class_sets": s.class_sets or {}, "prompt_names": s.prompt_names or {}}
         self.twin_labels = OmegaConf.create(_plain(own))
-        self.published = OmegaConf.create(_plain(published)) if published else None
+        self.published = OmegaConf.create(_plain(s.published)) if s.published else None
 
     @property
     def is_twin(self) -> bool:

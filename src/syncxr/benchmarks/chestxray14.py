@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..data.benchmark_split import (Split, benchmark_root, binary_labels, finish_split, image_path, read_csv,
+from ..data.benchmark_split import (RowChecks, Split, binary_labels, finish_split, image_path, read_csv,
                                     require_columns, split_file_path)
 from ..phantom.benchmarks import write_png
 from ..phantom.frequencies import tail_findings
@@ -28,8 +28,8 @@ def read_chestxray14(root, split_csv: str, classes: list[str], on_error: str = "
     require_columns(df, ["img_path", "Image Index", "Finding Label", *classes], csv)
     labels = binary_labels(df, classes, csv)
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df["img_path"])]
-    return finish_split(csv, df["Image Index"], paths, classes, labels, None, on_error,
-                        inside=benchmark_root(root, allow_external_images))
+    return finish_split(csv, df["Image Index"], paths, classes, labels, None,
+                        checks=RowChecks(root, on_error, allow_external_images))
 
 
 class ChestXray14(Benchmark):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..data.benchmark_split import (Split, benchmark_root, binary_labels, finish_split, image_path, read_csv,
+from ..data.benchmark_split import (RowChecks, Split, binary_labels, finish_split, image_path, read_csv,
                                     require_columns, split_file_path)
 from ..phantom.benchmarks import write_png
 from ..phantom.vocabulary import DEVICES
@@ -40,8 +40,8 @@ def read_chexpert_split(root, split_csv: str, classes: list[str], on_error: str 
     require_columns(df, ["Path", *classes], csv)
     labels = binary_labels(df, classes, csv, uncertain)
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df["Path"])]
-    return finish_split(csv, df["Path"], paths, classes, labels, None, on_error,
-                        inside=benchmark_root(root, allow_external_images))
+    return finish_split(csv, df["Path"], paths, classes, labels, None,
+                        checks=RowChecks(root, on_error, allow_external_images))
 
 
 class CheXpert(Benchmark):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data.benchmark_split import (MaskFile, Split, benchmark_root, finish_split, read_csv, require_columns,
+from ..data.benchmark_split import (MaskFile, RowChecks, Split, finish_split, read_csv, require_columns,
                                     split_file_path)
 from ..phantom.benchmarks import write_png
 from .base import Benchmark
@@ -28,8 +28,8 @@ def read_covid_rural(root, split_csv: str, classes: list[str] = ("covid",), on_e
             raise ValueError(f"{csv}: row {i} has an empty filepath")
     paths = [root / image_dir / f"{k}.jpg" for k in ids]
     regions = [MaskFile(root / mask_dir / f"{k}.png") for k in ids]
-    split = finish_split(csv, ids, paths, classes, np.ones((len(ids), len(classes))), regions, on_error,
-                         inside=benchmark_root(root, allow_external_images))
+    split = finish_split(csv, ids, paths, classes, np.ones((len(ids), len(classes))), regions,
+                         checks=RowChecks(root, on_error, allow_external_images))
     keep = np.array([r.path.is_file() for r in split.regions], dtype=bool)
     if not keep.all() and on_error == "raise":
         i = int(np.flatnonzero(~keep)[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.benchmark_split import Split, benchmark_root, finish_split, split_file_path
+from ..data.benchmark_split import RowChecks, Split, finish_split, split_file_path
 from ..phantom.benchmarks import exact_draw, write_png
 from .base import Benchmark
 
@@ -37,8 +37,8 @@ def read_covidx(root, split_txt: str, classes: list[str] = ("covid",), on_error:
         labels.append(COVIDX_CLASSES[cls])
     if not paths:
         raise ValueError(f"{txt}: no rows")
-    return finish_split(txt, ids, paths, classes, labels, None, on_error,
-                        inside=benchmark_root(root, allow_external_images))
+    return finish_split(txt, ids, paths, classes, labels, None,
+                        checks=RowChecks(root, on_error, allow_external_images))
 
 
 class COVIDx(Benchmark):

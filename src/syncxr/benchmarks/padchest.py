@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.benchmark_split import (Split, benchmark_root, binary_labels, finish_split, image_path, read_csv,
+from ..data.benchmark_split import (RowChecks, Split, binary_labels, finish_split, image_path, read_csv,
                                     require_columns, split_file_path)
 from ..phantom.benchmarks import write_png
 from ..phantom.frequencies import tail_findings
@@ -45,8 +45,8 @@ def read_padchest(root, split_csv: str, classes: list[str], on_error: str = "rai
     labels = binary_labels(df, classes, csv)
     first = df.columns[0]
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df[first])]
-    return finish_split(csv, df[first], paths, classes, labels, None, on_error,
-                        inside=benchmark_root(root, allow_external_images))
+    return finish_split(csv, df[first], paths, classes, labels, None,
+                        checks=RowChecks(root, on_error, allow_external_images))
 
 
 class PadChest(Benchmark):

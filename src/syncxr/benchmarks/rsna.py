@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.benchmark_split import (Boxes, Split, benchmark_root, finish_split, image_path, read_csv,
+from ..data.benchmark_split import (Boxes, RowChecks, Split, finish_split, image_path, read_csv,
                                     require_columns, split_file_path)
 from ..data.image_io import write_dicom
 from ..phantom.benchmarks import mask_boxes, uid
@@ -67,8 +67,8 @@ def read_rsna(root, split_csv: str, classes: list[str] = ("pneumonia",), on_erro
         labels.append(_parse_classes(c, len(boxes), csv, i))
         regions.append(Boxes(boxes, (box_frame, box_frame)))
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df["img_path"])]
-    return finish_split(csv, df["ID"], paths, classes, labels, regions, on_error,
-                        inside=benchmark_root(root, allow_external_images))
+    return finish_split(csv, df["ID"], paths, classes, labels, regions,
+                        checks=RowChecks(root, on_error, allow_external_images))
 
 
 class RSNA(Benchmark):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..data.benchmark_split import (MaskFile, RleMasks, Split, benchmark_root, finish_split, read_csv,
+from ..data.benchmark_split import (MaskFile, RleMasks, RowChecks, Split, finish_split, read_csv,
                                     require_columns, split_file_path)
 from ..data.rle import MODES as RLE_MODES
 from ..data.rle import rle_encode
@@ -22,18 +23,31 @@ def _index_images(image_root: Path, ext: str) -> dict[str, Path]:
     return {p.name[: -len(ext)]: p for p in image_root.rglob(f"*{ext}")}
 
 
+@dataclass(frozen=True)
+class SIIMLayout:
+    """Where SIIM's images and masks are (benchmark.siim.options): images found by id under `image_dir`
+    (any depth, `image_ext`: `.dcm` for the Kaggle DICOMs, `.png` for pre-rendered PNGs); masks from the
+    RLE (`rle`: see `syncxr.data.rle` for the `relative`/`absolute` conventions) or, with `mask_dir`,
+    from `<mask_dir>/<id>.png` (the pre-rendered image/mask PNG layout)."""
+
+    image_dir: str = "png_images"
+    image_ext: str = ".png"
+    rle: str = "relative"
+    mask_dir: str | None = None
+
+    def __post_init__(self):
+        if self.rle not in RLE_MODES:
+            raise ValueError(f"SIIM rle must be one of {RLE_MODES}, got {self.rle!r}")
+
+
 def read_siim(root, split_csv: str, classes: list[str] = ("pneumothorax",), on_error: str = "raise",
-              image_dir: str = "png_images", image_ext: str = ".png", rle: str = "relative",
-              mask_dir: str | None = None, allow_external_images: bool = False) -> Split:
+              allow_external_images: bool = False, **layout) -> Split:
     """SIIM-ACR Pneumothorax: `ImageId, EncodedPixels` (RLE, `-1` = negative, several rows per
-    image for several masks; see `syncxr.data.rle` for the `relative`/`absolute` conventions).
-    Images are found by id under `image_dir` (any depth, `image_ext`: `.dcm` for the Kaggle DICOMs,
-    `.png` for pre-rendered PNGs). With `mask_dir` the masks are read from `<mask_dir>/<id>.png`
-    instead of the RLE (the pre-rendered image/mask PNG layout)."""
+    image for several masks), its files where `layout` (the fields of SIIMLayout) says."""
     if len(classes) != 1:
         raise ValueError(f"SIIM has one class (pneumothorax), got {list(classes)}")
-    if rle not in RLE_MODES:
-        raise ValueError(f"SIIM rle must be one of {RLE_MODES}, got {rle!r}")
+    layout = SIIMLayout(**layout)
+    image_dir, image_ext, mask_dir = layout.image_dir, layout.image_ext, layout.mask_dir
     root, csv = split_file_path(root, split_csv, "SIIM")
     df = read_csv(csv, "SIIM", dtype=str, keep_default_na=False)
     require_columns(df, ["ImageId", "EncodedPixels"], csv)
@@ -54,11 +68,11 @@ def read_siim(root, split_csv: str, classes: list[str] = ("pneumothorax",), on_e
     paths = [index.get(k, root / image_dir / f"{k}{image_ext}") for k in ids]
     labels = [int(bool(order[k])) for k in ids]
     if mask_dir is None:
-        regions = [RleMasks(tuple(order[k]), rle) for k in ids]
+        regions = [RleMasks(tuple(order[k]), layout.rle) for k in ids]
     else:
         regions = [MaskFile(root / mask_dir / f"{k}.png") for k in ids]
-    split = finish_split(csv, ids, paths, classes, labels, regions, on_error, [first_row[k] for k in ids],
-                         inside=benchmark_root(root, allow_external_images))
+    split = finish_split(csv, ids, paths, classes, labels, regions, [first_row[k] for k in ids],
+                         checks=RowChecks(root, on_error, allow_external_images))
     for region, row in zip(split.regions, split.rows):  # after finish_split has confined them
         if isinstance(region, MaskFile) and not region.path.is_file():
             raise FileNotFoundError(f"{csv}: row {row}: mask {region.path} not found")

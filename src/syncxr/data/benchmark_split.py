@@ -141,8 +141,21 @@ def split_file_path(root: str | Path, split_file: str, what: str) -> tuple[Path,
     return root, path
 
 
-def benchmark_root(root: Path, allow_external_images: bool) -> RootConfinement:
-    return RootConfinement(root, allow_external_images, what="benchmark root")
+@dataclass(frozen=True)
+class RowChecks:
+    """How a reader checks the rows of a split file (`finish_split`): their images (and mask files)
+    must stay inside the benchmark `root` unless `allow_external_images`; a missing image fails naming
+    its row, or with `on_error="skip"` is a counted skip."""
+
+    root: Path
+    on_error: str = "raise"
+    allow_external_images: bool = False
+
+    def __post_init__(self):
+        check_on_error(self.on_error)
+
+    def confinement(self) -> RootConfinement:
+        return RootConfinement(self.root, self.allow_external_images, what="benchmark root")
 
 
 def read_csv(path: Path, what: str, **kw) -> pd.DataFrame:
@@ -182,11 +195,11 @@ def binary_labels(df: pd.DataFrame, classes: list[str], path: Path,
     return labels.to_numpy(dtype=np.int64)
 
 
-def finish_split(source: Path, ids, paths, classes, labels, regions, on_error: str, rows=None, *,
-                 inside: RootConfinement) -> Split:
-    """Checks that every image (and mask file) stays `inside` the benchmark root, which fails naming
-    the row, and that every image exists: a missing one fails naming the row, or is a counted skip."""
-    check_on_error(on_error)
+def finish_split(source: Path, ids, paths, classes, labels, regions, rows=None, *, checks: RowChecks) -> Split:
+    """Checks that every image (and mask file) stays inside the benchmark root, which fails naming
+    the row, and that every image exists: a missing one fails naming the row, or is a counted skip
+    (`checks.on_error`)."""
+    inside, on_error = checks.confinement(), checks.on_error
     if not paths:
         raise ValueError(f"{source}: no rows")
     rows = list(range(len(paths))) if rows is None else list(rows)

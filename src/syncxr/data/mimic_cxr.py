@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from .confined_paths import OutsideRootError, RootConfinement
 from .dataset_format import INFO, MANIFEST, DatasetBuilder, config_hash, is_complete, write_json_atomic
 from .durable import atomic_path
+from .mimic_cxr_drops import DROP_REASONS, DropLog  # noqa: F401 - DROP_REASONS: this module's reasons
 from .report_sections import ReportSections, choose_sections, parse_report
 
 log = logging.getLogger(__name__)
@@ -52,25 +53,6 @@ SPLITS = {"train": "train", "validate": "val", "test": "test"}
 # ViewPosition values of MIMIC-CXR-JPG. Decubitus (LLD/RLD) and axial shots are frontal projections.
 FRONTAL_VIEWS = ("PA", "AP", "AP AXIAL", "PA LLD", "AP LLD", "PA RLD", "AP RLD")
 OTHER_VIEWS = ("LATERAL", "LL", "XTABLE LATERAL", "LAO", "RAO", "LPO", "SWIMMERS")
-DROP_REASONS = (
-    "bad_metadata",  # dicom_id empty, or subject_id / study_id not a number
-    "unsafe_id",  # dicom_id is not a plain file name (a path, "..", characters outside [A-Za-z0-9._-])
-    "duplicate_image",  # dicom_id listed twice in the metadata
-    "not_in_split",  # dicom_id absent from the split CSV
-    "unknown_split",  # split not train / validate / test
-    "missing_view",  # ViewPosition empty
-    "unknown_view",  # ViewPosition not a MIMIC view name
-    "non_frontal_view",  # lateral or oblique
-    "view_not_selected",  # frontal, but not in `views`
-    "external_report",  # the report file is a symbolic link (or under one) leading outside root
-    "missing_report",  # no report file / no row in the sectioned CSV
-    "unreadable_report",  # report file not readable as UTF-8 text
-    "empty_report",  # neither findings nor impression, even after the parser's fallbacks
-    "external_image",  # the JPEG is a symbolic link (or under one) leading outside root
-    "missing_image",  # no JPEG at files/pXX/pSUBJECT/sSTUDY/DICOM_ID.jpg
-    "corrupt_image",  # the JPEG does not decode (truncated, not an image)
-)
-N_EXAMPLES = 5  # ids kept per drop reason in dataset.json
 IMAGE_SUFFIX = {"jpeg": ".jpg", "png": ".png"}
 # Ids become file and directory names: MIMIC's are hex groups joined by "-" and decimal numbers.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -132,23 +114,6 @@ class MimicCxrSpec:
     @property
     def hash(self) -> str:
         return config_hash({"version": MIMIC_VERSION, **self.to_dict()})
-
-
-class DropLog:
-    """Counts of dropped rows per reason, with the first few ids of each."""
-
-    def __init__(self):
-        self.counts = dict.fromkeys(DROP_REASONS, 0)
-        self.examples: dict[str, list[str]] = {r: [] for r in DROP_REASONS}
-
-    def add(self, reason: str, example: str) -> None:
-        self.counts[reason] += 1
-        if len(self.examples[reason]) < N_EXAMPLES:
-            self.examples[reason].append(example)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
 
 
 def find_csv(root: Path, name: str, what: str) -> Path:
@@ -299,6 +264,14 @@ def _write_manifest(path: Path, df: pd.DataFrame) -> None:
         pq.write_table(table, tmp)
 
 
+def _read_metadata(meta_path: Path, split_path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """(the metadata rows in subject, study, image order; dicom_id -> split)."""
+    meta = read_csv(meta_path, ("dicom_id", "subject_id", "study_id", "ViewPosition"), "metadata CSV")
+    splits = read_csv(split_path, ("dicom_id", "split"), "split CSV")
+    split_of = dict(zip(splits["dicom_id"].str.strip(), splits["split"].str.strip().str.lower()))
+    return meta.sort_values(["subject_id", "study_id", "dicom_id"], kind="stable"), split_of
+
+
 def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> Path:
     """Ingests MIMIC-CXR-JPG as described by `spec` into directory `target` (atomically)."""
     root = spec.root_path
@@ -308,11 +281,7 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
     split_path = find_csv(root, SPLIT_CSV, "split CSV")
     report_of = lru_cache(maxsize=64)(txt_reports(root, spec.allow_external_files) if spec.reports_path is None
                                       else csv_reports(spec.reports_path))  # rows come grouped by study
-    meta = read_csv(meta_path, ("dicom_id", "subject_id", "study_id", "ViewPosition"), "metadata CSV")
-    splits = read_csv(split_path, ("dicom_id", "split"), "split CSV")
-    split_of = dict(zip(splits["dicom_id"].str.strip(), splits["split"].str.strip().str.lower()))
-    del splits
-    meta = meta.sort_values(["subject_id", "study_id", "dicom_id"], kind="stable")
+    meta, split_of = _read_metadata(meta_path, split_path)
     suffix = IMAGE_SUFFIX[spec.image_format]
     drops, seen, rows = DropLog(), set(), []
     source = RootConfinement(root, spec.allow_external_files, what="MIMIC-CXR root")
@@ -347,19 +316,23 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
                 rows.append(fields)
         if not rows:
             raise ValueError(f"{root}: no usable image-report pair among {len(meta)} metadata rows; "
-                             f"dropped {_nonzero(drops.counts)}, e.g. {_nonzero(drops.examples)}")
+                             f"dropped {drops.nonzero_counts()}, e.g. {drops.nonzero_examples()}")
         df = _manifest(rows)
         _write_manifest(tmp / MANIFEST, df)
-        counts = {"metadata_rows": int(len(meta)), "rows": int(len(df)),
-                  "splits": {str(k): int(v) for k, v in df["split"].value_counts().items()},
-                  "views": {str(k): int(v) for k, v in df["view"].value_counts().items()},
-                  "studies": int(df["study_id"].nunique()), "subjects": int(df["subject_id"].nunique()),
-                  "dropped": drops.counts}
-        write_json_atomic(tmp / INFO, {
-            "name": SOURCE, "config": spec.to_dict(), "hash": spec.hash, "generator": MIMIC_VERSION,
-            "counts": counts, "dropped_examples": _nonzero(drops.examples)})
+        _write_info(tmp / INFO, spec, len(meta), df, drops)
     _log_summary(len(meta), len(df), drops, target)
     return target
+
+
+def _write_info(path: Path, spec: MimicCxrSpec, n_meta: int, df: pd.DataFrame, drops: DropLog) -> None:
+    """dataset.json: the config, its hash, and the counts of what was kept and dropped."""
+    counts = {"metadata_rows": int(n_meta), "rows": int(len(df)),
+              "splits": {str(k): int(v) for k, v in df["split"].value_counts().items()},
+              "views": {str(k): int(v) for k, v in df["view"].value_counts().items()},
+              "studies": int(df["study_id"].nunique()), "subjects": int(df["subject_id"].nunique()),
+              "dropped": drops.counts}
+    write_json_atomic(path, {"name": SOURCE, "config": spec.to_dict(), "hash": spec.hash, "generator": MIMIC_VERSION,
+                             "counts": counts, "dropped_examples": drops.nonzero_examples()})
 
 
 def _manifest(rows: list[dict]) -> pd.DataFrame:
@@ -372,15 +345,11 @@ def _manifest(rows: list[dict]) -> pd.DataFrame:
                "subject_id", "study_id", "view"]]
 
 
-def _nonzero(d: dict) -> dict:
-    return {k: v for k, v in d.items() if v}
-
-
 def _log_summary(n_meta: int, n_kept: int, drops: DropLog, target: Path) -> None:
     msg = f"mimic_cxr: kept {n_kept} of {n_meta} images in {target}"
     if drops.total:
         log.warning("%s; dropped %d: %s (example ids in %s)", msg, drops.total,
-                    ", ".join(f"{k}={v}" for k, v in _nonzero(drops.counts).items()), target / INFO)
+                    ", ".join(f"{k}={v}" for k, v in drops.nonzero_counts().items()), target / INFO)
     else:
         log.info(msg)
 

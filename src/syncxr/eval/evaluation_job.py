@@ -20,9 +20,10 @@ from ..data.durable import write_text_atomic
 from ..data.run_lock import RunDirLock
 from ..launch.accelerator import build_accelerator
 from .checkpoint import load_trained, weights_fingerprint
+from .context import Context, EvalSettings
 from .embeddings import EmbeddingCache
 from .report import grounding_figure, markdown_report
-from .tasks import TASK_FUNCTIONS, Context, EvalSettings
+from .tasks import TASK_FUNCTIONS
 from .zeroshot import PROTOCOLS
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ class Layout:
 
 
 def dataset_label(bench: str, class_set: str | None) -> str:
-    """The dataset part of metric keys (as `eval.tasks.DatasetRef.label`)."""
+    """The dataset part of metric keys (as `eval.context.DatasetRef.label`)."""
     return bench if class_set is None else f"{bench}_{class_set}"
 
 

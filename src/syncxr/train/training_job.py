@@ -23,9 +23,9 @@ from ..data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, Paire
 from ..data.transforms import eval_transform, train_transform
 from ..dataset_dirs import build_training_table
 from ..eval.checkpoint import weights_fingerprint
+from ..eval.context import Context
 from ..eval.embeddings import EmbeddingCache
 from ..eval.evaluation_job import eval_settings, run_suite
-from ..eval.tasks import Context
 from ..launch.accelerator import build_accelerator
 from ..launch.data_parallel import parameter_digest, plain_batchnorm, sync_batchnorm
 from ..models.build import build_model
