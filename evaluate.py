@@ -20,8 +20,14 @@ def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else "evaluate"
-    with TrackedRun(cfg.get("logger"), out, run_dirname(hc.job.override_dirname), group, "evaluate",
-                    OmegaConf.to_container(cfg, resolve=True)) as tracker:
+    with TrackedRun(
+        cfg.get("logger"),
+        out,
+        run_dirname(hc.job.override_dirname),
+        group,
+        "evaluate",
+        OmegaConf.to_container(cfg, resolve=True),
+    ) as tracker:
         metrics = run_evaluation(cfg, out)
         tracker.log(metrics, sorted(out.glob("*.png")))
     return metrics.get("zeroshot_cls/chexpert/auc", float("nan"))

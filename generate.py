@@ -26,9 +26,17 @@ def main(cfg: DictConfig) -> None:
         return print(write_generation_cost(gen, plain(cfg.cost), cache_dir, hc.runtime.output_dir).read_text())
     out = Path(cfg.output_dir) if cfg.output_dir else generated_dir(gen, cache_dir)
     worker, workers = worker_of(cfg.worker, cfg.workers)
-    with TrackedRun(cfg.get("logger"), hc.runtime.output_dir, run_dirname(hc.job.override_dirname), "generate",
-                    "generate", {**addressed_config(gen), "output_dir": str(out)}) as tracker, \
-            resume_hint(["python", "generate.py", *hc.overrides.task]):
+    with (
+        TrackedRun(
+            cfg.get("logger"),
+            hc.runtime.output_dir,
+            run_dirname(hc.job.override_dirname),
+            "generate",
+            "generate",
+            {**addressed_config(gen), "output_dir": str(out)},
+        ) as tracker,
+        resume_hint(["python", "generate.py", *hc.overrides.task]),
+    ):
         path = generate_dataset(gen, out, cache_dir, cfg.progress, cfg.until, worker, workers)
         info = out / "dataset.json"
         tracker.log(json.loads(info.read_text()) if info.is_file() else {}, sorted(out.glob("*.png")))

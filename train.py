@@ -19,12 +19,18 @@ from syncxr.train.training_job import run_training
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     if cfg.dry_run:
-        write_json_atomic(Path(hc.runtime.output_dir) / "cost.json", estimate_job(
-            OmegaConf.to_container(cfg, resolve=True), cfg.cost, Path(cfg.paths.cache_dir).expanduser()))
+        write_json_atomic(
+            Path(hc.runtime.output_dir) / "cost.json",
+            estimate_job(OmegaConf.to_container(cfg, resolve=True), cfg.cost, Path(cfg.paths.cache_dir).expanduser()),
+        )
         return float("nan")
     multirun = hc.mode == RunMode.MULTIRUN
-    metrics = run_training(cfg, hc.runtime.output_dir, name=run_dirname(hc.job.override_dirname),
-                           group=Path(hc.sweep.dir).name if multirun else "train")
+    metrics = run_training(
+        cfg,
+        hc.runtime.output_dir,
+        name=run_dirname(hc.job.override_dirname),
+        group=Path(hc.sweep.dir).name if multirun else "train",
+    )
     return metrics.get("zeroshot_cls/chexpert/auc", float("nan"))
 
 

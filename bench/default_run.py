@@ -38,7 +38,7 @@ def gemm_gflops(n: int = 2048, reps: int = 10) -> float:
         for _ in range(reps):
             a @ a
         best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 * reps / best / 1e9
+    return 2 * n**3 * reps / best / 1e9
 
 
 def main():
@@ -48,13 +48,22 @@ def main():
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
-        env = {**os.environ, "SYNCXR_CACHE": str(root / "cache"), "SYNCXR_OUTPUTS": str(root / "outputs"),
-               "WANDB_MODE": "disabled"}
+        env = {
+            **os.environ,
+            "SYNCXR_CACHE": str(root / "cache"),
+            "SYNCXR_OUTPUTS": str(root / "outputs"),
+            "WANDB_MODE": "disabled",
+        }
         run_dir = root / "outputs" / "bench_default_run"
         before = gemm_gflops()
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args.overrides, f"hydra.run.dir={run_dir}"],
-                              env=env, cwd=REPO, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "train.py"), *args.overrides, f"hydra.run.dir={run_dir}"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t
         after = gemm_gflops()
         if proc.returncode != 0:
@@ -65,7 +74,9 @@ def main():
     threads = torch.get_num_threads()
     slow = SLOW_MACHINE_GFLOPS * min(threads, 2) / 2  # the slow class: 2 cores at 90 GFLOP/s
     auc = {k: v for k, v in metrics.items() if k.endswith("/auc") and k.count("/") == 2}
-    print(f"GEMM float32 2048^2 on {threads} thread(s): {before:.1f} GFLOP/s before, {after:.1f} after (mean {rate:.1f})")
+    print(
+        f"GEMM float32 2048^2 on {threads} thread(s): {before:.1f} GFLOP/s before, {after:.1f} after (mean {rate:.1f})"
+    )
     print(f"default run wall     {wall:7.1f} s  (train.py from an empty cache, {metrics.get('train/steps')} steps)")
     print(f"  data + training    {timing['train_s']:7.1f} s  evaluation {timing['eval_s']:.1f} s")
     print(f"  scaled to {slow:.0f} GFLOP/s   {wall * rate / slow:7.1f} s   (goal <= 300)")

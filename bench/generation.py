@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from bench_common import default_config
+
 from syncxr.dataset_dirs import generate_dataset
 from syncxr.entities.sampling import balanced_draws
 from syncxr.generation.generation_job import generation_config
@@ -42,16 +42,27 @@ BODY = json.dumps({"choices": [{"message": {"content": "No pleural effusion."}}]
 
 def serve(port_q, latency: float):
     """A minimal keep-alive HTTP/1.1 server on asyncio: it only waits `latency`, then answers."""
+
     async def handle(reader, writer):
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length")), 0)
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    0,
+                )
                 await reader.readexactly(length)
                 await asyncio.sleep(latency)
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(BODY)).encode()
+                    + b"\r\n\r\n"
+                    + BODY
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionResetError):
             writer.close()
@@ -60,6 +71,7 @@ def serve(port_q, latency: float):
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port_q.put(server.sockets[0].getsockname()[1])
         await server.serve_forever()
+
     asyncio.run(main())
 
 
@@ -70,8 +82,18 @@ def client_throughput(n: int, latency: float, concurrency: int, servers: int = 1
         proc.start()
     urls = [f"http://127.0.0.1:{q.get(timeout=30)}/v1" for _ in procs]
     try:
-        llm = OpenAICompatibleLLM(urls[0], "bench", base_urls=urls, api_key_env=None, concurrency=concurrency,
-                                  timeout_s=30, max_retries=4, backoff_s=0.5, max_tokens=256, temperature=0.7)
+        llm = OpenAICompatibleLLM(
+            urls[0],
+            "bench",
+            base_urls=urls,
+            api_key_env=None,
+            concurrency=concurrency,
+            timeout_s=30,
+            max_retries=4,
+            backoff_s=0.5,
+            max_tokens=256,
+            temperature=0.7,
+        )
         items = [([{"role": "user", "content": f"prompt {i}"}], i) for i in range(n)]
         llm.generate_messages(items[:concurrency])  # warm-up: connections open
         t = time.perf_counter()
@@ -87,8 +109,9 @@ def client_throughput(n: int, latency: float, concurrency: int, servers: int = 1
 def draw_time(n: int = 200_000, vocab_size: int = 150_000) -> float:
     types = np.array(["ABNORMALITY", "NON-ABNORMALITY", "DISEASE", "NON-DISEASE", "ANATOMY"])
     rng = np.random.default_rng(0)
-    vocab = pd.DataFrame({"name": [f"entity {i}" for i in range(vocab_size)],
-                          "type": types[rng.integers(0, 5, vocab_size)], "count": 1})
+    vocab = pd.DataFrame(
+        {"name": [f"entity {i}" for i in range(vocab_size)], "type": types[rng.integers(0, 5, vocab_size)], "count": 1}
+    )
     t = time.perf_counter()
     balanced_draws(vocab, n, k=3, m=2, tau_max=15, rng=np.random.default_rng(1))
     return time.perf_counter() - t
@@ -100,7 +123,9 @@ def _worker(gen, out: Path, cache: Path, worker: int, workers: int) -> None:
 
 def worker_scaling(n: int, workers: int) -> tuple[float, float, bool]:
     """Wall seconds of the shard stage with one process and with `workers` forked processes."""
-    gen = generation_config(default_config([f"generation.n_samples={n}", "generation.shard_size=50"], name="generate").generation)
+    gen = generation_config(
+        default_config([f"generation.n_samples={n}", "generation.shard_size=50"], name="generate").generation
+    )
     root = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
         cache = root / "cache"
@@ -118,8 +143,9 @@ def worker_scaling(n: int, workers: int) -> tuple[float, float, bool]:
             times.append(time.perf_counter() - t)
             assert all(p.exitcode == 0 for p in procs)
         same = filecmp.cmp(root / "k1" / "manifest.parquet", root / "kk" / "manifest.parquet", shallow=False)
-        same &= all(filecmp.cmp(p, root / "kk" / "images" / p.name, shallow=False)
-                    for p in (root / "k1" / "images").iterdir())
+        same &= all(
+            filecmp.cmp(p, root / "kk" / "images" / p.name, shallow=False) for p in (root / "k1" / "images").iterdir()
+        )
         return times[0], times[1], same
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -143,10 +169,14 @@ def main():
     secs = min(draw_time() for _ in range(2))
     print(f"(b) 200,000 balanced draws over 150,000 entities: {secs:.2f} s   (goal <= 2 s)")
     t1, tk, same = worker_scaling(args.samples, args.workers)
-    print(f"(c) {args.samples} phantom samples: 1 worker {t1:.1f} s, {args.workers} workers {tk:.1f} s "
-          f"on {os.cpu_count()} cores; identical datasets: {same}")
-    print(f"RATIO speed-up {args.workers} workers/1: {t1 / tk:.2f}   (bound: min(workers, cores) = "
-          f"{min(args.workers, os.cpu_count())})")
+    print(
+        f"(c) {args.samples} phantom samples: 1 worker {t1:.1f} s, {args.workers} workers {tk:.1f} s "
+        f"on {os.cpu_count()} cores; identical datasets: {same}"
+    )
+    print(
+        f"RATIO speed-up {args.workers} workers/1: {t1 / tk:.2f}   (bound: min(workers, cores) = "
+        f"{min(args.workers, os.cpu_count())})"
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,10 @@ def main():
             times[name] += step_time(name, args.steps) / 2
     for name, t in times.items():
         print(f"{name:10s} {1000 * t:7.1f} ms/step")
-    print(f"RATIO upsampled to {args.model_size} / as loaded ({args.size} px): "
-          f"{times['upsampled'] / times['as loaded']:.2f}")
+    print(
+        f"RATIO upsampled to {args.model_size} / as loaded ({args.size} px): "
+        f"{times['upsampled'] / times['as loaded']:.2f}"
+    )
 
 
 if __name__ == "__main__":

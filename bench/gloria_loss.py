@@ -61,14 +61,16 @@ def main():
         if abs(losses["ours"] - losses["loop"]) > 1e-4 * abs(losses["loop"]):
             raise AssertionError(f"{name}: the implementations disagree: {losses}")
         for r in range(args.repeats):
-            for k in (list(impls) if r % 2 == 0 else list(impls)[::-1]):
+            for k in list(impls) if r % 2 == 0 else list(impls)[::-1]:
                 times[k].append(timed(impls[k], regions, words, lengths)[0])
         loop_s, ours_s = statistics.median(times["loop"]), statistics.median(times["ours"])
         loop_gf, ours_gf = gflop(int(lengths.sum()), b, g * g, d)
         ratio = loop_s / ours_s
-        print(f"{name}: {int(lengths.sum())} words; loop {loop_s:.2f} s ({loop_gf / loop_s:.0f} GFLOP/s on "
-              f"{loop_gf:.0f} GFLOP), ours {ours_s:.3f} s ({ours_gf / ours_s:.0f} GFLOP/s on {ours_gf:.0f} "
-              f"GFLOP); loop / ours = {ratio:.1f}x (goal >= {goal:.0f}x)")
+        print(
+            f"{name}: {int(lengths.sum())} words; loop {loop_s:.2f} s ({loop_gf / loop_s:.0f} GFLOP/s on "
+            f"{loop_gf:.0f} GFLOP), ours {ours_s:.3f} s ({ours_gf / ours_s:.0f} GFLOP/s on {ours_gf:.0f} "
+            f"GFLOP); loop / ours = {ratio:.1f}x (goal >= {goal:.0f}x)"
+        )
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

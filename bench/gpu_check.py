@@ -29,33 +29,55 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
-from torch.utils.data import DataLoader
 from bench_common import default_config
 from loader import jpeg_copy
+from torch.utils.data import DataLoader
 
 from syncxr.data.mixing import load_table
-from syncxr.data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset,
-                                        augment_on_device)
+from syncxr.data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset, augment_on_device
 from syncxr.data.transforms import train_transform
 from syncxr.launch.accelerator import build_accelerator
 from syncxr.models.build import build_model
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
 
-BERT_BASE = ["text_encoder=phantom_bert", "text_encoder.phantom.hidden_size=768", "text_encoder.phantom.num_layers=12",
-             "text_encoder.phantom.num_heads=12", "text_encoder.phantom.intermediate_size=3072",
-             "text_encoder.phantom.vocab_size=30000"]
-TINY_TOWERS = ["image_encoder=resnet18", "loader.image_size=32", "text_encoder=phantom_bert",
-               "text_encoder.phantom.hidden_size=32", "text_encoder.phantom.num_layers=1",
-               "text_encoder.phantom.num_heads=2", "text_encoder.phantom.intermediate_size=64",
-               "text_encoder.phantom.vocab_size=400"]
+BERT_BASE = [
+    "text_encoder=phantom_bert",
+    "text_encoder.phantom.hidden_size=768",
+    "text_encoder.phantom.num_layers=12",
+    "text_encoder.phantom.num_heads=12",
+    "text_encoder.phantom.intermediate_size=3072",
+    "text_encoder.phantom.vocab_size=30000",
+]
+TINY_TOWERS = [
+    "image_encoder=resnet18",
+    "loader.image_size=32",
+    "text_encoder=phantom_bert",
+    "text_encoder.phantom.hidden_size=32",
+    "text_encoder.phantom.num_layers=1",
+    "text_encoder.phantom.num_heads=2",
+    "text_encoder.phantom.intermediate_size=64",
+    "text_encoder.phantom.vocab_size=400",
+]
 SETTINGS = {  # name: overrides of the paper's setting (the text tower as the papers', random weights)
     "convirt": ["experiment=convirt_paper", *BERT_BASE, "text_encoder.freeze_layers=6", "text_encoder.max_length=128"],
     "gloria": ["experiment=gloria_paper", *BERT_BASE],
 }
-TINY = {"convirt": ["experiment=convirt_paper", *TINY_TOWERS, "loader.batch_size=8", "model.proj_dim=16",
-                    "model.proj_hidden=32"],
-        "gloria": ["experiment=gloria_paper", *TINY_TOWERS, "loader.batch_size=8", "model.embed_dim=16",
-                   "model.image_size_model=48"]}
+TINY = {
+    "convirt": [
+        "experiment=convirt_paper",
+        *TINY_TOWERS,
+        "loader.batch_size=8",
+        "model.proj_dim=16",
+        "model.proj_hidden=32",
+    ],
+    "gloria": [
+        "experiment=gloria_paper",
+        *TINY_TOWERS,
+        "loader.batch_size=8",
+        "model.embed_dim=16",
+        "model.image_size_model=48",
+    ],
+}
 
 
 def sync(device: torch.device) -> None:
@@ -88,7 +110,9 @@ def step_rate(cfg, data_dir: Path, steps: int, precision: str, batch_size: int |
     dev = accelerator.device
 
     def step():
-        b = augment_on_device({k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in cpu_batch.items()})
+        b = augment_on_device(
+            {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in cpu_batch.items()}
+        )
         loss = model(b["images"], b["input_ids"], b["attention_mask"])["loss"]
         accelerator.backward(loss)
         opt.step()
@@ -105,8 +129,14 @@ def step_rate(cfg, data_dir: Path, steps: int, precision: str, batch_size: int |
         sync(dev)
         times.append(time.perf_counter() - t)
     ms = 1000 * statistics.median(times)
-    out = {"ms_per_step": ms, "images_per_s": batch_size * 1000 / ms, "batch": batch_size,
-           "processes": accelerator.num_processes, "device": str(dev), "precision": precision}
+    out = {
+        "ms_per_step": ms,
+        "images_per_s": batch_size * 1000 / ms,
+        "batch": batch_size,
+        "processes": accelerator.num_processes,
+        "device": str(dev),
+        "precision": precision,
+    }
     if dev.type == "cuda":
         out["max_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 2**30
     return out
@@ -119,9 +149,16 @@ def loader_rate(data_dir: Path, cache: str, tokenizer, size: int, batch: int, wo
     out = {}
     for fmt, table in tables.items():
         ds = PairedImageTextDataset(table, train_transform(size), "sentence")
-        loader = DataLoader(ds, batch_size=batch, sampler=EpochShuffleSampler(len(ds)), drop_last=True,
-                            collate_fn=ImageTextCollator(tokenizer, 128), num_workers=workers,
-                            persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+        loader = DataLoader(
+            ds,
+            batch_size=batch,
+            sampler=EpochShuffleSampler(len(ds)),
+            drop_last=True,
+            collate_fn=ImageTextCollator(tokenizer, 128),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
         n = sum(len(b["images"]) for b in loader)  # warm-up: starts the workers, fills the page cache
         t = time.perf_counter()
         for _ in range(passes):
@@ -131,10 +168,26 @@ def loader_rate(data_dir: Path, cache: str, tokenizer, size: int, batch: int, wo
     return out
 
 
-def _ddp_rank(rank: int, world: int, port: int, name: str, tiny: bool, cache: str, data_dir: str, steps: int,
-              precision: str, out_file: str):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+def _ddp_rank(
+    rank: int,
+    world: int,
+    port: int,
+    name: str,
+    tiny: bool,
+    cache: str,
+    data_dir: str,
+    steps: int,
+    precision: str,
+    out_file: str,
+):
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world),
+    )
     torch.set_num_threads(1 if tiny else max(1, (os.cpu_count() or 2) // world))
     result = step_rate(setting(name, tiny, cache), Path(data_dir), steps, precision)
     if rank == 0:
@@ -169,25 +222,43 @@ def main():
         torch.set_num_threads(1)
     precision = "bf16" if cuda else "no"  # bf16 autocast on a CPU without AMX is slower than fp32
     steps, workers, n, stored = (2, 2, 32, 64) if args.tiny else (args.steps, args.workers, args.n, 512)
-    report = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "gpus": torch.cuda.device_count(),
-              "cpus": os.cpu_count(), "torch": torch.__version__, "tiny": args.tiny, "precision": precision}
-    data_dir = ensure_phantom_corpus(PhantomCorpusSpec(kind="syn", n=n, image_size=stored, val_fraction=0.0),
-                                     args.cache, progress=False)
+    report = {
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "gpus": torch.cuda.device_count(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "tiny": args.tiny,
+        "precision": precision,
+    }
+    data_dir = ensure_phantom_corpus(
+        PhantomCorpusSpec(kind="syn", n=n, image_size=stored, val_fraction=0.0), args.cache, progress=False
+    )
 
     for name in ("convirt", "gloria"):
         report[f"{name}_step"] = step_rate(setting(name, args.tiny, args.cache), data_dir, steps, precision)
-        print(f"{name:8s} step: {report[f'{name}_step']['ms_per_step']:8.1f} ms, "
-              f"{report[f'{name}_step']['images_per_s']:7.0f} img/s (batch {report[f'{name}_step']['batch']}, "
-              f"{precision}, {report[f'{name}_step']['device']})")
+        print(
+            f"{name:8s} step: {report[f'{name}_step']['ms_per_step']:8.1f} ms, "
+            f"{report[f'{name}_step']['images_per_s']:7.0f} img/s (batch {report[f'{name}_step']['batch']}, "
+            f"{precision}, {report[f'{name}_step']['device']})"
+        )
 
     cfg = setting("convirt", args.tiny, args.cache)
     tokenizer = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder).text_encoder.tokenizer
-    report["loader"] = loader_rate(data_dir, args.cache, tokenizer, int(cfg.loader.image_size),
-                                   int(cfg.loader.batch_size), workers, passes=2 if args.tiny else 3)
+    report["loader"] = loader_rate(
+        data_dir,
+        args.cache,
+        tokenizer,
+        int(cfg.loader.image_size),
+        int(cfg.loader.batch_size),
+        workers,
+        passes=2 if args.tiny else 3,
+    )
     need = report["convirt_step"]["images_per_s"]
     for fmt, r in report["loader"].items():
-        print(f"loader {fmt:9s}: {r['images_per_s']:7.0f} img/s with {workers} workers "
-              f"({r['images_per_s'] / need:.2f} x what the ConVIRT step consumes)")
+        print(
+            f"loader {fmt:9s}: {r['images_per_s']:7.0f} img/s with {workers} workers "
+            f"({r['images_per_s'] / need:.2f} x what the ConVIRT step consumes)"
+        )
 
     ddp = ddp_rate("convirt", args.tiny, args.cache, data_dir, steps, precision)
     if ddp is None:
@@ -195,8 +266,10 @@ def main():
     else:
         report["convirt_ddp2_step"] = ddp
         one = report["convirt_step"]["images_per_s"]
-        print(f"convirt DDP x2: {ddp['ms_per_step']:.1f} ms a step, {2 * ddp['images_per_s']:.0f} img/s in all "
-              f"({2 * ddp['images_per_s'] / one:.2f} x one {'process' if args.tiny else 'GPU'})")
+        print(
+            f"convirt DDP x2: {ddp['ms_per_step']:.1f} ms a step, {2 * ddp['images_per_s']:.0f} img/s in all "
+            f"({2 * ddp['images_per_s'] / one:.2f} x one {'process' if args.tiny else 'GPU'})"
+        )
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"-> {args.out}")
 

@@ -29,16 +29,15 @@ import time
 from pathlib import Path
 
 import torch
+from bench_common import default_config
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as F
-from bench_common import default_config
 
 from syncxr.config import build
 from syncxr.data.images import load_gray, open_gray
 from syncxr.data.mixing import load_table
-from syncxr.data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset,
-                                        augment_on_device)
+from syncxr.data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset, augment_on_device
 from syncxr.data.transforms import train_transform
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
 
@@ -109,15 +108,18 @@ def main():
     torch.set_num_threads(1)  # one core per process, as in each DataLoader worker
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread; workers are forked
 
-    data_dir = ensure_phantom_corpus(PhantomCorpusSpec(kind="syn", n=args.n, image_size=args.stored,
-                                                       val_fraction=0.0), args.cache)
+    data_dir = ensure_phantom_corpus(
+        PhantomCorpusSpec(kind="syn", n=args.n, image_size=args.stored, val_fraction=0.0), args.cache
+    )
     cfg = default_config([f"paths.cache_dir={args.cache}"])
     tokenizer = build(cfg.text_encoder, "text_encoder").tokenizer
     png = load_table(data_dir)
     tables = {"PNG": png, "JPEG q95": jpeg_copy(png, Path(args.cache) / "bench" / f"jpeg-{data_dir.name}")}
     collate = ImageTextCollator(tokenizer, int(cfg.text_encoder.max_length))
-    print(f"{args.n} images stored at {args.stored} px -> {args.size} px, batch {args.batch}, "
-          f"{os.cpu_count()} cores, torch {torch.__version__}")
+    print(
+        f"{args.n} images stored at {args.stored} px -> {args.size} px, batch {args.batch}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}"
+    )
 
     for fmt, table in tables.items():
         paths = list(table["path"])
@@ -133,17 +135,26 @@ def main():
                 F.resize(load_gray(p), [args.size, args.size], antialias=True)
 
         def meter(workers: int) -> LoaderMeter:
-            loader = DataLoader(dataset, batch_size=args.batch, sampler=EpochShuffleSampler(n, seed=0),
-                                collate_fn=StampedCollate(collate), num_workers=workers,
-                                persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+            loader = DataLoader(
+                dataset,
+                batch_size=args.batch,
+                sampler=EpochShuffleSampler(n, seed=0),
+                collate_fn=StampedCollate(collate),
+                num_workers=workers,
+                persistent_workers=workers > 0,
+                prefetch_factor=4 if workers else None,
+            )
             m = LoaderMeter(loader, n)
             m.one_pass()  # warm-up: starts the workers, fills the page cache
             return m
 
         wk = f"{args.workers} workers"
         loaders = {"in-process": meter(0), wk: meter(args.workers)}
-        runs = {"bare": lambda: timed(bare), "bare_tensor": lambda: timed(bare_tensor),
-                **{k: m.one_pass for k, m in loaders.items()}}
+        runs = {
+            "bare": lambda: timed(bare),
+            "bare_tensor": lambda: timed(bare_tensor),
+            **{k: m.one_pass for k, m in loaders.items()},
+        }
         walls, cpus = {k: [] for k in runs}, {k: [] for k in runs}
         for _ in range(args.rounds):
             for k, fn in runs.items():
@@ -158,11 +169,15 @@ def main():
         print(f"  bare decode->tensor+resize (previous)   {wall['bare_tensor']:7.0f} | {cpu['bare_tensor']:7.0f}")
         print(f"  DataLoader in-process                   {wall['in-process']:7.0f} | {cpu['in-process']:7.0f}")
         print(f"  DataLoader {wk:28s} {wall[wk]:7.0f} | {cpu[wk]:7.0f}")
-        print(f"  RATIO DataLoader/bare decode: {cpu['in-process'] / cpu['bare']:.3f} in-process, "
-              f"{cpu[wk] / cpu['bare']:.3f} with {wk} (CPU time); {wall['in-process'] / wall['bare']:.3f} "
-              f"in-process (wall)   goal >= {GOAL_RATIO}")
-        print(f"  IMAGES/S PER CORE: {cpu['in-process']:.0f} in-process, {cpu[wk]:.0f} with {wk} (CPU time); "
-              f"{wall['in-process']:.0f} in-process (wall)   goal >= {GOAL_PER_CORE}")
+        print(
+            f"  RATIO DataLoader/bare decode: {cpu['in-process'] / cpu['bare']:.3f} in-process, "
+            f"{cpu[wk] / cpu['bare']:.3f} with {wk} (CPU time); {wall['in-process'] / wall['bare']:.3f} "
+            f"in-process (wall)   goal >= {GOAL_RATIO}"
+        )
+        print(
+            f"  IMAGES/S PER CORE: {cpu['in-process']:.0f} in-process, {cpu[wk]:.0f} with {wk} (CPU time); "
+            f"{wall['in-process']:.0f} in-process (wall)   goal >= {GOAL_PER_CORE}"
+        )
 
     # The device half, on this CPU: one batch of uint8 crops -> normalised floats.
     batch = collate([dataset[i] for i in range(args.batch)])
@@ -171,8 +186,10 @@ def main():
     for _ in range(20):
         augment_on_device(batch)
     per_image = (time.perf_counter() - t) / 20 / args.batch
-    print(f"\ndevice half (jitter + normalise, batched) on this CPU: {1e6 * per_image:.0f} us per image "
-          f"({1 / per_image:.0f} img/s on one core)")
+    print(
+        f"\ndevice half (jitter + normalise, batched) on this CPU: {1e6 * per_image:.0f} us per image "
+        f"({1 / per_image:.0f} img/s on one core)"
+    )
 
 
 if __name__ == "__main__":

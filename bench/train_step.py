@@ -17,12 +17,11 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from torch.utils.data import DataLoader
 from bench_common import default_config
+from torch.utils.data import DataLoader
 
 from syncxr.data.mixing import load_table
-from syncxr.data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset,
-                                        augment_on_device)
+from syncxr.data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset, augment_on_device
 from syncxr.data.transforms import train_transform
 from syncxr.models.build import build_model
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus
@@ -64,8 +63,11 @@ def main():
     def full(n):
         with tempfile.TemporaryDirectory() as d:
             t = time.perf_counter()
-            train(TrainingParts(model, optimizer, None, loader, [dataset], accelerator, augment_on_device), Path(d),
-                  LoopSettings(max_epochs=1, max_steps=n, log_every=10, resume=False, keep_checkpoints=1))
+            train(
+                TrainingParts(model, optimizer, None, loader, [dataset], accelerator, augment_on_device),
+                Path(d),
+                LoopSettings(max_epochs=1, max_steps=n, log_every=10, resume=False, keep_checkpoints=1),
+            )
             return (time.perf_counter() - t) / n
 
     bare(3), full(5)  # warm-up: kernels for each input shape are made on first use

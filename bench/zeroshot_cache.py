@@ -25,20 +25,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
+from bench_common import REPO, default_config  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from bench_common import REPO, default_config  # noqa: E402
-from syncxr.models.build import build_model  # noqa: E402
 from syncxr.benchmarks.chexpert import CHEXPERT5, CheXpert, read_chexpert_split  # noqa: E402
 from syncxr.data.transforms import eval_transform  # noqa: E402
 from syncxr.eval.checkpoint import load_trained, weights_fingerprint  # noqa: E402
 from syncxr.eval.embeddings import EmbeddingCache  # noqa: E402
 from syncxr.eval.zeroshot import prompt_embeddings, score_zeroshot  # noqa: E402
+from syncxr.models.build import build_model  # noqa: E402
 
-PROMPTS = [(["{}.", "there is {}.", "{} is present."], ["no {}.", "there is no {}.", "no evidence of {}."]),
-           (["{} is seen.", "findings of {}."], ["{} is not seen.", "no findings of {}."]),
-           (["there is {} in the chest."], ["the chest shows no {}."])]
+PROMPTS = [
+    (["{}.", "there is {}.", "{} is present."], ["no {}.", "there is no {}.", "no evidence of {}."]),
+    (["{} is seen.", "findings of {}."], ["{} is not seen.", "no findings of {}."]),
+    (["there is {} in the chest."], ["the chest shows no {}."]),
+]
 
 
 def random_run_dir(cache_dir: Path, target: Path) -> Path:
@@ -55,9 +57,12 @@ def random_run_dir(cache_dir: Path, target: Path) -> Path:
 def score(model, tokenizer, cache: EmbeddingCache, test, val, transform, accelerator, prompts, max_length):
     emb, ok = cache.features(model, test, transform, "global", accelerator, batch_size=128)
     vemb, vok = cache.features(model, val, transform, "global", accelerator, batch_size=128)
-    pos, neg = prompt_embeddings(model, tokenizer, [c.lower() for c in CHEXPERT5], prompts[0], prompts[1],
-                                 max_length, accelerator)
-    metrics, _, _ = score_zeroshot(emb[ok], test.labels[ok], pos, neg, list(CHEXPERT5), "val", vemb[vok], val.labels[vok])
+    pos, neg = prompt_embeddings(
+        model, tokenizer, [c.lower() for c in CHEXPERT5], prompts[0], prompts[1], max_length, accelerator
+    )
+    metrics, _, _ = score_zeroshot(
+        emb[ok], test.labels[ok], pos, neg, list(CHEXPERT5), "val", vemb[vok], val.labels[vok]
+    )
     return metrics["auc"]
 
 
@@ -97,8 +102,11 @@ def main(argv=None) -> float:
     images = len(test) + len(val)
     print(f"device: {accelerator.device}; {images} images at {transform.size} px; model {cfg.image_encoder.name}")
     print(f"zero-shot scoring without cache: {t_nocache:.3f} s (AUC {auc_cold:.3f})")
-    print(f"re-scoring new prompts, cached:  {t_cached:.4f} s (median of {args.repeats}; AUCs "
-          + ", ".join(f"{a:.3f}" for a in aucs) + ")")
+    print(
+        f"re-scoring new prompts, cached:  {t_cached:.4f} s (median of {args.repeats}; AUCs "
+        + ", ".join(f"{a:.3f}" for a in aucs)
+        + ")"
+    )
     ratio = t_nocache / t_cached
     print(f"ratio: {ratio:.1f}x (goal >= 20x)")
     return ratio

@@ -25,29 +25,31 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def syn_dir(cache_dir) -> Path:
-    return ensure_phantom_corpus(PhantomCorpusSpec(kind="syn", n=96, seed=3, image_size=64), cache_dir,
-                                 progress=False)
+    return ensure_phantom_corpus(PhantomCorpusSpec(kind="syn", n=96, seed=3, image_size=64), cache_dir, progress=False)
 
 
 @pytest.fixture(scope="session")
 def real_dir(cache_dir) -> Path:
-    spec = PhantomCorpusSpec(kind="real", n=200, seed=3, image_size=64, low_quality_rate=0.05,
-                             wrong_view_rate=0.05, unpaired_rate=0.05)
+    spec = PhantomCorpusSpec(
+        kind="real", n=200, seed=3, image_size=64, low_quality_rate=0.05, wrong_view_rate=0.05, unpaired_rate=0.05
+    )
     return ensure_phantom_corpus(spec, cache_dir, progress=False)
 
 
 @pytest.fixture(scope="session")
 def real_dir_128(cache_dir) -> Path:
     """A real corpus at the resolution the heuristic judge's thresholds are set for (128 px)."""
-    spec = PhantomCorpusSpec(kind="real", n=160, seed=4, image_size=128, low_quality_rate=0.08,
-                             wrong_view_rate=0.05, unpaired_rate=0.05)
+    spec = PhantomCorpusSpec(
+        kind="real", n=160, seed=4, image_size=128, low_quality_rate=0.08, wrong_view_rate=0.05, unpaired_rate=0.05
+    )
     return ensure_phantom_corpus(spec, cache_dir, progress=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_text_path(cache_dir) -> str:
-    spec = PhantomTextEncoderSpec(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
-                                  vocab_size=400, n_reports=300)
+    spec = PhantomTextEncoderSpec(
+        hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, vocab_size=400, n_reports=300
+    )
     return str(ensure_phantom_text_encoder(spec, cache_dir))
 
 
@@ -55,6 +57,7 @@ def tiny_text_path(cache_dir) -> str:
 def tiny_llm_path(tmp_path_factory) -> str:
     """A tiny chat LLM that answers tests.tiny_models.LLM_SCRIPT to any prompt."""
     from tests.tiny_models import LLM_SCRIPT, tiny_llm
+
     return str(tiny_llm(tmp_path_factory.mktemp("tiny_llm"), scripted=LLM_SCRIPT))
 
 
@@ -62,18 +65,21 @@ def tiny_llm_path(tmp_path_factory) -> str:
 def tiny_ner_path(tmp_path_factory) -> str:
     """A tiny token classifier that tags word pieces as tests.tiny_models.NER_SCRIPT says."""
     from tests.tiny_models import NER_SCRIPT, tiny_ner
+
     return str(tiny_ner(tmp_path_factory.mktemp("tiny_ner"), NER_SCRIPT))
 
 
 @pytest.fixture(scope="session")
 def tiny_sd_path(tmp_path_factory) -> str:
     from tests.tiny_models import tiny_stable_diffusion
+
     return str(tiny_stable_diffusion(tmp_path_factory.mktemp("tiny_sd")))
 
 
 @pytest.fixture(scope="session")
 def tiny_dino_path(tmp_path_factory) -> str:
     from tests.tiny_models import tiny_dinov2
+
     return str(tiny_dinov2(tmp_path_factory.mktemp("tiny_dino")))
 
 
@@ -82,8 +88,10 @@ def reused_trained_run(env) -> Path | None:
     which must score the run it trains itself, never one left over from an older commit."""
     run = env.get("SYNCXR_TEST_TRAINED_RUN")
     if run and env.get("CI", "").lower() in ("1", "true", "yes"):
-        raise RuntimeError(f"SYNCXR_TEST_TRAINED_RUN={run} is set under CI={env['CI']}: CI trains its own run; "
-                           "unset SYNCXR_TEST_TRAINED_RUN")
+        raise RuntimeError(
+            f"SYNCXR_TEST_TRAINED_RUN={run} is set under CI={env['CI']}: CI trains its own run; "
+            "unset SYNCXR_TEST_TRAINED_RUN"
+        )
     return Path(run) if run else None
 
 

@@ -17,19 +17,35 @@ BENCHMARKS = ("chexpert", "chestxray14", "padchest", "rsna", "siim", "covidx", "
 
 def chexpert_twin(n_test: int, n_valid: int, image_size: int) -> list[str]:
     """Overrides for a CheXpert twin without a training split (what a training job scores itself on)."""
-    return ["benchmark.chexpert.twin.n_train=0", f"benchmark.chexpert.twin.n_test={n_test}",
-            f"benchmark.chexpert.twin.n_valid={n_valid}", f"benchmark.chexpert.twin.image_size={image_size}"]
+    return [
+        "benchmark.chexpert.twin.n_train=0",
+        f"benchmark.chexpert.twin.n_test={n_test}",
+        f"benchmark.chexpert.twin.n_valid={n_valid}",
+        f"benchmark.chexpert.twin.image_size={image_size}",
+    ]
 
 
 # A run small enough for seconds on 2 cores: tiny images, tiny text tower, tiny test set.
 TINY = [
-    "phantom.n=96", "phantom.image_size=64", "generation.n_samples=96", "generation.shard_size=96",
-    "corpus.n=200", "corpus.image_size=64", "imagegen.image_size=64",
-    "loader.image_size=48", "loader.batch_size=16",
-    "text_encoder.phantom.hidden_size=32", "text_encoder.phantom.num_layers=1",
-    "text_encoder.phantom.num_heads=2", "text_encoder.phantom.intermediate_size=64",
-    "text_encoder.phantom.vocab_size=400", *chexpert_twin(60, 40, 64),
-    "model.proj_dim=16", "model.proj_hidden=32", "trainer.max_epochs=3", "trainer.log_every=1",
+    "phantom.n=96",
+    "phantom.image_size=64",
+    "generation.n_samples=96",
+    "generation.shard_size=96",
+    "corpus.n=200",
+    "corpus.image_size=64",
+    "imagegen.image_size=64",
+    "loader.image_size=48",
+    "loader.batch_size=16",
+    "text_encoder.phantom.hidden_size=32",
+    "text_encoder.phantom.num_layers=1",
+    "text_encoder.phantom.num_heads=2",
+    "text_encoder.phantom.intermediate_size=64",
+    "text_encoder.phantom.vocab_size=400",
+    *chexpert_twin(60, 40, 64),
+    "model.proj_dim=16",
+    "model.proj_hidden=32",
+    "trainer.max_epochs=3",
+    "trainer.log_every=1",
 ]
 # TINY for model=gloria (which has no projection heads).
 TINY_GLORIA = [o for o in TINY if not o.startswith("model.proj")] + ["model=gloria"]
@@ -45,8 +61,10 @@ BUDGET = [*chexpert_twin(300, 100, 128)]
 BUDGET_MIN_AUC = 0.75
 # The phantom CheXpert twin that the BUDGET training run scored itself on.
 BUDGET_CHEXPERT = chexpert_twin(300, 100, 128)
-SMALL_RETRIEVAL = ["task.retrieval.datasets.phantom.dataset.n=60",
-                   "task.retrieval.datasets.phantom.dataset.image_size=64"]
+SMALL_RETRIEVAL = [
+    "task.retrieval.datasets.phantom.dataset.n=60",
+    "task.retrieval.datasets.phantom.dataset.image_size=64",
+]
 
 
 def compose_config(name: str, overrides=(), config_dir: Path = REPO / "conf", hydra: bool = False):
@@ -65,8 +83,11 @@ def small_twins(image_size: int = 64, n_train: int = 60, n_valid: int = 30, n_te
     for b in BENCHMARKS:
         out.append(f"benchmark.{b}.twin.image_size={image_size}")
         if b != "chexpert":
-            out += [f"benchmark.{b}.twin.n_train={n_train}", f"benchmark.{b}.twin.n_valid={n_valid}",
-                    f"benchmark.{b}.twin.n_test={n_test}"]
+            out += [
+                f"benchmark.{b}.twin.n_train={n_train}",
+                f"benchmark.{b}.twin.n_valid={n_valid}",
+                f"benchmark.{b}.twin.n_test={n_test}",
+            ]
     return out
 
 
@@ -80,17 +101,36 @@ def compose_eval(run_dir, overrides=()):
 def run_cli(args, cache_dir, out_root, script: str = "train.py", **kw):
     """An entry point as a subprocess with its own cache and output root."""
     env = {**os.environ, "SYNCXR_CACHE": str(cache_dir), "SYNCXR_OUTPUTS": str(out_root)}
-    return subprocess.Popen([sys.executable, str(REPO / script), *args], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / script), *args],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def openai_client(url: str, model: str = "m", **kw):
     """An OpenAI-compatible client with the transport settings of conf/llm/base/openai_server.yaml,
     any of them overridden by `kw`."""
     from syncxr.reports.openai_llm import OpenAICompatibleLLM  # noqa: PLC0415
+
     base = compose_config("train", ["llm=llama31_8b"]).llm
-    settings = {k: base[k] for k in ("base_urls", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s",
-                                     "max_tokens", "temperature")}
+    settings = {
+        k: base[k]
+        for k in (
+            "base_urls",
+            "api_key_env",
+            "concurrency",
+            "timeout_s",
+            "max_retries",
+            "backoff_s",
+            "max_tokens",
+            "temperature",
+        )
+    }
     return OpenAICompatibleLLM(url, model, **{**settings, **kw})
 
 
@@ -98,6 +138,7 @@ def model_settings(name: str, **kw) -> dict:
     """The constructor arguments conf/model/<name>.yaml gives (its `_target_` and labels aside), with
     `kw` on top: for tests that build a model around encoders of their own."""
     from syncxr.config import LABEL_KEYS, plain  # noqa: PLC0415
+
     cfg = plain(compose_config("train", [f"model={name}"]).model)
     return {**{k: v for k, v in cfg.items() if k not in ("_target_", *LABEL_KEYS)}, **kw}
 
@@ -105,6 +146,7 @@ def model_settings(name: str, **kw) -> dict:
 def text_encoder(path: str, **kw):
     """A TextEncoder of the checkpoint at `path` with the pooling and length of the phantom default."""
     from syncxr.models.text_encoder import TextEncoder  # noqa: PLC0415
+
     return TextEncoder(path, **{"pool": "max", "freeze_layers": 0, "max_length": 96, **kw})
 
 

@@ -44,7 +44,7 @@ def _imports(path: Path) -> set[str]:
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else []))
             names = [f"{target}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
@@ -93,7 +93,7 @@ def test_no_import_cycles():
         state[node] = "open"
         for nxt in graph.get(node, ()):
             if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = "done"
@@ -134,9 +134,14 @@ def test_no_attribute_probes_on_the_projects_own_objects():
     """What code needs to know of a model or backend is declared (models/protocols.py, backends.py),
     never probed for; a probe on a third-party object says so on its line."""
     import re  # noqa: PLC0415
+
     probe = re.compile(r"\bhasattr\(|\bgetattr\(.*None\)")
-    found = [f"{p.relative_to(REPO)}:{i}: {line.strip()}" for p in sorted(SRC.rglob("*.py"))
-             for i, line in enumerate(p.read_text().splitlines(), 1) if probe.search(line) and "# third-party" not in line]
+    found = [
+        f"{p.relative_to(REPO)}:{i}: {line.strip()}"
+        for p in sorted(SRC.rglob("*.py"))
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if probe.search(line) and "# third-party" not in line
+    ]
     assert not found, "attribute probes:\n" + "\n".join(found)
 
 
@@ -170,8 +175,9 @@ def _function_offenders(paths, root: Path = REPO) -> tuple[list[str], list[str]]
 
 def test_functions_are_short_and_take_few_parameters():
     too_many, too_long = _function_offenders([*sorted(SRC.rglob("*.py")), *(REPO / n for n in ENTRY_POINTS)])
-    assert not too_many and not too_long, "\n".join([f"over {MAX_PARAMETERS} parameters:", *too_many,
-                                                        f"over {MAX_FUNCTION_LINES} lines:", *too_long])
+    assert not too_many and not too_long, "\n".join(
+        [f"over {MAX_PARAMETERS} parameters:", *too_many, f"over {MAX_FUNCTION_LINES} lines:", *too_long]
+    )
 
 
 def test_the_function_check_counts_parameters_and_lines(tmp_path):
@@ -180,7 +186,8 @@ def test_the_function_check_counts_parameters_and_lines(tmp_path):
     (tmp_path / "m.py").write_text(
         "class A:\n    def ok(self, a, b, c, d, e, f, g, h):\n        pass\n"
         "    def many(self, a, b, c, d, e, f, g, *args, **kwargs):\n        pass\n"
-        f"def outer():\n    def long():\n{body}\n")
+        f"def outer():\n    def long():\n{body}\n"
+    )
     too_many, too_long = _function_offenders([tmp_path / "m.py"], root=tmp_path)
     assert too_many == ["m.py:4 many (9 parameters)"]
     assert too_long == ["m.py:6 outer (62 lines)", "m.py:7 long (61 lines)"]

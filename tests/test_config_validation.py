@@ -21,15 +21,33 @@ def _choices(group: str) -> list[str]:
 
 # Every choice of these groups is composed; the i-th composition takes each group's i-th choice (one
 # compose per choice would take a minute on 2 cores).
-ZIPPED = ("llm", "ner", "imagegen", "sampling", "curation", "corpus", "data", "image_encoder", "text_encoder",
-          "model", "eval", "logger", "recipe", "generation", "scheduler")
+ZIPPED = (
+    "llm",
+    "ner",
+    "imagegen",
+    "sampling",
+    "curation",
+    "corpus",
+    "data",
+    "image_encoder",
+    "text_encoder",
+    "model",
+    "eval",
+    "logger",
+    "recipe",
+    "generation",
+    "scheduler",
+)
 
 
 def _compositions():
     """(config name, overrides) of the entry points' defaults and of every choice of every group."""
-    yield from [("train", []), ("generate", ["dry_run=true", "workers=4", "worker=3"]),
-                ("analyze", ["dataset@corpus=mimic_cxr", "ner=rate_ner", "curation=paper"]),
-                ("evaluate", ["checkpoint=x", ALL_TASKS, "protocol=paper", "precision=bf16", "logger=wandb"])]
+    yield from [
+        ("train", []),
+        ("generate", ["dry_run=true", "workers=4", "worker=3"]),
+        ("analyze", ["dataset@corpus=mimic_cxr", "ner=rate_ner", "curation=paper"]),
+        ("evaluate", ["checkpoint=x", ALL_TASKS, "protocol=paper", "precision=bf16", "logger=wandb"]),
+    ]
     choices = {group: _choices(group) for group in ZIPPED}
     choices["dataset@real_corpus"] = ["generated", "mimic_cxr", "phantom_syn"]
     for i in range(max(map(len, choices.values()))):
@@ -81,10 +99,16 @@ BAD = [
     ("train", "optimizer.lr=nan", "optimizer.lr=nan: must be a number > 0"),
     ("train", "corpus.n=0", "corpus.n=0: must be an integer >= 1"),  # an interpolation overridden
     ("train", "llm=llama31_8b llm.timeout_s=0", "llm.timeout_s=0: must be a number > 0"),
-    ("evaluate", "task.zeroshot_grounding.upscale=big",
-     "task.zeroshot_grounding.upscale='big': must be auto or a number > 0 or null"),
-    ("evaluate", "benchmark.rsna.twin.prevalence=1.0",
-     "benchmark.rsna.twin.prevalence=1.0: must be a number in (0, 1)"),
+    (
+        "evaluate",
+        "task.zeroshot_grounding.upscale=big",
+        "task.zeroshot_grounding.upscale='big': must be auto or a number > 0 or null",
+    ),
+    (
+        "evaluate",
+        "benchmark.rsna.twin.prevalence=1.0",
+        "benchmark.rsna.twin.prevalence=1.0: must be a number in (0, 1)",
+    ),
     ("analyze", "analyses=[curation,tail]", "analyses.1='tail': must be one of curation | long_tail"),
 ]
 
@@ -98,15 +122,26 @@ def test_a_bad_override_is_refused_naming_the_key_and_its_range(name, override, 
 
 
 def test_null_stays_allowed_where_the_config_allows_it():
-    validate(compose_train(["trainer.max_steps=null", "data.syn_fraction=null", "sampling.tau_max=null",
-                            "trainer.grad_clip=null", "evaluation.image_size=null"]))
+    validate(
+        compose_train(
+            [
+                "trainer.max_steps=null",
+                "data.syn_fraction=null",
+                "sampling.tau_max=null",
+                "trainer.grad_clip=null",
+                "evaluation.image_size=null",
+            ]
+        )
+    )
     validate(compose_train(["trainer.max_steps=5", "data=mix", "data.syn_fraction=0.5", "sampling.tau_max=40"]))
     validate(compose_config("analyze", ["dataset@corpus=mimic_cxr", "corpus.image_size=null"]))  # original size
 
 
 def test_a_secret_is_refused_as_an_override_and_as_a_config_key():
-    assert secret_keys(["+llm.api_key=x", "llm.max_tokens=8", "-m", "++wandb.token=y", "~x.password"]) == \
-        ["llm.api_key", "wandb.token"]
+    assert secret_keys(["+llm.api_key=x", "llm.max_tokens=8", "-m", "++wandb.token=y", "~x.password"]) == [
+        "llm.api_key",
+        "wandb.token",
+    ]
     errors = config_errors(compose_config("generate", ["+curation.judge.client.api_key=sk-1"]))
     assert errors and errors[0].startswith("curation.judge.client.api_key: secrets are not config values")
     assert not config_errors(compose_config("generate", ["llm=llama31_8b", "llm.api_key_env=MY_KEY"]))
@@ -122,8 +157,14 @@ def _one_line_refusal(proc, *expected):
 
 def test_the_entry_points_refuse_in_one_line_without_a_traceback(tmp_path):
     # dry_run=true: without the check the job would only price itself and exit 0.
-    _one_line_refusal(run_cli(["dry_run=true", "loader.image_size=0"], tmp_path / "cache", tmp_path / "out"),
-                      "loader.image_size=0", "an integer >= 1")
-    _one_line_refusal(run_cli(["dry_run=true", "+llm.api_key=x"], tmp_path / "cache", tmp_path / "out",
-                              script="generate.py"), "llm.api_key", "environment variable")
+    _one_line_refusal(
+        run_cli(["dry_run=true", "loader.image_size=0"], tmp_path / "cache", tmp_path / "out"),
+        "loader.image_size=0",
+        "an integer >= 1",
+    )
+    _one_line_refusal(
+        run_cli(["dry_run=true", "+llm.api_key=x"], tmp_path / "cache", tmp_path / "out", script="generate.py"),
+        "llm.api_key",
+        "environment variable",
+    )
     assert not (tmp_path / "out").exists() or "api_key" not in str(list((tmp_path / "out").rglob("*")))

@@ -59,8 +59,12 @@ def test_every_preset_builds_its_generation_and_changes_its_training(experiment)
 # instantiation keys are not hashed, nor are transport settings). They change only with what the data
 # are made of; last with the phantom world's version (phantom-v3: 3,000 samples by default, the
 # vocabulary built from the very corpus data=real trains on).
-PINNED_HASHES = {(): "e13cfc41e608", ("sampling=longtail",): "e9c8c877a117", ("imagegen=randomized",): "c8075f4408e9",
-                 ("generation.entity_ratio=0.5",): "89628cc65160"}
+PINNED_HASHES = {
+    (): "e13cfc41e608",
+    ("sampling=longtail",): "e9c8c877a117",
+    ("imagegen=randomized",): "c8075f4408e9",
+    ("generation.entity_ratio=0.5",): "89628cc65160",
+}
 
 
 @pytest.mark.parametrize("overrides", list(PINNED_HASHES))
@@ -102,8 +106,9 @@ def _check_section(where: str, section: dict) -> None:
             continue
         assert key in params or takes_any, f"{where}: {target.__qualname__} takes no {key!r}"
         if key in params:
-            assert params[key].default is inspect.Parameter.empty, \
+            assert params[key].default is inspect.Parameter.empty, (
                 f"{where}: {key!r} has a default both in the YAML and in {target.__qualname__}"
+            )
         if isinstance(value, dict) and "_target_" in value:
             _check_section(f"{where}.{key}", value)
 
@@ -142,8 +147,13 @@ def _preset(group: str, name: str):
 
 # What each shipped preset declares: the phantom world's own presets, and only they, run on the CPU
 # without external weights.
-PHANTOM_PRESETS = {"llm": {"template"}, "ner": {"lexicon"}, "imagegen": {"phantom", "randomized"},
-                   "curation": {"none", "phantom"}, "i2r": {"oracle"}}
+PHANTOM_PRESETS = {
+    "llm": {"template"},
+    "ner": {"lexicon"},
+    "imagegen": {"phantom", "randomized"},
+    "curation": {"none", "phantom"},
+    "i2r": {"oracle"},
+}
 
 
 @pytest.mark.parametrize("group", BACKEND_GROUPS)
@@ -167,14 +177,24 @@ def test_an_undeclared_preset_is_refused_by_name():
 
 def test_a_corpus_is_any_dataset_or_a_file_of_reports(cache_dir, real_dir, tmp_path):
     import pandas as pd  # noqa: PLC0415
-    spec = {"builder": "phantom", "kind": "real", "n": 200, "seed": 3, "image_size": 64, "low_quality_rate": 0.05,
-            "wrong_view_rate": 0.05, "unpaired_rate": 0.05}  # conftest's real_dir
+
+    spec = {
+        "builder": "phantom",
+        "kind": "real",
+        "n": 200,
+        "seed": 3,
+        "image_size": 64,
+        "low_quality_rate": 0.05,
+        "wrong_view_rate": 0.05,
+        "unpaired_rate": 0.05,
+    }  # conftest's real_dir
     texts = corpus_reader(spec, cache_dir)()
     manifest = pd.read_parquet(real_dir / "manifest.parquet")
     assert len(texts) == (manifest["split"] == "train").sum()
     pd.DataFrame({"report": ["No effusion.", "Small pneumothorax."]}).to_csv(tmp_path / "r.csv", index=False)
-    assert corpus_reader({"builder": "file", "path": str(tmp_path / "r.csv"), "text_column": "report"},
-                         cache_dir)() == ["No effusion.", "Small pneumothorax."]
+    assert corpus_reader(
+        {"builder": "file", "path": str(tmp_path / "r.csv"), "text_column": "report"}, cache_dir
+    )() == ["No effusion.", "Small pneumothorax."]
     with pytest.raises(ValueError, match="corpus: unknown key"):
         corpus_reader({"builder": "file", "path": "x.csv", "text_column": "report", "sep": ";"}, cache_dir)()
 
@@ -206,6 +226,10 @@ def test_every_sweep_in_paper_mode_resolves_the_published_choices(sweep):
         else:
             assert cfg.model.image_size_model == 299 and cfg.scheduler._target_.endswith("ReduceLROnPlateau")
         assert list(cfg.task) == ["zeroshot_cls", "zeroshot_grounding", "finetune_cls", "finetune_seg"]
-        assert (cfg.task.finetune_cls.epochs, cfg.task.finetune_cls.batch_size, cfg.task.finetune_cls.lr) == (50, 64, 1e-4)
+        assert (cfg.task.finetune_cls.epochs, cfg.task.finetune_cls.batch_size, cfg.task.finetune_cls.lr) == (
+            50,
+            64,
+            1e-4,
+        )
         assert cfg.task.finetune_cls.optimizer._target_ == "torch.optim.AdamW"
         assert cfg.evaluation.protocol == "paper"

@@ -18,6 +18,7 @@ def test_a_reused_trained_run_is_refused_in_ci():
 
 def test_the_ci_script_says_it_is_ci():
     from tests.helpers import REPO  # noqa: PLC0415
+
     lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
     pytest_line = next(i for i, line in enumerate(lines) if "pytest" in line and not line.startswith("#"))
     assert "export CI=true" in lines[:pytest_line]

@@ -13,10 +13,22 @@ from syncxr.models.build import build_model, satisfied
 from syncxr.models.protocols import ImageEncoder, LocalMapModel, ResNetImageEncoder, TextEncoder, VisionLanguageModel
 from tests.helpers import REPO, TINY, compose_train
 
-PRESET_DIR = {"llm": "llm", "ner": "ner", "imagegen": "imagegen", "i2r": "i2r", "curation.judge": "curation",
-              "curation.embedding": "curation"}
-CONTRACT = {"llm": LLM, "ner": NER, "imagegen": TextToImage, "i2r": ImageToReport, "curation.judge": ImageJudge,
-            "curation.embedding": ImageEmbedder}
+PRESET_DIR = {
+    "llm": "llm",
+    "ner": "ner",
+    "imagegen": "imagegen",
+    "i2r": "i2r",
+    "curation.judge": "curation",
+    "curation.embedding": "curation",
+}
+CONTRACT = {
+    "llm": LLM,
+    "ner": NER,
+    "imagegen": TextToImage,
+    "i2r": ImageToReport,
+    "curation.judge": ImageJudge,
+    "curation.embedding": ImageEmbedder,
+}
 
 
 def _section(key: str, preset: str) -> dict | None:
@@ -33,9 +45,14 @@ def _section(key: str, preset: str) -> dict | None:
 def tiny_paths(tiny_llm_path, tiny_ner_path, tiny_sd_path, tiny_dino_path, tmp_path_factory) -> dict:
     """backend family of a preset -> a tiny model of that family (for the presets that load weights)."""
     from tests.reports.tiny_vlm import tiny_llava
-    return {("llm", "transformers"): tiny_llm_path, ("ner", "transformers"): tiny_ner_path,
-            ("imagegen", "diffusers"): tiny_sd_path, ("curation.embedding", "transformers"): tiny_dino_path,
-            ("i2r", "transformers"): str(tiny_llava(tmp_path_factory.mktemp("tiny_llava")))}
+
+    return {
+        ("llm", "transformers"): tiny_llm_path,
+        ("ner", "transformers"): tiny_ner_path,
+        ("imagegen", "diffusers"): tiny_sd_path,
+        ("curation.embedding", "transformers"): tiny_dino_path,
+        ("i2r", "transformers"): str(tiny_llava(tmp_path_factory.mktemp("tiny_llava"))),
+    }
 
 
 def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths):

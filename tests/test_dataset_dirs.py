@@ -7,9 +7,15 @@ import pytest
 from syncxr import dataset_dirs
 from tests.helpers import compose_train
 
-CURATED = ["data=real", "phantom.n=160", "phantom.image_size=128", "real_corpus.seed=4",
-           "real_corpus.low_quality_rate=0.08", "real_corpus.wrong_view_rate=0.05",
-           "real_corpus.unpaired_rate=0.05"]  # = the session's real_dir_128
+CURATED = [
+    "data=real",
+    "phantom.n=160",
+    "phantom.image_size=128",
+    "real_corpus.seed=4",
+    "real_corpus.low_quality_rate=0.08",
+    "real_corpus.wrong_view_rate=0.05",
+    "real_corpus.unpaired_rate=0.05",
+]  # = the session's real_dir_128
 
 
 def test_curate_real_trains_on_the_curated_corpus(cache_dir, real_dir_128):
@@ -45,13 +51,23 @@ def test_real_rejects_are_the_images_the_judge_dropped_from_the_corpus(cache_dir
     from syncxr.data.images import load_gray
     from syncxr.generation.generation_job import build_curator, generation_config
 
-    cfg = compose_train(CURATED + ["corpus.n=160", "corpus.seed=4", "corpus.image_size=128", "corpus.low_quality_rate=0.08",
-                                   "corpus.wrong_view_rate=0.05", "corpus.unpaired_rate=0.05",
-                                   "curation.bad_bank=real_rejects"])
+    cfg = compose_train(
+        CURATED
+        + [
+            "corpus.n=160",
+            "corpus.seed=4",
+            "corpus.image_size=128",
+            "corpus.low_quality_rate=0.08",
+            "corpus.wrong_view_rate=0.05",
+            "corpus.unpaired_rate=0.05",
+            "curation.bad_bank=real_rejects",
+        ]
+    )
     gen = generation_config(cfg.generation)
     bank = dataset_dirs.real_rejects_reader(gen, cache_dir)()
-    table = pd.read_parquet(next(p for p in real_dir_128.parent.glob(f"{real_dir_128.name}-curated-*")) /
-                            "curation.parquet")
+    table = pd.read_parquet(
+        next(p for p in real_dir_128.parent.glob(f"{real_dir_128.name}-curated-*")) / "curation.parquet"
+    )
     judged = table[table["stage"] == "judge"]
     assert len(bank) == len(judged) > 0
     assert np.array_equal(bank[0], load_gray(judged["path"].iloc[0])[0].numpy())

@@ -61,7 +61,8 @@ def _check_target(target: Path, anchor: str | None, where: str) -> str | None:
 def test_readme_is_a_map():
     lines = (REPO / "README.md").read_text().splitlines()
     assert len(lines) <= README_MAX_LINES, (
-        f"README.md has {len(lines)} lines (at most {README_MAX_LINES}): move long sections to docs/")
+        f"README.md has {len(lines)} lines (at most {README_MAX_LINES}): move long sections to docs/"
+    )
 
 
 def test_readme_keeps_the_two_commands_verbatim():

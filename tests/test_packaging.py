@@ -3,9 +3,9 @@ packages, in ranges that admit the tested versions."""
 
 from __future__ import annotations
 
-import tomllib
 from importlib.metadata import PackageNotFoundError, version
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 

@@ -55,31 +55,59 @@ def paper_overrides(tmp_path, server, tiny_text_path, tiny_sd_path, tiny_dino_pa
     llm = tiny_llm(tmp_path / "llm", scripted=LLM_SCRIPT)
     corpus = [f"corpus.{k}={v}" for k, v in CORPUS.items()]
     real = [f"phantom.n={CORPUS['n']}", f"phantom.image_size={CORPUS['image_size']}"] + [
-        f"real_corpus.{k}={v}" for k, v in CORPUS.items() if k.endswith("rate")]
+        f"real_corpus.{k}={v}" for k, v in CORPUS.items() if k.endswith("rate")
+    ]
     return [
         "experiment=syncxr_paper",
         # The real corpus and the report corpus: the phantom one instead of MIMIC-CXR (the same dataset).
-        "dataset@real_corpus=phantom_real", *real, "corpus=phantom_real", *corpus,
+        "dataset@real_corpus=phantom_real",
+        *real,
+        "corpus=phantom_real",
+        *corpus,
         # Tiny models of the published kinds, where the paper's weights and servers would be.
-        f"ner.path={ner}", "llm=transformers", f"llm.path={llm}", "llm.max_new_tokens=8",
-        f"imagegen.path={tiny_sd_path}", "imagegen.height=32", "imagegen.width=32", "imagegen.num_inference_steps=2",
-        f"curation.judge.client.base_url={server.url}", f"curation.embedding.path={tiny_dino_path}",
+        f"ner.path={ner}",
+        "llm=transformers",
+        f"llm.path={llm}",
+        "llm.max_new_tokens=8",
+        f"imagegen.path={tiny_sd_path}",
+        "imagegen.height=32",
+        "imagegen.width=32",
+        "imagegen.num_inference_steps=2",
+        f"curation.judge.client.base_url={server.url}",
+        f"curation.embedding.path={tiny_dino_path}",
         # The tiny random Dinov2 puts every image within cosine ~0.95 of every other.
-        "curation.delta=0.999", "curation.real.delta=0.999",
-        "generation.n_samples=16", "generation.shard_size=16", "sampling.k=1", "sampling.m=1",
+        "curation.delta=0.999",
+        "curation.real.delta=0.999",
+        "generation.n_samples=16",
+        "generation.shard_size=16",
+        "sampling.k=1",
+        "sampling.m=1",
         # Tiny training (the published one is 50 epochs of ResNet-50 at 224 px in bf16).
-        "image_encoder=resnet18", f"text_encoder.path={tiny_text_path}", "text_encoder.freeze_layers=0",
-        "model.proj_dim=16", "model.proj_hidden=32", "loader.image_size=48", "loader.batch_size=8",
-        "loader.num_workers=0", "trainer.max_steps=2", "trainer.precision=no",
+        "image_encoder=resnet18",
+        f"text_encoder.path={tiny_text_path}",
+        "text_encoder.freeze_layers=0",
+        "model.proj_dim=16",
+        "model.proj_hidden=32",
+        "loader.image_size=48",
+        "loader.batch_size=8",
+        "loader.num_workers=0",
+        "trainer.max_steps=2",
+        "trainer.precision=no",
         # eval=paper on small twins with one fine-tuning step per fraction.
-        *small_twins(), *chexpert_twin(60, 30, 64),
-        "task.finetune_cls.epochs=null", "task.finetune_cls.steps=1", "task.finetune_cls.batch_size=8",
-        "task.finetune_seg.epochs=null", "task.finetune_seg.steps=1", "task.finetune_seg.batch_size=8",
+        *small_twins(),
+        *chexpert_twin(60, 30, 64),
+        "task.finetune_cls.epochs=null",
+        "task.finetune_cls.steps=1",
+        "task.finetune_cls.batch_size=8",
+        "task.finetune_seg.epochs=null",
+        "task.finetune_seg.steps=1",
+        "task.finetune_seg.batch_size=8",
     ]
 
 
-def test_a_tiny_paper_mode_sweep_runs_to_the_papers_tables(cache_dir, tmp_path, tiny_text_path, tiny_sd_path,
-                                                           tiny_dino_path):
+def test_a_tiny_paper_mode_sweep_runs_to_the_papers_tables(
+    cache_dir, tmp_path, tiny_text_path, tiny_sd_path, tiny_dino_path
+):
     spec = {"builder": "phantom", "kind": "real", "seed": 0, **CORPUS}
     corpus_dir = build_dataset_dir(spec, cache_dir, "corpus")
     df, _ = read_dataset(corpus_dir)
@@ -90,8 +118,11 @@ def test_a_tiny_paper_mode_sweep_runs_to_the_papers_tables(cache_dir, tmp_path, 
     try:
         overrides = paper_overrides(tmp_path, server, tiny_text_path, tiny_sd_path, tiny_dino_path)
         cfg = compose_train(overrides)
-        assert (cfg.curation.bad_bank, cfg.curation.drop_if_no, cfg.evaluation.protocol) == ("real_rejects", "all",
-                                                                                            "paper")
+        assert (cfg.curation.bad_bank, cfg.curation.drop_if_no, cfg.evaluation.protocol) == (
+            "real_rejects",
+            "all",
+            "paper",
+        )
         # Real backends: the dataset is made first (as the training job that misses it says), with
         # the same overrides as the sweep, and found by the sweep's jobs.
         gen = run_cli(overrides, cache_dir, tmp_path, script="generate.py")
@@ -106,8 +137,11 @@ def test_a_tiny_paper_mode_sweep_runs_to_the_papers_tables(cache_dir, tmp_path, 
     assert server.asked > 0
     # The synthetic set: every row written by the scripted LLM, checked by the NER, drawn by the
     # diffusion pipeline and passed by the MLLM against the corpus's judge rejects.
-    made = [p.parent for p in (cache_dir / "generated").glob("syncxr-*/dataset.json")
-            if json.loads(p.read_text())["config"]["llm"]["name"] == "transformers"]
+    made = [
+        p.parent
+        for p in (cache_dir / "generated").glob("syncxr-*/dataset.json")
+        if json.loads(p.read_text())["config"]["llm"]["name"] == "transformers"
+    ]
     assert len(made) == 1
     manifest = pd.read_parquet(made[0] / "manifest.parquet")
     assert len(manifest) > 0 and set(manifest["findings"]) == {"The finding is here."}

@@ -41,8 +41,10 @@ def secret_keys(overrides) -> list[str]:
 
 
 def secret_error(key: str) -> str:
-    return (f"{key}: secrets are not config values (they would be written into the run's name and files); "
-            "put the key in the environment variable the config names (api_key_env)")
+    return (
+        f"{key}: secrets are not config values (they would be written into the run's name and files); "
+        "put the key in the environment variable the config names (api_key_env)"
+    )
 
 
 def refuse_secrets(overrides) -> None:
@@ -79,8 +81,10 @@ def is_phantom_preset(section, key: str) -> bool:
     it declares in PHANTOM_KEY: the one place that question is answered."""
     value = plain(section).get(PHANTOM_KEY) if section is not None else None
     if not isinstance(value, bool):
-        raise ConfigError(f"{key}.{PHANTOM_KEY}: every backend preset declares whether it is the phantom "
-                          f"world's own (true: runs on the CPU without external weights), got {value!r}")
+        raise ConfigError(
+            f"{key}.{PHANTOM_KEY}: every backend preset declares whether it is the phantom "
+            f"world's own (true: runs on the CPU without external weights), got {value!r}"
+        )
     return value
 
 
@@ -99,8 +103,11 @@ def without_transport_keys(config, batching: tuple[tuple[str, ...], ...] = (), _
     sizes of backends whose answers do not depend on how requests are grouped (each item has its own
     seed, or none). A batch size that does change the answers (a seed per batch) stays."""
     if isinstance(config, dict):
-        return {k: without_transport_keys(v, batching, (*_path, k)) for k, v in config.items()
-                if k not in TRANSPORT_KEYS and k != PHANTOM_KEY and (*_path, k) not in batching}
+        return {
+            k: without_transport_keys(v, batching, (*_path, k))
+            for k, v in config.items()
+            if k not in TRANSPORT_KEYS and k != PHANTOM_KEY and (*_path, k) not in batching
+        }
     if isinstance(config, (list, tuple)):
         return [without_transport_keys(v, batching, _path) for v in config]
     return config
@@ -117,7 +124,7 @@ def run_dirname(overrides: str) -> str:
     name = overrides.replace("/", "_")
     if name != overrides or len(name) > MAX_DIRNAME:
         digest = hashlib.sha1(overrides.encode()).hexdigest()[:10]
-        name = f"{name[:MAX_DIRNAME - 11]}-{digest}"
+        name = f"{name[: MAX_DIRNAME - 11]}-{digest}"
     return name
 
 

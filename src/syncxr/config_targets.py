@@ -35,8 +35,9 @@ def project_targets(conf_dir: Path = CONF_DIR) -> frozenset[str]:
     """Every `_target_` (nested ones included) of every YAML file under `conf_dir`: the allow-list."""
     files = sorted(p for pattern in ("*.yaml", "*.yml") for p in Path(conf_dir).rglob(pattern))
     if not files:  # fail closed: without the project's configs nothing read from disk may be built
-        raise FileNotFoundError(f"{conf_dir}: no config files, so no allowed _target_ (is syncxr run from its "
-                                "repository checkout?)")
+        raise FileNotFoundError(
+            f"{conf_dir}: no config files, so no allowed _target_ (is syncxr run from its repository checkout?)"
+        )
     targets = set()
     for path in files:
         targets |= _targets_in(yaml.safe_load(path.read_text()))
@@ -56,15 +57,18 @@ def check_targets(config, where: str, allowed: frozenset[str] | None = None) -> 
 
 def _check(node, where: str, allowed: frozenset[str], path: str) -> None:
     if isinstance(node, str) and "${" in node:
-        raise UntrustedTargetError(f"{where}: {path or '<root>'} holds an interpolation ({node!r}); a saved run's "
-                                   "config is written resolved, so it has none")
+        raise UntrustedTargetError(
+            f"{where}: {path or '<root>'} holds an interpolation ({node!r}); a saved run's "
+            "config is written resolved, so it has none"
+        )
     if isinstance(node, dict):
         if TARGET in node:
             target = node[TARGET]
             if not isinstance(target, str) or target not in allowed:
                 raise UntrustedTargetError(
                     f"{where}: {_join(path, TARGET)} = {target!r} is not a _target_ of the project's config groups "
-                    f"(conf/); a config read from disk may only choose among those (refused, nothing was built)")
+                    f"(conf/); a config read from disk may only choose among those (refused, nothing was built)"
+                )
         for key, value in node.items():
             _check(value, where, allowed, _join(path, str(key)))
     elif isinstance(node, list):

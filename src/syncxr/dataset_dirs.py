@@ -1,12 +1,12 @@
 """Dataset directories from their config sections (`dataset/*.yaml`, `corpus/*.yaml`; a benchmark's
-directory is its own business, `syncxr.benchmarks`): found in the cache by the hash of their config, or built (under a file lock, so
-the jobs of a parallel sweep build each one once) on first use."""
+directory is its own business, `syncxr.benchmarks`): found in the cache by the hash of their config,
+or built (under a file lock, so the jobs of a parallel sweep build each one once) on first use."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from filelock import FileLock
 
@@ -16,15 +16,21 @@ from .data.mixing import load_table, mix_tables
 from .entities.long_tail import report_texts
 from .entities.vocabulary import read_report_corpus
 from .generation.generation_job import generated_dir, generation_command, generation_config, is_phantom, run_generation
-from .generation.partial_dataset import (BACKEND_SECTION, PartialSettings, build_partial_dataset,
-                                         check_partial_spec, partial_dataset_dir)
+from .generation.partial_dataset import (
+    BACKEND_SECTION,
+    PartialSettings,
+    build_partial_dataset,
+    check_partial_spec,
+    partial_dataset_dir,
+)
 from .phantom.corpus import PhantomCorpusSpec, corpus_reports, ensure_phantom_corpus
 
 
 def _check_keys(spec: dict, allowed: set, key: str, builder: str) -> None:
     if set(spec) - allowed:
-        raise ValueError(f"{key}: unknown key(s) {sorted(set(spec) - allowed)} for builder {builder!r}; "
-                         f"allowed: {sorted(allowed)}")
+        raise ValueError(
+            f"{key}: unknown key(s) {sorted(set(spec) - allowed)} for builder {builder!r}; allowed: {sorted(allowed)}"
+        )
 
 
 def _spec(cls, spec: dict, key: str):
@@ -56,6 +62,7 @@ def _generated_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
 
 def _mimic_cxr_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
     from .data.mimic_cxr import MimicCxrSpec, ensure_mimic_cxr  # noqa: PLC0415 - pydicom etc. only when used
+
     return ensure_mimic_cxr(_spec(MimicCxrSpec, spec, key), cache_dir)
 
 
@@ -81,8 +88,13 @@ def _partial_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
 
 
 # `dataset/*.yaml` builders: name -> fn(spec without `builder`, cache_dir, config key) -> directory.
-DATASET_BUILDERS = {"phantom": _phantom_dataset, "path": _path_dataset, "generated": _generated_dataset,
-                    "mimic_cxr": _mimic_cxr_dataset, "partial": _partial_dataset}
+DATASET_BUILDERS = {
+    "phantom": _phantom_dataset,
+    "path": _path_dataset,
+    "generated": _generated_dataset,
+    "mimic_cxr": _mimic_cxr_dataset,
+    "partial": _partial_dataset,
+}
 
 
 def build_dataset_dir(spec_cfg, cache_dir: Path, key: str) -> Path:
@@ -102,43 +114,67 @@ def build_generated_dir(gen_cfg, cache_dir: Path, key: str) -> Path:
     if is_complete(target):
         return target
     if not is_phantom(gen):
-        raise FileNotFoundError(f"{key}: no generated dataset at {target}; make it with\n  "
-                                f"{generation_command(gen, _job_overrides())}\n(with the same paths.cache_dir)")
+        raise FileNotFoundError(
+            f"{key}: no generated dataset at {target}; make it with\n  "
+            f"{generation_command(gen, _job_overrides())}\n(with the same paths.cache_dir)"
+        )
     # Jobs of a parallel sweep (or a generate.py run) that need the same data share the work: each
     # shard is made once, under its own lock, and the last one done writes the manifest.
-    return run_generation(gen, target, corpus_reader(gen["corpus"], cache_dir),
-                          real_rejects=real_rejects_reader(gen, cache_dir))
+    return run_generation(
+        gen, target, corpus_reader(gen["corpus"], cache_dir), real_rejects=real_rejects_reader(gen, cache_dir)
+    )
 
 
 def _job_overrides() -> list[str] | None:
     """The command-line overrides of the Hydra job this runs in (None outside one), but for Hydra's
     own settings (run dirs, launcher) that belong to that job alone."""
     from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+
     if not HydraConfig.initialized():
         return None
     return [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
 
 
-def generate_dataset(gen: dict, out_dir: Path, cache_dir: Path, progress: bool = True, until: str = "all",
-                     worker: int = 0, workers: int = 1) -> Path | None:
+def generate_dataset(
+    gen: dict,
+    out_dir: Path,
+    cache_dir: Path,
+    progress: bool = True,
+    until: str = "all",
+    worker: int = 0,
+    workers: int = 1,
+) -> Path | None:
     """Generates or resumes the dataset of generation config `gen` in `out_dir` (generate.py), or
     worker `worker`'s shards of it out of `workers` (None while other workers' shards are missing).
     It takes the same locks as a training job's generation of the same directory."""
-    return run_generation(gen, Path(out_dir), corpus_reader(gen["corpus"], cache_dir), progress, until, worker,
-                          workers, real_rejects_reader(gen, cache_dir))
+    return run_generation(
+        gen,
+        Path(out_dir),
+        corpus_reader(gen["corpus"], cache_dir),
+        progress,
+        until,
+        worker,
+        workers,
+        real_rejects_reader(gen, cache_dir),
+    )
 
 
 def real_rejects_reader(gen: dict, cache_dir: Path) -> Callable[[], list]:
     """A callable returning the images the judge of `gen["curation"]` drops from the corpus group's
     dataset (SynCXR Section 3.1): the bank `curation.bad_bank=real_rejects` compares with. The
     curated corpus is cached by the hash of its config, like every dataset."""
+
     def read() -> list:
         from .images.curation import rejected_images  # noqa: PLC0415
+
         if gen["corpus"].get("builder") == "file":
-            raise ValueError("curation.bad_bank=real_rejects needs a corpus with images (a dataset, e.g. "
-                             "corpus=mimic_cxr), not a file of reports")
+            raise ValueError(
+                "curation.bad_bank=real_rejects needs a corpus with images (a dataset, e.g. "
+                "corpus=mimic_cxr), not a file of reports"
+            )
         corpus_dir = build_dataset_dir(gen["corpus"], cache_dir, "corpus")
         return rejected_images(build_curated_dir(corpus_dir, gen["curation"]))
+
     return read
 
 
@@ -156,6 +192,7 @@ def corpus_reader(corpus_cfg, cache_dir: Path) -> Callable[[], list[str]]:
             spec = _spec(PhantomCorpusSpec, {k: v for k, v in corpus.items() if k != "builder"}, "corpus")
             return report_texts(corpus_reports(spec, cache_dir, "train"))
         return report_texts(load_table(build_dataset_dir(corpus, cache_dir, "corpus"), "train"))
+
     return read
 
 
@@ -175,16 +212,30 @@ def build_training_table(data_cfg, cache_dir: Path, seed: int, split: str = "tra
 def build_curated_dir(source: Path, curation_cfg) -> Path:
     """The real corpus at `source` curated by a `curation/*.yaml` config (its `real` settings)."""
     from .images.corpus_curation import CorpusCurationSettings, ensure_curated_corpus  # noqa: PLC0415
+
     cur = plain(curation_cfg) if curation_cfg is not None else None
     if not cur or cur.get("name") == "none" or "real" not in cur:
-        raise ValueError("data.curate_real=true needs a curation config with a `real` section "
-                         "(curation=phantom or curation=paper), got "
-                         f"{cur.get('name') if cur else None!r}")
+        raise ValueError(
+            "data.curate_real=true needs a curation config with a `real` section "
+            "(curation=phantom or curation=paper), got "
+            f"{cur.get('name') if cur else None!r}"
+        )
     settings = _spec(CorpusCurationSettings, cur["real"], "curation.real")
     # What identifies the judge and the embedding (another model gives another curated corpus).
-    identity = {part: {"backend": cur[part].get("backend"), "path": cur[part].get("path"),
-                       "model": (cur[part].get("client") or {}).get("model")} for part in ("judge", "embedding")}
+    identity = {
+        part: {
+            "backend": cur[part].get("backend"),
+            "path": cur[part].get("path"),
+            "model": (cur[part].get("client") or {}).get("model"),
+        }
+        for part in ("judge", "embedding")
+    }
     # Parallel jobs of a sweep curate once; the others wait for the finished copy.
     with FileLock(str(source) + ".curation.lock"):
-        return ensure_curated_corpus(source, build(cur["judge"], "curation.judge"),
-                                     build(cur["embedding"], "curation.embedding"), settings, identity)
+        return ensure_curated_corpus(
+            source,
+            build(cur["judge"], "curation.judge"),
+            build(cur["embedding"], "curation.embedding"),
+            settings,
+            identity,
+        )

@@ -22,6 +22,7 @@ def _exit(error: ConfigError):
 def validated(task):
     """Under @hydra.main: the task gets only a valid config. SystemExit passes through Hydra's error
     report (which catches Exception and prints the traceback)."""
+
     @functools.wraps(task)
     def checked(cfg):
         try:
@@ -29,6 +30,7 @@ def validated(task):
             return task(cfg)
         except ConfigError as e:
             _exit(e)
+
     return checked
 
 

@@ -11,11 +11,17 @@ import pandas as pd
 import pytest
 
 from syncxr.analysis.analysis_job import run_analysis
-from tests.helpers import REPO, compose_config
 from tests.data.test_mimic_cxr import tree  # noqa: F401  (the MIMIC-shaped tree fixture)
+from tests.helpers import REPO, compose_config
 
-SMALL = ["phantom.n=160", "phantom.image_size=128", "corpus.seed=4", "corpus.low_quality_rate=0.08",
-         "corpus.wrong_view_rate=0.05", "corpus.unpaired_rate=0.05"]  # = the session's real_dir_128
+SMALL = [
+    "phantom.n=160",
+    "phantom.image_size=128",
+    "corpus.seed=4",
+    "corpus.low_quality_rate=0.08",
+    "corpus.wrong_view_rate=0.05",
+    "corpus.unpaired_rate=0.05",
+]  # = the session's real_dir_128
 
 
 def compose_analysis(overrides):
@@ -23,8 +29,9 @@ def compose_analysis(overrides):
 
 
 def test_both_analyses_with_a_dataset_beside_the_corpus(cache_dir, real_dir_128, syn_dir, tmp_path):
-    cfg = compose_analysis(SMALL + [f"paths.cache_dir={cache_dir}", f"+compare.syn={syn_dir}",
-                                    "compare_generated=false"])
+    cfg = compose_analysis(
+        SMALL + [f"paths.cache_dir={cache_dir}", f"+compare.syn={syn_dir}", "compare_generated=false"]
+    )
     summary = run_analysis(cfg, tmp_path)
     assert summary["corpus"] == str(real_dir_128)
     assert summary["curation"]["removal_vs_planted"]["recall"] >= 0.9
@@ -41,17 +48,36 @@ def test_unknown_analysis_is_named(cache_dir, tmp_path):
 
 @pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)
 def test_command_line(cache_dir, real_dir_128, tmp_path):
-    out = subprocess.run([sys.executable, str(REPO / "analyze.py"), *SMALL, f"paths.cache_dir={cache_dir}",
-                          f"paths.output_root={tmp_path}", "analyses=[long_tail]", "compare_generated=false"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "analyze.py"),
+            *SMALL,
+            f"paths.cache_dir={cache_dir}",
+            f"paths.output_root={tmp_path}",
+            "analyses=[long_tail]",
+            "compare_generated=false",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     run_dir = next((tmp_path / "analysis").iterdir())
     assert json.loads((run_dir / "analysis.json").read_text())["long_tail"]
 
 
 def test_both_analyses_on_a_mimic_shaped_tree(cache_dir, tree, tmp_path):
-    cfg = compose_analysis([f"paths.cache_dir={cache_dir}", "dataset@corpus=mimic_cxr", f"corpus.root={tree.root}",
-                            "corpus.image_size=null", "compare_generated=false"])
+    cfg = compose_analysis(
+        [
+            f"paths.cache_dir={cache_dir}",
+            "dataset@corpus=mimic_cxr",
+            f"corpus.root={tree.root}",
+            "corpus.image_size=null",
+            "compare_generated=false",
+        ]
+    )
     summary = run_analysis(cfg, tmp_path / "out")
     kept = len(tree.expected)  # the good pairs; the bad rows never reached the dataset
     assert summary["curation"]["rows"] == kept and "removal_vs_planted" not in summary["curation"]
@@ -73,6 +99,9 @@ def written_entities(tree) -> set[tuple[str, str]]:
         for column, text in (("findings", findings), ("impression", impression)):
             if text:
                 (row,) = tree.phantom.index[tree.phantom[column] == text][:1]
-                out |= {(e["name"].lower(), e["type"]) for e in tree.phantom.loc[row, "entities"]
-                        if re.search(rf"\b{re.escape(e['name'].lower())}\b", text.lower())}
+                out |= {
+                    (e["name"].lower(), e["type"])
+                    for e in tree.phantom.loc[row, "entities"]
+                    if re.search(rf"\b{re.escape(e['name'].lower())}\b", text.lower())
+                }
     return out

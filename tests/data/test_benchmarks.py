@@ -7,9 +7,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from omegaconf import OmegaConf
-
-from syncxr.benchmarks import build_benchmark
 from syncxr.benchmarks.chestxray14 import CHESTXRAY14_OF, ChestXray14, read_chestxray14
 from syncxr.benchmarks.chexpert import CheXpert, read_chexpert_split
 from syncxr.benchmarks.covid_rural import COVIDRural, read_covid_rural
@@ -26,8 +23,10 @@ SMALL = dict(n_train=6, n_valid=6, n_test=12, image_size=48)
 
 @pytest.fixture(scope="module")
 def twins(cache_dir):
-    return {cls.name: cls(twin=SMALL).root_dir(cache_dir, progress=False)
-            for cls in (ChestXray14, PadChest, RSNA, SIIM, COVIDx, COVIDRural)}
+    return {
+        cls.name: cls(twin=SMALL).root_dir(cache_dir, progress=False)
+        for cls in (ChestXray14, PadChest, RSNA, SIIM, COVIDx, COVIDRural)
+    }
 
 
 # --------------------------------------------------------------------------- RLE
@@ -219,7 +218,8 @@ def test_bad_inputs_name_the_file_and_row(twins, tmp_path):
     (tmp_path / "bad" / "x.dcm").write_bytes(b"not a dicom at all")
     (tmp_path / "bad" / "y.png").write_bytes(b"\x89PNG broken")
     pd.DataFrame({"ID": ["x"], "img_path": ["bad/x.dcm"], "boxes": [""], "classes": ["0"]}).to_csv(
-        tmp_path / "rsna.csv", index=False)
+        tmp_path / "rsna.csv", index=False
+    )
     with pytest.raises(ValueError, match=r"rsna.csv: row 0: image .*x.dcm could not be decoded"):
         read_rsna(tmp_path, "rsna.csv").load(0)
     pd.DataFrame({"Path": ["bad/y.png", "bad/y.png"], "Edema": [0, 2]}).to_csv(tmp_path / "c.csv", index=False)
@@ -231,5 +231,6 @@ def test_bad_inputs_name_the_file_and_row(twins, tmp_path):
     with pytest.raises(ValueError, match=r"benchmark.chexpert.options: .*unexpected keyword argument 'box_frame'"):
         CheXpert(root=str(tmp_path), options={"box_frame": 1}).read_split(tmp_path, "test", ["Edema"])
     with pytest.raises(ValueError, match="on_error"):
-        CheXpert(root=str(tmp_path), splits={"test": "c.csv"}, on_error="ignore").read_split(tmp_path, "test",
-                                                                                               ["Edema"])
+        CheXpert(root=str(tmp_path), splits={"test": "c.csv"}, on_error="ignore").read_split(
+            tmp_path, "test", ["Edema"]
+        )

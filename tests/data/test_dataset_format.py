@@ -1,12 +1,19 @@
 import pandas as pd
 import pytest
 
-from syncxr.data.dataset_format import (DatasetBuilder, config_hash, read_dataset, write_parquet_atomic)
+from syncxr.data.dataset_format import DatasetBuilder, config_hash, read_dataset, write_parquet_atomic
 
 
 def _row(i, **kw):
-    row = {"id": f"r{i}", "image": f"images/r{i}.png", "findings": "No effusion.", "impression": "Normal.",
-           "entities": [{"name": "effusion", "type": "NON-ABNORMALITY"}], "source": "test", "split": "train"}
+    row = {
+        "id": f"r{i}",
+        "image": f"images/r{i}.png",
+        "findings": "No effusion.",
+        "impression": "Normal.",
+        "entities": [{"name": "effusion", "type": "NON-ABNORMALITY"}],
+        "source": "test",
+        "split": "train",
+    }
     row.update(kw)
     return row
 
@@ -72,6 +79,7 @@ with DatasetBuilder(Path(sys.argv[1])) as tmp:
 def _start_build(target):
     import subprocess
     import sys
+
     proc = subprocess.Popen([sys.executable, "-c", BUILD_AND_HANG, str(target)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "building"
     return proc

@@ -23,6 +23,7 @@ def synced(monkeypatch):
         st = os.fstat(fd)
         seen.append((st.st_dev, st.st_ino))
         real(fd)
+
     monkeypatch.setattr(os, "fsync", fsync)
     return seen
 
@@ -44,6 +45,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path, synced):
 
 def test_figures_are_written_in_the_format_of_their_suffix(tmp_path):
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     save_figure_atomic(fig, tmp_path / "loss.png", dpi=50)
@@ -74,6 +76,7 @@ def test_link_file_copies_where_hard_links_are_refused_never_a_symlink(tmp_path,
 
     def no_hard_links(src, dst):
         raise OSError(18, "Invalid cross-device link")
+
     monkeypatch.setattr(os, "link", no_hard_links)
     durable.link_file(tmp_path / "src.png", tmp_path / "copied.png")
     assert not (tmp_path / "copied.png").is_symlink() and (tmp_path / "copied.png").read_bytes() == b"pixels"

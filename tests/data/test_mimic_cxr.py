@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from syncxr.dataset_dirs import build_dataset_dir
 from syncxr.data import mimic_cxr
 from syncxr.data.dataset_format import INFO, MANIFEST, read_dataset
 from syncxr.data.mimic_cxr import DROP_REASONS, MimicCxrSpec, build_mimic_cxr
 from syncxr.data.mixing import load_table
+from syncxr.dataset_dirs import build_dataset_dir
 
 
 def _wrap(text: str) -> str:
@@ -27,11 +27,13 @@ def _wrap(text: str) -> str:
 
 def report_txt(findings: str = "", impression: str = "", body: str = "") -> str:
     """A report laid out like MIMIC-CXR's sSTUDY.txt files."""
-    text = ("                                 FINAL REPORT\n"
-            " EXAMINATION:  CHEST (PA AND LAT)\n \n"
-            " INDICATION:  ___ year old woman with cough  // eval for pneumonia\n \n"
-            " TECHNIQUE:  Chest PA and lateral\n \n"
-            " COMPARISON:  ___\n \n")
+    text = (
+        "                                 FINAL REPORT\n"
+        " EXAMINATION:  CHEST (PA AND LAT)\n \n"
+        " INDICATION:  ___ year old woman with cough  // eval for pneumonia\n \n"
+        " TECHNIQUE:  Chest PA and lateral\n \n"
+        " COMPARISON:  ___\n \n"
+    )
     if findings:
         text += f" FINDINGS: \n \n {_wrap(findings)}\n \n"
     if impression:
@@ -64,9 +66,18 @@ class Tree:
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
 
     def row(self, subject: str, study: str, dicom: str, view: str, split: str | None = "train") -> None:
-        self.meta.append({"dicom_id": dicom, "subject_id": subject, "study_id": study,
-                          "PerformedProcedureStepDescription": "CHEST (PA AND LAT)", "ViewPosition": view,
-                          "Rows": 64, "Columns": 64, "StudyDate": 21800506})
+        self.meta.append(
+            {
+                "dicom_id": dicom,
+                "subject_id": subject,
+                "study_id": study,
+                "PerformedProcedureStepDescription": "CHEST (PA AND LAT)",
+                "ViewPosition": view,
+                "Rows": 64,
+                "Columns": 64,
+                "StudyDate": 21800506,
+            }
+        )
         if split is not None:
             self.split.append({"dicom_id": dicom, "study_id": study, "subject_id": subject, "split": split})
 
@@ -74,7 +85,8 @@ class Tree:
         pd.DataFrame(self.meta).to_csv(self.root / "mimic-cxr-2.0.0-metadata.csv", index=False)
         pd.DataFrame(self.split).to_csv(self.root / "mimic-cxr-2.0.0-split.csv", index=False)
         pd.DataFrame([{"study": f"s{k}", **v} for k, v in self.sectioned.items()]).to_csv(
-            self.root / "mimic_cxr_sectioned.csv", index=False)
+            self.root / "mimic_cxr_sectioned.csv", index=False
+        )
 
 
 @pytest.fixture
@@ -94,8 +106,16 @@ def tree(tmp_path, real_dir) -> Tree:
     f0, i0 = txt(0)
     # A study with a frontal and a lateral image: one report, the lateral dropped.
     t.report("10000032", "50414267", report_txt(f0, i0))
-    good("10000032", "50414267", "02aa804e-bde0afdd", "PA", "train", f0, i0,
-         {"findings": f0, "impression": i0, "last_paragraph": "", "comparison": "___"})
+    good(
+        "10000032",
+        "50414267",
+        "02aa804e-bde0afdd",
+        "PA",
+        "train",
+        f0,
+        i0,
+        {"findings": f0, "impression": i0, "last_paragraph": "", "comparison": "___"},
+    )
     t.row("10000032", "50414267", "174413ec-4ec4c1f7", "LATERAL")
     t.image("10000032", "50414267", "174413ec-4ec4c1f7")
     t.dropped["non_frontal_view"] = "174413ec-4ec4c1f7"
@@ -105,22 +125,55 @@ def tree(tmp_path, real_dir) -> Tree:
     # A landscape AP image in the validation split, stored with its shorter side = image_size.
     f1, i1 = txt(1)
     t.report("11000011", "51000001", report_txt(f1, i1))
-    good("11000011", "51000001", "aa000001-ap-landscape", "AP", "validate", f1, i1,
-         {"findings": f1, "impression": i1, "last_paragraph": "", "comparison": ""}, crop=(0, 8, 64, 56))
+    good(
+        "11000011",
+        "51000001",
+        "aa000001-ap-landscape",
+        "AP",
+        "validate",
+        f1,
+        i1,
+        {"findings": f1, "impression": i1, "last_paragraph": "", "comparison": ""},
+        crop=(0, 8, 64, 56),
+    )
     f2, i2 = txt(2)
     t.report("12000012", "52000001", report_txt(f2, i2))
-    good("12000012", "52000001", "bb000001-test", "PA", "test", f2, i2,
-         {"findings": f2, "impression": i2, "last_paragraph": "", "comparison": ""})
+    good(
+        "12000012",
+        "52000001",
+        "bb000001-test",
+        "PA",
+        "test",
+        f2,
+        i2,
+        {"findings": f2, "impression": i2, "last_paragraph": "", "comparison": ""},
+    )
     # Only FINDINGS: kept, impression empty.
     f3, _ = txt(3)
     t.report("12000012", "52000002", report_txt(findings=f3))
-    good("12000012", "52000002", "bb000002-findings-only", "PA", "train", f3, "",
-         {"findings": f3, "impression": "", "last_paragraph": "", "comparison": ""})
+    good(
+        "12000012",
+        "52000002",
+        "bb000002-findings-only",
+        "PA",
+        "train",
+        f3,
+        "",
+        {"findings": f3, "impression": "", "last_paragraph": "", "comparison": ""},
+    )
     # No FINDINGS/IMPRESSION headers: the paragraph below the last header is the impression.
     _, i4 = txt(4)
     t.report("13000013", "53000001", report_txt(body=f" \n {_wrap(i4)}\n"))
-    good("13000013", "53000001", "cc000001-last-paragraph", "AP", "train", "", i4,
-         {"findings": "", "impression": "", "last_paragraph": i4, "comparison": "___"})
+    good(
+        "13000013",
+        "53000001",
+        "cc000001-last-paragraph",
+        "AP",
+        "train",
+        "",
+        i4,
+        {"findings": "", "impression": "", "last_paragraph": i4, "comparison": "___"},
+    )
 
     # One bad row per reason, each otherwise valid (a report and an image where it matters).
     def bad(reason, dicom, subject, study, view="PA", split="train", report=True, image=True):
@@ -144,8 +197,12 @@ def tree(tmp_path, real_dir) -> Tree:
     bad("unreadable_report", "dd000008-binary-report", "14000008", "54000008", report=False)
     t.report("14000008", "54000008", b"\xff\xfe IMPRESSION: \x80\x81 garbage\n")
     bad("empty_report", "dd000009-empty-report", "14000009", "54000009", report=False)
-    t.report("14000009", "54000009", " FINAL REPORT\n EXAMINATION:  CHEST\n \n INDICATION:  Cough.\n"
-                                     " \n COMPARISON:  None.\n \n FINDINGS:\n \n IMPRESSION:\n")
+    t.report(
+        "14000009",
+        "54000009",
+        " FINAL REPORT\n EXAMINATION:  CHEST\n \n INDICATION:  Cough.\n"
+        " \n COMPARISON:  None.\n \n FINDINGS:\n \n IMPRESSION:\n",
+    )
     t.sectioned["54000009"] = {"findings": "", "impression": "", "last_paragraph": "", "comparison": "None."}
     # A dicom_id that climbs out of its folder: read from root/files/, written beside the dataset.
     bad("unsafe_id", "../../../escaped", "14000012", "54000012", image=False)
@@ -196,8 +253,7 @@ def test_ingestion_keeps_good_pairs_and_counts_every_bad_row(tree, tmp_path, rea
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mimic-cxr-jpg", "out", "outside"]
 
     row = df.set_index("id").loc["bb000001-test"]
-    assert (row["source"], row["subject_id"], row["study_id"], row["view"]) == \
-        ("mimic_cxr", 12000012, 52000001, "PA")
+    assert (row["source"], row["subject_id"], row["study_id"], row["view"]) == ("mimic_cxr", 12000012, 52000001, "PA")
     assert row["image"] == "images/p12/bb000001-test.png" and list(row["entities"]) == []
     for r in df.itertuples():
         with Image.open(out / r.image) as im:
@@ -205,24 +261,38 @@ def test_ingestion_keeps_good_pairs_and_counts_every_bad_row(tree, tmp_path, rea
     with Image.open(out / df.set_index("id").loc["aa000001-ap-landscape", "image"]) as im:
         assert im.size == (43, 32)  # 64x48 source: shorter side to 32, aspect kept
     # `entities` is typed like a phantom corpus's, so datasets concatenate cleanly.
-    assert pq.read_schema(out / MANIFEST).field("entities").type == \
-        pq.read_schema(real_dir / MANIFEST).field("entities").type
+    assert (
+        pq.read_schema(out / MANIFEST).field("entities").type
+        == pq.read_schema(real_dir / MANIFEST).field("entities").type
+    )
     assert not (out / "images").joinpath("p10", "174413ec-4ec4c1f7.png").exists()
 
 
 S, T = "10000032", "50414267"
 
 
-@pytest.mark.parametrize("dicom, subject, study, reason", [
-    ("../x", S, T, "unsafe_id"), ("/etc/passwd", S, T, "unsafe_id"), ("a/b", S, T, "unsafe_id"),
-    ("..", S, T, "unsafe_id"), (".hidden", S, T, "unsafe_id"), ("a\x00b", S, T, "unsafe_id"),
-    ("a..b", S, T, "unsafe_id"), ("ok-id", "１０000032", T, "bad_metadata"),  # fullwidth digits: isdigit() is True
-    ("ok-id", S, "5041426²", "bad_metadata"), ("ok-id", "10/../0", T, "bad_metadata")])
+@pytest.mark.parametrize(
+    "dicom, subject, study, reason",
+    [
+        ("../x", S, T, "unsafe_id"),
+        ("/etc/passwd", S, T, "unsafe_id"),
+        ("a/b", S, T, "unsafe_id"),
+        ("..", S, T, "unsafe_id"),
+        (".hidden", S, T, "unsafe_id"),
+        ("a\x00b", S, T, "unsafe_id"),
+        ("a..b", S, T, "unsafe_id"),
+        ("ok-id", "１０000032", T, "bad_metadata"),  # fullwidth digits: isdigit() is True
+        ("ok-id", S, "5041426²", "bad_metadata"),
+        ("ok-id", "10/../0", T, "bad_metadata"),
+    ],
+)
 def test_ids_that_are_not_plain_names_are_dropped(dicom, subject, study, reason):
-    row = next(pd.DataFrame([{"dicom_id": dicom, "subject_id": subject, "study_id": study,
-                              "ViewPosition": "PA"}]).itertuples())
-    got, _ = mimic_cxr._check_row(row, {dicom: "train"}, set(), ("PA",),
-                                  lambda *a: pytest.fail("an unsafe row reached the report lookup"))
+    row = next(
+        pd.DataFrame([{"dicom_id": dicom, "subject_id": subject, "study_id": study, "ViewPosition": "PA"}]).itertuples()
+    )
+    got, _ = mimic_cxr._check_row(
+        row, {dicom: "train"}, set(), ("PA",), lambda *a: pytest.fail("an unsafe row reached the report lookup")
+    )
     assert got == reason
 
 
@@ -232,16 +302,24 @@ def test_sectioned_csv_gives_the_same_pairs(tree, tmp_path):
         with open(tree.root / name, "rb") as src, gzip.open(tree.root / f"{name}.gz", "wb") as dst:
             shutil.copyfileobj(src, dst)
         (tree.root / name).unlink()
-    txt = build_mimic_cxr(MimicCxrSpec(root=str(tree.root), image_size=None, workers=0),
-                          tmp_path / "txt", progress=False)
-    csv = build_mimic_cxr(MimicCxrSpec(root=str(tree.root), reports="mimic_cxr_sectioned.csv",
-                                       image_size=None, workers=0), tmp_path / "csv", progress=False)
+    txt = build_mimic_cxr(
+        MimicCxrSpec(root=str(tree.root), image_size=None, workers=0), tmp_path / "txt", progress=False
+    )
+    csv = build_mimic_cxr(
+        MimicCxrSpec(root=str(tree.root), reports="mimic_cxr_sectioned.csv", image_size=None, workers=0),
+        tmp_path / "csv",
+        progress=False,
+    )
     (df_txt, info_txt), (df_csv, info_csv) = read_dataset(txt), read_dataset(csv)
     assert _pairs(df_csv) == _pairs(df_txt) == tree.expected
     expected = dict.fromkeys(DROP_REASONS, 1)
     assert info_txt["counts"]["dropped"] == expected
-    assert info_csv["counts"]["dropped"] == {**expected, "missing_report": 3, "unreadable_report": 0,
-                                             "external_report": 0}
+    assert info_csv["counts"]["dropped"] == {
+        **expected,
+        "missing_report": 3,
+        "unreadable_report": 0,
+        "external_report": 0,
+    }
     # Not resized and already JPEG: the original bytes are kept.
     src = tree.root / "files/p12/p12000012/s52000001/bb000001-test.jpg"
     assert (txt / "images/p12/bb000001-test.jpg").read_bytes() == src.read_bytes()
@@ -249,8 +327,15 @@ def test_sectioned_csv_gives_the_same_pairs(tree, tmp_path):
 
 def test_builds_through_the_dataset_registry_and_reuses_the_cache(tree, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    spec = {"builder": "mimic_cxr", "root": str(tree.root), "reports": "txt", "views": ["PA", "AP"],
-            "image_size": 48, "image_format": "jpeg", "workers": 2}
+    spec = {
+        "builder": "mimic_cxr",
+        "root": str(tree.root),
+        "reports": "txt",
+        "views": ["PA", "AP"],
+        "image_size": 48,
+        "image_format": "jpeg",
+        "workers": 2,
+    }
     first = build_dataset_dir(spec, cache, "data.real")
     assert first.parent == cache / "datasets" and first.name.startswith("mimic_cxr-")
     table = load_table(first, "train")
@@ -259,6 +344,7 @@ def test_builds_through_the_dataset_registry_and_reuses_the_cache(tree, tmp_path
 
     def no_rebuild(*a, **k):
         raise AssertionError("the cached dataset was rebuilt")
+
     monkeypatch.setattr(mimic_cxr, "build_mimic_cxr", no_rebuild)
     assert build_dataset_dir(dict(spec, workers=1), cache, "data.real") == first  # workers: not hashed
     assert build_dataset_dir(dict(spec, root=str(tree.root) + "/."), cache, "data.real") == first

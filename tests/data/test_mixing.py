@@ -41,10 +41,21 @@ def test_out_of_range_fraction_and_too_few_synthetic_rows_fail(syn_dir, real_dir
 def _dataset_with_images(tmp_path, images: list[str]):
     """A dataset directory whose manifest names `images` (one row each); the files are not written."""
     from syncxr.data.dataset_format import write_parquet_atomic
+
     d = tmp_path / "ds"
     d.mkdir()
-    rows = [{"id": f"r{i}", "image": p, "findings": "No effusion.", "impression": "Normal.", "entities": [],
-             "source": "test", "split": "train"} for i, p in enumerate(images)]
+    rows = [
+        {
+            "id": f"r{i}",
+            "image": p,
+            "findings": "No effusion.",
+            "impression": "Normal.",
+            "entities": [],
+            "source": "test",
+            "split": "train",
+        }
+        for i, p in enumerate(images)
+    ]
     write_parquet_atomic(d / "manifest.parquet", pd.DataFrame(rows))
     return d
 
@@ -52,8 +63,11 @@ def _dataset_with_images(tmp_path, images: list[str]):
 @pytest.mark.parametrize("image", ["../other/x.png", "images/../../x.png", "/etc/hostname"])
 def test_image_paths_that_leave_the_dataset_are_refused_unless_allowed(tmp_path, image):
     d = _dataset_with_images(tmp_path, ["images/a.png", "images/sub/../b.png", image])
-    with pytest.raises(ValueError, match=rf"{d}/manifest.parquet: row 2 \(id 'r2'\): image .* is outside the "
-                                         r"dataset directory .*data.allow_external_images=true"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{d}/manifest.parquet: row 2 \(id 'r2'\): image .* is outside the "
+        r"dataset directory .*data.allow_external_images=true",
+    ):
         load_table(d)
     table = load_table(d, allow_external_images=True)
     assert list(table["path"]) == [str(d / "images/a.png"), str(d / "images/sub/../b.png"), str(d / image)]
@@ -65,9 +79,12 @@ def test_images_linked_out_of_the_dataset_are_refused_unless_allowed(tmp_path):
     (tmp_path / "secret.png").write_bytes(b"not yours")
     (d / "images").mkdir()
     (d / "images" / "linked.png").symlink_to(tmp_path / "secret.png")
-    with pytest.raises(ValueError, match=rf"row 1 \(id 'r1'\): image 'images/linked.png' is a symbolic link .* to "
-                                         rf"{tmp_path}/secret.png, outside the dataset directory .*"
-                                         r"data.allow_external_images=true"):
+    with pytest.raises(
+        ValueError,
+        match=rf"row 1 \(id 'r1'\): image 'images/linked.png' is a symbolic link .* to "
+        rf"{tmp_path}/secret.png, outside the dataset directory .*"
+        r"data.allow_external_images=true",
+    ):
         load_table(d)
     assert list(load_table(d, allow_external_images=True)["id"]) == ["r0", "r1"]
     # A dataset directory that is itself a link is read as usual.

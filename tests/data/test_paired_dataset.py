@@ -7,8 +7,13 @@ from torch.utils.data import DataLoader
 
 from syncxr.data.images import load_gray
 from syncxr.data.mixing import load_table
-from syncxr.data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset,
-                                        augment_on_device, pair_text)
+from syncxr.data.paired_dataset import (
+    EpochShuffleSampler,
+    ImageTextCollator,
+    PairedImageTextDataset,
+    augment_on_device,
+    pair_text,
+)
 from syncxr.data.transforms import train_transform
 
 
@@ -53,6 +58,7 @@ def test_corrupt_and_missing_images_name_the_file(tmp_path):
 
 def test_sixteen_bit_images_are_scaled_to_eight_bit(tmp_path):
     from PIL import Image
+
     arr = np.full((8, 8), 40000, dtype=np.uint16)
     Image.fromarray(arr).save(tmp_path / "x.png")
     img = load_gray(tmp_path / "x.png")
@@ -72,13 +78,15 @@ def test_sampler_permutes_per_epoch_reproducibly():
 def test_batches_are_the_same_with_any_number_of_workers(syn_dir, tiny_text_path):
     """What a worker draws depends on the sample alone: 0 or 2 workers give the same batches."""
     from tests.helpers import text_encoder  # noqa: PLC0415
+
     ds = PairedImageTextDataset(load_table(syn_dir).iloc[:24], train_transform(32), "sentence", seed=4)
     ds.set_epoch(2)
     collate = ImageTextCollator(text_encoder(tiny_text_path).tokenizer, 32)
 
     def batches(workers):
-        loader = DataLoader(ds, batch_size=8, sampler=EpochShuffleSampler(len(ds), seed=4), collate_fn=collate,
-                            num_workers=workers)
+        loader = DataLoader(
+            ds, batch_size=8, sampler=EpochShuffleSampler(len(ds), seed=4), collate_fn=collate, num_workers=workers
+        )
         return list(loader)
 
     inline, workers = batches(0), batches(2)
@@ -93,8 +101,11 @@ def test_batches_are_the_same_with_any_number_of_workers(syn_dir, tiny_text_path
 
 def test_collate_pads_to_multiples_of_16_where_the_length_allows(tiny_text_path):
     from tests.helpers import text_encoder  # noqa: PLC0415
+
     tokenizer = text_encoder(tiny_text_path).tokenizer
-    samples = [(torch.zeros(1, 8, 8, dtype=torch.uint8), (1.0, 1.0), "small left pleural effusion " * k) for k in (1, 9)]
+    samples = [
+        (torch.zeros(1, 8, 8, dtype=torch.uint8), (1.0, 1.0), "small left pleural effusion " * k) for k in (1, 9)
+    ]
     assert ImageTextCollator(tokenizer, 96)(samples)["input_ids"].shape[1] % 16 == 0
     # GLoRIA's published length, 97, is no multiple of 16: padded to the longest text, cut at 97.
     ids = ImageTextCollator(tokenizer, 97)(samples)["input_ids"]
@@ -105,6 +116,7 @@ def _damaged_copy(src, dst, missing: int, corrupt: int):
     """A copy of the dataset at `src` with the image of train row `missing` deleted and of row
     `corrupt` truncated; returns its train table."""
     import shutil
+
     shutil.copytree(src, dst)
     table = load_table(dst)
     Path(table["path"][missing]).unlink()
@@ -116,19 +128,26 @@ def _damaged_copy(src, dst, missing: int, corrupt: int):
 def test_bad_rows_fail_naming_manifest_and_row(syn_dir, tmp_path):
     table = _damaged_copy(syn_dir, tmp_path / "ds", missing=2, corrupt=5)
     manifest = tmp_path / "ds" / "manifest.parquet"
-    with pytest.raises(FileNotFoundError, match=rf"{manifest}: row {table['manifest_row'][2]} "
-                                                rf"\(id '{table['id'][2]}'\): image .* not found \(1 missing"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"{manifest}: row {table['manifest_row'][2]} "
+        rf"\(id '{table['id'][2]}'\): image .* not found \(1 missing",
+    ):
         PairedImageTextDataset(table, train_transform(48), "report")
     present = table.drop(index=2).reset_index(drop=True)
     ds = PairedImageTextDataset(present, train_transform(48), "report")
-    with pytest.raises(ValueError, match=rf"{manifest}: row {table['manifest_row'][5]} \(id '{table['id'][5]}'\): "
-                                         r"image .* could not be decoded"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{manifest}: row {table['manifest_row'][5]} \(id '{table['id'][5]}'\): "
+        r"image .* could not be decoded",
+    ):
         ds[4]
 
 
 def test_bad_rows_are_counted_skips_with_on_error_skip(syn_dir, tmp_path, tiny_text_path):
     from syncxr.data.paired_dataset import ImageTextCollator
     from syncxr.models.text_encoder import load_tokenizer
+
     table = _damaged_copy(syn_dir, tmp_path / "ds", missing=2, corrupt=5)
     ds = PairedImageTextDataset(table, train_transform(48), "report", on_error="skip")
     assert ds.skipped == 1 and len(ds) == len(table) - 1

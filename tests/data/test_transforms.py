@@ -17,7 +17,7 @@ def fitted_span(profile: np.ndarray, size: int) -> tuple[float, float]:
     samples the source at start + (j + 0.5) * length / size - 0.5, so the ramp stays a line there.
     Fitted on the interior (a crop at the image's edge sees the clamped border in its outer pixels)."""
     j = np.arange(2, size - 2)
-    slope, intercept = np.polyfit(j, profile[2:size - 2], 1)
+    slope, intercept = np.polyfit(j, profile[2 : size - 2], 1)
     length = slope * size
     return intercept + 0.5 - 0.5 * slope, length
 

@@ -23,7 +23,9 @@ def test_agrees_with_the_phantom_report_writer():
 
 
 def test_longest_match_negation_scope_and_plurals():
-    got = NER.extract("Bilateral pleural effusions. No pneumothorax or airspace opacity. Nodule in the left upper lobe.")
+    got = NER.extract(
+        "Bilateral pleural effusions. No pneumothorax or airspace opacity. Nodule in the left upper lobe."
+    )
     assert got == [
         {"name": "pleural effusion", "type": "ABNORMALITY"},
         {"name": "pneumothorax", "type": "NON-DISEASE"},

@@ -31,8 +31,9 @@ def test_real_corpus_is_long_tailed_and_syn_is_balanced(real_dir, syn_dir, tmp_p
         assert (tmp_path / name).is_file(), name
     # Frequencies are reports mentioning the entity: they match the writer's own entity lists.
     table = pd.read_csv(tmp_path / "real_entities.csv")
-    truth = Counter((e["name"], e["type"]) for ents in real["entities"] for e in {(x["name"], x["type"]): x
-                                                                                   for x in ents}.values())
+    truth = Counter(
+        (e["name"], e["type"]) for ents in real["entities"] for e in {(x["name"], x["type"]): x for x in ents}.values()
+    )
     got = {(n, t): c for n, t, c in zip(table["name"], table["type"], table["count"])}
     assert got == dict(truth)
     unique = stats[(stats["dataset"] == "real") & (stats["type"] == "all")]["unique"].item()

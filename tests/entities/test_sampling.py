@@ -11,8 +11,13 @@ TYPES = ["ABNORMALITY", "NON-ABNORMALITY", "DISEASE", "NON-DISEASE", "ANATOMY"]
 
 
 def _vocab(n=200):
-    return pd.DataFrame({"name": [f"e{i}" for i in range(n)], "type": [TYPES[i % 5] for i in range(n)],
-                         "count": (1000 / np.arange(1, n + 1) ** 1.2).astype(int) + 1})
+    return pd.DataFrame(
+        {
+            "name": [f"e{i}" for i in range(n)],
+            "type": [TYPES[i % 5] for i in range(n)],
+            "count": (1000 / np.arange(1, n + 1) ** 1.2).astype(int) + 1,
+        }
+    )
 
 
 def test_balanced_draws_respect_the_cap_and_the_type_split():

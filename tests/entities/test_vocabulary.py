@@ -10,8 +10,13 @@ def test_counts_documents_per_entity_and_type():
     texts = ["No effusion. Nodule in the lingula.", "Effusion at the right costophrenic angle. No effusion.", ""]
     v = build_vocabulary(texts, LexiconNER(phantom_lexicon()), progress=False)
     got = {(r.name, r.type): r.count for r in v.itertuples()}
-    assert got == {("effusion", "NON-ABNORMALITY"): 2, ("nodule", "ABNORMALITY"): 1, ("lingula", "ANATOMY"): 1,
-                   ("effusion", "ABNORMALITY"): 1, ("right costophrenic angle", "ANATOMY"): 1}
+    assert got == {
+        ("effusion", "NON-ABNORMALITY"): 2,
+        ("nodule", "ABNORMALITY"): 1,
+        ("lingula", "ANATOMY"): 1,
+        ("effusion", "ABNORMALITY"): 1,
+        ("right costophrenic angle", "ANATOMY"): 1,
+    }
 
 
 def test_report_corpus_files(tmp_path):

@@ -16,13 +16,24 @@ def positives(labels):
     return np.array([COUNTS[c] for c in labels])
 
 
-BENCH = OmegaConf.create({
-    "_target_": "syncxr.benchmarks.padchest.PadChest", "root": None, "classes": ["twin1"],
-    "class_sets": {"seen": ["twin1"]},
-    "published": {"labels": list(COUNTS), "classes": ["seen1"], "class_sets": {
-        "seen": ["seen1"], "other": ["normal"],
-        "unseen": {"exclude": ["seen", "other"], "min_test_positives": 50},
-        "rare": {"exclude": ["seen", "normal"], "min_test_positives": 1, "max_test_positives": 49}}}})
+BENCH = OmegaConf.create(
+    {
+        "_target_": "syncxr.benchmarks.padchest.PadChest",
+        "root": None,
+        "classes": ["twin1"],
+        "class_sets": {"seen": ["twin1"]},
+        "published": {
+            "labels": list(COUNTS),
+            "classes": ["seen1"],
+            "class_sets": {
+                "seen": ["seen1"],
+                "other": ["normal"],
+                "unseen": {"exclude": ["seen", "other"], "min_test_positives": 50},
+                "rare": {"exclude": ["seen", "normal"], "min_test_positives": 1, "max_test_positives": 49},
+            },
+        },
+    }
+)
 
 
 def test_the_twin_lists_apply_to_a_twin_and_the_published_ones_to_real_data():

@@ -16,12 +16,10 @@ from safetensors.torch import load_file
 from syncxr.eval.checkpoint import load_trained
 from syncxr.eval.evaluation_job import run_evaluation
 from syncxr.models.convirt import ConVIRT
-
 from tests.figures import recorded_figures
 from tests.helpers import compose_eval, write_undecodable_dicom
 
-CHEX = ["benchmark.chexpert.twin.n_train=40", "benchmark.chexpert.twin.n_valid=30",
-        "benchmark.chexpert.twin.n_test=60"]
+CHEX = ["benchmark.chexpert.twin.n_train=40", "benchmark.chexpert.twin.n_valid=30", "benchmark.chexpert.twin.n_test=60"]
 ZS_CHEX = ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[chexpert]", *CHEX]
 
 
@@ -42,8 +40,13 @@ def test_cache_protocol_and_outputs(untrained_run, tmp_path):
     cache = f"embedding_cache={tmp_path / 'cache'}"
     m = run_evaluation(compose_eval(untrained_run, [*ZS_CHEX, cache]), tmp_path / "a")
     assert all(isinstance(v, float) for v in m.values())
-    assert {"zeroshot_cls/chexpert/auc", "zeroshot_cls/chexpert/f1", "zeroshot_cls/chexpert/acc",
-            "zeroshot_cls/chexpert/pleural_effusion/auc", "zeroshot_cls/chexpert/edema/f1"} <= set(m)
+    assert {
+        "zeroshot_cls/chexpert/auc",
+        "zeroshot_cls/chexpert/f1",
+        "zeroshot_cls/chexpert/acc",
+        "zeroshot_cls/chexpert/pleural_effusion/auc",
+        "zeroshot_cls/chexpert/edema/f1",
+    } <= set(m)
     info = json.loads((tmp_path / "a" / "evaluation.json").read_text())
     assert info["protocol"] == "val" and info["cache"]["misses"] == 2  # test and valid encoded
     assert info["details"]["zeroshot_cls"]["chexpert"]["threshold_source"] == "valid"
@@ -52,8 +55,10 @@ def test_cache_protocol_and_outputs(untrained_run, tmp_path):
     assert json.loads((tmp_path / "a" / "metrics.json").read_text()) == m
 
     # New prompts re-score from the cache: no image is encoded again, the scores change.
-    b = run_evaluation(compose_eval(untrained_run, [*ZS_CHEX, cache, "task.zeroshot_cls.prompts.positive=['{} is seen.']"]),
-                       tmp_path / "b")
+    b = run_evaluation(
+        compose_eval(untrained_run, [*ZS_CHEX, cache, "task.zeroshot_cls.prompts.positive=['{} is seen.']"]),
+        tmp_path / "b",
+    )
     info = json.loads((tmp_path / "b" / "evaluation.json").read_text())
     assert info["cache"] == {"dir": str(tmp_path / "cache"), "hits": 2, "misses": 0}
     assert b["zeroshot_cls/chexpert/auc"] != m["zeroshot_cls/chexpert/auc"]
@@ -72,6 +77,7 @@ def test_cache_protocol_and_outputs(untrained_run, tmp_path):
 
 def test_bad_images_fail_naming_file_and_row_or_are_counted_skips(untrained_run, tmp_path, cache_dir, caplog):
     from syncxr.benchmarks.chexpert import CheXpert
+
     src = CheXpert(twin={"n_valid": 30, "n_test": 60, "image_size": 64}).root_dir(cache_dir, progress=False)
     root = tmp_path / "chexpert"
     shutil.copytree(src, root)
@@ -115,9 +121,13 @@ def test_the_own_map_of_a_model_declaring_local_maps_is_used(untrained_run, tmp_
     monkeypatch.setattr(ConVIRT, "word_similarity", word_similarity, raising=False)
     monkeypatch.setattr(ConVIRT, "word_attention", lambda self, *args: None, raising=False)
     with recorded_figures() as figures:
-        m = run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]",
-                                                        "task.zeroshot_grounding.datasets=[siim]",
-                                                        "embedding_cache=null"]), tmp_path)
+        m = run_evaluation(
+            compose_eval(
+                untrained_run,
+                ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]", "embedding_cache=null"],
+            ),
+            tmp_path,
+        )
     info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
     # upscale=auto: a model's own map is taken at the run's image size (48 px here).
     assert {c[-1] for c in calls} == {48} and info["image_size"] == 48
@@ -126,10 +136,9 @@ def test_the_own_map_of_a_model_declaring_local_maps_is_used(untrained_run, tmp_
     # grounding.png: a row per case (3), panels image | map over image | prediction | ground truth; the
     # prediction is the map at the scored threshold and the ground truth a non-empty mask.
     axes = figures["grounding.png"].axes
-    assert len(axes) == 3 * 4 and [ax.get_title() for ax in axes[:4]] == ["image", "map", "prediction",
-                                                                          "ground truth"]
+    assert len(axes) == 3 * 4 and [ax.get_title() for ax in axes[:4]] == ["image", "map", "prediction", "ground truth"]
     for r in range(3):
-        image, (under, heat), prediction, truth = [ax.get_images() for ax in axes[4 * r:4 * (r + 1)]]
+        image, (under, heat), prediction, truth = [ax.get_images() for ax in axes[4 * r : 4 * (r + 1)]]
         data = [np.asarray(im[0].get_array()) for im in (image, prediction, truth)] + [np.asarray(heat.get_array())]
         assert len({d.shape for d in data}) == 1 and np.array_equal(np.asarray(under.get_array()), data[0])
         assert np.array_equal(data[1], data[3] >= m["zeroshot_grounding/siim/threshold"])
@@ -139,16 +148,33 @@ def test_the_own_map_of_a_model_declaring_local_maps_is_used(untrained_run, tmp_
 @pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)
 def test_every_task_runs_end_to_end(untrained_run, tmp_path):
     tasks = "task=[zeroshot_cls,zeroshot_grounding,linear_probe,finetune_cls,finetune_seg,retrieval]"
-    fast = ["task.finetune_cls.steps=2", "task.finetune_seg.steps=2", "task.finetune_cls.batch_size=8",
-            "task.finetune_seg.batch_size=4", "task.finetune_cls.datasets=[rsna]", "task.finetune_seg.datasets=[siim]",
-            "task.linear_probe.datasets=[chexpert,covidx]", "embedding_cache=null"]
+    fast = [
+        "task.finetune_cls.steps=2",
+        "task.finetune_seg.steps=2",
+        "task.finetune_cls.batch_size=8",
+        "task.finetune_seg.batch_size=4",
+        "task.finetune_cls.datasets=[rsna]",
+        "task.finetune_seg.datasets=[siim]",
+        "task.linear_probe.datasets=[chexpert,covidx]",
+        "embedding_cache=null",
+    ]
     m = run_evaluation(compose_eval(untrained_run, [tasks, *CHEX, *fast]), tmp_path)
-    for key in ("zeroshot_cls/padchest_unseen/auc", "zeroshot_cls/padchest_rare/hiatal_hernia/auc",
-                "zeroshot_cls/chestxray14_rare/auc", "zeroshot_cls/chestxray14_rare/hernia/auc",
-                "zeroshot_cls/covidx/f1", "zeroshot_grounding/covid_rural/dice", "zeroshot_grounding/rsna/random_dice",
-                "linear_probe/chexpert/auc_1pct", "linear_probe/covidx/auc_100pct", "finetune_cls/rsna/auc_10pct",
-                "finetune_seg/siim/dice_100pct", "finetune_seg/siim/iou_1pct", "retrieval/phantom/i2t_r10",
-                "retrieval/phantom/t2i_r1"):
+    for key in (
+        "zeroshot_cls/padchest_unseen/auc",
+        "zeroshot_cls/padchest_rare/hiatal_hernia/auc",
+        "zeroshot_cls/chestxray14_rare/auc",
+        "zeroshot_cls/chestxray14_rare/hernia/auc",
+        "zeroshot_cls/covidx/f1",
+        "zeroshot_grounding/covid_rural/dice",
+        "zeroshot_grounding/rsna/random_dice",
+        "linear_probe/chexpert/auc_1pct",
+        "linear_probe/covidx/auc_100pct",
+        "finetune_cls/rsna/auc_10pct",
+        "finetune_seg/siim/dice_100pct",
+        "finetune_seg/siim/iou_1pct",
+        "retrieval/phantom/i2t_r10",
+        "retrieval/phantom/t2i_r1",
+    ):
         assert key in m and np.isfinite(m[key]), key
     for key, v in m.items():
         assert len(key.split("/")) in (3, 4) and isinstance(v, float), key
@@ -160,34 +186,62 @@ def test_every_task_runs_end_to_end(untrained_run, tmp_path):
 
 def test_config_errors_name_the_key(untrained_run, tmp_path):
     with pytest.raises(ValueError, match="unknown benchmark 'mimic'"):
-        run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[mimic]"]), tmp_path)
+        run_evaluation(
+            compose_eval(untrained_run, ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[mimic]"]), tmp_path
+        )
     with pytest.raises(ValueError, match="class_sets has no 'common'"):
-        run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[padchest:common]"]),
-                       tmp_path)
+        run_evaluation(
+            compose_eval(untrained_run, ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[padchest:common]"]),
+            tmp_path,
+        )
     with pytest.raises(ValueError, match=r"benchmark.rsna.twin: .*unexpected keyword argument 'colour'"):
-        run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[rsna]",
-                                                    "+benchmark.rsna.twin.colour=red"]), tmp_path)
+        run_evaluation(
+            compose_eval(
+                untrained_run,
+                ["task=[zeroshot_cls]", "task.zeroshot_cls.datasets=[rsna]", "+benchmark.rsna.twin.colour=red"],
+            ),
+            tmp_path,
+        )
     with pytest.raises(ValueError, match="protocol must be one of"):
         run_evaluation(compose_eval(untrained_run, ["protocol=best"]), tmp_path)
 
 
 def test_gradcam_maps_run_through_the_grounding_task(untrained_run, tmp_path):
-    m = run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
-                                                    "task.zeroshot_grounding.map=gradcam", "embedding_cache=null",
-                                                    "task.zeroshot_grounding.upscale=2"]),
-                       tmp_path)
+    m = run_evaluation(
+        compose_eval(
+            untrained_run,
+            [
+                "task=[zeroshot_grounding]",
+                "task.zeroshot_grounding.datasets=[siim]",
+                "task.zeroshot_grounding.map=gradcam",
+                "embedding_cache=null",
+                "task.zeroshot_grounding.upscale=2",
+            ],
+        ),
+        tmp_path,
+    )
     info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
     # 48-px run, mapped at 96 px (upscale=2): ResNet-18's third stage is 6 x 6 there.
     assert info["map_source"] == "grad-cam of the image embedding at layer3" and info["map_shape"] == [6, 6]
     assert 0 <= m["zeroshot_grounding/siim/dice"] <= m["zeroshot_grounding/siim/oracle_dice"]
     with pytest.raises(ValueError, match="gradcam_layer='head'"):
-        run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
-                                                    "task.zeroshot_grounding.map=gradcam",
-                                                    "task.zeroshot_grounding.gradcam_layer=head"]), tmp_path / "b")
+        run_evaluation(
+            compose_eval(
+                untrained_run,
+                [
+                    "task=[zeroshot_grounding]",
+                    "task.zeroshot_grounding.datasets=[siim]",
+                    "task.zeroshot_grounding.map=gradcam",
+                    "task.zeroshot_grounding.gradcam_layer=head",
+                ],
+            ),
+            tmp_path / "b",
+        )
 
 
 def test_auto_upscale_maps_the_last_stage_at_twice_the_run_size_and_finer_maps_at_it(untrained_run, tmp_path):
     from syncxr.eval.tasks import grounding_upscale
+
     assert grounding_upscale("auto", "contrast", False) == grounding_upscale(None, "positive", False) == 2.0
     assert grounding_upscale("auto", "contrast", True) == 1.0  # GLoRIA: its third stage
     assert grounding_upscale("auto", "gradcam", False) == grounding_upscale("auto", "occlusion", False) == 1.0
@@ -195,8 +249,13 @@ def test_auto_upscale_maps_the_last_stage_at_twice_the_run_size_and_finer_maps_a
     for bad in ("twice", 0, -1):
         with pytest.raises(ValueError, match=r"task.zeroshot_grounding.upscale must be 'auto' or a number > 0"):
             grounding_upscale(bad, "contrast", False)
-    run_evaluation(compose_eval(untrained_run, ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]",
-                                                "embedding_cache=null"]), tmp_path)
+    run_evaluation(
+        compose_eval(
+            untrained_run,
+            ["task=[zeroshot_grounding]", "task.zeroshot_grounding.datasets=[siim]", "embedding_cache=null"],
+        ),
+        tmp_path,
+    )
     info = json.loads((tmp_path / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["siim"]
     assert info["image_size"] == 96 and info["map_shape"] == [3, 3]  # ConVIRT's last stage at 2 x 48 px
 

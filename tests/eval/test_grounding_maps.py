@@ -1,7 +1,6 @@
 """The grounding maps and baselines on planted cases: occlusion and Grad-CAM maps find the region a
 model's score depends on; the oracle baseline is the ground truth averaged over the map's grid."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -24,8 +23,9 @@ def test_occlusion_finds_the_cells_the_score_depends_on():
         im[:, 8:16, 16:24] = 250  # the "finding" lies in cell (1, 2) of a 4 x 4 grid
     split = type("S", (), {"load": staticmethod(lambda i: images[i]), "__len__": lambda self: 2})()
     pos, neg = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.0])
-    maps = occlusion_maps(BrightPatchModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True),
-                          grid=4, batch_size=5)
+    maps = occlusion_maps(
+        BrightPatchModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True), grid=4, batch_size=5
+    )
     assert maps.shape == (2, 4, 4)
     peak = np.unravel_index(int(maps[0].argmax()), (4, 4))
     assert tuple(int(v) for v in peak) == (1, 2) and maps[0][1, 2] > 0
@@ -64,16 +64,25 @@ def test_gradcam_weights_the_stage_channels_the_score_depends_on():
     images[1][:, 12:16, 0:4] = 250
     split = type("S", (), {"load": staticmethod(lambda i: images[i]), "__len__": lambda self: 2})()
     pos, neg = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.0])
-    maps = gradcam_maps(BrightStageModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True),
-                        layer="layer3", batch_size=1)
+    maps = gradcam_maps(
+        BrightStageModel(),
+        split,
+        lambda im: im.float() / 255,
+        pos,
+        neg,
+        Accelerator(cpu=True),
+        layer="layer3",
+        batch_size=1,
+    )
     assert maps.shape == (2, 16, 16)
     for m, (rows, cols) in zip(maps, ((slice(4, 8), slice(8, 12)), (slice(12, 16), slice(0, 4)))):
         inside = torch.zeros(16, 16, dtype=torch.bool)
         inside[rows, cols] = True
         assert m[inside].min() > 0 and torch.all(m[~inside] == 0)  # the background channel has no weight
     with pytest.raises(ValueError, match="gradcam_layer='layer9'"):
-        gradcam_maps(BrightStageModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True),
-                     layer="layer9")
+        gradcam_maps(
+            BrightStageModel(), split, lambda im: im.float() / 255, pos, neg, Accelerator(cpu=True), layer="layer9"
+        )
 
 
 def test_the_oracle_map_is_the_mask_averaged_over_the_grid_and_bounded_by_the_grid():

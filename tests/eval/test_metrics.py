@@ -67,10 +67,14 @@ def test_iou_and_dice_match_hand_computed_values():
 
 
 def test_recall_at_k_matches_hand_computed_values():
-    sim = np.array([[0.9, 0.1, 0.0, 0.2],   # query 0: match ranked 1st
-                    [0.8, 0.5, 0.7, 0.0],   # query 1: 0.8 and 0.7 above the match -> rank 3
-                    [0.0, 0.9, 0.1, 0.0],   # query 2: 0.9 above the match -> rank 2
-                    [0.4, 0.4, 0.4, 0.4]])  # query 3: ties count against the match -> rank 4
+    sim = np.array(
+        [
+            [0.9, 0.1, 0.0, 0.2],  # query 0: match ranked 1st
+            [0.8, 0.5, 0.7, 0.0],  # query 1: 0.8 and 0.7 above the match -> rank 3
+            [0.0, 0.9, 0.1, 0.0],  # query 2: 0.9 above the match -> rank 2
+            [0.4, 0.4, 0.4, 0.4],
+        ]
+    )  # query 3: ties count against the match -> rank 4
     r = recall_at_k(sim, (1, 2, 3, 4))
     assert r == {1: 0.25, 2: 0.5, 3: 0.75, 4: 1.0}
     assert recall_at_k(sim.T, (1,))[1] == 0.5  # text->image (columns): texts 0 and 3 rank their image first
@@ -87,5 +91,6 @@ def test_auc_metrics_per_class_and_mean():
 
 def test_metric_keys_follow_the_project_scheme():
     from syncxr.eval.metrics import prefix_metrics
+
     got = prefix_metrics("zeroshot_cls", "chexpert", {"Pleural Effusion/auc": 0.9, "auc": 0.8}, suffix="_10pct")
     assert got == {"zeroshot_cls/chexpert/pleural_effusion/auc_10pct": 0.9, "zeroshot_cls/chexpert/auc_10pct": 0.8}

@@ -10,8 +10,18 @@ from syncxr.eval.retrieval import paired_split
 
 
 def _dataset(tmp_path, images):
-    rows = [{"id": f"r{i}", "image": p, "findings": f"F{i}.", "impression": f"I{i}.", "entities": [],
-             "source": "test", "split": "test" if i else "train"} for i, p in enumerate(images)]
+    rows = [
+        {
+            "id": f"r{i}",
+            "image": p,
+            "findings": f"F{i}.",
+            "impression": f"I{i}.",
+            "entities": [],
+            "source": "test",
+            "split": "test" if i else "train",
+        }
+        for i, p in enumerate(images)
+    ]
     write_parquet_atomic(tmp_path / "manifest.parquet", pd.DataFrame(rows))
     return tmp_path
 

@@ -18,7 +18,7 @@ class KillPoints:
         self.per_save: list[int] = []  # events counted in each save so far
         self._inside = False
 
-    def install(self, patch=setattr) -> "KillPoints":
+    def install(self, patch=setattr) -> KillPoints:
         """Wraps the operations and `syncxr.train.loop.save_checkpoint` (`patch`: setattr, or
         pytest's monkeypatch.setattr so the test undoes it)."""
         from syncxr.train import loop  # noqa: PLC0415
@@ -32,6 +32,7 @@ class KillPoints:
                 return real_save(*args, **kwargs)
             finally:
                 self._inside = False
+
         patch(loop, "save_checkpoint", save_checkpoint)
         for module, name in OPERATIONS:
             patch(module, name, self._wrap(getattr(module, name)))
@@ -44,4 +45,5 @@ class KillPoints:
                 if len(self.per_save) == self.save and self.per_save[-1] == self.event:
                     os.kill(os.getpid(), signal.SIGKILL)
             return real(*args, **kwargs)
+
         return operation

@@ -20,13 +20,16 @@ from syncxr.data.image_io import load_image
 from syncxr.data.transforms import eval_transform
 from syncxr.entities.vocabulary import read_report_corpus
 from syncxr.eval.embeddings import SplitImages
-
 from tests.helpers import write_undecodable_dicom
 
-HEADERS = {CheXpert: ("Path,Edema\n", ["Edema"]), PadChest: ("ImageID,edema\n", ["edema"]),
-           ChestXray14: ("img_path,Image Index,Finding Label,edema\n", ["edema"]),
-           RSNA: ("ID,img_path,boxes,classes\n", ["pneumonia"]),
-           SIIM: ("ImageId, EncodedPixels\n", ["pneumothorax"]), COVIDRural: ("filepath\n", ["covid"])}
+HEADERS = {
+    CheXpert: ("Path,Edema\n", ["Edema"]),
+    PadChest: ("ImageID,edema\n", ["edema"]),
+    ChestXray14: ("img_path,Image Index,Finding Label,edema\n", ["edema"]),
+    RSNA: ("ID,img_path,boxes,classes\n", ["pneumonia"]),
+    SIIM: ("ImageId, EncodedPixels\n", ["pneumothorax"]),
+    COVIDRural: ("filepath\n", ["covid"]),
+}
 
 
 @pytest.mark.parametrize("benchmark", list(HEADERS), ids=lambda b: b.name)
@@ -54,11 +57,15 @@ def test_a_dicom_no_plugin_decodes_names_its_path_or_is_a_logged_skip(tmp_path, 
     assert f"test.csv: row 1: image {tmp_path}/compressed.dcm could not be decoded" in caplog.text
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b"", r"report corpus is empty \(no header, no rows\)"),
-    ("report\nKeine Ergüsse.\n".encode("latin-1"), r"report corpus is not UTF-8 text .* save it as UTF-8"),
-    (b"report\n", r"report corpus has no report in column 'report' \(0 rows"),
-    (b"report\n\"\"\n\"  \"\n", r"report corpus has no report in column 'report' \(2 rows, all empty\)")])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"", r"report corpus is empty \(no header, no rows\)"),
+        ("report\nKeine Ergüsse.\n".encode("latin-1"), r"report corpus is not UTF-8 text .* save it as UTF-8"),
+        (b"report\n", r"report corpus has no report in column 'report' \(0 rows"),
+        (b'report\n""\n"  "\n', r"report corpus has no report in column 'report' \(2 rows, all empty\)"),
+    ],
+)
 def test_a_report_corpus_file_that_is_empty_or_not_utf8_names_the_file(tmp_path, content, problem):
     (tmp_path / "reports.csv").write_bytes(content)
     with pytest.raises(ValueError, match=rf"{tmp_path}/reports.csv: {problem}"):

@@ -28,23 +28,46 @@ SEED = 0  # picks the kill points
 
 
 def train_killed(run_dir: Path, cache_dir: Path, save: int, event: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SYNCXR_CACHE": str(cache_dir), "SYNCXR_OUTPUTS": str(run_dir.parent),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(REPO / "tests/faults/train_killed_in_checkpoint.py"), str(save),
-                           str(event), *ARGS, f"hydra.run.dir={run_dir}"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "SYNCXR_CACHE": str(cache_dir),
+        "SYNCXR_OUTPUTS": str(run_dir.parent),
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests/faults/train_killed_in_checkpoint.py"),
+            str(save),
+            str(event),
+            *ARGS,
+            f"hydra.run.dir={run_dir}",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_training_killed_inside_checkpoint_writing_resumes_to_the_uninterrupted_result(
-        cache_dir, tmp_path, monkeypatch):
+    cache_dir, tmp_path, monkeypatch
+):
     # The uninterrupted run, counting the file-system events of each of its checkpoint saves.
     steps = []
     counter = KillPoints()
     counter.install(monkeypatch.setattr)
     from syncxr.train import loop
+
     counting_save = loop.save_checkpoint
-    monkeypatch.setattr(loop, "save_checkpoint", lambda acc, root, state, *a, **k: (
-        steps.append(state.global_step), counting_save(acc, root, state, *a, **k))[1])
+    monkeypatch.setattr(
+        loop,
+        "save_checkpoint",
+        lambda acc, root, state, *a, **k: (steps.append(state.global_step), counting_save(acc, root, state, *a, **k))[
+            1
+        ],
+    )
     ref = run_training(compose_train(ARGS), tmp_path / "ref")
     monkeypatch.undo()
     per_save = dict(zip(steps, counter.per_save))  # step -> events of its save

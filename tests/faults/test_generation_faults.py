@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from syncxr.dataset_dirs import build_generated_dir, generate_dataset
 from syncxr.data.dataset_format import is_complete, read_dataset
+from syncxr.dataset_dirs import build_generated_dir, generate_dataset
 from syncxr.generation.generation_job import generated_dir, generation_config
 from syncxr.generation.shard_store import IncompleteGeneration, ShardStore
 from tests.generation.template_server import TemplateChatServer
@@ -35,7 +35,7 @@ class GenerationEvents:
         self.kill_at, self.count = kill_at, 0
         self.targets: list[str] = []  # the file name of each event
 
-    def install(self, patch) -> "GenerationEvents":
+    def install(self, patch) -> GenerationEvents:
         for owner, name in ((os, "replace"), (Image.Image, "save")):
             patch(owner, name, self._wrap(getattr(owner, name)))
         return self
@@ -47,6 +47,7 @@ class GenerationEvents:
             if self.count == self.kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(*args, **kwargs)
+
         return operation
 
 
@@ -68,8 +69,9 @@ def reference(cache_dir, tmp_path_factory):
     return generate_dataset(gen_cfg(ARGS), tmp_path_factory.mktemp("ref") / "ds", cache_dir, progress=False)
 
 
-def test_killed_at_three_random_points_each_resumes_to_the_uninterrupted_dataset(cache_dir, tmp_path, reference,
-                                                                                 monkeypatch):
+def test_killed_at_three_random_points_each_resumes_to_the_uninterrupted_dataset(
+    cache_dir, tmp_path, reference, monkeypatch
+):
     gen = gen_cfg(ARGS)
     events = GenerationEvents().install(monkeypatch.setattr)
     generate_dataset(gen, tmp_path / "counted", cache_dir, progress=False)
@@ -88,8 +90,9 @@ def test_an_llm_server_that_dies_mid_run_and_comes_back_loses_no_row(cache_dir, 
     llm = ["llm=llama31_8b", "llm.max_retries=1", "llm.backoff_s=0.05"]
     steady = TemplateChatServer()
     try:
-        ref = generate_dataset(gen_cfg(ARGS + llm + [f"llm.base_url={steady.url}"]), tmp_path / "ref", cache_dir,
-                               progress=False)
+        ref = generate_dataset(
+            gen_cfg(ARGS + llm + [f"llm.base_url={steady.url}"]), tmp_path / "ref", cache_dir, progress=False
+        )
     finally:
         steady.close()
     flaky = TemplateChatServer(down_after=40, down_for=1.5)  # down from the 40th answer for 1.5 s
@@ -115,6 +118,7 @@ def assert_identical_rows(a: Path, b: Path) -> None:
     da, ia = read_dataset(a)
     db, ib = read_dataset(b)
     import pandas as pd  # noqa: PLC0415
+
     pd.testing.assert_frame_equal(da, db)
     assert ia["counters"] == ib["counters"] and ia["entity_stats"] == ib["entity_stats"]
     for rel in da["image"]:
@@ -138,8 +142,15 @@ def test_a_killed_worker_is_redone_by_rerunning_its_command(cache_dir, tmp_path,
 
 
 def test_generate_py_and_a_training_jobs_generation_racing_on_one_hash(cache_dir, tmp_path):
-    train_gen = compose_train(["generation.n_samples=60", "generation.shard_size=10", "corpus.n=200",
-                               "corpus.image_size=64", "imagegen.image_size=64"]).generation
+    train_gen = compose_train(
+        [
+            "generation.n_samples=60",
+            "generation.shard_size=10",
+            "corpus.n=200",
+            "corpus.image_size=64",
+            "imagegen.image_size=64",
+        ]
+    ).generation
     target = generated_dir(gen_cfg(ARGS), tmp_path / "cache")
     assert target == generated_dir(generation_config(train_gen), tmp_path / "cache")  # one hash
     proc = run_cli([*ARGS, "progress=false"], tmp_path / "cache", tmp_path, script="generate.py")

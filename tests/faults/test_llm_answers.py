@@ -78,8 +78,9 @@ def gen(server):
 def reference(server, cache_dir, tmp_path_factory):
     """The dataset an uninterrupted run against the healthy server makes."""
     server.reset()
-    return generate_dataset(gen_cfg(ARGS + [f"llm.base_url={server.url}"]), tmp_path_factory.mktemp("ref") / "ds",
-                            cache_dir, progress=False)
+    return generate_dataset(
+        gen_cfg(ARGS + [f"llm.base_url={server.url}"]), tmp_path_factory.mktemp("ref") / "ds", cache_dir, progress=False
+    )
 
 
 def _records(out):
@@ -88,8 +89,11 @@ def _records(out):
 
 def test_empty_answers_are_retried_by_the_next_run_and_none_is_dropped(server, gen, reference, cache_dir, tmp_path):
     server.empty_next = 3  # the first three findings requests of shard 0 (three samples) come back empty
-    with pytest.raises(IncompleteGeneration, match=r"3 of 12 samples were not made because a backend failed "
-                                                   r"\(llm:empty_answer: 3\)"):
+    with pytest.raises(
+        IncompleteGeneration,
+        match=r"3 of 12 samples were not made because a backend failed "
+        r"\(llm:empty_answer: 3\)",
+    ):
         generate_dataset(gen, tmp_path / "ds", cache_dir, progress=False)
     out = generate_dataset(gen, tmp_path / "ds", cache_dir, progress=False)  # the server answers again
     _same_dataset(out, reference)
@@ -99,8 +103,11 @@ def test_empty_answers_are_retried_by_the_next_run_and_none_is_dropped(server, g
 
 def test_a_server_that_always_answers_empty_stops_the_run_with_nothing_dropped(server, gen, cache_dir, tmp_path):
     server.empty_next = -1
-    with pytest.raises(IncompleteGeneration, match=r"12 of 12 samples were not made because a backend failed "
-                                                   r"\(llm:empty_answer: 12\)"):
+    with pytest.raises(
+        IncompleteGeneration,
+        match=r"12 of 12 samples were not made because a backend failed "
+        r"\(llm:empty_answer: 12\)",
+    ):
         generate_dataset(gen, tmp_path / "ds", cache_dir, progress=False)
     records = _records(tmp_path / "ds")
     assert [len(r["retryable"]) for r in records] == [6, 6]
@@ -108,12 +115,14 @@ def test_a_server_that_always_answers_empty_stops_the_run_with_nothing_dropped(s
     assert not is_complete(tmp_path / "ds")
 
 
-def test_every_request_refused_stops_with_the_servers_message_and_resumes_once_fixed(server, gen, reference, cache_dir,
-                                                                                     tmp_path):
+def test_every_request_refused_stops_with_the_servers_message_and_resumes_once_fixed(
+    server, gen, reference, cache_dir, tmp_path
+):
     out = tmp_path / "ds"
-    for status, body, message in [(404, vllm_error(NO_SUCH_MODEL, 404, "NotFoundError"), NO_SUCH_MODEL),  # vLLM
-                                  (400, vllm_error("temperature must be non-negative, got -1.0."),
-                                   "temperature must be non-negative")]:  # a 400 whose message names no cause
+    for status, body, message in [
+        (404, vllm_error(NO_SUCH_MODEL, 404, "NotFoundError"), NO_SUCH_MODEL),  # vLLM
+        (400, vllm_error("temperature must be non-negative, got -1.0."), "temperature must be non-negative"),
+    ]:  # a 400 whose message names no cause
         server.refuse_all = (status, body)
         with pytest.raises(BackendMisconfigured) as err, resume_hint(COMMAND):
             generate_dataset(gen, out, cache_dir, progress=False)
@@ -125,8 +134,9 @@ def test_every_request_refused_stops_with_the_servers_message_and_resumes_once_f
     _same_dataset(generate_dataset(gen, out, cache_dir, progress=False), reference)
 
 
-def test_a_prompt_too_long_for_the_context_drops_only_its_sample_and_is_counted(server, gen, reference, cache_dir,
-                                                                               tmp_path):
+def test_a_prompt_too_long_for_the_context_drops_only_its_sample_and_is_counted(
+    server, gen, reference, cache_dir, tmp_path
+):
     ref_rows, ref_info = read_dataset(reference)
     plan = pd.read_parquet(reference / "plan.parquet").set_index("id")
     sid = ref_rows["id"].iloc[3]

@@ -50,11 +50,27 @@ def test_two_launches_in_one_second_get_their_own_sweep_dirs(entry):
 @pytest.mark.slow
 def test_the_jobs_of_a_launch_write_into_its_sweep_dir(tmp_path):
     """A real multirun (two dry-run jobs): the launcher and both jobs resolve one suffix."""
-    env = {**os.environ, "SYNCXR_OUTPUTS": str(tmp_path / "out"), "SYNCXR_CACHE": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "dry_run=true", "seed=0,1",
-                           f"hydra.sweep.dir={tmp_path}/sweep-${{launch_id:}}"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "SYNCXR_OUTPUTS": str(tmp_path / "out"),
+        "SYNCXR_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            "dry_run=true",
+            "seed=0,1",
+            f"hydra.sweep.dir={tmp_path}/sweep-${{launch_id:}}",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (sweep,) = tmp_path.glob("sweep-*")
     assert re.fullmatch(r"sweep-[0-9a-f]{6}", sweep.name)
@@ -74,8 +90,11 @@ time.sleep(600)
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != WRITER_LOCK}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != WRITER_LOCK
+    }
 
 
 def _steps(run: Path) -> list[int]:
@@ -92,8 +111,11 @@ def test_a_second_live_writer_is_refused_and_a_dead_writers_lock_is_taken_over(c
     try:
         assert other.stdout.readline().strip() == "held"
         holder = rf"pid {other.pid} on {re.escape(socket.gethostname())}"
-        with pytest.raises(RunDirInUse, match=rf"{re.escape(str(run))} is being written by another live process "
-                                              rf"\({holder}"):
+        with pytest.raises(
+            RunDirInUse,
+            match=rf"{re.escape(str(run))} is being written by another live process "
+            rf"\({holder}",
+        ):
             run_training(cfg, run)
         assert _files(run) == before  # the refused writer wrote nothing
     finally:
@@ -131,8 +153,11 @@ def test_starting_over_moves_the_old_run_aside_and_a_rerun_never_resumes_it(cach
     assert (run / "model.safetensors").read_bytes() == started_over
     assert OmegaConf.load(run / "resolved_config.yaml").seed == 1 and _steps(run) == [1, 2]
     # The seed-0 command is refused there now, by the config stored in the checkpoint.
-    with pytest.raises(ValueError, match=r"another config \(seed, .*trainer.max_steps differ from "
-                                         r".*step_00000002/run_config.json"):
+    with pytest.raises(
+        ValueError,
+        match=r"another config \(seed, .*trainer.max_steps differ from "
+        r".*step_00000002/run_config.json",
+    ):
         run_training(compose_train([*TINY, "trainer.max_steps=4", "trainer.checkpoint_every=2"]), run)
 
 

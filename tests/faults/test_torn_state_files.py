@@ -81,8 +81,15 @@ def _set_first(blob, key: str, value):
     return isinstance(blob, list) and any(_set_first(v, key, value) for v in blob)
 
 
-@pytest.mark.parametrize("name, key, value", [("scheduler", "last_epoch", "7"), ("scheduler", "base_lrs", 0.05),
-                                              ("optimizer", "lr", "0.05"), ("optimizer", "amsgrad", 0)])
+@pytest.mark.parametrize(
+    "name, key, value",
+    [
+        ("scheduler", "last_epoch", "7"),
+        ("scheduler", "base_lrs", 0.05),
+        ("optimizer", "lr", "0.05"),
+        ("optimizer", "amsgrad", 0),
+    ],
+)
 def test_a_wrongly_typed_optimizer_or_scheduler_state_falls_back(tmp_path, reference, caplog, name, key, value):
     cut, newest = _cut(tmp_path)
     blob = json.loads((newest / f"{name}.json").read_text())

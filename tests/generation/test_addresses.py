@@ -13,10 +13,20 @@ from syncxr.images import corpus_curation
 from tests.helpers import compose_config, compose_train
 
 SERVED = ["llm=llama31_8b", "imagegen=roentgen", "ner=rate_ner", "curation=paper", "curation.bad_bank=/data/bad"]
-TRANSPORT = ["llm.base_url=http://node7:9000/v1", "llm.base_urls=[http://a:8000/v1,http://b:8000/v1]",
-             "llm.api_key_env=OTHER_KEY", "llm.timeout_s=5", "llm.max_retries=9", "llm.backoff_s=3",
-             "llm.concurrency=256", "imagegen.batch_size=2", "ner.batch_size=1", "curation.embedding.batch_size=4",
-             "curation.judge.client.base_url=http://judge:1/v1", "curation.judge.client.concurrency=1"]
+TRANSPORT = [
+    "llm.base_url=http://node7:9000/v1",
+    "llm.base_urls=[http://a:8000/v1,http://b:8000/v1]",
+    "llm.api_key_env=OTHER_KEY",
+    "llm.timeout_s=5",
+    "llm.max_retries=9",
+    "llm.backoff_s=3",
+    "llm.concurrency=256",
+    "imagegen.batch_size=2",
+    "ner.batch_size=1",
+    "curation.embedding.batch_size=4",
+    "curation.judge.client.base_url=http://judge:1/v1",
+    "curation.judge.client.concurrency=1",
+]
 
 
 def _hash(overrides) -> str:
@@ -28,8 +38,16 @@ def test_transport_settings_do_not_move_a_generated_dataset(override):
     assert _hash(SERVED + [override]) == _hash(SERVED)
 
 
-@pytest.mark.parametrize("override", ["llm.model=other/model", "llm.temperature=0.2", "imagegen.num_inference_steps=20",
-                                      "curation.judge.client.model=other-mllm", "generation.n_samples=7"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "llm.model=other/model",
+        "llm.temperature=0.2",
+        "imagegen.num_inference_steps=20",
+        "curation.judge.client.model=other-mllm",
+        "generation.n_samples=7",
+    ],
+)
 def test_what_changes_the_data_moves_it(override):
     assert _hash(SERVED + [override]) != _hash(SERVED)
 
@@ -43,9 +61,21 @@ def test_a_batch_size_that_changes_the_answers_stays_in_the_address():
 def test_partial_datasets_ignore_transport_settings_of_their_backend():
     cfg = compose_train(["data=real_image_syn_report", "i2r@data.syn.i2r=openai_vision", "data.syn.i2r.client.model=m"])
     from syncxr.config import plain  # noqa: PLC0415
+
     spec = plain(cfg.data.syn)
-    moved = {**spec, "i2r": {**spec["i2r"], "client": {**spec["i2r"]["client"], "base_url": "http://x/v1",
-                                                        "api_key_env": "K2", "timeout_s": 1, "concurrency": 2}}}
+    moved = {
+        **spec,
+        "i2r": {
+            **spec["i2r"],
+            "client": {
+                **spec["i2r"]["client"],
+                "base_url": "http://x/v1",
+                "api_key_env": "K2",
+                "timeout_s": 1,
+                "concurrency": 2,
+            },
+        },
+    }
     assert partial_hash(moved) == partial_hash(spec)
     assert partial_hash({**spec, "seed": 1}) != partial_hash(spec)
 
@@ -53,8 +83,13 @@ def test_partial_datasets_ignore_transport_settings_of_their_backend():
 def test_the_curated_corpus_ignores_its_batch_size(real_dir_128, monkeypatch):
     made = []
     monkeypatch.setattr(corpus_curation, "is_complete", lambda directory: False)  # whatever the cache holds
-    monkeypatch.setattr(corpus_curation, "curate_corpus", lambda src, target, *a, **k: made.append(target) or {
-        "judge": 0, "similarity": 0, "unreadable": 0, "kept": 0, "rows": 0})
+    monkeypatch.setattr(
+        corpus_curation,
+        "curate_corpus",
+        lambda src, target, *a, **k: (
+            made.append(target) or {"judge": 0, "similarity": 0, "unreadable": 0, "kept": 0, "rows": 0}
+        ),
+    )
     cur = compose_train(["curation=phantom"]).curation
     for batch in (64, 8):
         cur.real.batch_size = batch

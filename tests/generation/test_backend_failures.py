@@ -9,8 +9,8 @@ import json
 import pandas as pd
 import pytest
 
-from syncxr.dataset_dirs import generate_dataset
 from syncxr.data.dataset_format import is_complete, read_dataset
+from syncxr.dataset_dirs import generate_dataset
 from syncxr.generation.partial_dataset import build_partial_dataset
 from syncxr.generation.shard_store import IncompleteGeneration, ShardStore
 from syncxr.images.judge import HeuristicJudge
@@ -33,8 +33,10 @@ class OutageLLM(TemplateLLM):
 
     def generate(self, requests):
         SEEN.extend(r.sample_id for r in requests)
-        return [BackendFailure("connection_errors") if r.sample_id in DOWN else t
-                for r, t in zip(requests, super().generate(requests))]
+        return [
+            BackendFailure("connection_errors") if r.sample_id in DOWN else t
+            for r, t in zip(requests, super().generate(requests))
+        ]
 
 
 class OutageT2I(PhantomT2I):
@@ -80,11 +82,15 @@ def test_an_unreachable_llm_server_keeps_every_sample_for_the_next_run(cache_dir
     server = TemplateChatServer()
     port = server.port
     server.close()  # nothing listens there now
-    down = gen_cfg(ARGS + ["llm=llama31_8b", f"llm.base_url=http://127.0.0.1:{port}/v1", "llm.max_retries=1",
-                           "llm.backoff_s=0.01"])
+    down = gen_cfg(
+        ARGS + ["llm=llama31_8b", f"llm.base_url=http://127.0.0.1:{port}/v1", "llm.max_retries=1", "llm.backoff_s=0.01"]
+    )
     out = tmp_path / "ds"
-    with pytest.raises(IncompleteGeneration, match=r"40 of 40 samples were not made because a backend failed "
-                                                   r"\(llm:connection_errors: 40\)"):
+    with pytest.raises(
+        IncompleteGeneration,
+        match=r"40 of 40 samples were not made because a backend failed "
+        r"\(llm:connection_errors: 40\)",
+    ):
         generate_dataset(down, out, cache_dir, progress=False)
     assert not is_complete(out)
     assert [len(ShardStore(out / "shards").record(k)["retryable"]) for k in (0, 1)] == [20, 20]
@@ -184,10 +190,20 @@ def test_a_dataset_whose_samples_are_all_dropped_says_so(cache_dir, tmp_path):
 
 def test_another_config_in_the_same_output_dir_is_refused(cache_dir, tmp_path):
     out = tmp_path / "ds"
-    generate_dataset(gen_cfg(SMALL + ["generation.n_samples=20", "generation.shard_size=20", "generation.seed=0"]), out, cache_dir, progress=False,
-                     until="plan")
+    generate_dataset(
+        gen_cfg(SMALL + ["generation.n_samples=20", "generation.shard_size=20", "generation.seed=0"]),
+        out,
+        cache_dir,
+        progress=False,
+        until="plan",
+    )
     with pytest.raises(FileExistsError, match=r"2 key\(s\) differ: n_samples: 20 there, 40 asked; seed: 0 there, 1"):
-        generate_dataset(gen_cfg(SMALL + ["generation.n_samples=40", "generation.shard_size=20", "generation.seed=1"]), out, cache_dir, progress=False)
+        generate_dataset(
+            gen_cfg(SMALL + ["generation.n_samples=40", "generation.shard_size=20", "generation.seed=1"]),
+            out,
+            cache_dir,
+            progress=False,
+        )
     # Transport settings are no part of the config's identity: a re-run through another server resumes.
     same = gen_cfg(SMALL + ["generation.n_samples=20", "generation.shard_size=20", "generation.seed=0"])
     assert generate_dataset(same, out, cache_dir, progress=False) == out
@@ -199,13 +215,20 @@ def test_another_config_in_the_same_output_dir_is_refused(cache_dir, tmp_path):
 
 @pytest.mark.slow
 def test_generate_py_exits_non_zero_with_the_count_and_the_command(cache_dir, tmp_path):
-    args = ARGS + ["llm=llama31_8b", "llm.base_url=http://127.0.0.1:9/v1", "llm.max_retries=0",
-                   f"output_dir={tmp_path / 'ds'}", "progress=false"]
+    args = ARGS + [
+        "llm=llama31_8b",
+        "llm.base_url=http://127.0.0.1:9/v1",
+        "llm.max_retries=0",
+        f"output_dir={tmp_path / 'ds'}",
+        "progress=false",
+    ]
     proc = run_cli(args, cache_dir, tmp_path, script="generate.py")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0, out
     assert "40 of 40 samples were not made because a backend failed (llm:connection_errors: 40)" in out, out
-    assert "re-running the same command retries exactly these:\n  python generate.py generation.n_samples=120" in out, out
+    assert "re-running the same command retries exactly these:\n  python generate.py generation.n_samples=120" in out, (
+        out
+    )
     assert not (tmp_path / "ds" / "manifest.parquet").exists()
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "ds" / "shards").glob("shard_*.json"))]
     assert [len(r["retryable"]) for r in records] == [20, 20]

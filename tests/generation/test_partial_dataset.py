@@ -12,26 +12,53 @@ from PIL import Image
 
 from syncxr import dataset_dirs
 from syncxr.config import build
-from syncxr.dataset_dirs import build_dataset_dir
 from syncxr.data.dataset_format import INFO, MANIFEST, read_dataset
 from syncxr.data.mixing import load_table
-from syncxr.generation.partial_dataset import PartialSettings, build_partial_dataset
+from syncxr.dataset_dirs import build_dataset_dir
 from syncxr.entities.lexicon_ner import LexiconNER
+from syncxr.generation.partial_dataset import PartialSettings, build_partial_dataset
 from syncxr.phantom.vocabulary import phantom_lexicon
 from tests.helpers import compose_train
 
 NER = LexiconNER(phantom_lexicon())
 # The spec of conftest's `real_dir` corpus: the partial sets are made from those very rows.
-REAL = {"builder": "phantom", "kind": "real", "n": 200, "seed": 3, "image_size": 64, "low_quality_rate": 0.05,
-        "wrong_view_rate": 0.05, "unpaired_rate": 0.05}
-COMMON = {"builder": "partial", "real": REAL, "ner": {"_target_": "syncxr.entities.lexicon_ner.phantom_lexicon_ner", "name": "lexicon"}, "seed": 0, "max_attempts": 3,
-          "shard_size": 64}
-ORACLE = {"_target_": "syncxr.reports.oracle_i2r.OracleRadiologist", "name": "oracle", "backend": "oracle", "miss_rate": 0.1, "false_positive_rate": 0.02,
-          "negation_rate": 0.5}
+REAL = {
+    "builder": "phantom",
+    "kind": "real",
+    "n": 200,
+    "seed": 3,
+    "image_size": 64,
+    "low_quality_rate": 0.05,
+    "wrong_view_rate": 0.05,
+    "unpaired_rate": 0.05,
+}
+COMMON = {
+    "builder": "partial",
+    "real": REAL,
+    "ner": {"_target_": "syncxr.entities.lexicon_ner.phantom_lexicon_ner", "name": "lexicon"},
+    "seed": 0,
+    "max_attempts": 3,
+    "shard_size": 64,
+}
+ORACLE = {
+    "_target_": "syncxr.reports.oracle_i2r.OracleRadiologist",
+    "name": "oracle",
+    "backend": "oracle",
+    "miss_rate": 0.1,
+    "false_positive_rate": 0.02,
+    "negation_rate": 0.5,
+}
 SYN_REPORT = {**COMMON, "kind": "real_image_syn_report", "i2r": ORACLE}
-SYN_IMAGE = {**COMMON, "kind": "syn_image_real_report",
-             "imagegen": {"_target_": "syncxr.images.phantom_t2i.PhantomT2I", "name": "phantom", "backend": "phantom",
-                          "image_size": 64}}
+SYN_IMAGE = {
+    **COMMON,
+    "kind": "syn_image_real_report",
+    "imagegen": {
+        "_target_": "syncxr.images.phantom_t2i.PhantomT2I",
+        "name": "phantom",
+        "backend": "phantom",
+        "image_size": 64,
+    },
+}
 
 
 def partial_settings(kind: str, **kw) -> PartialSettings:
@@ -79,6 +106,7 @@ def test_a_built_set_is_reused_and_a_changed_backend_gets_its_own(cache_dir, mon
 
     def no_backend(*_, **__):
         raise AssertionError("a cached dataset must not load its backend again")
+
     monkeypatch.setattr(dataset_dirs, "build", no_backend)
     assert build_dataset_dir(SYN_REPORT, cache_dir, "data.syn") == first
     assert (first / MANIFEST).stat().st_mtime_ns == mtime
@@ -98,9 +126,18 @@ def _tiny_real(directory: Path, n: int = 6, broken: tuple[int, ...] = ()) -> Pat
                 (directory / name).write_bytes(b"not a png")
         else:
             Image.fromarray(np.full((16, 16), 20 * i, np.uint8)).save(directory / name)
-        rows.append({"id": f"r{i}", "image": name, "findings": f"Finding {i}.", "impression": f"Nodule {i}.",
-                     "entities": [{"name": "nodule", "type": "ABNORMALITY"}], "source": "real", "split": "train",
-                     "labels": ["nodule"]})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "image": name,
+                "findings": f"Finding {i}.",
+                "impression": f"Nodule {i}.",
+                "entities": [{"name": "nodule", "type": "ABNORMALITY"}],
+                "source": "real",
+                "split": "train",
+                "labels": ["nodule"],
+            }
+        )
     pd.DataFrame(rows).to_parquet(directory / MANIFEST)
     (directory / INFO).write_text(json.dumps({"name": "tiny", "hash": "abc"}))
     return directory
@@ -122,8 +159,9 @@ class ScriptedDescriber:
             position, attempt = divmod(s, 101)
             kind = self.plan.get(position, "ok")
             ok = kind == "ok" or (kind == "retry" and attempt > 0)
-            out.append(f"FINDINGS: Row {position}.\nIMPRESSION: Nodule." if ok
-                       else None if kind == "none" else "lorem ipsum")
+            out.append(
+                f"FINDINGS: Row {position}.\nIMPRESSION: Nodule." if ok else None if kind == "none" else "lorem ipsum"
+            )
         return out
 
     def counters(self):
@@ -133,8 +171,14 @@ class ScriptedDescriber:
 def test_every_failed_real_row_is_counted_by_reason(tmp_path):
     real = _tiny_real(tmp_path / "real", n=6, broken=(0, 1))
     describer = ScriptedDescriber({2: "retry", 3: "gibberish", 4: "none"})
-    out = build_partial_dataset(real, tmp_path / "out", partial_settings("real_image_syn_report", max_attempts=2,
-                                                                        shard_size=4), describer, NER, {})
+    out = build_partial_dataset(
+        real,
+        tmp_path / "out",
+        partial_settings("real_image_syn_report", max_attempts=2, shard_size=4),
+        describer,
+        NER,
+        {},
+    )
     df, info = read_dataset(out)
     assert df["real_id"].tolist() == ["r2", "r5"] and df["attempts"].tolist() == [2, 1]
     assert info["counts"]["failed"] == {"unreadable_image": 2, "no_sections": 1, "no_answer": 1}
@@ -147,8 +191,14 @@ def test_every_failed_real_row_is_counted_by_reason(tmp_path):
 def test_nothing_usable_fails_with_the_counts(tmp_path):
     real = _tiny_real(tmp_path / "real", n=3)
     with pytest.raises(ValueError, match="none of the 3 real rows.*no_sections"):
-        build_partial_dataset(real, tmp_path / "out", partial_settings("real_image_syn_report", max_attempts=1),
-                              ScriptedDescriber(dict.fromkeys(range(3), "gibberish")), NER, {})
+        build_partial_dataset(
+            real,
+            tmp_path / "out",
+            partial_settings("real_image_syn_report", max_attempts=1),
+            ScriptedDescriber(dict.fromkeys(range(3), "gibberish")),
+            NER,
+            {},
+        )
 
 
 class BlankT2I:
@@ -161,8 +211,7 @@ class BlankT2I:
 
     def generate(self, prompts, seeds):
         self.prompts += prompts
-        return [np.zeros((16, 16), np.uint8) if "Nodule 1." in p else np.eye(16, dtype=np.uint8) * 255
-                for p in prompts]
+        return [np.zeros((16, 16), np.uint8) if "Nodule 1." in p else np.eye(16, dtype=np.uint8) * 255 for p in prompts]
 
     def counters(self):
         return {}
@@ -174,8 +223,9 @@ def test_blank_images_are_retried_then_counted(tmp_path):
     df.loc[2, "impression"] = None  # drawn from its FINDINGS instead
     df.to_parquet(real / MANIFEST)
     t2i = BlankT2I()
-    out = build_partial_dataset(real, tmp_path / "out", partial_settings("syn_image_real_report", max_attempts=2),
-                                t2i, NER, {})
+    out = build_partial_dataset(
+        real, tmp_path / "out", partial_settings("syn_image_real_report", max_attempts=2), t2i, NER, {}
+    )
     got, info = read_dataset(out)
     assert got["real_id"].tolist() == ["r0", "r2"] and got["impression"].tolist() == ["Nodule 0.", ""]
     assert t2i.prompts == ["Nodule 0.", "Nodule 1.", "Finding 2.", "Nodule 1."]  # the blank one is tried again
@@ -203,8 +253,10 @@ def test_a_killed_build_resumes_at_the_first_missing_shard(tmp_path):
     settings = partial_settings("real_image_syn_report", shard_size=4)
     with pytest.raises(Killed):
         build_partial_dataset(real, tmp_path / "out", settings, DiesAfter(2), NER, {})
-    assert sorted(p.name for p in (tmp_path / "out.work" / "shards").glob("shard_*")) == \
-        ["shard_00000.json", "shard_00001.json"]
+    assert sorted(p.name for p in (tmp_path / "out.work" / "shards").glob("shard_*")) == [
+        "shard_00000.json",
+        "shard_00001.json",
+    ]
     again = ScriptedDescriber({})
     out = build_partial_dataset(real, tmp_path / "out", settings, again, NER, {})
     assert again.calls == [8 * 101, 9 * 101]  # only the rows of the missing shard
@@ -216,8 +268,9 @@ def test_labels_reading_oracle_needs_a_labels_column(tmp_path):
     real = _tiny_real(tmp_path / "real", n=2)
     pd.read_parquet(real / MANIFEST).drop(columns="labels").to_parquet(real / MANIFEST)
     with pytest.raises(ValueError, match="labels"):
-        build_partial_dataset(real, tmp_path / "out", partial_settings("real_image_syn_report"),
-                              build(ORACLE, "i2r"), NER, {})
+        build_partial_dataset(
+            real, tmp_path / "out", partial_settings("real_image_syn_report"), build(ORACLE, "i2r"), NER, {}
+        )
 
 
 def test_configs_compose_as_data_choices_over_the_real_corpus():
@@ -227,8 +280,9 @@ def test_configs_compose_as_data_choices_over_the_real_corpus():
     assert a.name == "real_image_syn_report" and a.real is None and a.syn.builder == "partial"
     assert a.syn.real == real_cfg and b.syn.real == real_cfg  # the same real rows as data=real
     assert a.syn.i2r.backend == "oracle" and b.syn.imagegen.backend == "randomized"
-    swapped = compose_train(["data=real_image_syn_report", "i2r@data.syn.i2r=transformers",
-                             "data.syn.i2r.path=/models/x"]).data.syn.i2r
+    swapped = compose_train(
+        ["data=real_image_syn_report", "i2r@data.syn.i2r=transformers", "data.syn.i2r.path=/models/x"]
+    ).data.syn.i2r
     assert swapped.backend == "transformers" and swapped.path == "/models/x"
 
 
@@ -258,8 +312,18 @@ def test_a_backend_answering_too_few_outputs_fails_loudly(tmp_path):
 
 def test_syn_image_set_from_a_tiny_diffusers_model(tmp_path, tiny_sd_path):
     real = _tiny_real(tmp_path / "real", n=3)
-    imagegen = {"_target_": "syncxr.images.diffusers_t2i.DiffusersT2I", "name": "tiny_sd", "backend": "diffusers", "path": tiny_sd_path, "guidance_scale": 4.0,
-                "num_inference_steps": 2, "batch_size": 2, "height": 32, "width": 32, "fp16": False}
+    imagegen = {
+        "_target_": "syncxr.images.diffusers_t2i.DiffusersT2I",
+        "name": "tiny_sd",
+        "backend": "diffusers",
+        "path": tiny_sd_path,
+        "guidance_scale": 4.0,
+        "num_inference_steps": 2,
+        "batch_size": 2,
+        "height": 32,
+        "width": 32,
+        "fp16": False,
+    }
     spec = {**SYN_IMAGE, "real": {"builder": "path", "path": str(real)}, "imagegen": imagegen}
     out = build_dataset_dir(spec, tmp_path / "cache", "data.syn")
     df, info = read_dataset(out)

@@ -16,8 +16,8 @@ from fractions import Fraction
 import pandas as pd
 import pytest
 
-from syncxr.dataset_dirs import build_generated_dir, generate_dataset
 from syncxr.data.dataset_format import read_dataset
+from syncxr.dataset_dirs import build_generated_dir, generate_dataset
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.entities.vocabulary import gini
 from syncxr.generation.generation_job import generation_config
@@ -29,7 +29,13 @@ from syncxr.reports.loop import entity_key
 from tests.figures import lines_by_label, recorded_figures
 from tests.helpers import REPO, compose_config, compose_train
 
-SMALL = ["generation.n_samples=120", "generation.shard_size=40", "corpus.n=200", "corpus.image_size=64", "imagegen.image_size=64"]
+SMALL = [
+    "generation.n_samples=120",
+    "generation.shard_size=40",
+    "corpus.n=200",
+    "corpus.image_size=64",
+    "imagegen.image_size=64",
+]
 
 
 def gen_cfg(overrides):
@@ -103,8 +109,12 @@ def test_no_entity_exceeds_tau_max_and_stats_are_recorded(generated):
     # 120 samples, each with k=2 finding and m=2 anatomy entities; slack 1.5 (conf/sampling/balanced.yaml).
     # The phantom corpus gives 40 finding and 18 anatomy entities: 240/40 x 1.5 = 9 and 240/18 x 1.5 = 20;
     # one cap serves both, the larger.
-    assert {k: info["config"]["sampling"][k] for k in ("k", "m", "tau_max", "tau_max_slack")} == \
-        {"k": 2, "m": 2, "tau_max": None, "tau_max_slack": 1.5}
+    assert {k: info["config"]["sampling"][k] for k in ("k", "m", "tau_max", "tau_max_slack")} == {
+        "k": 2,
+        "m": 2,
+        "tau_max": None,
+        "tau_max_slack": 1.5,
+    }
     tau = max(math.ceil(Fraction(240, n) * Fraction(3, 2)) for n in (n_findings, n_anatomy))
     assert info["tau_max"] == tau
     counts = Counter((e["name"], e["type"]) for ents in df["entities"] for e in ents)
@@ -112,10 +122,15 @@ def test_no_entity_exceeds_tau_max_and_stats_are_recorded(generated):
     assert info["entity_stats"]["all"]["max"] == max(counts.values())
     assert 0 <= info["entity_stats"]["all"]["gini"] < 1
     assert info["counters"]["findings_rejected"] > 0  # the template LLM's omissions were caught
-    assert info["counters"]["findings_calls"] == 120 + info["counters"]["findings_rejected"] - \
-        info["counters"]["findings_gave_up"]
-    rejects = [json.loads(l) for p in (small_dataset / "shards").glob("rejects_*.jsonl")
-               for l in p.read_text().splitlines()]
+    assert (
+        info["counters"]["findings_calls"]
+        == 120 + info["counters"]["findings_rejected"] - info["counters"]["findings_gave_up"]
+    )
+    rejects = [
+        json.loads(line)
+        for p in (small_dataset / "shards").glob("rejects_*.jsonl")
+        for line in p.read_text().splitlines()
+    ]
     assert len(rejects) == info["counters"]["findings_rejected"] + info["counters"]["impression_rejected"]
     # The plots show, per entity type, the corpus's rank-frequency curve and the generated one.
     long_tail = figures["vocab_long_tail.png"]
@@ -124,9 +139,12 @@ def test_no_entity_exceeds_tau_max_and_stats_are_recorded(generated):
         assert [ax.get_title() for ax in fig.axes] == list(ENTITY_TYPES)
         for ax, etype in zip(fig.axes, ENTITY_TYPES):
             used = {n: c for (n, t), c in counts.items() if t == etype}
-            expected = {"corpus": sorted(vocab.loc[vocab["type"] == etype, "count"], reverse=True),
-                        "generated": sorted([used.get(n, 0.1) for n in vocab.loc[vocab["type"] == etype, "name"]],
-                                            reverse=True)}
+            expected = {
+                "corpus": sorted(vocab.loc[vocab["type"] == etype, "count"], reverse=True),
+                "generated": sorted(
+                    [used.get(n, 0.1) for n in vocab.loc[vocab["type"] == etype, "name"]], reverse=True
+                ),
+            }
             assert lines_by_label(ax) == {c: expected[c] for c in curves}, (etype, fig is distribution)
 
 
@@ -135,9 +153,23 @@ def test_plan_cap_is_the_balanced_count_times_the_slack():
     vocab = pd.DataFrame({"name": [f"e{i}" for i in range(len(types))], "type": types, "count": 1})
 
     def plan(sampling="balanced", tau_max=None):
-        return make_plan(vocab, GenerationSettings(
-            n_samples=30, seed=0, entity_ratio=1.0, sampling=sampling, k=2, m=2, tau_max=tau_max,
-            tau_max_slack=1.5, shard_size=30, max_report_attempts=1, max_image_attempts=1, val_fraction=0.0))
+        return make_plan(
+            vocab,
+            GenerationSettings(
+                n_samples=30,
+                seed=0,
+                entity_ratio=1.0,
+                sampling=sampling,
+                k=2,
+                m=2,
+                tau_max=tau_max,
+                tau_max_slack=1.5,
+                shard_size=30,
+                max_report_attempts=1,
+                max_image_attempts=1,
+                val_fraction=0.0,
+            ),
+        )
 
     # 30 samples x 2 over 10 finding entities = 6 each, x 1.5 = 9; x 2 over 4 anatomy entities = 15,
     # x 1.5 = 22.5, rounded up: 23. The cap is the larger.
@@ -152,6 +184,7 @@ def test_longtail_sampling_follows_the_corpus_and_balanced_does_not(cache_dir, t
     """Entity and finding frequencies of the planned samples: long-tailed sampling keeps the skew of
     the corpus, balanced sampling removes much of it (issue 14: a finding-Gini gap of at least 0.15).
     The default corpus size: a smaller one has fewer forms of the rare findings to balance over."""
+
     def plan_gini(sampling):
         gen = gen_cfg(SMALL + [f"sampling={sampling}", "generation.n_samples=600", "corpus.n=3000"])
         out = generate_dataset(gen, tmp_path / sampling, cache_dir, progress=False, until="plan")
@@ -159,13 +192,14 @@ def test_longtail_sampling_follows_the_corpus_and_balanced_does_not(cache_dir, t
         vocab = pd.read_parquet(out / "vocab.parquet")
         c = Counter((e["name"], e["type"]) for ents in plan["entities"] for e in ents)
         findings = Counter(k for ents in plan["entities"] for k in findings_from_entities(list(ents))[0])
-        return (gini([c.get((n, t), 0) for n, t in zip(vocab["name"], vocab["type"])]),
-                finding_stats(findings)["gini"])
+        return (gini([c.get((n, t), 0) for n, t in zip(vocab["name"], vocab["type"])]), finding_stats(findings)["gini"])
+
     (e_bal, f_bal), (e_lt, f_lt) = plan_gini("balanced"), plan_gini("longtail")
     assert e_lt > e_bal + 0.2, (e_bal, e_lt)
     assert f_lt > f_bal + 0.15, (f_bal, f_lt)
-    corpus = corpus_reports(PhantomCorpusSpec(kind="real", n=3000, image_size=64, low_quality_rate=0.02,
-                                              wrong_view_rate=0.01), cache_dir)  # the vocabulary's
+    corpus = corpus_reports(
+        PhantomCorpusSpec(kind="real", n=3000, image_size=64, low_quality_rate=0.02, wrong_view_rate=0.01), cache_dir
+    )  # the vocabulary's
     f_corpus = finding_stats(Counter(k for ks in corpus["labels"] for k in ks))["gini"]
     assert abs(f_lt - f_corpus) < abs(f_bal - f_corpus), (f_corpus, f_lt, f_bal)
 
@@ -176,8 +210,7 @@ def test_studies_compare_real_and_synthetic_on_equal_numbers_of_pairs():
     real = compose_train(["data=real"])
     mix = compose_train(["data=mix"])
     assert real.generation.n_samples == real.data.real.n == real.corpus.n
-    assert {k: v for k, v in real.corpus.items()} == {k: v for k, v in real.data.real.items()
-                                                      if k in real.corpus}
+    assert {k: v for k, v in real.corpus.items()} == {k: v for k, v in real.data.real.items() if k in real.corpus}
     assert mix.data.real is not None and mix.data.syn is not None and mix.data.get("syn_fraction") is None
 
 
@@ -218,10 +251,18 @@ def test_train_finds_the_dataset_by_its_generation_hash(cache_dir):
         build_generated_dir(real, cache_dir, "data.syn")
 
 
-@pytest.mark.parametrize("override,match", [
-    ("generation.entity_ratio=0", "entity_ratio"), ("generation.n_samples=0", "n_samples"), ("generation.shard_size=0", "shard_size"),
-    ("generation.val_fraction=1.0", r"val_fraction must be in \[0, 1\), got 1.0"), ("generation.val_fraction=-0.1", "val_fraction"),
-    ("generation.max_image_attempts=0", "max_image_attempts must be >= 1"), ("generation.max_report_attempts=0", "max_report_attempts")])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("generation.entity_ratio=0", "entity_ratio"),
+        ("generation.n_samples=0", "n_samples"),
+        ("generation.shard_size=0", "shard_size"),
+        ("generation.val_fraction=1.0", r"val_fraction must be in \[0, 1\), got 1.0"),
+        ("generation.val_fraction=-0.1", "val_fraction"),
+        ("generation.max_image_attempts=0", "max_image_attempts must be >= 1"),
+        ("generation.max_report_attempts=0", "max_report_attempts"),
+    ],
+)
 def test_bad_generation_settings_fail_with_the_key_named(cache_dir, tmp_path, override, match):
     with pytest.raises(ValueError, match=match):
         generate_dataset(gen_cfg(SMALL + [override]), tmp_path / "x", cache_dir, progress=False)
@@ -232,4 +273,5 @@ def test_train_and_generate_compute_the_same_address():
     train = compose_train(["llm=llama31_8b", "generation.n_samples=500", "sampling=longtail"])
     assert generation_hash(generation_config(gen.generation)) == generation_hash(generation_config(train.generation))
     assert generation_hash(generation_config(gen.generation)) == generation_hash(
-        generation_config(train.data.syn.generation))
+        generation_config(train.data.syn.generation)
+    )

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from syncxr.dataset_dirs import corpus_reader, generate_dataset
 from syncxr.data.dataset_format import read_dataset
+from syncxr.dataset_dirs import corpus_reader, generate_dataset
 from syncxr.generation.generation_job import run_generation, worker_of
 from syncxr.generation.shard_store import ShardStore
 from tests.generation.test_pipeline import SMALL, gen_cfg
@@ -49,6 +49,7 @@ def test_three_concurrent_workers_make_the_single_process_dataset(cache_dir, tmp
             results[w] = run_generation(gen, out, counted_read, progress=False, worker=w, workers=3)
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
+
     threads = [threading.Thread(target=work, args=(w,)) for w in range(3)]
     for t in threads:
         t.start()
@@ -88,8 +89,20 @@ def test_worker_settings_are_checked():
 def test_a_multirun_of_workers_as_local_processes(cache_dir, tmp_path, one_worker):
     """The command a user runs: one submitit job (a process of its own) per worker."""
     out = tmp_path / "k3"
-    proc = run_cli(["-m", "workers=3", "hydra/launcher=submitit_local", *ARGS, f"output_dir={out}", "progress=false",
-                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], cache_dir, tmp_path, script="generate.py")
+    proc = run_cli(
+        [
+            "-m",
+            "workers=3",
+            "hydra/launcher=submitit_local",
+            *ARGS,
+            f"output_dir={out}",
+            "progress=false",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cache_dir,
+        tmp_path,
+        script="generate.py",
+    )
     log, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, log
     assert len(list((tmp_path / "sweep").glob("worker*/.hydra"))) == 3

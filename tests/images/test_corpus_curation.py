@@ -12,8 +12,12 @@ import pytest
 
 from syncxr.data.dataset_format import read_dataset, write_parquet_atomic
 from syncxr.data.mixing import load_table
-from syncxr.images.corpus_curation import (CorpusCurationSettings, curation_decisions, ensure_curated_corpus,
-                                           removal_quality)
+from syncxr.images.corpus_curation import (
+    CorpusCurationSettings,
+    curation_decisions,
+    ensure_curated_corpus,
+    removal_quality,
+)
 from syncxr.images.embedding import PhantomEmbedder
 from syncxr.images.judge import QUESTIONS, HeuristicJudge
 from tests.figures import recorded_figures
@@ -53,8 +57,10 @@ def test_unreadable_images_are_their_own_stage():
     assert out["stage"].tolist() == ["kept", "unreadable"]
 
 
-@pytest.mark.parametrize("kwargs, match", [({"drop_if_no": "some"}, "drop_if_no"), ({"delta": 1.5}, "delta"),
-                                           ({"batch_size": 0}, "batch_size")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"drop_if_no": "some"}, "drop_if_no"), ({"delta": 1.5}, "delta"), ({"batch_size": 0}, "batch_size")],
+)
 def test_bad_settings_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CorpusCurationSettings(**kwargs)
@@ -82,8 +88,9 @@ def test_phantom_real_corpus_loses_its_planted_bad_images(real_dir_128, tmp_path
     broken = _copy_with_corrupt_image(real_dir_128, src)
     settings = CorpusCurationSettings(drop_if_no="any", delta=0.9, batch_size=16)
     with recorded_figures() as figures:
-        out = ensure_curated_corpus(src, HeuristicJudge(), PhantomEmbedder(), settings, {"judge": "heuristic"},
-                                    progress=False)
+        out = ensure_curated_corpus(
+            src, HeuristicJudge(), PhantomEmbedder(), settings, {"judge": "heuristic"}, progress=False
+        )
     counts = json.loads((out / "curation.json").read_text())
     assert counts["unreadable"] == 1
     assert counts["unreadable"] + counts["judge"] + counts["similarity"] + counts["kept"] == counts["rows"] == 160
@@ -101,18 +108,22 @@ def test_phantom_real_corpus_loses_its_planted_bad_images(real_dir_128, tmp_path
     stages = [s for s in ("kept", "judge", "similarity") if counts[s]]
     assert stages[:2] == ["kept", "judge"] and len(sheet.axes) == 8 * len(stages)
     for r, stage in enumerate(stages):
-        shown = [ax for ax in sheet.axes[8 * r:8 * (r + 1)] if ax.get_images()]
+        shown = [ax for ax in sheet.axes[8 * r : 8 * (r + 1)] if ax.get_images()]
         assert len(shown) == min(8, counts[stage]), stage
         for ax in shown:
             sid, note = (ax.get_title() + "\n").split("\n")[:2]
             assert table.loc[table["id"] == sid, "stage"].item() == stage
             assert note.startswith("NO: ") == (stage == "judge"), (stage, note)
+
     # Cached: a second call finds the same directory without judging again.
     class NoJudge:
         def judge(self, images):
             raise AssertionError("judged again")
-    assert ensure_curated_corpus(src, NoJudge(), PhantomEmbedder(), settings, {"judge": "heuristic"},
-                                 progress=False) == out
+
+    assert (
+        ensure_curated_corpus(src, NoJudge(), PhantomEmbedder(), settings, {"judge": "heuristic"}, progress=False)
+        == out
+    )
     # The kept images are linked in: no manifest path leaves the curated directory. A curated
     # corpus of the old layout (paths into the source, "../corpus/images/...") is linked in on use.
     assert all(p.startswith(str(out) + "/") for p in kept["path"])

@@ -10,9 +10,18 @@ from syncxr.phantom.scene import sample_scene
 
 def _images(kind, n=40, seed=100):
     rng = np.random.default_rng(seed)
-    return [render(sample_scene(rng, rng.choice(["edema", "nodule", "cardiomegaly"], size=1),
-                                view="LATERAL" if kind == "lateral" else "PA",
-                                low_quality=kind == "low_quality"), 128)[0] for _ in range(n)]
+    return [
+        render(
+            sample_scene(
+                rng,
+                rng.choice(["edema", "nodule", "cardiomegaly"], size=1),
+                view="LATERAL" if kind == "lateral" else "PA",
+                low_quality=kind == "low_quality",
+            ),
+            128,
+        )[0]
+        for _ in range(n)
+    ]
 
 
 def test_judge_passes_good_phantom_images_and_fails_planted_defects():
@@ -41,6 +50,7 @@ def test_curator_rejects_by_judge_and_by_similarity_to_the_bad_bank():
 
 def test_bank_from_a_directory(tmp_path):
     from PIL import Image
+
     with pytest.raises(FileNotFoundError, match="no .png"):
         load_image_bank(tmp_path)
     Image.fromarray(_images("lateral", 1)[0]).save(tmp_path / "bad.png")
@@ -62,11 +72,13 @@ class _ScriptedJudge:
 
     def judge(self, images):
         from syncxr.images.judge import QUESTIONS
+
         return [{q: q not in self.no for q in QUESTIONS} for _ in images]
 
 
 def test_drop_rule_any_rejects_one_no_and_all_only_six():
     from syncxr.images.judge import QUESTIONS
+
     images = _images("good", 2)
     one_no, six_no = _ScriptedJudge(("frontal",)), _ScriptedJudge(tuple(QUESTIONS))
     assert [ok for ok, _ in Curator(one_no, PhantomEmbedder(), [], 0.5, drop_if_no="any").check(images)] == [False] * 2

@@ -73,8 +73,11 @@ def test_answers_are_read_whatever_their_formatting_and_the_rest_counted_as_no(s
     server.answer(images[2], NEITHER + [None])
     judge = OpenAIVisionJudge(openai_client(server.url, "judge", concurrency=4, max_retries=0))
     verdicts = judge.judge(images)
-    assert verdicts == [dict.fromkeys(QUESTIONS, True), dict.fromkeys(QUESTIONS, False),
-                        dict.fromkeys(QUESTIONS, False)]
+    assert verdicts == [
+        dict.fromkeys(QUESTIONS, True),
+        dict.fromkeys(QUESTIONS, False),
+        dict.fromkeys(QUESTIONS, False),
+    ]
     assert answer_counts(judge) == {"judge_yes": 6, "judge_no": 6, "judge_unparsed": 5, "judge_unanswered": 1}
     # Every question was asked once of every image.
     assert sorted(server.asked) == sorted((_key(im), q) for im in images for q in QUESTIONS.values())
@@ -93,8 +96,11 @@ def test_an_empty_answer_is_a_backend_failure_not_a_no(server):
 
 def answer_counts(judge) -> dict:
     """The judge's counts of answers by kind (its counters also carry the client's requests)."""
-    return {k: v for k, v in judge.counters().items()
-            if k in ("judge_yes", "judge_no", "judge_unparsed", "judge_unanswered")}
+    return {
+        k: v
+        for k, v in judge.counters().items()
+        if k in ("judge_yes", "judge_no", "judge_unparsed", "judge_unanswered")
+    }
 
 
 def test_paper_curation_built_from_config_passes_and_rejects_end_to_end(server, tiny_dino_path):
@@ -114,8 +120,15 @@ def test_paper_curation_built_from_config_passes_and_rejects_end_to_end(server, 
         server.answer(image, answers)
     # The tiny random Dinov2 puts every image within cosine ~0.95 of every other; delta 0.999 leaves
     # only an exact copy of a reject above it, which is what the bank step must catch.
-    cfg = compose_config("generate", ["curation=paper", f"curation.judge.client.base_url={server.url}",
-                                      f"curation.embedding.path={tiny_dino_path}", "curation.delta=0.999"])
+    cfg = compose_config(
+        "generate",
+        [
+            "curation=paper",
+            f"curation.judge.client.base_url={server.url}",
+            f"curation.embedding.path={tiny_dino_path}",
+            "curation.delta=0.999",
+        ],
+    )
     cur = generation_config(cfg.generation)["curation"]
     assert (cur["drop_if_no"], cur["bad_bank"]) == ("all", "real_rejects")
     with pytest.raises(ValueError, match="real_rejects"):
@@ -125,6 +138,10 @@ def test_paper_curation_built_from_config_passes_and_rejects_end_to_end(server, 
     assert calls == [1] and isinstance(curator.judge, OpenAIVisionJudge)
     assert curator.judge.client.model == "OpenGVLab/InternVL2-26B"
     assert curator.check([image for image, _, _ in cases]) == [expected for _, _, expected in cases]
-    assert answer_counts(curator.judge) == {"judge_yes": 14, "judge_no": 11, "judge_unparsed": 10,
-                                        "judge_unanswered": 1}
+    assert answer_counts(curator.judge) == {
+        "judge_yes": 14,
+        "judge_no": 11,
+        "judge_unparsed": 10,
+        "judge_unanswered": 1,
+    }
     assert curator.judge.client.counters()["llm_http_400"] == 1

@@ -9,11 +9,15 @@ NER = LexiconNER(phantom_lexicon())
 
 
 def test_entities_map_to_drawable_findings():
-    keys, anatomy = findings_from_entities(NER.extract(
-        "Pneumonia in the left lower lobe. No pneumothorax. Cardiac enlargement, concerning for infection."))
+    keys, anatomy = findings_from_entities(
+        NER.extract("Pneumonia in the left lower lobe. No pneumothorax. Cardiac enlargement, concerning for infection.")
+    )
     assert keys == ["cardiomegaly", "consolidation", "pneumonia"] and anatomy == ["left lower lobe"]
     assert finding_severities(NER.extract("Small pleural effusion. Severe cardiomegaly. New mass.")) == {
-        "pleural_effusion": 0, "cardiomegaly": 2, "mass": None}
+        "pleural_effusion": 0,
+        "cardiomegaly": 2,
+        "mass": None,
+    }
 
 
 def test_phantom_t2i_draws_the_severity_the_impression_names():
@@ -42,8 +46,9 @@ def test_randomized_synthesis_widens_appearance():
 
 
 def test_diffusers_backend_runs_a_tiny_pipeline(tiny_sd_path):
-    t2i = DiffusersT2I(tiny_sd_path, guidance_scale=4.0, num_inference_steps=2, batch_size=2, height=32, width=32,
-                       fp16=False)
+    t2i = DiffusersT2I(
+        tiny_sd_path, guidance_scale=4.0, num_inference_steps=2, batch_size=2, height=32, width=32, fp16=False
+    )
     a = t2i.generate(["Pleural effusion.", "No pneumothorax.", "Nodule."], [0, 1, 2])
     assert len(a) == 3 and a[0].shape == (32, 32) and a[0].dtype == np.uint8
     b = t2i.generate(["Pleural effusion."], [0])

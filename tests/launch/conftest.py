@@ -59,16 +59,25 @@ def slurm_cluster():
     # munged runs as the munge user: the directory's parents must be world-executable (not pytest's tmp).
     base = Path(tempfile.mkdtemp(prefix="syncxr-slurm-", dir="/tmp"))
     base.chmod(0o755)
-    env = {**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin",
-           # A requeued job dies ~2.5 s after SIGTERM instead of ~7 s, well before the requeue
-           # test's job (20 steps, a checkpoint each, ~0.3 s a step on 2 cores) could finish.
-           "SYNCXR_SLURM_KILL_WAIT": "1", "SYNCXR_SLURM_PARTITION": "local"}
+    env = {
+        **os.environ,
+        "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin",
+        # A requeued job dies ~2.5 s after SIGTERM instead of ~7 s, well before the requeue
+        # test's job (20 steps, a checkpoint each, ~0.3 s a step on 2 cores) could finish.
+        "SYNCXR_SLURM_KILL_WAIT": "1",
+        "SYNCXR_SLURM_PARTITION": "local",
+    }
     conf = base / "etc" / "slurm.conf"
     saved = os.environ.get("SLURM_CONF")
     try:
         t0 = time.perf_counter()
-        start = subprocess.run(["bash", str(SCRIPTS / "start_local_cluster.sh"), str(base)], env=env,
-                               capture_output=True, text=True, timeout=120)
+        start = subprocess.run(
+            ["bash", str(SCRIPTS / "start_local_cluster.sh"), str(base)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         start_s = time.perf_counter() - t0
         if start.returncode != 0:
             logs = "\n".join(f"--- {p.name}\n{_tail(p)}" for p in sorted((base / "log").glob("*.log")))
@@ -76,8 +85,13 @@ def slurm_cluster():
         os.environ["SLURM_CONF"] = str(conf)
         yield SlurmCluster(dir=base, conf=conf, partition="local", start_s=start_s)
     finally:
-        subprocess.run(["bash", str(SCRIPTS / "stop_local_cluster.sh"), str(base)], env=env,
-                       capture_output=True, text=True, timeout=120)
+        subprocess.run(
+            ["bash", str(SCRIPTS / "stop_local_cluster.sh"), str(base)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if saved is None:
             os.environ.pop("SLURM_CONF", None)
         else:

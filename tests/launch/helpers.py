@@ -23,11 +23,23 @@ REPO = Path(__file__).resolve().parents[2]
 def start_train(args: list[str], cache_dir: Path, out_root: Path) -> subprocess.Popen:
     """train.py in its own process group (so a timed-out sweep and its local jobs can be killed).
     Jobs see this environment: submitit's local executor copies it, sbatch exports it."""
-    env = {**os.environ, "SYNCXR_CACHE": str(cache_dir), "SYNCXR_OUTPUTS": str(out_root),
-           "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "SYNCXR_CACHE": str(cache_dir),
+        "SYNCXR_OUTPUTS": str(out_root),
+        "WANDB_MODE": "disabled",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def slurm_job_ids(sweep: Path) -> list[str]:
@@ -79,8 +91,10 @@ def job_intervals(sweep: Path) -> list[tuple[datetime, datetime]]:
     """(start, end) of every completed job of a sweep, from submitit's log lines."""
     spans = []
     for p in sorted((sweep / ".submitit").glob("*/*_0_log.out")):
-        stamps = {kind: datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f")
-                  for t, kind in _STAMP.findall(p.read_text(errors="replace"))}
+        stamps = {
+            kind: datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f")
+            for t, kind in _STAMP.findall(p.read_text(errors="replace"))
+        }
         if len(stamps) == 2:
             spans.append((stamps["Starting with"], stamps["Exiting after"]))
     return sorted(spans)
@@ -120,9 +134,14 @@ def wait_for_line(path: Path, pattern: str, proc, timeout: float = 180) -> re.Ma
 
 
 # A TINY ConVIRT run (5 steps an epoch at 16 pairs a step) long enough to be caught running: 80
-# steps, a checkpoint after each (at 40, a requeue sent after step 7 once landed after the last step). `per_process(b)`: that run at b pairs per process and step.
+# steps, a checkpoint after each (at 40, a requeue sent after step 7 once landed after the last step).
+# `per_process(b)`: that run at b pairs per process and step.
 MULTI = [o for o in TINY if not o.startswith(("loader.batch_size=", "trainer.max_epochs="))] + [
-    "trainer.max_epochs=16", "trainer.max_steps=80", "trainer.checkpoint_every=1", "trainer.keep_checkpoints=3"]
+    "trainer.max_epochs=16",
+    "trainer.max_steps=80",
+    "trainer.checkpoint_every=1",
+    "trainer.keep_checkpoints=3",
+]
 MULTI_STEPS = 80
 # Two processes at batch b against one at 2b on the CPU: the same initial weights, batches, crops
 # and negatives, but each process normalises its batch norm over its own b images (torch's
@@ -138,8 +157,15 @@ def per_process(batch: int) -> list[str]:
 def two_tasks_local(sweep: Path, checkpoints: bool = True) -> list[str]:
     """train.py arguments: MULTI at 8 pairs a step in each of two processes of one submitit job
     (`checkpoints=False`: none inside the run, which changes nothing but the time it takes)."""
-    return ["-m", "hydra/launcher=submitit_small", "hydra.launcher.tasks_per_node=2", "data=syn", *per_process(8),
-            f"hydra.sweep.dir={sweep}", *([] if checkpoints else ["trainer.checkpoint_every=0"])]
+    return [
+        "-m",
+        "hydra/launcher=submitit_small",
+        "hydra.launcher.tasks_per_node=2",
+        "data=syn",
+        *per_process(8),
+        f"hydra.sweep.dir={sweep}",
+        *([] if checkpoints else ["trainer.checkpoint_every=0"]),
+    ]
 
 
 def history(run: Path) -> list[dict]:
@@ -148,8 +174,10 @@ def history(run: Path) -> list[dict]:
 
 def rank_logs(sweep: Path, job: str | None = None) -> dict[int, str]:
     """The log of each task of a job (the newest job of the sweep unless named)."""
-    jobs = sorted((p for p in (sweep / ".submitit").iterdir() if p.is_dir() and p.name.split("_")[0].isdigit()),
-                  key=lambda p: p.stat().st_mtime)
+    jobs = sorted(
+        (p for p in (sweep / ".submitit").iterdir() if p.is_dir() and p.name.split("_")[0].isdigit()),
+        key=lambda p: p.stat().st_mtime,
+    )
     folder = sweep / ".submitit" / job if job else jobs[-1]
     return {int(p.name.split("_")[-2]): p.read_text(errors="replace") for p in folder.glob("*_log.out")}
 

@@ -23,17 +23,32 @@ from tests.helpers import model_settings, text_encoder
 
 pytestmark = pytest.mark.slow
 BATCH = 8  # the whole batch; each of the two ranks takes half
-CAPTIONS = ["small left pleural effusion", "no pneumothorax", "heart size is enlarged",
-            "right lower lobe consolidation", "normal chest", "mild pulmonary edema",
-            "nodule in the right upper lobe", "left basilar atelectasis"]
+CAPTIONS = [
+    "small left pleural effusion",
+    "no pneumothorax",
+    "heart size is enlarged",
+    "right lower lobe consolidation",
+    "normal chest",
+    "mild pulmonary edema",
+    "nodule in the right upper lobe",
+    "left basilar atelectasis",
+]
 
 
 def _models(text_path: str) -> dict:
     torch.manual_seed(0)
-    out = {"convirt": ConVIRT(build_image_encoder("resnet18", None, None, None), text_encoder(text_path),
-                              **model_settings("convirt", proj_dim=16, proj_hidden=32)),
-           "gloria": GLoRIA(build_image_encoder("resnet18", None, None, None), text_encoder(text_path),
-                            **model_settings("gloria", embed_dim=16))}
+    out = {
+        "convirt": ConVIRT(
+            build_image_encoder("resnet18", None, None, None),
+            text_encoder(text_path),
+            **model_settings("convirt", proj_dim=16, proj_hidden=32),
+        ),
+        "gloria": GLoRIA(
+            build_image_encoder("resnet18", None, None, None),
+            text_encoder(text_path),
+            **model_settings("gloria", embed_dim=16),
+        ),
+    }
     for m in out.values():
         m.train()  # the model gathers in training mode ...
         m.image_encoder.eval()  # ... its towers compute each sample alone
@@ -42,8 +57,9 @@ def _models(text_path: str) -> dict:
 
 
 def _inputs(text_path: str):
-    tok = text_encoder(text_path).tokenizer(CAPTIONS, padding="max_length", max_length=16, truncation=True,
-                                            return_tensors="pt")
+    tok = text_encoder(text_path).tokenizer(
+        CAPTIONS, padding="max_length", max_length=16, truncation=True, return_tensors="pt"
+    )
     images = torch.randn(BATCH, 1, 32, 32, generator=torch.Generator().manual_seed(1))
     return images, tok["input_ids"], tok["attention_mask"]
 
@@ -82,7 +98,9 @@ def _free_port() -> int:
 
 def _two_ranks(tiny_text_path, out_dir) -> dict[str, list[dict]]:
     mp.spawn(_rank, args=(_free_port(), tiny_text_path, str(out_dir)), nprocs=2, join=True)
-    return {name: [load_file(out_dir / f"{name}_rank{r}.safetensors") for r in (0, 1)] for name in ("convirt", "gloria")}
+    return {
+        name: [load_file(out_dir / f"{name}_rank{r}.safetensors") for r in (0, 1)] for name in ("convirt", "gloria")
+    }
 
 
 def test_two_ranks_at_batch_b_have_the_gradient_of_one_process_at_2b(tiny_text_path, tmp_path):
@@ -141,7 +159,7 @@ def test_gather_rows_is_the_single_process_concatenation(tmp_path):
         _rows_loss(whole).backward()
         for r, got in enumerate(ranks):
             assert torch.equal(got["y"], whole.detach()), (case, r)
-            mine = whole.grad[sum(rows[:r]):sum(rows[:r + 1])]
+            mine = whole.grad[sum(rows[:r]) : sum(rows[: r + 1])]
             assert torch.allclose(got["grad"], 2 * mine, rtol=1e-5, atol=1e-6), (case, r, got["grad"], mine)
 
 

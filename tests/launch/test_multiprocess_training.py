@@ -9,8 +9,21 @@ import re
 
 import pytest
 
-from tests.launch.helpers import (MULTI_STEPS, assert_like_one_process, finish, history, job_logs, parameter_digests,
-                                  rank_logs, run_dirs, start_train, stop, tail, two_tasks_local, wait_for_checkpoint)
+from tests.launch.helpers import (
+    MULTI_STEPS,
+    assert_like_one_process,
+    finish,
+    history,
+    job_logs,
+    parameter_digests,
+    rank_logs,
+    run_dirs,
+    start_train,
+    stop,
+    tail,
+    two_tasks_local,
+    wait_for_checkpoint,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -11,24 +11,50 @@ import pytest
 import yaml
 
 from tests.helpers import TINY
-from tests.launch.helpers import (MULTI_STEPS, assert_like_one_process, finish, history, history_steps, job_logs,
-                                  parameter_digests, per_process, rank_logs, run_dirs, slurm_job_ids, start_train,
-                                  stop, tail, wait_for_checkpoint, wait_for_line)
+from tests.launch.helpers import (
+    MULTI_STEPS,
+    assert_like_one_process,
+    finish,
+    history,
+    history_steps,
+    job_logs,
+    parameter_digests,
+    per_process,
+    rank_logs,
+    run_dirs,
+    slurm_job_ids,
+    start_train,
+    stop,
+    tail,
+    wait_for_checkpoint,
+    wait_for_line,
+)
 
 pytestmark = pytest.mark.slow
 
 
 def on_cluster(cluster, cpus: int = 1, mem_gb: int = 2) -> list[str]:
     """Launcher settings the local cluster can satisfy (no GPUs, 2 cores)."""
-    return [f"hydra.launcher.partition={cluster.partition}", "hydra.launcher.gpus_per_node=null",
-            f"hydra.launcher.cpus_per_task={cpus}", f"hydra.launcher.mem_gb={mem_gb}",
-            "hydra.launcher.timeout_min=10"]
+    return [
+        f"hydra.launcher.partition={cluster.partition}",
+        "hydra.launcher.gpus_per_node=null",
+        f"hydra.launcher.cpus_per_task={cpus}",
+        f"hydra.launcher.mem_gb={mem_gb}",
+        "hydra.launcher.timeout_min=10",
+    ]
 
 
 def test_sweep_of_two_jobs_runs_as_a_slurm_array(slurm_cluster, cache_dir, tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=slurm", "data=syn,real", *TINY, "trainer.max_steps=2",
-            f"hydra.sweep.dir={sweep}", *on_cluster(slurm_cluster)]
+    args = [
+        "-m",
+        "hydra/launcher=slurm",
+        "data=syn,real",
+        *TINY,
+        "trainer.max_steps=2",
+        f"hydra.sweep.dir={sweep}",
+        *on_cluster(slurm_cluster),
+    ]
     finish(start_train(args, cache_dir, tmp_path), sweep, timeout=240, slurm=True)
 
     runs = run_dirs(sweep)
@@ -56,8 +82,17 @@ def test_requeued_job_resumes_from_its_last_checkpoint(slurm_cluster, cache_dir,
     before the time limit: submitit calls the launcher's checkpoint() and requeues the job itself).
     Each time the same job restarts in the same output dir and resumes from its newest checkpoint."""
     sweep, steps = tmp_path / "requeue", 100  # long enough to be caught running on a quiet machine
-    args = ["-m", "hydra/launcher=slurm", "data=syn", *TINY, "trainer.max_epochs=20", f"trainer.max_steps={steps}",
-            "trainer.checkpoint_every=1", f"hydra.sweep.dir={sweep}", *on_cluster(slurm_cluster, cpus=2)]
+    args = [
+        "-m",
+        "hydra/launcher=slurm",
+        "data=syn",
+        *TINY,
+        "trainer.max_epochs=20",
+        f"trainer.max_steps={steps}",
+        "trainer.checkpoint_every=1",
+        f"hydra.sweep.dir={sweep}",
+        *on_cluster(slurm_cluster, cpus=2),
+    ]
     proc = start_train(args, cache_dir, tmp_path)
 
     def fail(what: str):
@@ -91,14 +126,22 @@ def test_requeued_job_resumes_from_its_last_checkpoint(slurm_cluster, cache_dir,
     assert (pd.read_csv(sweep / "results.csv")["status"] == "ok").all()
 
 
-def test_two_tasks_of_one_job_train_as_one_process_at_twice_the_batch(slurm_cluster, cache_dir, tmp_path,
-                                                                        two_processes_b, one_process_2b):
+def test_two_tasks_of_one_job_train_as_one_process_at_twice_the_batch(
+    slurm_cluster, cache_dir, tmp_path, two_processes_b, one_process_2b
+):
     """slurm_multigpu on CPUs: two tasks at batch 8, joined by syncxr.launch.distributed (gloo instead
     of NCCL), requeued once mid-run. Both tasks resume; the result is that of two processes at batch 8
     run without interruption, and follows one process at batch 16."""
     sweep = tmp_path / "multi"
-    args = ["-m", "hydra/launcher=slurm_multigpu", "data=syn", *per_process(8), f"hydra.sweep.dir={sweep}",
-            *on_cluster(slurm_cluster, mem_gb=4), "hydra.launcher.tasks_per_node=2"]
+    args = [
+        "-m",
+        "hydra/launcher=slurm_multigpu",
+        "data=syn",
+        *per_process(8),
+        f"hydra.sweep.dir={sweep}",
+        *on_cluster(slurm_cluster, mem_gb=4),
+        "hydra.launcher.tasks_per_node=2",
+    ]
     proc = start_train(args, cache_dir, tmp_path)
     first = wait_for_checkpoint(proc, sweep, after=6, before=MULTI_STEPS)  # in the second epoch or later
     if first is None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.launch.helpers import finish, job_intervals, job_logs, start_train
 from tests.helpers import TINY
+from tests.launch.helpers import finish, job_intervals, job_logs, start_train
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,14 @@ def watch_jobs(sweep: Path, stop: threading.Event, seen: list) -> None:
 
 def test_sweep_starts_its_jobs_at_once_and_runs_them_one_after_the_other(cache_dir, tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=submitit_small", "data=syn,real", *TINY, "trainer.max_steps=1",
-            f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        "hydra/launcher=submitit_small",
+        "data=syn,real",
+        *TINY,
+        "trainer.max_steps=1",
+        f"hydra.sweep.dir={sweep}",
+    ]
     seen: list[dict[int, bool]] = []
     stop = threading.Event()
     watcher = threading.Thread(target=watch_jobs, args=(sweep, stop, seen), daemon=True)

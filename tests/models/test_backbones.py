@@ -69,6 +69,7 @@ def test_vit_matches_torchvision_at_its_native_size():
 
 def test_swin_and_vit_reject_foreign_names():
     from syncxr.models.image_encoder import SwinEncoder, ViTEncoder
+
     with pytest.raises(ValueError, match="unknown ViT"):
         ViTEncoder("vit_h_14")
     with pytest.raises(ValueError, match="unknown Swin"):
@@ -81,7 +82,7 @@ def test_a_narrow_resnet_keeps_the_feature_map_sizes_at_a_fraction_of_the_weight
     assert (narrow.dim, narrow.local_dim) == (128, 64)
     x = torch.randn(2, 1, 96, 96)
     with torch.no_grad():
-        (lf, gf), (ln, gn) = full.eval().forward_features(x), narrow.eval().forward_features(x)
+        (lf, _), (ln, gn) = full.eval().forward_features(x), narrow.eval().forward_features(x)
     assert ln.shape[2:] == lf.shape[2:] == (6, 6) and gn.shape == (2, 128) and ln.shape[1] == 64
     n_full, n_narrow = (sum(p.numel() for p in m.parameters()) for m in (full, narrow))
     assert n_narrow < n_full / 10  # weights scale with width squared

@@ -31,15 +31,19 @@ def test_loss_rewards_matched_pairs():
 
 
 def _model(text_path):
-    return ConVIRT(build_image_encoder("resnet18", None, None, None), text_encoder(text_path),
-                   **model_settings("convirt", proj_dim=16, proj_hidden=32))
+    return ConVIRT(
+        build_image_encoder("resnet18", None, None, None),
+        text_encoder(text_path),
+        **model_settings("convirt", proj_dim=16, proj_hidden=32),
+    )
 
 
 def test_both_towers_receive_gradients(tiny_text_path):
     torch.manual_seed(0)
     model = _model(tiny_text_path)
-    tok = load_tokenizer(tiny_text_path)(["no pleural effusion.", "small nodule in the right upper lobe."],
-                                         padding=True, return_tensors="pt")
+    tok = load_tokenizer(tiny_text_path)(
+        ["no pleural effusion.", "small nodule in the right upper lobe."], padding=True, return_tensors="pt"
+    )
     model(torch.randn(2, 1, 32, 32), tok["input_ids"], tok["attention_mask"])["loss"].backward()
     text_grads = [p.grad for p in model.text_encoder.parameters() if p.requires_grad]
     image_grads = [p.grad for p in model.image_encoder.parameters()]
@@ -52,8 +56,9 @@ def test_max_pooling_ignores_padding(tiny_text_path):
     enc = text_encoder(tiny_text_path, pool="max").eval()
     tok = load_tokenizer(tiny_text_path)
     alone = tok(["no effusion."], return_tensors="pt")
-    padded = tok(["no effusion.", "there is a large consolidation in the left lower lobe."],
-                 padding=True, return_tensors="pt")
+    padded = tok(
+        ["no effusion.", "there is a large consolidation in the left lower lobe."], padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         a = enc(alone["input_ids"], alone["attention_mask"])[0]
         b = enc(padded["input_ids"], padded["attention_mask"])[0]
@@ -77,6 +82,7 @@ def test_bad_arguments_are_rejected(tiny_text_path):
 
 def test_local_image_weights_are_loaded(tmp_path):
     from torchvision.models import resnet18
+
     torch.manual_seed(1)
     ref = resnet18()
     torch.save(ref.state_dict(), tmp_path / "r18.pth")

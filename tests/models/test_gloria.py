@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from syncxr.models.build import build_model
 from syncxr.models.gloria import PIECE, SKIP, WORD, GLoRIA, merge_word_pieces, word_piece_kinds
 from syncxr.models.image_encoder import build_image_encoder
-from syncxr.models.build import build_model
 from syncxr.models.text_encoder import load_tokenizer
 from tests.helpers import compose_train, model_settings, text_encoder
 
@@ -18,8 +18,11 @@ def tokenizer(tiny_text_path):
 @pytest.fixture(scope="module")
 def model(tiny_text_path, tokenizer):
     torch.manual_seed(0)
-    return GLoRIA(build_image_encoder("resnet18", None, None, None), text_encoder(tiny_text_path),
-                  **model_settings("gloria", image_size_model=64))
+    return GLoRIA(
+        build_image_encoder("resnet18", None, None, None),
+        text_encoder(tiny_text_path),
+        **model_settings("gloria", image_size_model=64),
+    )
 
 
 def _batch(tokenizer, texts=TEXTS):
@@ -61,8 +64,9 @@ def test_word_split_into_pieces_gives_one_word_feature(tokenizer):
     pieces = tokenizer.convert_ids_to_tokens(tok["input_ids"][1].tolist())
     assert any(p.startswith("##") for p in pieces), "the test needs a word the tiny vocabulary splits"
     states = torch.randn(*tok["input_ids"].shape, 5)
-    words, lengths, word_of_token = merge_word_pieces(states, tok["input_ids"], tok["attention_mask"],
-                                                      word_piece_kinds(tokenizer))
+    words, lengths, word_of_token = merge_word_pieces(
+        states, tok["input_ids"], tok["attention_mask"], word_piece_kinds(tokenizer)
+    )
     assert lengths.tolist() == [len(t.rstrip(".").split()) for t in TEXTS]  # punctuation is no word
     # Each word feature is the sum of its pieces' states, and some word has several pieces.
     offset = int(lengths[0])
@@ -88,8 +92,9 @@ def test_word_similarity_scores_regions_against_the_findings_words_only(model, t
     from syncxr.eval.zeroshot import fill_prompts, name_spans
 
     templates = ["{}.", "there is {}.", "no evidence of {}."]
-    tok = prompt_tokens(tokenizer, fill_prompts("Pleural effusion", templates), 32,
-                        name_spans("Pleural effusion", templates))
+    tok = prompt_tokens(
+        tokenizer, fill_prompts("Pleural effusion", templates), 32, name_spans("Pleural effusion", templates)
+    )
     named = [tokenizer.decode(ids[m]).replace(" ##", "") for ids, m in zip(tok["input_ids"], tok["name_mask"])]
     assert named == ["pleural effusion"] * 3
     images = torch.randn(1, 1, 48, 48).expand(3, -1, -1, -1)
@@ -101,8 +106,9 @@ def test_word_similarity_scores_regions_against_the_findings_words_only(model, t
     assert maps.shape == (3, 4, 4) and maps.abs().max() <= 1 + 1e-5
     # "pleural effusion." has only the finding's words: its map is the cosine with their mean.
     query = torch.nn.functional.normalize(torch.nn.functional.normalize(words, dim=-1).sum(0), dim=0)
-    assert torch.allclose(maps[0], torch.einsum("d,dhw->hw", query, torch.nn.functional.normalize(local[0], dim=0)),
-                          atol=1e-5)
+    assert torch.allclose(
+        maps[0], torch.einsum("d,dhw->hw", query, torch.nn.functional.normalize(local[0], dim=0)), atol=1e-5
+    )
     assert torch.allclose(everything[0], maps[0], atol=1e-6)  # no other word to leave out
     assert not torch.allclose(everything[2], maps[2], atol=1e-3)  # "no evidence of" is left out
     with pytest.raises(ValueError, match="no token of the class name"):
@@ -115,14 +121,24 @@ def test_caption_without_words_is_rejected(model, tokenizer):
 
 
 def test_built_from_config(cache_dir):
-    cfg = compose_train(["model=gloria", "model.image_size_model=32", "text_encoder.phantom.hidden_size=32",
-                         "text_encoder.phantom.num_layers=1", "text_encoder.phantom.num_heads=2",
-                         "text_encoder.phantom.intermediate_size=64", "text_encoder.phantom.vocab_size=400"])
+    cfg = compose_train(
+        [
+            "model=gloria",
+            "model.image_size_model=32",
+            "text_encoder.phantom.hidden_size=32",
+            "text_encoder.phantom.num_layers=1",
+            "text_encoder.phantom.num_heads=2",
+            "text_encoder.phantom.intermediate_size=64",
+            "text_encoder.phantom.vocab_size=400",
+        ]
+    )
     model = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)
     assert isinstance(model, GLoRIA) and model.image_size_model == 32 and model.temp1 == 4.0
     # The word/piece kinds come from the text tower's own tokenizer.
-    assert torch.equal(model.token_kinds[:len(model.text_encoder.tokenizer)],
-                       word_piece_kinds(model.text_encoder.tokenizer)[:len(model.text_encoder.tokenizer)])
+    assert torch.equal(
+        model.token_kinds[: len(model.text_encoder.tokenizer)],
+        word_piece_kinds(model.text_encoder.tokenizer)[: len(model.text_encoder.tokenizer)],
+    )
 
 
 def test_paper_preset_composes():

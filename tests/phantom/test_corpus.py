@@ -7,8 +7,13 @@ import pytest
 from syncxr.data.dataset_format import read_dataset
 from syncxr.entities.vocabulary import gini
 from syncxr.phantom.corpus import PhantomCorpusSpec, draw_longtail_labels, ensure_phantom_corpus, finding_stats
-from syncxr.phantom.frequencies import (ANCHOR_PREVALENCE, NIH_FINDINGS_PER_IMAGE, NIH_LABELS, REAL_GINI_RANGE,
-                                        real_prevalence)
+from syncxr.phantom.frequencies import (
+    ANCHOR_PREVALENCE,
+    NIH_FINDINGS_PER_IMAGE,
+    NIH_LABELS,
+    REAL_GINI_RANGE,
+    real_prevalence,
+)
 from syncxr.phantom.vocabulary import FINDING_KEYS
 
 
@@ -45,6 +50,7 @@ def test_unpaired_rows_carry_another_images_report(real_dir):
         mentioned = {e["name"] for e in row["entities"] if e["type"] in ("ABNORMALITY", "DISEASE")}
         own = set(row["labels"])
         from syncxr.phantom.vocabulary import term_index
+
         reported = {term_index()[m][0] for m in mentioned}
         mismatched += reported != own
     assert mismatched >= len(unpaired) // 2  # a swapped report rarely matches the image by chance
@@ -52,6 +58,7 @@ def test_unpaired_rows_carry_another_images_report(real_dir):
 
 def test_images_exist_with_the_configured_size(syn_dir):
     from PIL import Image
+
     df, _ = read_dataset(syn_dir)
     for rel in df["image"].head(5):
         with Image.open(syn_dir / rel) as im:
@@ -75,11 +82,18 @@ def test_same_seed_gives_the_same_corpus(tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"kind": "fake"}, "kind"), ({"n": 1}, "n must be"), ({"unpaired_rate": 1.5}, "unpaired_rate"),
-    ({"prevalence": {"fracture": 0.1}}, "unknown finding"), ({"findings_per_image": (0.5, 0.2)}, "^findings_per_image must"),
-    ({"real_findings_per_image": (0.9, 0.2, -0.1)}, "real_findings_per_image must"), ({"prevalence": {"hernia": 0.0}}, "positive"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"kind": "fake"}, "kind"),
+        ({"n": 1}, "n must be"),
+        ({"unpaired_rate": 1.5}, "unpaired_rate"),
+        ({"prevalence": {"fracture": 0.1}}, "unknown finding"),
+        ({"findings_per_image": (0.5, 0.2)}, "^findings_per_image must"),
+        ({"real_findings_per_image": (0.9, 0.2, -0.1)}, "real_findings_per_image must"),
+        ({"prevalence": {"hernia": 0.0}}, "positive"),
+    ],
+)
 def test_bad_specs_are_rejected_with_the_key_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PhantomCorpusSpec(**kwargs)
@@ -100,8 +114,11 @@ def test_real_corpus_has_the_skew_of_real_labelled_corpora():
     # The fourteen ChestX-ray14 labels keep their published ranking and skew (Gini 0.465 there).
     nih = counts[list(NIH_LABELS)]
     assert abs(gini(nih) - 0.465) < 0.02
-    assert list(nih.sort_values(ascending=False, kind="stable").index[:3]) == ["infiltration", "pleural_effusion",
-                                                                               "atelectasis"]
+    assert list(nih.sort_values(ascending=False, kind="stable").index[:3]) == [
+        "infiltration",
+        "pleural_effusion",
+        "atelectasis",
+    ]
     # Relative frequencies are the anchors', up to rounding to whole images.
     expect = pd.Series(real_prevalence()) * len(labels)
     assert (abs(counts - expect.reindex(FINDING_KEYS)) <= 1.0).all()
@@ -118,6 +135,7 @@ def test_real_corpus_has_the_number_of_findings_profile_of_chestxray14():
 
 def test_reports_alone_are_those_of_the_rendered_corpus(tmp_path):
     from syncxr.phantom.corpus import corpus_reports
+
     spec = PhantomCorpusSpec(kind="real", n=60, seed=2, image_size=48, unpaired_rate=0.1)
     alone = corpus_reports(spec, tmp_path)  # nothing cached: no image is rendered
     assert not (tmp_path / "datasets").exists()

@@ -10,8 +10,10 @@ from syncxr.phantom.vocabulary import FINDING_KEYS, SEVERITIES
 def _clean(scene):
     """Same scene without noise or blur, so differences come from the finding alone."""
     from dataclasses import replace
-    return replace(scene, appearance=Appearance(noise_sigma=0.0, blur_sigma=0.0,
-                                                texture_seed=scene.appearance.texture_seed))
+
+    return replace(
+        scene, appearance=Appearance(noise_sigma=0.0, blur_sigma=0.0, texture_seed=scene.appearance.texture_seed)
+    )
 
 
 @pytest.mark.parametrize("key", FINDING_KEYS)
@@ -76,6 +78,7 @@ def test_masks_lie_in_plausible_anatomy():
 def _signatures(seed: int):
     """Per finding, drawn alone and large on one clean chest: its mask and what it changed."""
     from dataclasses import replace
+
     base = _clean(sample_scene(np.random.default_rng(seed), []))
     normal = render(base, 96)[0].astype(float)
     out = {}
@@ -95,7 +98,7 @@ def test_every_finding_is_drawn_distinguishably(seed):
     for key, (mask, diff) in sig.items():
         assert mask.any() and np.abs(diff[mask]).mean() > 8, key  # pixel statistics differ from normal
     for i, a in enumerate(FINDING_KEYS):
-        for b in FINDING_KEYS[i + 1:]:
+        for b in FINDING_KEYS[i + 1 :]:
             (ma, da), (mb, db) = sig[a], sig[b]
             iou = (ma & mb).sum() / (ma | mb).sum()
             corr = np.corrcoef(da.ravel(), db.ravel())[0, 1]
@@ -104,9 +107,12 @@ def test_every_finding_is_drawn_distinguishably(seed):
 
 def test_severity_grows_what_is_drawn():
     from dataclasses import replace
+
     scene = _clean(sample_scene(np.random.default_rng(4), ["pleural_effusion", "mass", "cavity", "pacemaker"]))
-    area = {s: render(replace(scene, findings=tuple(replace(f, severity=s) for f in scene.findings)), 96)[1]
-            for s in SEVERITIES}
+    area = {
+        s: render(replace(scene, findings=tuple(replace(f, severity=s) for f in scene.findings)), 96)[1]
+        for s in SEVERITIES
+    }
     for key in ("pleural_effusion", "mass", "cavity", "pacemaker"):  # a pacemaker's leads: one to three
         sizes = [area[s][key].sum() for s in SEVERITIES]
         assert sizes[0] < sizes[1] < sizes[2], (key, sizes)

@@ -3,8 +3,19 @@ import pytest
 
 from syncxr.phantom.report_writer import finding_phrase, write_report
 from syncxr.phantom.scene import sample_scene
-from syncxr.phantom.vocabulary import (ABNORMALITY, ANATOMY, DISEASE, ENTITY_TYPES, FINDINGS, NON_ABNORMALITY,
-                                       NON_DISEASE, SEVERITIES, site_word, surface_forms, term_index)
+from syncxr.phantom.vocabulary import (
+    ABNORMALITY,
+    ANATOMY,
+    DISEASE,
+    ENTITY_TYPES,
+    FINDINGS,
+    NON_ABNORMALITY,
+    NON_DISEASE,
+    SEVERITIES,
+    site_word,
+    surface_forms,
+    term_index,
+)
 
 TERMS = term_index()
 

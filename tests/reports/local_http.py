@@ -22,9 +22,11 @@ def vllm_error(message: str, status: int = 400, type_: str = "BadRequestError") 
 
 
 # What vLLM answers for a prompt longer than the context, and for a model it does not serve (HTTP 404).
-CONTEXT_TOO_LONG = ("This model's maximum context length is 4096 tokens. However, you requested 5120 tokens "
-                    "(4736 in the messages, 384 in the completion). Please reduce the length of the messages "
-                    "or completion.")
+CONTEXT_TOO_LONG = (
+    "This model's maximum context length is 4096 tokens. However, you requested 5120 tokens "
+    "(4736 in the messages, 384 in the completion). Please reduce the length of the messages "
+    "or completion."
+)
 NO_SUCH_MODEL = "The model `llama-3.1-8b` does not exist."
 
 

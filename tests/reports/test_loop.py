@@ -8,10 +8,17 @@ from syncxr.reports.template_llm import TemplateLLM
 
 NER = LexiconNER(phantom_lexicon())
 SAMPLES = {
-    "a": [{"name": "pleural effusion", "type": "ABNORMALITY"}, {"name": "pneumothorax", "type": "NON-DISEASE"},
-          {"name": "right lower lobe", "type": "ANATOMY"}],
-    "b": [{"name": "cardiomegaly", "type": "DISEASE"}, {"name": "nodule", "type": "NON-ABNORMALITY"},
-          {"name": "edema", "type": "NON-DISEASE"}, {"name": "hila", "type": "ANATOMY"}],
+    "a": [
+        {"name": "pleural effusion", "type": "ABNORMALITY"},
+        {"name": "pneumothorax", "type": "NON-DISEASE"},
+        {"name": "right lower lobe", "type": "ANATOMY"},
+    ],
+    "b": [
+        {"name": "cardiomegaly", "type": "DISEASE"},
+        {"name": "nodule", "type": "NON-ABNORMALITY"},
+        {"name": "edema", "type": "NON-DISEASE"},
+        {"name": "hila", "type": "ANATOMY"},
+    ],
 }
 SEEDS = {"a": 1, "b": 2}
 
@@ -70,8 +77,11 @@ class DownFor(TemplateLLM):
 
     def generate(self, requests):
         from syncxr.reports.backend_failure import BackendFailure  # noqa: PLC0415
-        return [BackendFailure("timeouts") if r.sample_id in self.down and r.section == self.section else t
-                for r, t in zip(requests, super().generate(requests))]
+
+        return [
+            BackendFailure("timeouts") if r.sample_id in self.down and r.section == self.section else t
+            for r, t in zip(requests, super().generate(requests))
+        ]
 
 
 @pytest.mark.parametrize("section", ["findings", "impression"])

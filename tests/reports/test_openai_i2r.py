@@ -29,8 +29,13 @@ class VisionServer(LocalChatServer):
         parts = body["messages"][-1]["content"]
         url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
         image = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
-        answer = "no idea" if body["seed"] in self.gibberish else (
-            f"FINDINGS: An image of {image.shape[1]}x{image.shape[0]} pixels. IMPRESSION: Mean {int(image.mean())}.")
+        answer = (
+            "no idea"
+            if body["seed"] in self.gibberish
+            else (
+                f"FINDINGS: An image of {image.shape[1]}x{image.shape[0]} pixels. IMPRESSION: Mean {int(image.mean())}."
+            )
+        )
         return 200, chat_reply(answer)
 
 
@@ -41,6 +46,7 @@ def vision_server():
     def make(**kw):
         servers.append(VisionServer(**kw))
         return servers[-1]
+
     yield make
     for s in servers:
         s.close()

@@ -7,8 +7,14 @@ import pytest
 
 from syncxr.reports.backend_failure import BackendFailure, BackendMisconfigured
 from tests.helpers import openai_client
-from tests.reports.local_http import (CONTEXT_TOO_LONG, NO_SUCH_MODEL, LocalChatServer, chat_reply, openai_error,
-                                      vllm_error)
+from tests.reports.local_http import (
+    CONTEXT_TOO_LONG,
+    NO_SUCH_MODEL,
+    LocalChatServer,
+    chat_reply,
+    openai_error,
+    vllm_error,
+)
 
 
 class FlakyServer(LocalChatServer):
@@ -46,6 +52,7 @@ def server_factory():
         s = FlakyServer(list(script))
         made.append(s)
         return s
+
     yield make
     for s in made:
         s.close()
@@ -145,8 +152,7 @@ def test_a_dead_servers_requests_go_to_the_others():
     dead = ByPromptServer()
     dead.close()  # its port now refuses connections
     try:
-        llm = openai_client(live.url, "m", base_urls=[dead.url, live.url], concurrency=4, max_retries=1,
-                            backoff_s=0.5)
+        llm = openai_client(live.url, "m", base_urls=[dead.url, live.url], concurrency=4, max_retries=1, backoff_s=0.5)
         first = llm.generate_messages(_items(8))
         second = llm.generate_messages(_items(8))
     finally:
@@ -169,21 +175,30 @@ def test_an_empty_answer_is_retried_and_a_backend_failure_when_it_stays_empty(se
     assert llm.counters()["llm_empty_answer"] == 3 and "llm_http_400" not in llm.counters()
 
 
-@pytest.mark.parametrize("status, body", [(404, vllm_error(NO_SUCH_MODEL, 404, "NotFoundError")),
-                                          (400, openai_error("model 'x' not found", code="model_not_found"))])
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (404, vllm_error(NO_SUCH_MODEL, 404, "NotFoundError")),
+        (400, openai_error("model 'x' not found", code="model_not_found")),
+    ],
+)
 def test_a_model_the_server_does_not_serve_stops_with_its_message(status, body):
     srv = ByPromptServer({"prompt 1": (status, body)})
     try:
         llm = openai_client(srv.url, "llama-3.1-8b", concurrency=2, backoff_s=0.01)
-        with pytest.raises(BackendMisconfigured, match=rf"HTTP {status}: .*(does not exist|not found).*model="
-                                                       r"'llama-3.1-8b'.*re-run the same command"):
+        with pytest.raises(
+            BackendMisconfigured,
+            match=rf"HTTP {status}: .*(does not exist|not found).*model="
+            r"'llama-3.1-8b'.*re-run the same command",
+        ):
             llm.generate_messages(_items(3))  # even among answered requests: the body names the model
     finally:
         srv.close()
 
 
-@pytest.mark.parametrize("body", [vllm_error("temperature must be non-negative, got -1.0."),
-                                  vllm_error(CONTEXT_TOO_LONG)])  # e.g. max_tokens above the context
+@pytest.mark.parametrize(
+    "body", [vllm_error("temperature must be non-negative, got -1.0."), vllm_error(CONTEXT_TOO_LONG)]
+)  # e.g. max_tokens above the context
 def test_every_request_refused_before_any_answer_is_the_setup_not_the_prompts(body):
     refuse_all = ByPromptServer({f"prompt {i}": (400, body) for i in range(4)})
     try:
@@ -198,8 +213,12 @@ def test_every_request_refused_before_any_answer_is_the_setup_not_the_prompts(bo
 
 
 def test_a_prompt_too_long_for_the_context_is_a_verdict_on_that_prompt():
-    srv = ByPromptServer({"prompt 2": (400, openai_error(CONTEXT_TOO_LONG, code="context_length_exceeded")),
-                          "prompt 0": (400, vllm_error(CONTEXT_TOO_LONG))})
+    srv = ByPromptServer(
+        {
+            "prompt 2": (400, openai_error(CONTEXT_TOO_LONG, code="context_length_exceeded")),
+            "prompt 0": (400, vllm_error(CONTEXT_TOO_LONG)),
+        }
+    )
     try:
         llm = openai_client(srv.url, "m", concurrency=2, backoff_s=0.01)
         assert llm.generate_messages(_items(1)) == [None]  # one prompt alone, refused: no sign of the setup

@@ -50,4 +50,6 @@ def test_bad_rates_and_unknown_labels_fail_early():
     with pytest.raises(ValueError, match="miss_rate"):
         OracleRadiologist(miss_rate=1.5, false_positive_rate=0.0, negation_rate=0.5)
     with pytest.raises(ValueError, match="not phantom findings"):
-        OracleRadiologist(miss_rate=0.1, false_positive_rate=0.02, negation_rate=0.5).describe(BLANK[:1], [0], [["Lung Opacity"]])
+        OracleRadiologist(miss_rate=0.1, false_positive_rate=0.02, negation_rate=0.5).describe(
+            BLANK[:1], [0], [["Lung Opacity"]]
+        )

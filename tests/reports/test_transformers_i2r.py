@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from syncxr.data.mixing import load_table
-from syncxr.generation.partial_rows import describe_real_images
 from syncxr.entities.lexicon_ner import LexiconNER
+from syncxr.generation.partial_rows import describe_real_images
 from syncxr.phantom.vocabulary import phantom_lexicon
 from syncxr.reports.transformers_i2r import TransformersI2R
 from tests.reports.tiny_vlm import tiny_llava
@@ -50,8 +50,16 @@ def _real_rows(real_dir: Path, n: int) -> list[dict]:
 
 def test_gibberish_is_a_counted_failed_row_not_a_crash(gibberish_path, real_dir, tmp_path):
     i2r = TransformersI2R(gibberish_path, batch_size=4, max_new_tokens=6, temperature=0.7, top_p=0.95, dtype="auto")
-    out = describe_real_images(_real_rows(real_dir, 3), i2r, LexiconNER(phantom_lexicon()), seed=0,
-                               max_attempts=2, images_dir=tmp_path, id_prefix="synrep", source="x")
+    out = describe_real_images(
+        _real_rows(real_dir, 3),
+        i2r,
+        LexiconNER(phantom_lexicon()),
+        seed=0,
+        max_attempts=2,
+        images_dir=tmp_path,
+        id_prefix="synrep",
+        source="x",
+    )
     assert out.rows == [] and out.failed == {"no_sections": 3}
     assert out.counters["i2r_tries"] == 6 and len(out.rejects) == 3
 
@@ -59,8 +67,16 @@ def test_gibberish_is_a_counted_failed_row_not_a_crash(gibberish_path, real_dir,
 def test_a_report_answering_model_makes_rows_with_the_real_image(scripted_path, real_dir, tmp_path):
     i2r = TransformersI2R(scripted_path, batch_size=2, max_new_tokens=8, temperature=0.7, top_p=0.95, dtype="auto")
     rows = _real_rows(real_dir, 3)
-    out = describe_real_images(rows, i2r, LexiconNER(phantom_lexicon()), seed=0, max_attempts=1,
-                               images_dir=tmp_path, id_prefix="synrep", source="real_image+syn_report")
+    out = describe_real_images(
+        rows,
+        i2r,
+        LexiconNER(phantom_lexicon()),
+        seed=0,
+        max_attempts=1,
+        images_dir=tmp_path,
+        id_prefix="synrep",
+        source="real_image+syn_report",
+    )
     assert not out.failed and [r["real_id"] for r in out.rows] == [r["id"] for r in rows]
     first = out.rows[0]
     assert (first["findings"], first["impression"]) == ("There is a small pleural effusion.", "Pleural effusion.")
@@ -69,14 +85,22 @@ def test_a_report_answering_model_makes_rows_with_the_real_image(scripted_path, 
 
 
 def test_an_i2r_config_section_builds_a_dataset_with_this_backend(scripted_path, tmp_path):
-    from syncxr.dataset_dirs import build_dataset_dir
     from syncxr.data.dataset_format import read_dataset
+    from syncxr.dataset_dirs import build_dataset_dir
     from tests.generation.test_partial_dataset import SYN_REPORT, _tiny_real
 
     real = _tiny_real(tmp_path / "real", n=3)
-    i2r = {"_target_": "syncxr.reports.transformers_i2r.TransformersI2R", "name": "tiny", "backend": "transformers",
-           "path": scripted_path, "batch_size": 2, "max_new_tokens": 8,
-           "temperature": 0.0, "top_p": 1.0, "dtype": "float32"}
+    i2r = {
+        "_target_": "syncxr.reports.transformers_i2r.TransformersI2R",
+        "name": "tiny",
+        "backend": "transformers",
+        "path": scripted_path,
+        "batch_size": 2,
+        "max_new_tokens": 8,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "dtype": "float32",
+    }
     spec = {**SYN_REPORT, "real": {"builder": "path", "path": str(real)}, "i2r": i2r}
     df, info = read_dataset(build_dataset_dir(spec, tmp_path / "cache", "data.syn"))
     assert df["real_id"].tolist() == ["r0", "r1", "r2"] and (df["i2r"] == "transformers").all()

@@ -11,8 +11,9 @@ ANSWER = LLM_SCRIPT.replace("|", "")  # what the session's scripted LLM writes a
 
 
 def _llm(path, **kw) -> TransformersLLM:
-    return TransformersLLM(path, **{"batch_size": 2, "max_new_tokens": 8, "temperature": 0.7, "top_p": 0.95,
-                                    "dtype": "auto", **kw})
+    return TransformersLLM(
+        path, **{"batch_size": 2, "max_new_tokens": 8, "temperature": 0.7, "top_p": 0.95, "dtype": "auto", **kw}
+    )
 
 
 def _requests(seeds, entities=({"name": "nodule", "type": "ABNORMALITY"},)):
@@ -48,6 +49,11 @@ def test_report_loop_keeps_what_the_ner_confirms_and_rejects_the_rest(tiny_llm_p
     assert res.findings == {"x": ANSWER} and res.impressions == {"x": ANSWER}
     assert res.attempts == {"x": 2, "y": 2}  # x: findings + impression at once; y: two findings tries
     assert {k: v for k, v in res.counters.items() if v} == {
-        "findings_calls": 3, "findings_rejected": 2, "findings_gave_up": 1, "impression_calls": 1}
+        "findings_calls": 3,
+        "findings_rejected": 2,
+        "findings_gave_up": 1,
+        "impression_calls": 1,
+    }
     assert [(r["id"], r["attempt"], r["text"], r["extracted"]) for r in res.rejects] == [
-        ("y", a, ANSWER, [{"name": "cardiomegaly", "type": "DISEASE"}]) for a in (0, 1)]
+        ("y", a, ANSWER, [{"name": "cardiomegaly", "type": "DISEASE"}]) for a in (0, 1)
+    ]

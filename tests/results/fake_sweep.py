@@ -13,9 +13,13 @@ import pandas as pd
 import yaml
 from sklearn.metrics import f1_score, roc_auc_score
 
-CLASSES = {"chexpert": ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"],
-           "rsna": ["pneumonia"], "padchest_unseen": ["alveolar pattern", "interstitial pattern"],
-           "siim": ["pneumothorax"], "covid_rural": ["covid"]}
+CLASSES = {
+    "chexpert": ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"],
+    "rsna": ["pneumonia"],
+    "padchest_unseen": ["alveolar pattern", "interstitial pattern"],
+    "siim": ["pneumothorax"],
+    "covid_rural": ["covid"],
+}
 N_IMAGES = 160
 THRESHOLD = 0.5
 
@@ -44,9 +48,16 @@ def grounding_for(dataset: str, signal: float, run_seed: int):
     return ids, iou, 2 * iou / (1 + iou)
 
 
-def write_job(root: Path, overrides: list[str], signals: dict[str, float] | None, *, recipe: str = "phantom",
-              real_benchmarks: tuple[str, ...] = (), extra_metrics: dict | None = None,
-              grounding: tuple[str, ...] = ()) -> Path:
+def write_job(
+    root: Path,
+    overrides: list[str],
+    signals: dict[str, float] | None,
+    *,
+    recipe: str = "phantom",
+    real_benchmarks: tuple[str, ...] = (),
+    extra_metrics: dict | None = None,
+    grounding: tuple[str, ...] = (),
+) -> Path:
     """A job dir; `signals` maps dataset -> signal strength (None: the job failed, no metrics); the
     datasets in `grounding` get zero-shot grounding predictions at the first dataset's signal."""
     ov = dict(o.split("=", 1) for o in overrides)
@@ -58,9 +69,13 @@ def write_job(root: Path, overrides: list[str], signals: dict[str, float] | None
     datasets = list(signals or {})
     zs = [ds.replace("padchest_", "padchest:") for ds in datasets if ds in CLASSES]
     benches = {"chexpert", "rsna", "padchest", "siim"}
-    config = {"seed": int(ov.get("seed", 0)), "data": {"name": choices["data"]}, "model": {"name": choices["model"]},
-              "benchmark": {b: {"root": f"/data/{b}" if b in real_benchmarks else None} for b in benches},
-              "task": {"zeroshot_cls": {"datasets": zs}}}
+    config = {
+        "seed": int(ov.get("seed", 0)),
+        "data": {"name": choices["data"]},
+        "model": {"name": choices["model"]},
+        "benchmark": {b: {"root": f"/data/{b}" if b in real_benchmarks else None} for b in benches},
+        "task": {"zeroshot_cls": {"datasets": zs}},
+    }
     (d / "resolved_config.yaml").write_text(yaml.safe_dump(config))
     if signals is None:
         return d
@@ -82,18 +97,24 @@ def write_job(root: Path, overrides: list[str], signals: dict[str, float] | None
         ids, iou, dice = grounding_for(ds, next(iter(signals.values())), run_seed)
         (d / "predictions" / "zeroshot_grounding").mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"id": ids, "iou": iou, "dice": dice, "random_iou": iou / 3, "random_dice": dice / 3}).to_parquet(
-            d / "predictions" / "zeroshot_grounding" / f"{ds}.parquet")
-        metrics.update({f"zeroshot_grounding/{ds}/iou": float(iou.mean()),
-                        f"zeroshot_grounding/{ds}/dice": float(dice.mean()),
-                        f"zeroshot_grounding/{ds}/random_iou": float(iou.mean() / 3)})
+            d / "predictions" / "zeroshot_grounding" / f"{ds}.parquet"
+        )
+        metrics.update(
+            {
+                f"zeroshot_grounding/{ds}/iou": float(iou.mean()),
+                f"zeroshot_grounding/{ds}/dice": float(dice.mean()),
+                f"zeroshot_grounding/{ds}/random_iou": float(iou.mean() / 3),
+            }
+        )
     metrics.update(extra_metrics or {})
     (d / "metrics.json").write_text(json.dumps(metrics))
     (d / "evaluation.json").write_text(json.dumps({"details": {"zeroshot_cls": details}}))
     return d
 
 
-def write_sweep(root: Path, signal: dict, seeds=(0, 1), models=("convirt",), axis: str = "data",
-                datasets=("chexpert",), **kw) -> Path:
+def write_sweep(
+    root: Path, signal: dict, seeds=(0, 1), models=("convirt",), axis: str = "data", datasets=("chexpert",), **kw
+) -> Path:
     """A sweep over `axis`: `signal[(value, seed)]` (or `signal[value]`) is each run's signal strength."""
     root.mkdir(parents=True, exist_ok=True)
     values = sorted({k[0] if isinstance(k, tuple) else k for k in signal})

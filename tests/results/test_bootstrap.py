@@ -28,8 +28,9 @@ def test_auc_f1_and_mean_match_scikit_learn_on_every_resample(data):
     np.testing.assert_allclose(MeanAUC(labels, scores).values(idx), auc)
     np.testing.assert_allclose(MeanF1(labels, scores, t).values(idx), f1)
     np.testing.assert_allclose(MeanValue(scores[:, 0]).values(idx), scores[idx, 0].mean(1))
-    assert MeanAUC(labels, scores).full() == pytest.approx(np.mean([roc_auc_score(labels[:, c], scores[:, c])
-                                                                    for c in range(3)]))
+    assert MeanAUC(labels, scores).full() == pytest.approx(
+        np.mean([roc_auc_score(labels[:, c], scores[:, c]) for c in range(3)])
+    )
 
 
 def test_a_resample_without_positives_leaves_the_class_out():

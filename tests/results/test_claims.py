@@ -68,10 +68,12 @@ def test_syn_beats_real_agrees_with_the_paper(tmp_path):
     _, md = write_report(sweep, n_boot=1000)
     diff = _observed(sweep)
     assert diff > 5
-    lo, hi = _claim_line(md.read_text(), f"- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn > real by "
-                         f"{diff:+.2f} points, 95% CI [",
-                         "] (bootstrap over seeds and test images; syn ahead in 2/2 paired runs). "
-                         "Paper: syn > real by +7.39 (Table 1, same models and datasets). Agrees with the paper.")
+    lo, hi = _claim_line(
+        md.read_text(),
+        f"- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn > real by {diff:+.2f} points, 95% CI [",
+        "] (bootstrap over seeds and test images; syn ahead in 2/2 paired runs). "
+        "Paper: syn > real by +7.39 (Table 1, same models and datasets). Agrees with the paper.",
+    )
     assert 0 < lo < diff < hi
     nlo, nhi = _naive_ci(sweep, "syn", "real", (0, 1))
     assert abs(lo - nlo) < 0.5 and abs(hi - nhi) < 0.5, ((lo, hi), (nlo, nhi))
@@ -81,16 +83,22 @@ def test_real_beats_syn_disagrees_with_the_paper(tmp_path):
     sweep = write_sweep(tmp_path / "s", {"real": 0.8, "syn": 0.3})
     text = write_report(sweep, n_boot=500)[1].read_text()
     diff = _observed(sweep)
-    lo, hi = _claim_line(text, f"- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn < real by "
-                         f"{diff:+.2f} points, 95% CI [",
-                         "] (bootstrap over seeds and test images; syn ahead in 0/2 paired runs). "
-                         "Paper: syn > real by +7.39 (Table 1, same models and datasets). Disagrees with the paper.")
+    lo, hi = _claim_line(
+        text,
+        f"- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn < real by {diff:+.2f} points, 95% CI [",
+        "] (bootstrap over seeds and test images; syn ahead in 0/2 paired runs). "
+        "Paper: syn > real by +7.39 (Table 1, same models and datasets). Disagrees with the paper.",
+    )
     assert lo < diff < hi < 0
     # F1 is recomputed too, at the thresholds evaluation.json names, and says the same.
-    assert re.search(r"^- convirt, zero-shot, seen diseases, mean F1 over CheXpert: syn < real by -\d+\.\d\d points, "
-                     r"95% CI \[-\d+\.\d\d, -\d+\.\d\d\] \(bootstrap over seeds and test images; syn ahead in 0/2 "
-                     r"paired runs\)\. Paper: syn > real by \+4\.90 \(Table 1, same models and datasets\)\. "
-                     r"Disagrees with the paper\.$", text, re.M), text
+    assert re.search(
+        r"^- convirt, zero-shot, seen diseases, mean F1 over CheXpert: syn < real by -\d+\.\d\d points, "
+        r"95% CI \[-\d+\.\d\d, -\d+\.\d\d\] \(bootstrap over seeds and test images; syn ahead in 0/2 "
+        r"paired runs\)\. Paper: syn > real by \+4\.90 \(Table 1, same models and datasets\)\. "
+        r"Disagrees with the paper\.$",
+        text,
+        re.M,
+    ), text
 
 
 def test_wins_split_across_seeds_is_inconclusive(tmp_path):
@@ -98,11 +106,13 @@ def test_wins_split_across_seeds_is_inconclusive(tmp_path):
     text = write_report(sweep, n_boot=1000)[1].read_text()
     diff = _observed(sweep)
     op = ">" if diff > 0 else "<"
-    lo, hi = _claim_line(text, f"- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn {op} real by "
-                         f"{diff:+.2f} points, 95% CI [",
-                         "] (bootstrap over seeds and test images; syn ahead in 1/2 paired runs). "
-                         "Paper: syn > real by +7.39 (Table 1, same models and datasets). "
-                         "Inconclusive: the interval includes 0.")
+    lo, hi = _claim_line(
+        text,
+        f"- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn {op} real by {diff:+.2f} points, 95% CI [",
+        "] (bootstrap over seeds and test images; syn ahead in 1/2 paired runs). "
+        "Paper: syn > real by +7.39 (Table 1, same models and datasets). "
+        "Inconclusive: the interval includes 0.",
+    )
     assert lo < 0 < hi and hi - lo > 15  # the seeds disagree by ~30 points: resampling seeds shows it
     nlo, nhi = _naive_ci(sweep, "syn", "real", (0, 1))
     assert abs(lo - nlo) < 0.5 and abs(hi - nhi) < 0.5, ((lo, hi), (nlo, nhi))
@@ -114,12 +124,16 @@ def test_mix_claims_pooled_over_models_and_failed_runs_left_out(tmp_path):
     (sweep / "data=mix,model=gloria,seed=1" / "metrics.json").unlink()  # crashed: not paired
     claims = evaluate_claims(find_jobs(sweep), results_frame(find_jobs(sweep)), n_boot=200)
     auc = {(c.who, c.a, c.b): c for c in claims if c.metric == "auc"}
-    assert set(auc) == {(w, a, b) for w in ("convirt", "gloria", "all models (convirt, gloria)")
-                        for a, b in (("syn", "real"), ("mix", "real"), ("mix", "syn"))}
+    assert set(auc) == {
+        (w, a, b)
+        for w in ("convirt", "gloria", "all models (convirt, gloria)")
+        for a, b in (("syn", "real"), ("mix", "real"), ("mix", "syn"))
+    }
     assert auc[("gloria", "mix", "syn")].seeds == 1 and auc[("convirt", "mix", "syn")].seeds == 2
     pooled = auc[("all models (convirt, gloria)", "mix", "real")]
     assert pooled.seeds == 3 and pooled.diff == pytest.approx(
-        (auc[("convirt", "mix", "real")].diff + auc[("gloria", "mix", "real")].diff) / 2)
+        (auc[("convirt", "mix", "real")].diff + auc[("gloria", "mix", "real")].diff) / 2
+    )
     # Table 1's ConVIRT and GLoRIA CheXpert AUC: mix - real = (19.44 + 17.48) / 2.
     assert pooled.paper == "mix > real by +18.46 (Table 1, same models and datasets)"
     assert all(c.verdict == "agrees with the paper" for c in auc.values())
@@ -136,19 +150,25 @@ def test_claims_need_the_same_test_images(tmp_path):
 def test_sampling_and_entity_ratio_claims(tmp_path):
     sampling = write_sweep(tmp_path / "a", {"balanced": 0.8, "longtail": 0.3}, axis="sampling")
     text = write_report(sampling, n_boot=300)[1].read_text()
-    assert re.search(r"^- convirt, data=syn, zero-shot, seen diseases, mean AUC over CheXpert: sampling=balanced > "
-                     r"sampling=longtail by \+\d+\.\d\d points, 95% CI \[\+\d+\.\d\d, \+\d+\.\d\d\] .*"
-                     r"Paper: balanced beats long-tailed sampling \(sampling=balanced > sampling=longtail\)\. "
-                     r"Agrees with the paper\.$",
-                     text, re.M), text
+    assert re.search(
+        r"^- convirt, data=syn, zero-shot, seen diseases, mean AUC over CheXpert: sampling=balanced > "
+        r"sampling=longtail by \+\d+\.\d\d points, 95% CI \[\+\d+\.\d\d, \+\d+\.\d\d\] .*"
+        r"Paper: balanced beats long-tailed sampling \(sampling=balanced > sampling=longtail\)\. "
+        r"Agrees with the paper\.$",
+        text,
+        re.M,
+    ), text
     ratio = write_sweep(tmp_path / "b", {"0.25": 0.8, "0.5": 0.5, "1.0": 0.2}, axis="generation.entity_ratio")
     text = write_report(ratio, n_boot=300)[1].read_text()
     # More entities hurt here: the largest ratio against the smallest, stated as such.
-    assert re.search(r"^- convirt, data=syn, zero-shot, seen diseases, mean AUC over CheXpert: entity_ratio=1\.0 < "
-                     r"entity_ratio=0\.25 by -\d+\.\d\d points, 95% CI \[-\d+\.\d\d, -\d+\.\d\d\] .*"
-                     r"Paper: more entities help \(entity_ratio=1\.0 > entity_ratio=0\.25\)\. "
-                     r"Disagrees with the paper\.$",
-                     text, re.M), text
+    assert re.search(
+        r"^- convirt, data=syn, zero-shot, seen diseases, mean AUC over CheXpert: entity_ratio=1\.0 < "
+        r"entity_ratio=0\.25 by -\d+\.\d\d points, 95% CI \[-\d+\.\d\d, -\d+\.\d\d\] .*"
+        r"Paper: more entities help \(entity_ratio=1\.0 > entity_ratio=0\.25\)\. "
+        r"Disagrees with the paper\.$",
+        text,
+        re.M,
+    ), text
 
 
 def test_without_predictions_only_seeds_are_resampled(tmp_path):
@@ -158,22 +178,27 @@ def test_without_predictions_only_seeds_are_resampled(tmp_path):
         shutil.rmtree(d / "predictions")
     text = write_report(tmp_path, n_boot=400)[1].read_text()
     # Per-seed differences 10 and 4 points: the seed bootstrap's means are 4, 7 or 10.
-    assert ("- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn > real by +7.00 points, 95% CI "
-            "[+4.00, +10.00] (bootstrap over seeds only: no per-image predictions; syn ahead in 2/2 paired runs). "
-            "Paper: syn > real by +7.39 (Table 1, same models and datasets). Agrees with the paper."
-            ) in text.splitlines()
+    assert (
+        "- convirt, zero-shot, seen diseases, mean AUC over CheXpert: syn > real by +7.00 points, 95% CI "
+        "[+4.00, +10.00] (bootstrap over seeds only: no per-image predictions; syn ahead in 2/2 paired runs). "
+        "Paper: syn > real by +7.39 (Table 1, same models and datasets). Agrees with the paper."
+    ) in text.splitlines()
 
 
 def test_metrics_recomputed_from_predictions_are_the_reported_ones(tmp_path):
     sweep = write_sweep(tmp_path / "s", {"real": 0.3, "syn": 0.8}, seeds=(0,), grounding=("rsna",))
     from syncxr.results.claims import image_metric
+
     jobs = find_jobs(sweep)
     f = sweep / "data=syn,model=convirt,seed=0" / PREDICTIONS
     pd.read_parquet(f).sample(frac=1, random_state=0).to_parquet(f)  # another row order: aligned by id
     ids = pd.Index(pd.read_parquet(sweep / "data=real,model=convirt,seed=0" / PREDICTIONS)["id"])
     for job in jobs:
-        for task, ds, metric in (("zeroshot_cls", "chexpert", "auc"), ("zeroshot_cls", "chexpert", "f1"),
-                                 ("zeroshot_grounding", "rsna", "dice")):
+        for task, ds, metric in (
+            ("zeroshot_cls", "chexpert", "auc"),
+            ("zeroshot_cls", "chexpert", "f1"),
+            ("zeroshot_grounding", "rsna", "dice"),
+        ):
             rows = ids if task == "zeroshot_cls" else pd.Index(job.predictions(task, ds)["id"])
             reported = job.metrics[f"{task}/{ds}/{metric}"]
             assert image_metric(job, task, ds, metric, rows).full() == pytest.approx(reported)

@@ -13,7 +13,13 @@ from syncxr.generation.generation_job import generated_dir, generation_config
 from syncxr.results.cost import estimate_job, generation_stages, write_cost_report, write_generation_cost
 from tests.helpers import compose_config, compose_train, run_cli
 
-PAPER = ["generation.n_samples=200000", "llm=llama31_70b", "imagegen=roentgen", "curation=paper", "curation.bad_bank=/data/bad"]
+PAPER = [
+    "generation.n_samples=200000",
+    "llm=llama31_70b",
+    "imagegen=roentgen",
+    "curation=paper",
+    "curation.bad_bank=/data/bad",
+]
 
 
 def test_each_stage_is_priced_from_its_per_item_cost():
@@ -29,7 +35,9 @@ def test_each_stage_is_priced_from_its_per_item_cost():
 
 def test_generation_cost_preview_shows_the_stages(tmp_path):
     cfg = compose_config("generate", PAPER)
-    md = write_generation_cost(generation_config(cfg.generation), plain(cfg.cost), tmp_path / "cache", tmp_path).read_text()
+    md = write_generation_cost(
+        generation_config(cfg.generation), plain(cfg.cost), tmp_path / "cache", tmp_path
+    ).read_text()
     assert all(h in md for h in ("LLM reports GPU-h", "T2I images GPU-h", "curation GPU-h", "total GPU-h"))
     llm, t2i, cur = 200000 * 4.0 / 3600, 200000 * 1.2 * 1.5 / 3600, 200000 * 1.2 * 0.3 / 3600
     assert f"From scratch: {llm + t2i + cur:.1f} GPU-h" in md
@@ -51,8 +59,9 @@ def test_a_sweeps_cost_report_lists_generation_stages(tmp_path):
 
 @pytest.mark.slow
 def test_generate_py_dry_run_makes_nothing(cache_dir, tmp_path):
-    proc = run_cli([*PAPER, "dry_run=true", f"hydra.run.dir={tmp_path / 'run'}"], cache_dir, tmp_path,
-                   script="generate.py")
+    proc = run_cli(
+        [*PAPER, "dry_run=true", f"hydra.run.dir={tmp_path / 'run'}"], cache_dir, tmp_path, script="generate.py"
+    )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "Generation cost preview" in out and (tmp_path / "run" / "cost.md").is_file()
@@ -66,7 +75,7 @@ def markdown_rows(text: str, first_header: str) -> list[dict]:
     start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} "))
     header = [c.strip() for c in lines[start].strip("|").split("|")]
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")))))
@@ -78,15 +87,32 @@ def test_a_dry_run_sweeps_cost_md_has_the_figures_worked_out_by_hand(tmp_path):
     """train.py -m dry_run=true over {syn, mix} x {template, llama31_8b} x {phantom, roentgen}: each
     figure of cost.md against the per-item costs of conf/cost worked out here."""
     n_gen, n_real, epochs, max_steps, size = 36000, 9000, 10, 5000, 448
-    fixed = [f"generation.n_samples={n_gen}", f"phantom.n={n_real}", "data.syn_fraction=0.5",
-             f"trainer.max_epochs={epochs}", f"trainer.max_steps={max_steps}", f"loader.image_size={size}"]
+    fixed = [
+        f"generation.n_samples={n_gen}",
+        f"phantom.n={n_real}",
+        "data.syn_fraction=0.5",
+        f"trainer.max_epochs={epochs}",
+        f"trainer.max_steps={max_steps}",
+        f"loader.image_size={size}",
+    ]
     cache, sweep = tmp_path / "cache", tmp_path / "sweep"
     # The template-LLM + RoentGen dataset exists already: it costs nothing to make.
     existing = generation_config(compose_train(["llm=template", "imagegen=roentgen", *fixed]).generation)
     generated_dir(existing, cache).mkdir(parents=True)
     (generated_dir(existing, cache) / "manifest.parquet").write_bytes(b"")
-    proc = run_cli(["-m", "dry_run=true", "data=syn,mix", "llm=template,llama31_8b", "imagegen=phantom,roentgen",
-                    *fixed, f"hydra.sweep.dir={sweep}"], cache, tmp_path)
+    proc = run_cli(
+        [
+            "-m",
+            "dry_run=true",
+            "data=syn,mix",
+            "llm=template,llama31_8b",
+            "imagegen=phantom,roentgen",
+            *fixed,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cache,
+        tmp_path,
+    )
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
     made = sorted(p.relative_to(cache) for p in cache.rglob("*") if p.is_file())
@@ -104,10 +130,12 @@ def test_a_dry_run_sweeps_cost_md_has_the_figures_worked_out_by_hand(tmp_path):
     assert train_h == pytest.approx({"syn": 0.71111, "mix": 0.4}, abs=1e-4)  # (at conf/cost's 0.004 s)
     llm_h = n_gen * c["llm_gpu_s_per_report"]["llama31_8b"] / 3600  # 5.0
     t2i_h = n_gen * c["images_per_sample"] * c["t2i_gpu_s_per_image"]["roentgen"] / 3600  # 18.0
-    expected_gen = {("template", "phantom"): (0.0, 0.0, "phantom (CPU)"),
-                    ("llama31_8b", "phantom"): (llm_h, 0.0, "to make"),
-                    ("template", "roentgen"): (0.0, 0.0, "exists"),
-                    ("llama31_8b", "roentgen"): (llm_h, t2i_h, "to make")}
+    expected_gen = {
+        ("template", "phantom"): (0.0, 0.0, "phantom (CPU)"),
+        ("llama31_8b", "phantom"): (llm_h, 0.0, "to make"),
+        ("template", "roentgen"): (0.0, 0.0, "exists"),
+        ("llama31_8b", "roentgen"): (llm_h, t2i_h, "to make"),
+    }
 
     text = (sweep / "cost.md").read_text()
     jobs = {r["job"]: r for r in markdown_rows(text, "job")}
@@ -125,11 +153,18 @@ def test_a_dry_run_sweeps_cost_md_has_the_figures_worked_out_by_hand(tmp_path):
         assert json.loads((job_dir / "cost.json").read_text())["train_gpu_h"] == pytest.approx(train_h[data])
         llm, t2i, status = expected_gen[key]
         gen = gens[row["generation"]]
-        assert (float(gen["LLM reports GPU-h"]), float(gen["T2I images GPU-h"]), float(gen["curation GPU-h"]),
-                float(gen["total GPU-h"]), gen["status"]) == (llm, t2i, 0.0, llm + t2i, status), (key, gen)
+        assert (
+            float(gen["LLM reports GPU-h"]),
+            float(gen["T2I images GPU-h"]),
+            float(gen["curation GPU-h"]),
+            float(gen["total GPU-h"]),
+            gen["status"],
+        ) == (llm, t2i, 0.0, llm + t2i, status), (key, gen)
         assert seen.setdefault(key, row["generation"]) == row["generation"]  # syn and mix share it
     assert len(seen) == 4
     total_gen, total_train = 2 * llm_h + t2i_h, 4 * train_h["syn"] + 4 * train_h["mix"]  # 28.0, 4.4
-    assert (f"**Generation: {total_gen:.1f} GPU-h; training: {total_train:.1f} GPU-h; "
-            f"total: {total_gen + total_train:.1f} GPU-h.**") in text
+    assert (
+        f"**Generation: {total_gen:.1f} GPU-h; training: {total_train:.1f} GPU-h; "
+        f"total: {total_gen + total_train:.1f} GPU-h.**"
+    ) in text
     assert "8 training jobs, 4 distinct generation configs (1 already generated)." in text

@@ -3,8 +3,14 @@ averages follow from its Table 1."""
 
 import pytest
 
-from syncxr.results.published import stated_averages, stated_difference, table1, table1_value
-from syncxr.results.published import table1_datasets, table1_difference
+from syncxr.results.published import (
+    stated_averages,
+    stated_difference,
+    table1,
+    table1_datasets,
+    table1_difference,
+    table1_value,
+)
 
 
 def test_table1_holds_both_models_and_three_data_choices():

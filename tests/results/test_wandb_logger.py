@@ -13,6 +13,7 @@ def test_unconfigured_online_logging_fails_with_instructions(monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     import wandb
+
     monkeypatch.setattr(type(wandb.api), "api_key", property(lambda self: None))
     with pytest.raises(RuntimeError, match="wandb login"):
         check_configured(None)
@@ -38,6 +39,7 @@ def test_tracked_run_logs_flat_numbers_and_images_and_always_finishes(tmp_path, 
     import wandb
 
     from syncxr.results.wandb_logger import TrackedRun
+
     calls = []
 
     class FakeRun:
@@ -55,13 +57,17 @@ def test_tracked_run_logs_flat_numbers_and_images_and_always_finishes(tmp_path, 
     (tmp_path / "grounding.png").write_bytes(b"")
     png = tmp_path / "plot.png"
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     plt.figure().savefig(png)
     cfg = {"name": "wandb", "project": "p", "mode": "offline"}
     with TrackedRun(cfg, tmp_path / "job", "task=x", "sweep-1", "evaluate", {"seed": 3}) as t:
-        t.log({"counts": {"rows": 5, "failed": {"no_answer": 1}}, "name": "text is not logged"},
-              [png, tmp_path / "missing.png"])
+        t.log(
+            {"counts": {"rows": 5, "failed": {"no_answer": 1}}, "name": "text is not logged"},
+            [png, tmp_path / "missing.png"],
+        )
     run = calls[0]
     assert run.kw["job_type"] == "evaluate" and run.kw["group"] == "sweep-1" and run.kw["config"] == {"seed": 3}
     assert run.kw["id"] == run_id(tmp_path / "job") and run.exit_code == 0

@@ -31,8 +31,14 @@ class _FakeRun:
 @pytest.fixture
 def sweep(tmp_path, monkeypatch):
     monkeypatch.setattr(wandb, "init", lambda **kw: _FakeRun(**kw))
-    root = write_sweep(tmp_path / "sweep-7", {"real": 0.3, "syn": 0.6, "mix": 0.8}, models=("convirt", "gloria"),
-                       seeds=(0,), datasets=("chexpert", "rsna"), grounding=("rsna",))
+    root = write_sweep(
+        tmp_path / "sweep-7",
+        {"real": 0.3, "syn": 0.6, "mix": 0.8},
+        models=("convirt", "gloria"),
+        seeds=(0,),
+        datasets=("chexpert", "rsna"),
+        grounding=("rsna",),
+    )
     write_report(root, OFFLINE, n_boot=50)
     return root
 
@@ -48,15 +54,20 @@ def test_the_report_has_a_section_per_study_with_its_panels(sweep):
     table1 = report.blocks[4]
     runset = table1.runsets[0]
     assert (runset.entity, runset.project) == ("my-team", "syncxr-test")
-    assert runset.filters == 'Metric("Group") == \'sweep-7\' and Metric("JobType") == \'train\''
+    assert runset.filters == "Metric(\"Group\") == 'sweep-7' and Metric(\"JobType\") == 'train'"
     bars = [p for p in table1.panels if isinstance(p, wr.BarPlot)]
     # A bar chart per swept axis (data, model) and headline metric (AUC of each seen-disease set).
     assert sorted((p.groupby.name, p.metrics[0].name) for p in bars) == sorted(
-        (axis, f"zeroshot_cls/{ds}/auc") for axis in ("model", "data") for ds in ("chexpert", "rsna"))
+        (axis, f"zeroshot_cls/{ds}/auc") for axis in ("model", "data") for ds in ("chexpert", "rsna")
+    )
     assert all(p.groupby_aggfunc == "mean" and p.groupby_rangefunc == "stddev" for p in bars)
     (pc,) = [p for p in table1.panels if isinstance(p, wr.ParallelCoordinatesPlot)]
     assert [type(c.metric).__name__ + ":" + c.metric.name for c in pc.columns] == [
-        "Config:model", "Config:data", "SummaryMetric:zeroshot_cls/chexpert/auc", "SummaryMetric:zeroshot_cls/rsna/auc"]
+        "Config:model",
+        "Config:data",
+        "SummaryMetric:zeroshot_cls/chexpert/auc",
+        "SummaryMetric:zeroshot_cls/rsna/auc",
+    ]
     assert [type(p).__name__ for p in table1.panels].count("RunComparer") == 1
     grounding = report.blocks[7]
     assert {p.metrics[0].name for p in grounding.panels if isinstance(p, wr.BarPlot)} == {"zeroshot_grounding/rsna/iou"}
@@ -99,11 +110,18 @@ def test_online_without_a_reachable_server_keeps_the_spec(sweep, monkeypatch):
 def test_training_runs_carry_their_swept_values_at_the_top(tmp_path):
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "overrides.yaml").write_text(
-        "- data=syn\n- sampling=longtail\n- generation.entity_ratio=0.5\n- seed=2\n- +trainer.max_steps=3\n")
+        "- data=syn\n- sampling=longtail\n- generation.entity_ratio=0.5\n- seed=2\n- +trainer.max_steps=3\n"
+    )
     resolved = {"data": {"name": "syn", "n": 5}, "model": {"name": "gloria"}, "seed": 2, "optimizer": {"lr": 1e-4}}
     assert tracker_config(resolved, tmp_path) == {
-        "data": "syn", "model": "gloria", "seed": 2, "sampling": "longtail", "generation.entity_ratio": 0.5,
-        "trainer.max_steps": 3, "cfg": resolved}
+        "data": "syn",
+        "model": "gloria",
+        "seed": 2,
+        "sampling": "longtail",
+        "generation.entity_ratio": 0.5,
+        "trainer.max_steps": 3,
+        "cfg": resolved,
+    }
     # Outside a Hydra job dir: the choices every run has.
     plain = {"data": "syn", "model": "gloria", "seed": 2, "cfg": resolved}
     assert tracker_config(resolved, tmp_path / "plain") == plain

@@ -43,8 +43,15 @@ def _chexpert(root, image):
 
 
 def _chestxray14(root, image):
-    _csv(root / "s.csv", {"img_path": ["images/good.png", image], "Image Index": ["a", "b"],
-                          "Finding Label": ["No Finding", "Edema"], "edema": [0, 1]})
+    _csv(
+        root / "s.csv",
+        {
+            "img_path": ["images/good.png", image],
+            "Image Index": ["a", "b"],
+            "Finding Label": ["No Finding", "Edema"],
+            "edema": [0, 1],
+        },
+    )
     return lambda **kw: read_chestxray14(root, "s.csv", ["edema"], **kw)
 
 
@@ -54,8 +61,10 @@ def _padchest(root, image):
 
 
 def _rsna(root, image):
-    _csv(root / "s.csv", {"ID": ["a", "b"], "img_path": ["images/good.png", image], "boxes": ["", ""],
-                          "classes": ["0", "0"]})
+    _csv(
+        root / "s.csv",
+        {"ID": ["a", "b"], "img_path": ["images/good.png", image], "boxes": ["", ""], "classes": ["0", "0"]},
+    )
     return lambda **kw: read_rsna(root, "s.csv", **kw)
 
 

@@ -55,16 +55,36 @@ def _read_pickle(pkl: Path) -> dict:
 
 # (name, edit(cfg, pkl, marker), key the error names, target the error names)
 ATTACKS = [
-    ("section_read_pickle", lambda c, p, m: c.update(image_encoder=_read_pickle(p)),
-     "image_encoder._target_", "pandas.read_pickle"),
-    ("section_os_system", lambda c, p, m: c.update(text_encoder={"_target_": "os.system", "_args_": [f"touch {m}"]}),
-     "text_encoder._target_", "os.system"),
-    ("nested_under_allowed", lambda c, p, m: c["image_encoder"].update(weights_path=_read_pickle(p)),
-     "image_encoder.weights_path._target_", "pandas.read_pickle"),
-    ("args_under_allowed", lambda c, p, m: c["text_encoder"].update(_args_=[_read_pickle(p)]),
-     "text_encoder._args_[0]._target_", "pandas.read_pickle"),
-    ("section_not_built_by_load", lambda c, p, m: c.update(optimizer={"_target_": "builtins.exec", "_partial_": True}),
-     "optimizer._target_", "builtins.exec"),
+    (
+        "section_read_pickle",
+        lambda c, p, m: c.update(image_encoder=_read_pickle(p)),
+        "image_encoder._target_",
+        "pandas.read_pickle",
+    ),
+    (
+        "section_os_system",
+        lambda c, p, m: c.update(text_encoder={"_target_": "os.system", "_args_": [f"touch {m}"]}),
+        "text_encoder._target_",
+        "os.system",
+    ),
+    (
+        "nested_under_allowed",
+        lambda c, p, m: c["image_encoder"].update(weights_path=_read_pickle(p)),
+        "image_encoder.weights_path._target_",
+        "pandas.read_pickle",
+    ),
+    (
+        "args_under_allowed",
+        lambda c, p, m: c["text_encoder"].update(_args_=[_read_pickle(p)]),
+        "text_encoder._args_[0]._target_",
+        "pandas.read_pickle",
+    ),
+    (
+        "section_not_built_by_load",
+        lambda c, p, m: c.update(optimizer={"_target_": "builtins.exec", "_partial_": True}),
+        "optimizer._target_",
+        "builtins.exec",
+    ),
 ]
 
 
@@ -93,8 +113,7 @@ def test_evaluate_refuses_a_planted_pickle_and_an_interpolation(untrained_run, t
     # oc.decode would make the pickle-reading node only when the config is resolved, after a check of
     # the file as written: an interpolation is refused as such.
     decode = "${oc.decode:'{_target_: pandas.read_pickle, _args_: [" + str(pkl) + "]}'}"
-    run = _tampered_run(untrained_run, tmp_path / "decode",
-                        lambda c: c["image_encoder"].update(weights_path=decode))
+    run = _tampered_run(untrained_run, tmp_path / "decode", lambda c: c["image_encoder"].update(weights_path=decode))
     with pytest.raises(UntrustedTargetError, match=r"image_encoder\.weights_path holds an interpolation"):
         load_trained(run)
     assert not marker.exists()
@@ -108,20 +127,27 @@ def test_an_untampered_run_dir_still_loads(untrained_run, tmp_path):  # noqa: F8
 
 def test_the_allow_list_is_the_targets_of_conf(tmp_path):
     targets = project_targets()
-    assert {IMAGE_ENCODER, "syncxr.models.convirt.ConVIRT", "syncxr.models.gloria.GLoRIA",
-            "syncxr.models.phantom_text_encoder.phantom_text_encoder", "torch.optim.AdamW"} <= targets
+    assert {
+        IMAGE_ENCODER,
+        "syncxr.models.convirt.ConVIRT",
+        "syncxr.models.gloria.GLoRIA",
+        "syncxr.models.phantom_text_encoder.phantom_text_encoder",
+        "torch.optim.AdamW",
+    } <= targets
     assert not {"pandas.read_pickle", "os.system", "builtins.exec"} & targets
     # Nested targets (in mappings and lists) count; an interpolated one does not name a class.
     (tmp_path / "group").mkdir()
     (tmp_path / "group" / "a.yaml").write_text(
-        "_target_: pkg.Outer\nparts:\n  - {_target_: pkg.Inner, _partial_: true}\nother: {_target_: '${x}'}\n")
+        "_target_: pkg.Outer\nparts:\n  - {_target_: pkg.Inner, _partial_: true}\nother: {_target_: '${x}'}\n"
+    )
     assert project_targets(tmp_path) == {"pkg.Outer", "pkg.Inner"}
     with pytest.raises(FileNotFoundError, match="no config files"):
         project_targets(tmp_path / "group" / "missing")
 
 
-@pytest.mark.parametrize("overrides", [[], ["experiment=convirt_paper", "scheduler=plateau"],
-                                       ["model=gloria", "data=mix", "logger=wandb"]])
+@pytest.mark.parametrize(
+    "overrides", [[], ["experiment=convirt_paper", "scheduler=plateau"], ["model=gloria", "data=mix", "logger=wandb"]]
+)
 def test_what_train_py_writes_passes_the_check(overrides):
     """A run dir's config as train.py writes it (resolved) names only the project's targets."""
     cfg = compose_train(overrides)

@@ -26,7 +26,9 @@ def test_bad_rows_fail_named_or_are_skipped_and_counted(cache_dir, syn_dir, tmp_
     write_json_atomic(d / "dataset.json", {"name": "damaged"})
     data = ["dataset@data.syn=path", f"data.syn.path={d}", "trainer.max_epochs=2"]
 
-    with pytest.raises(FileNotFoundError, match=rf"{d}/manifest.parquet: row 3 \(id '{df['id'][3]}'\): image .* not found"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"{d}/manifest.parquet: row 3 \(id '{df['id'][3]}'\): image .* not found"
+    ):
         run_training(compose_train([*TINY, *data]), tmp_path / "raise")
     metrics = run_training(compose_train([*TINY, *data, "data.on_error=skip"]), tmp_path / "skip")
     assert metrics["data/train_rows"] == 33 and metrics["data/skipped_rows"] == 2

@@ -13,8 +13,8 @@ import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch import nn
 from safetensors.torch import load_file
+from torch import nn
 from torch.utils.data import DataLoader
 from transformers import get_cosine_schedule_with_warmup
 
@@ -38,12 +38,22 @@ class Tiny(nn.Module):
 
 
 def _collate(items):
-    return {"images": torch.stack([x for x, _ in items]), "input_ids": torch.tensor([y for _, y in items]),
-            "attention_mask": torch.ones(len(items), 1)}
+    return {
+        "images": torch.stack([x for x, _ in items]),
+        "input_ids": torch.tensor([y for _, y in items]),
+        "attention_mask": torch.ones(len(items), 1),
+    }
 
 
-def run(out: Path, scheduler: str, max_steps: int | None = None, checkpoint_every: int = 0,
-        register_scheduler: bool = False, n: int = N, keep: int = 10):
+def run(
+    out: Path,
+    scheduler: str,
+    max_steps: int | None = None,
+    checkpoint_every: int = 0,
+    register_scheduler: bool = False,
+    n: int = N,
+    keep: int = 10,
+):
     """Trains Tiny in `out` (resuming from its checkpoints); returns (weights, lr, scheduler state)."""
     out.mkdir(parents=True, exist_ok=True)
     set_seed(0)
@@ -57,14 +67,28 @@ def run(out: Path, scheduler: str, max_steps: int | None = None, checkpoint_ever
     else:  # mode=max on a falling loss: "no improvement" every epoch, so the LR halves each time
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=0)
     sampler = EpochShuffleSampler(n, seed=0)
-    loader = DataLoader(data, batch_size=BATCH, sampler=sampler, drop_last=True, collate_fn=_collate,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        data,
+        batch_size=BATCH,
+        sampler=sampler,
+        drop_last=True,
+        collate_fn=_collate,
+        generator=torch.Generator().manual_seed(0),
+    )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     if register_scheduler:  # what train/run.py did before checkpoints stopped going through load_state
         accelerator.register_for_checkpointing(sched)
-    train(TrainingParts(model, optimizer, sched, loader, [sampler], accelerator), out,
-          LoopSettings(max_epochs=EPOCHS, max_steps=max_steps, checkpoint_every=checkpoint_every,
-                       keep_checkpoints=keep, log_every=1))
+    train(
+        TrainingParts(model, optimizer, sched, loader, [sampler], accelerator),
+        out,
+        LoopSettings(
+            max_epochs=EPOCHS,
+            max_steps=max_steps,
+            checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep,
+            log_every=1,
+        ),
+    )
     weights = {k: v.clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
     return weights, optimizer.param_groups[0]["lr"], sched.state_dict()
 
@@ -83,7 +107,7 @@ def test_resume_mid_epoch_equals_an_uninterrupted_run(tmp_path, scheduler):
     w, lr, sched = run(tmp_path / "cut", scheduler)
     assert _same(w, ref_w) and lr == ref_lr and sched == ref_sched
     if scheduler == "plateau":
-        assert ref_lr == 0.05 * 0.5 ** 3  # the plateau state (best, bad epochs) came through the resume
+        assert ref_lr == 0.05 * 0.5**3  # the plateau state (best, bad epochs) came through the resume
 
 
 class Payload:
@@ -102,8 +126,7 @@ def test_planted_pickles_in_a_checkpoint_are_never_unpickled(tmp_path):
     marker = tmp_path / "pwned"
     # Names accelerate's load_state reads; it unpickles the registered scheduler's
     # custom_checkpoint_0.pkl with weights_only=False (the others with weights_only=True).
-    for name in ("custom_checkpoint_0.pkl", "scheduler.bin", "random_states_0.pkl", "scaler.pt",
-                 "pytorch_model.bin"):
+    for name in ("custom_checkpoint_0.pkl", "scheduler.bin", "random_states_0.pkl", "scaler.pt", "pytorch_model.bin"):
         torch.save({"state": Payload(marker)}, ckpt / name)
     error = None
     try:
@@ -130,8 +153,11 @@ def test_no_loadable_checkpoint_is_an_error_naming_them(tmp_path):
     run(tmp_path / "cut", "cosine", max_steps=4)
     for ckpt in checkpoint_dirs(tmp_path / "cut" / "checkpoints"):
         (ckpt / "optimizer.json").write_text("{not json")
-    with pytest.raises(RuntimeError, match=r"(?s)no checkpoint could be loaded:\n.*step_00000004/optimizer.json: "
-                                           r"JSONDecodeError.*step_00000003/optimizer.json.*resume=false"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"(?s)no checkpoint could be loaded:\n.*step_00000004/optimizer.json: "
+        r"JSONDecodeError.*step_00000003/optimizer.json.*resume=false",
+    ):
         run(tmp_path / "cut", "cosine")
 
 
@@ -173,12 +199,29 @@ def test_a_live_runs_temp_checkpoint_is_left_alone_and_a_dead_runs_removed(tmp_p
 def test_two_processes_save_on_the_main_one_and_all_resume(tmp_path):
     """DDP on CPUs (gloo): the main process writes the checkpoint, every process adds its RNG
     state, and all of them resume from it exactly."""
+
     def torchrun(out: Path, max_steps: str) -> Path:
         result = out / "weights.safetensors"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]), "OMP_NUM_THREADS": "1"}
-        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                               "--master_port", str(29500 + os.getpid() % 1000), str(Path(__file__).with_name("ddp_tiny_run.py")),
-                               str(out), max_steps, str(result)], env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                "2",
+                "--master_port",
+                str(29500 + os.getpid() % 1000),
+                str(Path(__file__).with_name("ddp_tiny_run.py")),
+                str(out),
+                max_steps,
+                str(result),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         return result
 

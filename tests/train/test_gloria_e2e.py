@@ -24,8 +24,15 @@ pytestmark = pytest.mark.slow
 # The plateau: an epoch counts as better only if its mean loss is under half the best so far, which
 # after the first epoch none is: epochs 1 and 2 are bad, the second of them (patience 1) halves the
 # LR for epoch 3, and epoch 3 leaves one bad epoch counted.
-ARGS = [*TINY_GLORIA, "generation.n_samples=64", "trainer.max_epochs=4", "trainer.checkpoint_every=2",
-        "scheduler=plateau", "scheduler.patience=1", "+scheduler.threshold=0.5"]
+ARGS = [
+    *TINY_GLORIA,
+    "generation.n_samples=64",
+    "trainer.max_epochs=4",
+    "trainer.checkpoint_every=2",
+    "scheduler=plateau",
+    "scheduler.patience=1",
+    "+scheduler.threshold=0.5",
+]
 KILL_AFTER_SAVES_OF_STEPS = (2, 8)  # inside epochs 0 and 2, two of their three losses summed
 
 
@@ -50,12 +57,14 @@ def train_until_killed(cfg, run_dir, step: int) -> None:
     if pid == 0:
         try:
             from syncxr.train import loop
+
             real_save = loop.save_checkpoint
 
             def save_then_die(accelerator, root, state, *a, **k):
                 real_save(accelerator, root, state, *a, **k)
                 if state.global_step == step:
                     os.kill(os.getpid(), signal.SIGKILL)
+
             loop.save_checkpoint = save_then_die
             run_training(cfg, run_dir)
         finally:
@@ -111,9 +120,18 @@ def test_gloria_with_plateau_killed_resumed_and_evaluated(cache_dir, tmp_path, o
     # evaluate.py's path: load_trained rebuilds the GLoRIA model; zero-shot scores what training
     # scored, and grounding reads the model's own word-to-region attention.
     out = tmp_path / "eval"
-    m = run_evaluation(compose_eval(run_dir, ["task=[zeroshot_cls,zeroshot_grounding]", *chexpert_twin(60, 40, 64),
-                                              "task.zeroshot_cls.datasets=[chexpert]",
-                                              "task.zeroshot_grounding.datasets=[rsna]"]), out)
+    m = run_evaluation(
+        compose_eval(
+            run_dir,
+            [
+                "task=[zeroshot_cls,zeroshot_grounding]",
+                *chexpert_twin(60, 40, 64),
+                "task.zeroshot_cls.datasets=[chexpert]",
+                "task.zeroshot_grounding.datasets=[rsna]",
+            ],
+        ),
+        out,
+    )
     for key in [k for k in ref if k.startswith("zeroshot_cls/chexpert/") and k.endswith("auc")]:
         assert m[key] == pytest.approx(ref[key], abs=1e-4), key
     info = json.loads((out / "evaluation.json").read_text())["details"]["zeroshot_grounding"]["rsna"]

@@ -13,10 +13,16 @@ from syncxr.train.state_files import load_state, save_state
 
 def test_state_dict_values_round_trip(tmp_path):
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7)  # fp16 runs' scaler state
-    state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(2, 3)}},
-             "param_groups": [{"betas": (0.9, 0.999), "params": [0, 1], "lr": 0.1, "fused": None}],
-             "best": math.inf, "mode": "min", "flag": True, "rng": (3, tuple(range(5)), None),
-             "numpy": {"key": np.arange(4, dtype=np.uint32), "pos": 2}, "scaler": scaler.state_dict()}
+    state = {
+        "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(2, 3)}},
+        "param_groups": [{"betas": (0.9, 0.999), "params": [0, 1], "lr": 0.1, "fused": None}],
+        "best": math.inf,
+        "mode": "min",
+        "flag": True,
+        "rng": (3, tuple(range(5)), None),
+        "numpy": {"key": np.arange(4, dtype=np.uint32), "pos": 2},
+        "scaler": scaler.state_dict(),
+    }
     save_state(tmp_path, "s", state)
     back = load_state(tmp_path, "s")
     assert back["param_groups"] == state["param_groups"] and isinstance(back["param_groups"][0]["betas"], tuple)

@@ -24,10 +24,15 @@ def test_same_seed_twice_gives_identical_metrics(cache_dir, tmp_path):
     b = run_training(cfg, tmp_path / "b")
     assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
     assert a["train/steps"] == 3 * (a["data/train_rows"] // 16)
-    assert {"zeroshot_cls/chexpert/auc", "zeroshot_cls/chexpert/f1", "zeroshot_cls/chexpert/acc",
-            "zeroshot_cls/chexpert/pleural_effusion/auc", "zeroshot_cls/chexpert/edema/f1"} <= set(a)
+    assert {
+        "zeroshot_cls/chexpert/auc",
+        "zeroshot_cls/chexpert/f1",
+        "zeroshot_cls/chexpert/acc",
+        "zeroshot_cls/chexpert/pleural_effusion/auc",
+        "zeroshot_cls/chexpert/edema/f1",
+    } <= set(a)
     # loss.png: one curve, every logged step's loss (log_every=1).
-    history = [json.loads(l) for l in (tmp_path / "a" / "history.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (tmp_path / "a" / "history.jsonl").read_text().splitlines()]
     (ax,) = figures["loss.png"].axes
     (line,) = ax.get_lines()
     assert list(line.get_xdata()) == [h["step"] for h in history] == list(range(1, a["train/steps"] + 1))
@@ -39,8 +44,13 @@ def test_same_seed_twice_gives_identical_metrics(cache_dir, tmp_path):
 def test_killed_mid_epoch_resumes_from_last_checkpoint(cache_dir, tmp_path):
     ref = run_training(compose_train(TINY + ["trainer.max_epochs=4"]), tmp_path / "ref")
     run_dir = tmp_path / "killed"
-    args = [*TINY, "trainer.max_epochs=4", "trainer.checkpoint_every=2", "trainer.keep_checkpoints=10",
-            f"hydra.run.dir={run_dir}"]
+    args = [
+        *TINY,
+        "trainer.max_epochs=4",
+        "trainer.checkpoint_every=2",
+        "trainer.keep_checkpoints=10",
+        f"hydra.run.dir={run_dir}",
+    ]
     proc = run_cli(args, cache_dir, tmp_path)
     deadline = time.time() + 300
     ckpts = run_dir / "checkpoints"
@@ -99,15 +109,24 @@ def test_pretraining_learns_what_untrained_cannot(trained_run, untrained_budget_
     assert 0.4 <= untrained["zeroshot_cls/chexpert/auc"] <= 0.6, untrained
     assert trained["zeroshot_cls/chexpert/auc"] >= BUDGET_MIN_AUC, trained
     # Some finding is learnt almost perfectly: what separates learning from luck.
-    assert max(v for k, v in trained.items() if k.startswith("zeroshot_cls/chexpert/") and
-               k.endswith("/auc") and k.count("/") == 3) > 0.8
+    assert (
+        max(
+            v
+            for k, v in trained.items()
+            if k.startswith("zeroshot_cls/chexpert/") and k.endswith("/auc") and k.count("/") == 3
+        )
+        > 0.8
+    )
 
 
 def test_resuming_another_config_in_the_same_dir_is_refused(cache_dir, tmp_path):
     out = tmp_path / "run"
     run_training(compose_train(TINY + ["trainer.max_steps=2"]), out)
-    with pytest.raises(ValueError, match=r"checkpoints of another config \(loader.batch_size, .*seed differ from "
-                                         r".*step_00000002/run_config.json\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoints of another config \(loader.batch_size, .*seed differ from "
+        r".*step_00000002/run_config.json\)",
+    ):
         run_training(compose_train(TINY + ["trainer.max_steps=2", "seed=1", "loader.batch_size=8"]), out)
     # A new evaluation suite or log cadence is the same run: it resumes (0 steps left) and re-evaluates.
     again = run_training(compose_train(TINY + ["trainer.max_steps=2", "trainer.log_every=5"]), out)

@@ -10,9 +10,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import build
-from ..dataset_dirs import build_curated_dir, build_dataset_dir
 from ..data.dataset_format import is_complete, read_dataset
 from ..data.durable import write_text_atomic
+from ..dataset_dirs import build_curated_dir, build_dataset_dir
 from ..entities.long_tail import analyse_long_tail, report_texts
 
 ANALYSES = ("curation", "long_tail")
@@ -51,8 +51,7 @@ def run_analysis(cfg: DictConfig, out_dir: Path) -> dict:
         texts = {"corpus": report_texts(read_dataset(corpus)[0])}
         for name, d in others.items():
             texts[name] = report_texts(read_dataset(d)[0])
-        stats = analyse_long_tail(texts, build(cfg.ner, "ner"),
-                                  out_dir, progress=cfg.progress)
+        stats = analyse_long_tail(texts, build(cfg.ner, "ner"), out_dir, progress=cfg.progress)
         summary["long_tail"] = stats.to_dict(orient="records")
     write_text_atomic(out_dir / "analysis.json", json.dumps(summary, indent=2, default=str))
     return summary

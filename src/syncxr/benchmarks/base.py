@@ -8,10 +8,10 @@ the benchmark on disk, read with its `published` label names where it has them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -107,22 +107,38 @@ class Benchmark:
         if not self.splits.get(split):
             raise ValueError(f"{self.key}.splits.{split} is not set; a task needs that split")
         try:
-            return type(self).reader(root, str(self.splits[split]), list(classes), on_error=self.on_error,
-                                     allow_external_images=self.allow_external_images, **self.options)
+            return type(self).reader(
+                root,
+                str(self.splits[split]),
+                list(classes),
+                on_error=self.on_error,
+                allow_external_images=self.allow_external_images,
+                **self.options,
+            )
         except TypeError as e:
             if "unexpected keyword" in str(e):
                 raise ValueError(f"{self.key}.options: {e}") from e
             raise
 
     # ------------------------------------------------------------------ the phantom twin
-    def draw_twin_subject(self, spec: TwinSpec, rng: np.random.Generator, labels: list[set[str]],
-                          add: Callable) -> None:
+    def draw_twin_subject(
+        self, spec: TwinSpec, rng: np.random.Generator, labels: list[set[str]], add: Callable
+    ) -> None:
         """Draws the twin's subject findings (default: each at `spec.prevalence`)."""
         for k in self.subject:
             add(k, spec.prevalence)
 
-    def write_twin_image(self, spec: TwinSpec, out_dir: Path, split: str, code: int, i: int, image: np.ndarray,
-                         masks: dict[str, np.ndarray], findings: set[str]) -> object:
+    def write_twin_image(
+        self,
+        spec: TwinSpec,
+        out_dir: Path,
+        split: str,
+        code: int,
+        i: int,
+        image: np.ndarray,
+        masks: dict[str, np.ndarray],
+        findings: set[str],
+    ) -> object:
         """Writes image `i` of a twin split (and its masks) under `out_dir`; returns its split-file row."""
         raise NotImplementedError(f"{type(self).__name__} has no phantom twin")
 

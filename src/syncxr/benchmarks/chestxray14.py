@@ -2,34 +2,68 @@
 
 from __future__ import annotations
 
-from ..data.benchmark_split import (RowChecks, Split, binary_labels, finish_split, image_path, read_csv,
-                                    require_columns, split_file_path)
+from ..data.benchmark_split import (
+    RowChecks,
+    Split,
+    binary_labels,
+    finish_split,
+    image_path,
+    read_csv,
+    require_columns,
+    split_file_path,
+)
 from ..phantom.benchmarks import write_png
 from ..phantom.frequencies import tail_findings
 from .base import Benchmark
 
-CHESTXRAY14_LABELS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule",
-                      "Pneumonia", "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis",
-                      "Pleural_Thickening", "Hernia")
+CHESTXRAY14_LABELS = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+)
 # The ChestX-ray14 label of each phantom finding it labels.
-CHESTXRAY14_OF = {"atelectasis": ("Atelectasis",), "cardiomegaly": ("Cardiomegaly",),
-                  "pleural_effusion": ("Effusion",), "infiltration": ("Infiltration",), "mass": ("Mass",),
-                  "nodule": ("Nodule",), "pneumonia": ("Pneumonia",), "pneumothorax": ("Pneumothorax",),
-                  "consolidation": ("Consolidation",), "edema": ("Edema",), "emphysema": ("Emphysema",),
-                  "fibrosis": ("Fibrosis",), "pleural_thickening": ("Pleural_Thickening",), "hernia": ("Hernia",)}
+CHESTXRAY14_OF = {
+    "atelectasis": ("Atelectasis",),
+    "cardiomegaly": ("Cardiomegaly",),
+    "pleural_effusion": ("Effusion",),
+    "infiltration": ("Infiltration",),
+    "mass": ("Mass",),
+    "nodule": ("Nodule",),
+    "pneumonia": ("Pneumonia",),
+    "pneumothorax": ("Pneumothorax",),
+    "consolidation": ("Consolidation",),
+    "edema": ("Edema",),
+    "emphysema": ("Emphysema",),
+    "fibrosis": ("Fibrosis",),
+    "pleural_thickening": ("Pleural_Thickening",),
+    "hernia": ("Hernia",),
+}
 TAIL = tail_findings()
 
 
-def read_chestxray14(root, split_csv: str, classes: list[str], on_error: str = "raise",
-                     allow_external_images: bool = False) -> Split:
+def read_chestxray14(
+    root, split_csv: str, classes: list[str], on_error: str = "raise", allow_external_images: bool = False
+) -> Split:
     """ChestX-ray14: `img_path, Image Index, Finding Label` + the 14 lower-case label columns."""
     root, csv = split_file_path(root, split_csv, "ChestX-ray14")
     df = read_csv(csv, "ChestX-ray14")
     require_columns(df, ["img_path", "Image Index", "Finding Label", *classes], csv)
     labels = binary_labels(df, classes, csv)
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df["img_path"])]
-    return finish_split(csv, df["Image Index"], paths, classes, labels, None,
-                        checks=RowChecks(root, on_error, allow_external_images))
+    return finish_split(
+        csv, df["Image Index"], paths, classes, labels, None, checks=RowChecks(root, on_error, allow_external_images)
+    )
 
 
 class ChestXray14(Benchmark):
@@ -48,9 +82,15 @@ class ChestXray14(Benchmark):
         names = sorted({c for k in findings for c in CHESTXRAY14_OF.get(k, ())})
         for c in names:
             cols[c.lower()] = 1
-        return {"img_path": f"images/{index}", "Image Index": index,
-                "Finding Label": "|".join(names) or "No Finding", **cols}
+        return {
+            "img_path": f"images/{index}",
+            "Image Index": index,
+            "Finding Label": "|".join(names) or "No Finding",
+            **cols,
+        }
 
     def twin_class_sets(self):
-        return {"common": [CHESTXRAY14_OF[k][0].lower() for k in self.subject],
-                "rare": [CHESTXRAY14_OF[k][0].lower() for k in self.rare]}
+        return {
+            "common": [CHESTXRAY14_OF[k][0].lower() for k in self.subject],
+            "rare": [CHESTXRAY14_OF[k][0].lower() for k in self.rare],
+        }

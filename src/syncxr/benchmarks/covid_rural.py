@@ -8,15 +8,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data.benchmark_split import (MaskFile, RowChecks, Split, finish_split, read_csv, require_columns,
-                                    split_file_path)
+from ..data.benchmark_split import MaskFile, RowChecks, Split, finish_split, read_csv, require_columns, split_file_path
 from ..phantom.benchmarks import write_png
 from .base import Benchmark
 
 
-def read_covid_rural(root, split_csv: str, classes: list[str] = ("covid",), on_error: str = "raise",
-                     image_dir: str = "jpgs", mask_dir: str = "pngs_masks",
-                     allow_external_images: bool = False) -> Split:
+def read_covid_rural(
+    root,
+    split_csv: str,
+    classes: list[str] = ("covid",),
+    on_error: str = "raise",
+    image_dir: str = "jpgs",
+    mask_dir: str = "pngs_masks",
+    allow_external_images: bool = False,
+) -> Split:
     """COVID Rural: a CSV of ids in column `filepath`; images `jpgs/<id>.jpg`, opacity masks
     `pngs_masks/<id>.png`. Every image is COVID-positive (a grounding/segmentation benchmark)."""
     root, csv = split_file_path(root, split_csv, "COVID Rural")
@@ -28,8 +33,15 @@ def read_covid_rural(root, split_csv: str, classes: list[str] = ("covid",), on_e
             raise ValueError(f"{csv}: row {i} has an empty filepath")
     paths = [root / image_dir / f"{k}.jpg" for k in ids]
     regions = [MaskFile(root / mask_dir / f"{k}.png") for k in ids]
-    split = finish_split(csv, ids, paths, classes, np.ones((len(ids), len(classes))), regions,
-                         checks=RowChecks(root, on_error, allow_external_images))
+    split = finish_split(
+        csv,
+        ids,
+        paths,
+        classes,
+        np.ones((len(ids), len(classes))),
+        regions,
+        checks=RowChecks(root, on_error, allow_external_images),
+    )
     keep = np.array([r.path.is_file() for r in split.regions], dtype=bool)
     if not keep.all() and on_error == "raise":
         i = int(np.flatnonzero(~keep)[0])

@@ -12,8 +12,14 @@ from .base import Benchmark
 COVIDX_CLASSES = {"positive": 1, "negative": 0, "COVID-19": 1, "normal": 0, "pneumonia": 0}
 
 
-def read_covidx(root, split_txt: str, classes: list[str] = ("covid",), on_error: str = "raise",
-                image_dir: str | None = None, allow_external_images: bool = False) -> Split:
+def read_covidx(
+    root,
+    split_txt: str,
+    classes: list[str] = ("covid",),
+    on_error: str = "raise",
+    image_dir: str | None = None,
+    allow_external_images: bool = False,
+) -> Split:
     """COVIDx CXR-2: space-separated, no header: `patient_id filename class source`, class
     `positive` or `negative` (older releases: `COVID-19`, `normal`, `pneumonia`). Images live in a
     folder named like the split file (`train.txt` -> `train/`) unless `image_dir` says otherwise."""
@@ -27,8 +33,10 @@ def read_covidx(root, split_txt: str, classes: list[str] = ("covid",), on_error:
             continue
         parts = line.split()
         if len(parts) != 4:
-            raise ValueError(f"{txt}: row {i}: expected 4 space-separated fields "
-                             f"`patient_id filename class source`, got {len(parts)}: {line!r}")
+            raise ValueError(
+                f"{txt}: row {i}: expected 4 space-separated fields "
+                f"`patient_id filename class source`, got {len(parts)}: {line!r}"
+            )
         pid, filename, cls, _source = parts
         if cls not in COVIDX_CLASSES:
             raise ValueError(f"{txt}: row {i}: unknown class {cls!r}; expected one of {sorted(COVIDX_CLASSES)}")
@@ -37,8 +45,7 @@ def read_covidx(root, split_txt: str, classes: list[str] = ("covid",), on_error:
         labels.append(COVIDX_CLASSES[cls])
     if not paths:
         raise ValueError(f"{txt}: no rows")
-    return finish_split(txt, ids, paths, classes, labels, None,
-                        checks=RowChecks(root, on_error, allow_external_images))
+    return finish_split(txt, ids, paths, classes, labels, None, checks=RowChecks(root, on_error, allow_external_images))
 
 
 class COVIDx(Benchmark):

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.benchmark_split import (Boxes, RowChecks, Split, finish_split, image_path, read_csv,
-                                    require_columns, split_file_path)
+from ..data.benchmark_split import (
+    Boxes,
+    RowChecks,
+    Split,
+    finish_split,
+    image_path,
+    read_csv,
+    require_columns,
+    split_file_path,
+)
 from ..data.image_io import write_dicom
 from ..phantom.benchmarks import mask_boxes, uid
 from .base import Benchmark
@@ -42,8 +50,7 @@ def _parse_classes(text, n_boxes: int, path: Path, row: int) -> int:
     try:
         values = [int(float(p)) for p in parts]
     except ValueError:
-        raise ValueError(f"{path}: row {row}: classes {text!r} is not a 0/1 label or `|`-joined "
-                         "class ids") from None
+        raise ValueError(f"{path}: row {row}: classes {text!r} is not a 0/1 label or `|`-joined class ids") from None
     if len(values) > 1 and len(values) != n_boxes:
         raise ValueError(f"{path}: row {row}: {len(values)} classes for {n_boxes} boxes")
     label = int(any(v != 0 for v in values))
@@ -52,8 +59,14 @@ def _parse_classes(text, n_boxes: int, path: Path, row: int) -> int:
     return label
 
 
-def read_rsna(root, split_csv: str, classes: list[str] = ("pneumonia",), on_error: str = "raise",
-              box_frame: int = 1024, allow_external_images: bool = False) -> Split:
+def read_rsna(
+    root,
+    split_csv: str,
+    classes: list[str] = ("pneumonia",),
+    on_error: str = "raise",
+    box_frame: int = 1024,
+    allow_external_images: bool = False,
+) -> Split:
     """RSNA Pneumonia: `ID, img_path, boxes, classes`; boxes `x;y;w;h|...` in `box_frame`-pixel
     coordinates (1024: the published DICOMs' size), empty for negatives; DICOM images."""
     if len(classes) != 1:
@@ -67,8 +80,9 @@ def read_rsna(root, split_csv: str, classes: list[str] = ("pneumonia",), on_erro
         labels.append(_parse_classes(c, len(boxes), csv, i))
         regions.append(Boxes(boxes, (box_frame, box_frame)))
     paths = [image_path(root, v, csv, i) for i, v in enumerate(df["img_path"])]
-    return finish_split(csv, df["ID"], paths, classes, labels, regions,
-                        checks=RowChecks(root, on_error, allow_external_images))
+    return finish_split(
+        csv, df["ID"], paths, classes, labels, regions, checks=RowChecks(root, on_error, allow_external_images)
+    )
 
 
 class RSNA(Benchmark):
@@ -85,5 +99,9 @@ class RSNA(Benchmark):
         (out_dir / "images").mkdir(exist_ok=True)
         write_dicom(out_dir / "images" / f"{rid}.dcm", image, patient_id=rid)
         boxes = mask_boxes(masks["pneumonia"], BOX_FRAME / spec.image_size) if "pneumonia" in findings else []
-        return {"ID": rid, "img_path": f"images/{rid}.dcm",
-                "boxes": "|".join(";".join(str(v) for v in b) for b in boxes), "classes": int(bool(boxes))}
+        return {
+            "ID": rid,
+            "img_path": f"images/{rid}.dcm",
+            "boxes": "|".join(";".join(str(v) for v in b) for b in boxes),
+            "classes": int(bool(boxes)),
+        }

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.benchmark_split import (MaskFile, RleMasks, RowChecks, Split, finish_split, read_csv,
-                                    require_columns, split_file_path)
+from ..data.benchmark_split import (
+    MaskFile,
+    RleMasks,
+    RowChecks,
+    Split,
+    finish_split,
+    read_csv,
+    require_columns,
+    split_file_path,
+)
 from ..data.rle import MODES as RLE_MODES
 from ..data.rle import rle_encode
 from ..phantom.benchmarks import mask_components, write_png
@@ -40,8 +48,14 @@ class SIIMLayout:
             raise ValueError(f"SIIM rle must be one of {RLE_MODES}, got {self.rle!r}")
 
 
-def read_siim(root, split_csv: str, classes: list[str] = ("pneumothorax",), on_error: str = "raise",
-              allow_external_images: bool = False, **layout) -> Split:
+def read_siim(
+    root,
+    split_csv: str,
+    classes: list[str] = ("pneumothorax",),
+    on_error: str = "raise",
+    allow_external_images: bool = False,
+    **layout,
+) -> Split:
     """SIIM-ACR Pneumothorax: `ImageId, EncodedPixels` (RLE, `-1` = negative, several rows per
     image for several masks), its files where `layout` (the fields of SIIMLayout) says."""
     if len(classes) != 1:
@@ -71,8 +85,16 @@ def read_siim(root, split_csv: str, classes: list[str] = ("pneumothorax",), on_e
         regions = [RleMasks(tuple(order[k]), layout.rle) for k in ids]
     else:
         regions = [MaskFile(root / mask_dir / f"{k}.png") for k in ids]
-    split = finish_split(csv, ids, paths, classes, labels, regions, [first_row[k] for k in ids],
-                         checks=RowChecks(root, on_error, allow_external_images))
+    split = finish_split(
+        csv,
+        ids,
+        paths,
+        classes,
+        labels,
+        regions,
+        [first_row[k] for k in ids],
+        checks=RowChecks(root, on_error, allow_external_images),
+    )
     for region, row in zip(split.regions, split.rows):  # after finish_split has confined them
         if isinstance(region, MaskFile) and not region.path.is_file():
             raise FileNotFoundError(f"{csv}: row {row}: mask {region.path} not found")

@@ -47,7 +47,7 @@ class Boxes:
         for x, y, bw, bh in self.boxes:
             x0, y0 = int(np.floor(x * sx)), int(np.floor(y * sy))
             x1, y1 = int(np.ceil((x + bw) * sx)), int(np.ceil((y + bh) * sy))
-            out[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+            out[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
         return out
 
 
@@ -98,13 +98,18 @@ class Split:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def subset(self, index) -> "Split":
+    def subset(self, index) -> Split:
         index = [int(i) for i in index]
-        return replace(self, ids=[self.ids[i] for i in index], paths=[self.paths[i] for i in index],
-                       rows=[self.rows[i] for i in index], labels=self.labels[index],
-                       regions=None if self.regions is None else [self.regions[i] for i in index])
+        return replace(
+            self,
+            ids=[self.ids[i] for i in index],
+            paths=[self.paths[i] for i in index],
+            rows=[self.rows[i] for i in index],
+            labels=self.labels[index],
+            regions=None if self.regions is None else [self.regions[i] for i in index],
+        )
 
-    def where(self, keep: np.ndarray) -> "Split":
+    def where(self, keep: np.ndarray) -> Split:
         """The rows where `keep` is true; the others are counted as skipped."""
         keep = np.asarray(keep, dtype=bool)
         out = self.subset(np.flatnonzero(keep))
@@ -176,8 +181,7 @@ def require_columns(df: pd.DataFrame, columns, path: Path) -> None:
         raise ValueError(f"{path}: missing column(s) {missing}; has {list(df.columns)}")
 
 
-def binary_labels(df: pd.DataFrame, classes: list[str], path: Path,
-                   uncertain: float | None = None) -> np.ndarray:
+def binary_labels(df: pd.DataFrame, classes: list[str], path: Path, uncertain: float | None = None) -> np.ndarray:
     """0/1 label columns; blank is 0. `uncertain` maps CheXpert's -1 (None: -1 is an error)."""
     labels = df[list(classes)].apply(pd.to_numeric, errors="coerce")
     raw = df[list(classes)]
@@ -209,23 +213,38 @@ def finish_split(source: Path, ids, paths, classes, labels, regions, rows=None, 
             try:
                 inside.check(f)
             except OutsideRootError as e:
-                raise ValueError(f"{source}: row {rows[i]}: {'image' if f is p else 'mask'} {e}; "
-                                 "benchmark.<name>.allow_external_images=true reads it anyway") from None
-    split = Split(source=source, ids=[str(i) for i in ids], paths=list(paths), rows=rows,
-                  classes=list(classes), labels=np.asarray(labels, dtype=np.int64).reshape(len(paths), len(classes)),
-                  regions=regions)
+                raise ValueError(
+                    f"{source}: row {rows[i]}: {'image' if f is p else 'mask'} {e}; "
+                    "benchmark.<name>.allow_external_images=true reads it anyway"
+                ) from None
+    split = Split(
+        source=source,
+        ids=[str(i) for i in ids],
+        paths=list(paths),
+        rows=rows,
+        classes=list(classes),
+        labels=np.asarray(labels, dtype=np.int64).reshape(len(paths), len(classes)),
+        regions=regions,
+    )
     exists = np.array([p.is_file() for p in split.paths], dtype=bool)
     if not exists.all() and on_error == "raise":
         i = int(np.flatnonzero(~exists)[0])
-        raise FileNotFoundError(f"{source}: row {rows[i]}: image {split.paths[i]} not found "
-                                f"({int((~exists).sum())} missing in all; on_error=skip leaves them out)")
+        raise FileNotFoundError(
+            f"{source}: row {rows[i]}: image {split.paths[i]} not found "
+            f"({int((~exists).sum())} missing in all; on_error=skip leaves them out)"
+        )
     if not exists.any():
         raise FileNotFoundError(f"{source}: none of its {len(paths)} images exists, e.g. {split.paths[0]}")
     if not exists.all():
         missing = np.flatnonzero(~exists)
         shown = ", ".join(f"row {rows[i]} {split.paths[i]}" for i in missing[:5])
-        log.warning("%s: %d rows left out (on_error=skip), image missing: %s%s", source, len(missing), shown,
-                    " ..." if len(missing) > 5 else "")
+        log.warning(
+            "%s: %d rows left out (on_error=skip), image missing: %s%s",
+            source,
+            len(missing),
+            shown,
+            " ..." if len(missing) > 5 else "",
+        )
     return split if exists.all() else split.where(exists)
 
 

@@ -49,5 +49,6 @@ class RootConfinement:
             raise OutsideRootError(f"{name!r} is outside the {self.what} {self.root}")
         real = os.path.realpath(path)  # what opening `path` reads: links followed before ".."
         if not _inside(real, self._real_root):
-            raise OutsideRootError(f"{name!r} is a symbolic link (or lies under one) to {real}, "
-                                   f"outside the {self.what} {self.root}")
+            raise OutsideRootError(
+                f"{name!r} is a symbolic link (or lies under one) to {real}, outside the {self.what} {self.root}"
+            )

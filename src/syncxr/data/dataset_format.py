@@ -48,8 +48,15 @@ def config_hash(config: dict, length: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
-__all__ = ["DatasetBuilder", "config_hash", "is_complete", "read_dataset", "validate_manifest",
-           "write_json_atomic", "write_parquet_atomic"]
+__all__ = [
+    "DatasetBuilder",
+    "config_hash",
+    "is_complete",
+    "read_dataset",
+    "validate_manifest",
+    "write_json_atomic",
+    "write_parquet_atomic",
+]
 
 
 def validate_manifest(df: pd.DataFrame, where: str) -> None:

@@ -169,7 +169,7 @@ def remove_abandoned(parent: str | os.PathLike, pattern: str) -> list[Path]:
         return removed
     dirs = [d for d in parent.glob(pattern) if d.is_dir()]
     # A lock without its directory: the owner died between taking the lock and creating it.
-    orphans = [p.with_name(p.name[:-len(".lock")]) for p in parent.glob(pattern + ".lock")]
+    orphans = [p.with_name(p.name[: -len(".lock")]) for p in parent.glob(pattern + ".lock")]
     for d in sorted(set(dirs) | {o for o in orphans if not o.exists()}):
         lock_path = d.with_name(d.name + ".lock")
         fd = try_flock(lock_path)

@@ -35,8 +35,9 @@ def _value_range(ds) -> tuple[float, float]:
         lo, hi = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
     else:
         bits = int(ds.BitsStored)
-        lo, hi = (0.0, 2.0 ** bits - 1) if int(ds.PixelRepresentation) == 0 else \
-            (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1)
+        lo, hi = (
+            (0.0, 2.0**bits - 1) if int(ds.PixelRepresentation) == 0 else (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1)
+        )
         if ds.get("RescaleSlope") is not None and ds.get("RescaleIntercept") is not None:
             slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
             lo, hi = lo * slope + intercept, hi * slope + intercept
@@ -80,8 +81,17 @@ def load_dicom(path: str | Path) -> torch.Tensor:
         if arr.ndim != 2:
             raise ValueError(f"expected one grayscale frame, got pixel array of shape {arr.shape}")
         out = display_pixels(ds, arr)
-    except (InvalidDicomError, AttributeError, KeyError, IndexError, OSError, ValueError, TypeError,
-            RuntimeError, NotImplementedError) as e:  # pydicom: no plugin decodes this (compressed) pixel data
+    except (
+        InvalidDicomError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        OSError,
+        ValueError,
+        TypeError,
+        RuntimeError,
+        NotImplementedError,
+    ) as e:  # pydicom: no plugin decodes this (compressed) pixel data
         raise ValueError(f"image {path} could not be decoded as DICOM: {e}") from e
     return torch.from_numpy(np.ascontiguousarray(out)).unsqueeze(0)
 

@@ -84,8 +84,9 @@ class MimicCxrSpec:
         object.__setattr__(self, "views", tuple(str(v).strip().upper() for v in views))
         unknown = [v for v in self.views if v not in FRONTAL_VIEWS + OTHER_VIEWS]
         if not self.views or unknown:
-            raise ValueError(f"views must name MIMIC ViewPosition values {list(FRONTAL_VIEWS + OTHER_VIEWS)}; "
-                             f"got {list(self.views)}")
+            raise ValueError(
+                f"views must name MIMIC ViewPosition values {list(FRONTAL_VIEWS + OTHER_VIEWS)}; got {list(self.views)}"
+            )
         if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 1):
             raise ValueError(f"image_size must be a positive int or null, got {self.image_size!r}")
         if self.image_format not in IMAGE_SUFFIX:
@@ -107,9 +108,14 @@ class MimicCxrSpec:
     def to_dict(self) -> dict:
         """The hashed config: paths as resolved, so "~/mimic" and "/home/me/mimic" are one dataset.
         `allow_external_files` only where set, so the datasets made before it keep their address."""
-        return {"root": str(self.root_path), "reports": str(self.reports_path or "txt"),
-                "views": list(self.views), "image_size": self.image_size, "image_format": self.image_format,
-                **({"allow_external_files": True} if self.allow_external_files else {})}
+        return {
+            "root": str(self.root_path),
+            "reports": str(self.reports_path or "txt"),
+            "views": list(self.views),
+            "image_size": self.image_size,
+            "image_format": self.image_format,
+            **({"allow_external_files": True} if self.allow_external_files else {}),
+        }
 
     @property
     def hash(self) -> str:
@@ -121,8 +127,9 @@ def find_csv(root: Path, name: str, what: str) -> Path:
     for path in (root / name, root / f"{name}.gz"):
         if path.is_file():
             return path
-    raise FileNotFoundError(f"{root / name}: MIMIC-CXR-JPG {what} not found (nor {name}.gz); "
-                            f"is root the MIMIC-CXR-JPG directory?")
+    raise FileNotFoundError(
+        f"{root / name}: MIMIC-CXR-JPG {what} not found (nor {name}.gz); is root the MIMIC-CXR-JPG directory?"
+    )
 
 
 def read_csv(path: Path, required: tuple[str, ...], what: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -156,6 +163,7 @@ def txt_reports(root: Path, allow_external: bool = False) -> ReportLookup:
         except (OSError, UnicodeDecodeError):
             return "unreadable_report"
         return parse_report(text)
+
     return lookup
 
 
@@ -164,17 +172,21 @@ def csv_reports(path: Path) -> ReportLookup:
     same fallbacks as the free-text parser."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: sectioned report CSV (reports=...) not found")
-    df = read_csv(path, ("study", "findings", "impression"), "sectioned report CSV",
-                  optional=("last_paragraph", "comparison"))
+    df = read_csv(
+        path, ("study", "findings", "impression"), "sectioned report CSV", optional=("last_paragraph", "comparison")
+    )
     last = df["last_paragraph"] if "last_paragraph" in df else [""] * len(df)
     comparison = df["comparison"] if "comparison" in df else [""] * len(df)
-    by_study = {s.strip().lstrip("s"): choose_sections(f, i, lp, c)
-                for s, f, i, lp, c in zip(df["study"], df["findings"], df["impression"], last, comparison)}
+    by_study = {
+        s.strip().lstrip("s"): choose_sections(f, i, lp, c)
+        for s, f, i, lp, c in zip(df["study"], df["findings"], df["impression"], last, comparison)
+    }
     return lambda subject, study: by_study.get(study, "missing_report")
 
 
-def _check_row(row, split_of: dict[str, str], seen: set[str], views: tuple[str, ...],
-               report_of: ReportLookup) -> tuple[str | None, dict]:
+def _check_row(
+    row, split_of: dict[str, str], seen: set[str], views: tuple[str, ...], report_of: ReportLookup
+) -> tuple[str | None, dict]:
     """(drop reason or None, manifest fields) of one metadata row, before its image is read."""
     dicom, subject, study = row.dicom_id.strip(), row.subject_id.strip(), row.study_id.strip()
     view = row.ViewPosition.strip().upper()
@@ -227,8 +239,7 @@ def convert_image(src: Path, dst: Path, image_size: int | None, image_format: st
         return "corrupt_image"
     if shrink and min(im.size) > image_size:
         w, h = im.size
-        im = im.resize((round(w * image_size / min(w, h)), round(h * image_size / min(w, h))),
-                       Image.Resampling.LANCZOS)
+        im = im.resize((round(w * image_size / min(w, h)), round(h * image_size / min(w, h))), Image.Resampling.LANCZOS)
     if image_format == "jpeg" and not shrink and src.suffix.lower() in (".jpg", ".jpeg"):
         shutil.copyfile(src, dst)  # already a JPEG of the wanted size: keep the original bytes
     elif image_format == "jpeg":
@@ -258,8 +269,11 @@ def _ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator[tuple]
 def _write_manifest(path: Path, df: pd.DataFrame) -> None:
     """Parquet with `entities` typed as in other datasets (all-empty lists would be list<null>)."""
     table = pa.Table.from_pandas(df.drop(columns="entities"), preserve_index=False)
-    table = table.add_column(list(df.columns).index("entities"), pa.field("entities", ENTITIES_TYPE),
-                             pa.array(df["entities"].tolist(), type=ENTITIES_TYPE))
+    table = table.add_column(
+        list(df.columns).index("entities"),
+        pa.field("entities", ENTITIES_TYPE),
+        pa.array(df["entities"].tolist(), type=ENTITIES_TYPE),
+    )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
@@ -279,8 +293,9 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
         raise FileNotFoundError(f"{root}: MIMIC-CXR-JPG root directory (root=...) not found")
     meta_path = find_csv(root, METADATA_CSV, "metadata CSV")
     split_path = find_csv(root, SPLIT_CSV, "split CSV")
-    report_of = lru_cache(maxsize=64)(txt_reports(root, spec.allow_external_files) if spec.reports_path is None
-                                      else csv_reports(spec.reports_path))  # rows come grouped by study
+    report_of = lru_cache(maxsize=64)(
+        txt_reports(root, spec.allow_external_files) if spec.reports_path is None else csv_reports(spec.reports_path)
+    )  # rows come grouped by study
     meta, split_of = _read_metadata(meta_path, split_path)
     suffix = IMAGE_SUFFIX[spec.image_format]
     drops, seen, rows = DropLog(), set(), []
@@ -290,8 +305,9 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
         output = RootConfinement(tmp)
 
         def candidates() -> Iterator[dict]:
-            for row in tqdm(meta.itertuples(), total=len(meta), desc="mimic_cxr",
-                            disable=not progress, mininterval=2.0):
+            for row in tqdm(
+                meta.itertuples(), total=len(meta), desc="mimic_cxr", disable=not progress, mininterval=2.0
+            ):
                 reason, fields = _check_row(row, split_of, seen, spec.views, report_of)
                 if reason:  # an id-less row is named by its line in the CSV (the header is line 1)
                     drops.add(reason, fields["id"] or f"{meta_path.name} line {row.Index + 2}")
@@ -303,8 +319,10 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
         def convert(fields: dict) -> str | None:
             # The ids were checked (SAFE_ID, NUMBER); the confinements make sure no path leaves its root.
             try:
-                src = source.path(f"files/p{fields['subject_id'][:2]}/p{fields['subject_id']}/"
-                                  f"s{fields['study_id']}/{fields['id']}.jpg")
+                src = source.path(
+                    f"files/p{fields['subject_id'][:2]}/p{fields['subject_id']}/"
+                    f"s{fields['study_id']}/{fields['id']}.jpg"
+                )
             except OutsideRootError:
                 return "external_image"
             return convert_image(src, output.path(fields["image"]), spec.image_size, spec.image_format)
@@ -315,8 +333,10 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
             else:
                 rows.append(fields)
         if not rows:
-            raise ValueError(f"{root}: no usable image-report pair among {len(meta)} metadata rows; "
-                             f"dropped {drops.nonzero_counts()}, e.g. {drops.nonzero_examples()}")
+            raise ValueError(
+                f"{root}: no usable image-report pair among {len(meta)} metadata rows; "
+                f"dropped {drops.nonzero_counts()}, e.g. {drops.nonzero_examples()}"
+            )
         df = _manifest(rows)
         _write_manifest(tmp / MANIFEST, df)
         _write_info(tmp / INFO, spec, len(meta), df, drops)
@@ -326,13 +346,26 @@ def build_mimic_cxr(spec: MimicCxrSpec, target: Path, progress: bool = True) -> 
 
 def _write_info(path: Path, spec: MimicCxrSpec, n_meta: int, df: pd.DataFrame, drops: DropLog) -> None:
     """dataset.json: the config, its hash, and the counts of what was kept and dropped."""
-    counts = {"metadata_rows": int(n_meta), "rows": int(len(df)),
-              "splits": {str(k): int(v) for k, v in df["split"].value_counts().items()},
-              "views": {str(k): int(v) for k, v in df["view"].value_counts().items()},
-              "studies": int(df["study_id"].nunique()), "subjects": int(df["subject_id"].nunique()),
-              "dropped": drops.counts}
-    write_json_atomic(path, {"name": SOURCE, "config": spec.to_dict(), "hash": spec.hash, "generator": MIMIC_VERSION,
-                             "counts": counts, "dropped_examples": drops.nonzero_examples()})
+    counts = {
+        "metadata_rows": int(n_meta),
+        "rows": int(len(df)),
+        "splits": {str(k): int(v) for k, v in df["split"].value_counts().items()},
+        "views": {str(k): int(v) for k, v in df["view"].value_counts().items()},
+        "studies": int(df["study_id"].nunique()),
+        "subjects": int(df["subject_id"].nunique()),
+        "dropped": drops.counts,
+    }
+    write_json_atomic(
+        path,
+        {
+            "name": SOURCE,
+            "config": spec.to_dict(),
+            "hash": spec.hash,
+            "generator": MIMIC_VERSION,
+            "counts": counts,
+            "dropped_examples": drops.nonzero_examples(),
+        },
+    )
 
 
 def _manifest(rows: list[dict]) -> pd.DataFrame:
@@ -341,15 +374,21 @@ def _manifest(rows: list[dict]) -> pd.DataFrame:
     df["source"] = SOURCE
     df["subject_id"] = df["subject_id"].astype("int64")
     df["study_id"] = df["study_id"].astype("int64")
-    return df[["id", "image", "findings", "impression", "entities", "source", "split",
-               "subject_id", "study_id", "view"]]
+    return df[
+        ["id", "image", "findings", "impression", "entities", "source", "split", "subject_id", "study_id", "view"]
+    ]
 
 
 def _log_summary(n_meta: int, n_kept: int, drops: DropLog, target: Path) -> None:
     msg = f"mimic_cxr: kept {n_kept} of {n_meta} images in {target}"
     if drops.total:
-        log.warning("%s; dropped %d: %s (example ids in %s)", msg, drops.total,
-                    ", ".join(f"{k}={v}" for k, v in drops.nonzero_counts().items()), target / INFO)
+        log.warning(
+            "%s; dropped %d: %s (example ids in %s)",
+            msg,
+            drops.total,
+            ", ".join(f"{k}={v}" for k, v in drops.nonzero_counts().items()),
+            target / INFO,
+        )
     else:
         log.info(msg)
 

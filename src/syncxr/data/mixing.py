@@ -11,8 +11,7 @@ from .confined_paths import OutsideRootError, RootConfinement
 from .dataset_format import MANIFEST, read_dataset
 
 
-def load_table(directory: str | Path, split: str | None = "train",
-               allow_external_images: bool = False) -> pd.DataFrame:
+def load_table(directory: str | Path, split: str | None = "train", allow_external_images: bool = False) -> pd.DataFrame:
     """Manifest rows of one dataset directory with absolute image paths in `path`, and where each
     row comes from (`manifest`, `manifest_row`: named by errors about the row).
 
@@ -41,12 +40,15 @@ def _check_inside(df: pd.DataFrame, directory: Path, manifest: Path) -> None:
         try:
             inside.path(image)  # an absolute `image` replaces the directory, and is refused
         except OutsideRootError as e:
-            raise ValueError(f"{manifest}: row {i} (id {df['id'].iloc[i]!r}): image {e}; "
-                             "set data.allow_external_images=true to read it anyway") from None
+            raise ValueError(
+                f"{manifest}: row {i} (id {df['id'].iloc[i]!r}): image {e}; "
+                "set data.allow_external_images=true to read it anyway"
+            ) from None
 
 
-def mix_tables(real: pd.DataFrame | None, syn: pd.DataFrame | None, syn_fraction: float | None,
-               seed: int) -> pd.DataFrame:
+def mix_tables(
+    real: pd.DataFrame | None, syn: pd.DataFrame | None, syn_fraction: float | None, seed: int
+) -> pd.DataFrame:
     """Combines real and synthetic rows.
 
     `syn_fraction=None` keeps all rows of both (the paper's mix). A number f in [0, 1] keeps the size
@@ -62,8 +64,9 @@ def mix_tables(real: pd.DataFrame | None, syn: pd.DataFrame | None, syn_fraction
     total = len(real)
     n_syn = int(round(syn_fraction * total))
     if n_syn > len(syn):
-        raise ValueError(f"data.syn_fraction={syn_fraction} needs {n_syn} synthetic rows, "
-                         f"the synthetic dataset has {len(syn)}")
+        raise ValueError(
+            f"data.syn_fraction={syn_fraction} needs {n_syn} synthetic rows, the synthetic dataset has {len(syn)}"
+        )
     rng = np.random.default_rng([seed, 31])
     take_real = rng.choice(len(real), size=total - n_syn, replace=False)
     take_syn = rng.choice(len(syn), size=n_syn, replace=False)

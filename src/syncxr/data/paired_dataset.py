@@ -49,8 +49,14 @@ class PairedImageTextDataset(Dataset):
     undecodable ones by the collator (`ImageTextCollator` drops the sample, the batch says which).
     """
 
-    def __init__(self, table: pd.DataFrame, transform: TrainAugment, text_mode: str = "report", seed: int = 0,
-                 on_error: str = "raise"):
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        transform: TrainAugment,
+        text_mode: str = "report",
+        seed: int = 0,
+        on_error: str = "raise",
+    ):
         """`transform.sample(image, rng)` draws its randomness from the sample's numpy rng."""
         if text_mode not in TEXT_MODES:
             raise ValueError(f"unknown text mode {text_mode!r}; expected one of {TEXT_MODES}")
@@ -79,8 +85,10 @@ class PairedImageTextDataset(Dataset):
         first = int(np.flatnonzero(~exists)[0])
         where = self._where_in(table, first)
         if self.on_error == "raise":
-            raise FileNotFoundError(f"{where}: image {table['path'].iloc[first]} not found ({self.skipped} "
-                                    f"missing in all; data.on_error=skip leaves them out)")
+            raise FileNotFoundError(
+                f"{where}: image {table['path'].iloc[first]} not found ({self.skipped} "
+                f"missing in all; data.on_error=skip leaves them out)"
+            )
         log.warning("%d rows left out: image missing (data.on_error=skip), e.g. %s", self.skipped, where)
         table = table[exists].reset_index(drop=True)
         if len(table) == 0:
@@ -96,8 +104,9 @@ class PairedImageTextDataset(Dataset):
 
     def where(self, i: int) -> str:
         """Where row `i` comes from, for error messages: the manifest, its row and id."""
-        return f"{self.manifests[i] or 'manifest'}: row {self.rows[i]}" + \
-            (f" (id {self.ids[i]!r})" if self.ids[i] is not None else "")
+        return f"{self.manifests[i] or 'manifest'}: row {self.rows[i]}" + (
+            f" (id {self.ids[i]!r})" if self.ids[i] is not None else ""
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -155,15 +164,31 @@ class ImageTextCollator:
         skipped = [i for image, _, i in batch if image is None]
         batch = [b for b in batch if b[0] is not None]
         if not batch:
-            return {"images": torch.zeros(0, dtype=torch.uint8), "jitter": torch.zeros(0, 2),
-                    "input_ids": torch.zeros(0, dtype=torch.long), "attention_mask": torch.zeros(0, dtype=torch.long),
-                    "texts": [], "skipped": skipped}
+            return {
+                "images": torch.zeros(0, dtype=torch.uint8),
+                "jitter": torch.zeros(0, 2),
+                "input_ids": torch.zeros(0, dtype=torch.long),
+                "attention_mask": torch.zeros(0, dtype=torch.long),
+                "texts": [],
+                "skipped": skipped,
+            }
         images, factors, texts = zip(*batch)
-        tok = self.tokenizer(list(texts), padding="longest", truncation=True, max_length=self.max_length,
-                             pad_to_multiple_of=self.multiple, return_tensors="pt")
-        return {"images": torch.stack(images), "jitter": torch.tensor(factors, dtype=torch.float32),
-                "input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"], "texts": list(texts),
-                "skipped": skipped}
+        tok = self.tokenizer(
+            list(texts),
+            padding="longest",
+            truncation=True,
+            max_length=self.max_length,
+            pad_to_multiple_of=self.multiple,
+            return_tensors="pt",
+        )
+        return {
+            "images": torch.stack(images),
+            "jitter": torch.tensor(factors, dtype=torch.float32),
+            "input_ids": tok["input_ids"],
+            "attention_mask": tok["attention_mask"],
+            "texts": list(texts),
+            "skipped": skipped,
+        }
 
 
 def augment_on_device(batch: dict) -> dict:

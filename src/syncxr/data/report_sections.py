@@ -33,26 +33,44 @@ _TITLE = re.compile(r"^\s*(FINAL|PRELIMINARY) REPORT[ \t]*$", re.MULTILINE)
 
 # Header spellings seen in MIMIC-CXR -> canonical name (those not listed are matched by rule below).
 _SYNONYMS = {
-    "comparisons": "comparison", "comparison exam": "comparison", "comparison film": "comparison",
-    "reference exam": "comparison", "comparision": "comparison", "comparsion": "comparison",
-    "clinical history": "history", "clinical information": "history", "patient history": "history",
+    "comparisons": "comparison",
+    "comparison exam": "comparison",
+    "comparison film": "comparison",
+    "reference exam": "comparison",
+    "comparision": "comparison",
+    "comparsion": "comparison",
+    "clinical history": "history",
+    "clinical information": "history",
+    "patient history": "history",
     "pfi": "history",
-    "reason for examination": "indication", "reason for exam": "indication",
+    "reason for examination": "indication",
+    "reason for exam": "indication",
     "clinical indication": "indication",
-    "exam": "examination", "type of examination": "examination",
-    "conclusion": "impression", "summary": "impression",
-    "impresson": "impression", "impresion": "impression", "impession": "impression",
-    "imprssion": "impression", "mpression": "impression",
-    "finding": "findings", "findngs": "findings", "findins": "findings", "finidngs": "findings",
-    "recommendation": "recommendations", "recommendation(s)": "recommendations",
+    "exam": "examination",
+    "type of examination": "examination",
+    "conclusion": "impression",
+    "summary": "impression",
+    "impresson": "impression",
+    "impresion": "impression",
+    "impession": "impression",
+    "imprssion": "impression",
+    "mpression": "impression",
+    "finding": "findings",
+    "findngs": "findings",
+    "findins": "findings",
+    "finidngs": "findings",
+    "recommendation": "recommendations",
+    "recommendation(s)": "recommendations",
     "wetread": "wet read",
 }
 # A header containing one of these words is that section ("FINDINGS AND IMPRESSION" is the
 # conclusion, hence impression first; "ADDENDUM TO FINDINGS" is an addendum, hence before findings).
 _MAIN_SECTIONS = ("impression", "addendum", "findings", "history", "comparison")
 # A header that names the study itself ("CHEST, PA AND LATERAL:") opens the description of it.
-_STUDY_TITLE = re.compile(r"chest|portable|pa and lat|lateral and pa|ap and lat|lateral and ap|"
-                          r"frontal|two views|one view|pa view|ap view|lateral view|upright|ribs")
+_STUDY_TITLE = re.compile(
+    r"chest|portable|pa and lat|lateral and pa|ap and lat|lateral and ap|"
+    r"frontal|two views|one view|pa view|ap view|lateral view|upright|ribs"
+)
 _PLACEHOLDER = {"", "none", "na", "n a", "not applicable", "no"}
 _MIN_COMPARISON_WORDS = 4
 
@@ -91,8 +109,7 @@ def split_sections(text: str) -> list[Section]:
         return [Section("full report", text)]
     sections = [Section("preamble", text[: headers[0].start()])]
     for h, nxt in zip(headers, [*headers[1:], None]):
-        sections.append(Section(normalize_section_name(h.group(1)),
-                                text[h.end(): nxt.start() if nxt else len(text)]))
+        sections.append(Section(normalize_section_name(h.group(1)), text[h.end() : nxt.start() if nxt else len(text)]))
     return sections
 
 
@@ -114,8 +131,9 @@ def is_placeholder(text: str) -> bool:
     return " ".join(_words(text)) in _PLACEHOLDER
 
 
-def choose_sections(findings: str | None, impression: str | None, last_para: str | None = None,
-                    comparison: str | None = None) -> ReportSections:
+def choose_sections(
+    findings: str | None, impression: str | None, last_para: str | None = None, comparison: str | None = None
+) -> ReportSections:
     """(findings, impression) from the parts of a report: rules 1-3 of the module docstring. Also
     used on pre-sectioned CSVs, whose columns are these four parts."""
     findings, impression = clean(findings), clean(impression)
@@ -138,5 +156,9 @@ def _last(sections: list[Section], name: str) -> str:
 def parse_report(text: str) -> ReportSections:
     """(findings, impression) of a free-text report; both "" when it has no usable text."""
     sections = split_sections(text)
-    return choose_sections(_last(sections, "findings"), _last(sections, "impression"),
-                           last_paragraph(sections[-1]), _last(sections, "comparison"))
+    return choose_sections(
+        _last(sections, "findings"),
+        _last(sections, "impression"),
+        last_paragraph(sections[-1]),
+        _last(sections, "comparison"),
+    )

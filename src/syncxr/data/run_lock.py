@@ -36,11 +36,17 @@ class RunDirLock:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         fd = try_flock(self.path)
         if fd is None:
-            raise RunDirInUse(f"{self.run_dir} is being written by another live process ({self.holder()}); "
-                              "wait for it to end or give this run another output dir")
+            raise RunDirInUse(
+                f"{self.run_dir} is being written by another live process ({self.holder()}); "
+                "wait for it to end or give this run another output dir"
+            )
         self._fd = fd
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "slurm_job": os.environ.get("SLURM_JOB_ID")}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "slurm_job": os.environ.get("SLURM_JOB_ID"),
+        }
         os.ftruncate(fd, 0)  # a dead holder's note goes
         os.pwrite(fd, json.dumps(info).encode(), 0)
 
@@ -60,7 +66,7 @@ class RunDirLock:
         job = f", SLURM job {info['slurm_job']}" if info.get("slurm_job") else ""
         return f"pid {info.get('pid')} on {info.get('host')}{job}, since {info.get('since')}"
 
-    def __enter__(self) -> "RunDirLock":
+    def __enter__(self) -> RunDirLock:
         self.acquire()
         return self
 

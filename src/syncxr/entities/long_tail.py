@@ -24,11 +24,25 @@ def type_statistics(counts: np.ndarray) -> dict:
     """Statistics of one entity type's document frequencies."""
     c = np.sort(np.asarray(counts, dtype=float))[::-1]
     if len(c) == 0:
-        return {"unique": 0, "mentions": 0, "max": 0, "median": 0.0, "singletons": 0, "gini": 0.0,
-                "top10pct_share": 0.0}
+        return {
+            "unique": 0,
+            "mentions": 0,
+            "max": 0,
+            "median": 0.0,
+            "singletons": 0,
+            "gini": 0.0,
+            "top10pct_share": 0.0,
+        }
     head = max(1, int(np.ceil(0.1 * len(c))))
-    return {"unique": int(len(c)), "mentions": int(c.sum()), "max": int(c[0]), "median": float(np.median(c)),
-            "singletons": int((c == 1).sum()), "gini": gini(c), "top10pct_share": float(c[:head].sum() / c.sum())}
+    return {
+        "unique": int(len(c)),
+        "mentions": int(c.sum()),
+        "max": int(c[0]),
+        "median": float(np.median(c)),
+        "singletons": int((c == 1).sum()),
+        "gini": gini(c),
+        "top10pct_share": float(c[:head].sum() / c.sum()),
+    }
 
 
 def long_tail_table(vocabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -41,8 +55,9 @@ def long_tail_table(vocabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def analyse_long_tail(texts: dict[str, list[str]], ner: NER, out_dir: Path, top: int = 15,
-                      progress: bool = True) -> pd.DataFrame:
+def analyse_long_tail(
+    texts: dict[str, list[str]], ner: NER, out_dir: Path, top: int = 15, progress: bool = True
+) -> pd.DataFrame:
     """Runs `ner` over each dataset's reports; writes `<name>_entities.csv` (frequency table),
     `long_tail.csv`, `long_tail.png` and `long_tail.md` into `out_dir`; returns the statistics."""
     out_dir = Path(out_dir)
@@ -56,9 +71,17 @@ def analyse_long_tail(texts: dict[str, list[str]], ner: NER, out_dir: Path, top:
     with atomic_path(out_dir / "long_tail.csv") as tmp:
         stats.to_csv(tmp, index=False)
     plot_long_tail(vocabs, out_dir / "long_tail.png")
-    lines = ["# Entity long tail", "", f"Reports: {', '.join(f'{n} {len(t)}' for n, t in texts.items())}.",
-             "Counts are reports mentioning an entity (each entity once per report).", "",
-             stats.to_markdown(index=False, floatfmt=".3f"), "", "![rank-frequency](long_tail.png)", ""]
+    lines = [
+        "# Entity long tail",
+        "",
+        f"Reports: {', '.join(f'{n} {len(t)}' for n, t in texts.items())}.",
+        "Counts are reports mentioning an entity (each entity once per report).",
+        "",
+        stats.to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "![rank-frequency](long_tail.png)",
+        "",
+    ]
     for name, vocab in vocabs.items():
         lines += [f"## {name}: most frequent entities per type", ""]
         for etype in ENTITY_TYPES:

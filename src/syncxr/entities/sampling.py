@@ -37,17 +37,22 @@ def _pools(vocab: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(~is_anatomy), np.flatnonzero(is_anatomy)
 
 
-def balanced_draws(vocab: pd.DataFrame, n: int, k: int, m: int, tau_max: int,
-                   rng: np.random.Generator) -> list[list[int]]:
+def balanced_draws(
+    vocab: pd.DataFrame, n: int, k: int, m: int, tau_max: int, rng: np.random.Generator
+) -> list[list[int]]:
     """Row indices into `vocab` for each of `n` samples (k findings + m anatomy, no name twice)."""
     findings, anatomy = _pools(vocab)
     if k > len(findings) or m > len(anatomy):
-        raise ValueError(f"cannot draw k={k} findings / m={m} anatomy entities from a vocabulary "
-                         f"with {len(findings)} / {len(anatomy)}")
+        raise ValueError(
+            f"cannot draw k={k} findings / m={m} anatomy entities from a vocabulary "
+            f"with {len(findings)} / {len(anatomy)}"
+        )
     capacity_f, capacity_a = len(findings) * tau_max, len(anatomy) * tau_max
     if n * k > capacity_f or n * m > capacity_a:
-        raise ValueError(f"tau_max={tau_max} is too small for {n} samples: at most {capacity_f // max(k, 1)} "
-                         f"(findings) / {capacity_a // max(m, 1)} (anatomy)")
+        raise ValueError(
+            f"tau_max={tau_max} is too small for {n} samples: at most {capacity_f // max(k, 1)} "
+            f"(findings) / {capacity_a // max(m, 1)} (anatomy)"
+        )
     names = vocab["name"].tolist()
     counts = [0] * len(vocab)
     # Entities still under the cap, per pool; a capped entity is swap-removed, so a draw never
@@ -102,8 +107,11 @@ def longtail_draws(vocab: pd.DataFrame, n: int, k: int, m: int, rng: np.random.G
         p = counts[pool] / counts[pool].sum()
         # Gumbel top-k: a weighted draw without replacement for all samples at once.
         keys = np.log(p)[None, :] - np.log(-np.log(rng.random((n, len(pool)))))
-        draws.append(pool[np.argpartition(-keys, how_many - 1, axis=1)[:, :how_many]] if how_many else
-                     np.zeros((n, 0), dtype=int))
+        draws.append(
+            pool[np.argpartition(-keys, how_many - 1, axis=1)[:, :how_many]]
+            if how_many
+            else np.zeros((n, 0), dtype=int)
+        )
     for f, a in zip(*draws):
         out.append([int(i) for i in f] + [int(i) for i in a])
     return out

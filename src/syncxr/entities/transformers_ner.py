@@ -16,12 +16,17 @@ class TransformersNER:
 
     def __init__(self, path: str, batch_size: int, device: int | str | None = None):
         model = AutoModelForTokenClassification.from_pretrained(path)
-        labels = {l.split("-", 1)[-1] for l in model.config.id2label.values()} - {"O"}
+        labels = {tag.split("-", 1)[-1] for tag in model.config.id2label.values()} - {"O"}
         unknown = labels - set(ENTITY_TYPES)
         if unknown:
             raise ValueError(f"{path}: labels {sorted(unknown)} are not RaTE entity types {ENTITY_TYPES}")
-        self.pipe = pipeline("token-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(path),
-                             aggregation_strategy="simple", device=device)
+        self.pipe = pipeline(
+            "token-classification",
+            model=model,
+            tokenizer=AutoTokenizer.from_pretrained(path),
+            aggregation_strategy="simple",
+            device=device,
+        )
         self.batch_size = batch_size
 
     @staticmethod

@@ -21,7 +21,7 @@ def build_vocabulary(texts, ner: NER, batch_size: int = 256, progress: bool = Tr
     counts: Counter = Counter()
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     for i in tqdm(range(0, len(texts), batch_size), desc="entity vocabulary", disable=not progress):
-        for ents in ner.extract_batch(texts[i:i + batch_size]):
+        for ents in ner.extract_batch(texts[i : i + batch_size]):
             counts.update({(e["name"], e["type"]) for e in ents})
     rows = [{"name": n, "type": t, "count": c} for (n, t), c in counts.items()]
     vocab = pd.DataFrame(rows, columns=["name", "type", "count"])
@@ -41,8 +41,9 @@ def read_report_corpus(path: str | Path, text_column: str) -> list[str]:
     try:
         df = pd.read_parquet(path) if kind == "Parquet" else pd.read_csv(path, encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: report corpus is not UTF-8 text ({e.reason} at byte {e.start}); "
-                         "save it as UTF-8") from e
+        raise ValueError(
+            f"{path}: report corpus is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8"
+        ) from e
     except pd.errors.EmptyDataError as e:
         raise ValueError(f"{path}: report corpus is empty (no header, no rows)") from e
     except (pd.errors.ParserError, OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
@@ -51,8 +52,9 @@ def read_report_corpus(path: str | Path, text_column: str) -> list[str]:
         raise ValueError(f"{path}: no column {text_column!r}; columns are {list(df.columns)}")
     texts = ["" if pd.isna(t) else str(t) for t in df[text_column]]  # an all-empty column reads as float NaN
     if not any(t.strip() for t in texts):
-        raise ValueError(f"{path}: report corpus has no report in column {text_column!r} ({len(texts)} rows, "
-                         "all empty)")
+        raise ValueError(
+            f"{path}: report corpus has no report in column {text_column!r} ({len(texts)} rows, all empty)"
+        )
     return texts
 
 
@@ -60,14 +62,14 @@ def frequency_stats(counts) -> dict:
     c = np.asarray(counts, dtype=float)
     if len(c) == 0:
         return {"entities": 0, "max": 0, "min": 0, "mean": 0.0, "gini": 0.0}
-    return {"entities": int(len(c)), "max": int(c.max()), "min": int(c.min()), "mean": float(c.mean()),
-            "gini": gini(c)}
+    return {"entities": int(len(c)), "max": int(c.max()), "min": int(c.min()), "mean": float(c.mean()), "gini": gini(c)}
 
 
 def plot_long_tail(vocabs: dict[str, pd.DataFrame], path: Path) -> None:
     """Rank-frequency plots (log-log), one panel per entity type, one line per named vocabulary.
     Entities with count 0 (in the vocabulary, never used) are drawn at 0.1 so log axes keep them."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -49,8 +49,10 @@ def load_trained(run_dir: str | Path, cache_dir: str | Path | None = None):
         raise ValueError(f"{weights}: not a readable safetensors file ({e})") from e
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{weights}: weights do not fit the model of {config.name} "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{weights}: weights do not fit the model of {config.name} "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     model.eval()
     return model, model.text_encoder.tokenizer, cfg
 

@@ -9,7 +9,7 @@ least N positive test images)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -27,8 +27,9 @@ def _names(source: DictConfig, spec, key: str) -> list[str]:
     raise ValueError(f"{key}: {spec!r} names no list of labels (class sets: {sorted(sets)})")
 
 
-def resolve_classes(source: DictConfig, class_set: str | None, key: str,
-                    test_positives: Callable[[list[str]], np.ndarray]) -> list[str]:
+def resolve_classes(
+    source: DictConfig, class_set: str | None, key: str, test_positives: Callable[[list[str]], np.ndarray]
+) -> list[str]:
     """The classes of `class_set` (None: `classes`) in label section `source`. `test_positives(labels)`
     counts the positive test images of each label (read only for a rule)."""
     if class_set is None:

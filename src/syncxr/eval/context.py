@@ -28,7 +28,7 @@ class DatasetRef:
     class_set: str | None
 
     @classmethod
-    def parse(cls, text: str) -> "DatasetRef":
+    def parse(cls, text: str) -> DatasetRef:
         bench, _, class_set = str(text).partition(":")
         return cls(bench, class_set or None)
 
@@ -80,8 +80,10 @@ class Context:
         ref = DatasetRef.parse(text)
         bench = self.benchmark(ref)
         if kind not in bench.tasks:
-            raise ValueError(f"benchmark.{ref.bench} ({type(bench).__name__}) serves {list(bench.tasks)}, not "
-                             f"{kind}: remove {text!r} from that task's datasets")
+            raise ValueError(
+                f"benchmark.{ref.bench} ({type(bench).__name__}) serves {list(bench.tasks)}, not "
+                f"{kind}: remove {text!r} from that task's datasets"
+            )
         return ref
 
     def benchmark(self, ref: DatasetRef) -> Benchmark:
@@ -90,18 +92,26 @@ class Context:
         if ref.bench not in self.built:
             benches = self.benchmarks or {}
             if ref.bench not in benches:
-                raise ValueError(f"unknown benchmark {ref.bench!r}: add conf/benchmark/{ref.bench}.yaml to the "
-                                 f"`benchmark` list; configured: {sorted(benches)}")
+                raise ValueError(
+                    f"unknown benchmark {ref.bench!r}: add conf/benchmark/{ref.bench}.yaml to the "
+                    f"`benchmark` list; configured: {sorted(benches)}"
+                )
             bench = self.built[ref.bench] = build_benchmark(benches[ref.bench], f"benchmark.{ref.bench}")
-            self.info.setdefault("benchmarks", {})[ref.bench] = {"title": bench.title,
-                                                                 "tables": [list(t) for t in bench.tables]}
+            self.info.setdefault("benchmarks", {})[ref.bench] = {
+                "title": bench.title,
+                "tables": [list(t) for t in bench.tables],
+            }
         return self.built[ref.bench]
 
     def classes(self, ref: DatasetRef) -> list[str]:
         key = (ref, "classes")
         if key not in self.splits:
-            self.splits[key] = resolve_classes(self.benchmark(ref).labels, ref.class_set, f"benchmark.{ref.bench}",
-                                               lambda labels: self._read(ref, "test", labels).labels.sum(0))
+            self.splits[key] = resolve_classes(
+                self.benchmark(ref).labels,
+                ref.class_set,
+                f"benchmark.{ref.bench}",
+                lambda labels: self._read(ref, "test", labels).labels.sum(0),
+            )
         return self.splits[key]
 
     def prompt_names(self, ref: DatasetRef) -> list:
@@ -136,8 +146,16 @@ class Context:
         return s
 
     def features(self, ref: DatasetRef, split: Split, kind: str, transform=None):
-        feats, ok = self.cache.features(self.model, split, transform or self.transform, kind, self.accelerator,
-                                        self.settings.batch_size, self.skip_bad(ref), self.settings.num_workers)
+        feats, ok = self.cache.features(
+            self.model,
+            split,
+            transform or self.transform,
+            kind,
+            self.accelerator,
+            self.settings.batch_size,
+            self.skip_bad(ref),
+            self.settings.num_workers,
+        )
         self.note_skipped(split, ok)
         return feats, ok
 

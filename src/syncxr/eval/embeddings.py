@@ -77,8 +77,10 @@ def local_features(model: VisionLanguageModel, images: torch.Tensor) -> torch.Te
     (ConVIRT's image projection head, applied to each spatial feature vector) and L2-normalised."""
     encoder = model.image_encoder
     if not encoder.has_resnet_stages:
-        raise ValueError(f"{type(encoder).__name__} has no ResNet stage maps: local-feature grounding needs "
-                         "a ResNet image encoder, or a model with local maps of its own (has_local_maps)")
+        raise ValueError(
+            f"{type(encoder).__name__} has no ResNet stage maps: local-feature grounding needs "
+            "a ResNet image encoder, or a model with local maps of its own (has_local_maps)"
+        )
     _, last = encoder.forward_maps(images)
     feats = last.permute(0, 2, 3, 1)
     proj = model.local_projection
@@ -98,14 +100,26 @@ def _encode_batch(model: VisionLanguageModel, x: torch.Tensor, kind: str) -> tor
 
 
 @torch.no_grad()
-def encode_split(model: VisionLanguageModel, split: Split, transform, kind: str, accelerator, batch_size: int = 64,
-                 skip_bad: bool = False, num_workers: int = 0):
+def encode_split(
+    model: VisionLanguageModel,
+    split: Split,
+    transform,
+    kind: str,
+    accelerator,
+    batch_size: int = 64,
+    skip_bad: bool = False,
+    num_workers: int = 0,
+):
     """(features N x ..., ok: bool array N) of a split; not cached."""
     loader = DataLoader(SplitImages(split, transform, skip_bad), batch_size=batch_size, num_workers=num_workers)
     model.eval()
     out, oks = [], []
-    for x, ok in tqdm(loader, desc=f"encode {kind} {Path(split.source).name}",
-                      disable=not accelerator.is_local_main_process, leave=False):
+    for x, ok in tqdm(
+        loader,
+        desc=f"encode {kind} {Path(split.source).name}",
+        disable=not accelerator.is_local_main_process,
+        leave=False,
+    ):
         with accelerator.autocast():
             out.append(_encode_batch(model, x.to(accelerator.device), kind).float().cpu())
         oks.append(ok)
@@ -127,8 +141,17 @@ class EmbeddingCache:
         blob = json.dumps([self.model_key, kind, split_key(split), transform_key(transform), skip_bad])
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
-    def features(self, model: VisionLanguageModel, split: Split, transform, kind: str, accelerator,
-                 batch_size: int = 64, skip_bad: bool = False, num_workers: int = 0):
+    def features(
+        self,
+        model: VisionLanguageModel,
+        split: Split,
+        transform,
+        kind: str,
+        accelerator,
+        batch_size: int = 64,
+        skip_bad: bool = False,
+        num_workers: int = 0,
+    ):
         """Cached `encode_split`: (features, ok)."""
         if self.directory is None:
             self.misses += 1
@@ -142,8 +165,11 @@ class EmbeddingCache:
         feats, ok = encode_split(model, split, transform, kind, accelerator, batch_size, skip_bad, num_workers)
         self.directory.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            save_file({"features": feats.contiguous(), "ok": torch.from_numpy(ok)}, str(tmp),
-                      metadata={"source": str(split.source)})
+            save_file(
+                {"features": feats.contiguous(), "ok": torch.from_numpy(ok)},
+                str(tmp),
+                metadata={"source": str(split.source)},
+            )
         return feats, ok
 
 

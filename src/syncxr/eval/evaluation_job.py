@@ -34,8 +34,12 @@ def eval_settings(section, seed: int) -> EvalSettings:
     num_workers (evaluate.py's root, train.py's `evaluation`)."""
     if section.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {section.protocol!r}")
-    return EvalSettings(protocol=str(section.protocol), seed=int(seed), batch_size=int(section.batch_size),
-                        num_workers=int(section.num_workers))
+    return EvalSettings(
+        protocol=str(section.protocol),
+        seed=int(seed),
+        batch_size=int(section.batch_size),
+        num_workers=int(section.num_workers),
+    )
 
 
 def check_tasks(tasks) -> None:
@@ -64,17 +68,30 @@ def run_suite(ctx: Context, tasks: DictConfig, out_dir: Path, header: dict) -> d
     twins = ctx.info.get("phantom_twins")
     if twins:  # never silent: a table of phantom numbers must not pass for the real benchmarks
         header = {**header, "phantom twins (not the real benchmarks)": ", ".join(twins)}
-        log.warning("evaluated on phantom twins, not the real benchmarks: %s (give "
-                    "benchmark.<name>.root=...)", ", ".join(twins))
-    header = {**header, "protocol": f"{settings.protocol} (thresholds: " + (
-                  "validation split" if settings.protocol == "val" else "best on the test split, as published") + ")",
-              "image size": image_size, "tasks": ", ".join(tasks),
-              "embedding cache": f"{cache.directory} ({cache.hits} hits, {cache.misses} misses)"}
-    write_json_atomic(out_dir / "evaluation.json", {
-        "protocol": settings.protocol, "checkpoint": header.get("checkpoint"), "image_size": image_size,
-        "tasks": list(tasks), "details": dict(ctx.info),
-        "cache": {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
-        "timing_s": {**timings, "total": time.perf_counter() - t0}})
+        log.warning(
+            "evaluated on phantom twins, not the real benchmarks: %s (give benchmark.<name>.root=...)", ", ".join(twins)
+        )
+    header = {
+        **header,
+        "protocol": f"{settings.protocol} (thresholds: "
+        + ("validation split" if settings.protocol == "val" else "best on the test split, as published")
+        + ")",
+        "image size": image_size,
+        "tasks": ", ".join(tasks),
+        "embedding cache": f"{cache.directory} ({cache.hits} hits, {cache.misses} misses)",
+    }
+    write_json_atomic(
+        out_dir / "evaluation.json",
+        {
+            "protocol": settings.protocol,
+            "checkpoint": header.get("checkpoint"),
+            "image_size": image_size,
+            "tasks": list(tasks),
+            "details": dict(ctx.info),
+            "cache": {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
+            "timing_s": {**timings, "total": time.perf_counter() - t0},
+        },
+    )
     write_predictions(ctx.predictions, out_dir / "predictions")
     write_text_atomic(out_dir / "results.md", markdown_report(metrics, ctx.info, header))
     if ctx.cases:
@@ -93,6 +110,7 @@ def write_predictions(predictions: dict, directory: Path) -> None:
 def read_predictions(run_dir: str | Path) -> dict:
     """The per-image predictions of an evaluated run ("<task>/<dataset>" -> frame)."""
     import pandas as pd  # noqa: PLC0415
+
     root = Path(run_dir) / "predictions"
     return {str(p.relative_to(root).with_suffix("")): pd.read_parquet(p) for p in sorted(root.rglob("*.parquet"))}
 
@@ -116,8 +134,17 @@ def _evaluate_into(cfg: DictConfig, out_dir: Path) -> dict[str, float]:
     cache = EmbeddingCache(cfg.get("embedding_cache"), weights_fingerprint(cfg.checkpoint))
     image_size = int(cfg.image_size or train_cfg.loader.image_size)
     header = {"checkpoint": str(Path(cfg.checkpoint).expanduser().resolve())}
-    ctx = Context(settings, cfg.get("benchmark"), model, tokenizer, int(train_cfg.text_encoder.max_length),
-                  accelerator, image_size, cache, cache_dir)
+    ctx = Context(
+        settings,
+        cfg.get("benchmark"),
+        model,
+        tokenizer,
+        int(train_cfg.text_encoder.max_length),
+        accelerator,
+        image_size,
+        cache,
+        cache_dir,
+    )
     metrics = run_suite(ctx, cfg.task, out_dir, header)
     write_json_atomic(out_dir / "metrics.json", metrics)
     return metrics

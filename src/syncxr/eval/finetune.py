@@ -36,7 +36,7 @@ def label_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray
     n = len(labels)
     rng = np.random.default_rng([seed, int(round(fraction * 1e6))])
     order = rng.permutation(n)
-    chosen = set(order[:max(1, int(round(fraction * n)))].tolist())
+    chosen = set(order[: max(1, int(round(fraction * n)))].tolist())
     for c in range(labels.shape[1]):
         for value in (1, 0):
             if not any(labels[i, c] == value for i in chosen):
@@ -46,8 +46,9 @@ def label_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray
     return np.array(sorted(chosen), dtype=np.int64)
 
 
-def linear_probe_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                        c: float = 1.0, max_iter: int = 2000) -> np.ndarray:
+def linear_probe_scores(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, c: float = 1.0, max_iter: int = 2000
+) -> np.ndarray:
     """P(positive) N x C from one L2-regularised logistic regression per class on standardised
     features. A class with one label value in the training subset predicts its constant."""
     scaler = StandardScaler().fit(train_x)
@@ -107,12 +108,19 @@ class FinetuneSettings:
     augment: bool = False  # classification: random resized crop + intensity jitter
 
     @classmethod
-    def from_task(cls, tcfg, seed: int) -> "FinetuneSettings":
+    def from_task(cls, tcfg, seed: int) -> FinetuneSettings:
         """From task.finetune_cls or task.finetune_seg (the latter has no head_lr or augment)."""
         head_lr = tcfg.get("head_lr")
-        return cls(optimizer=instantiate(tcfg.optimizer), steps=int(tcfg.steps), epochs=tcfg.epochs,
-                   batch_size=int(tcfg.batch_size), lr=float(tcfg.lr), seed=int(seed),
-                   head_lr=None if head_lr is None else float(head_lr), augment=bool(tcfg.get("augment", False)))
+        return cls(
+            optimizer=instantiate(tcfg.optimizer),
+            steps=int(tcfg.steps),
+            epochs=tcfg.epochs,
+            batch_size=int(tcfg.batch_size),
+            lr=float(tcfg.lr),
+            seed=int(seed),
+            head_lr=None if head_lr is None else float(head_lr),
+            augment=bool(tcfg.get("augment", False)),
+        )
 
 
 def budget_sampler(data: Dataset, steps: int, epochs: int | None, batch_size: int, seed: int) -> RandomSampler:
@@ -129,8 +137,15 @@ def budget_sampler(data: Dataset, steps: int, epochs: int | None, batch_size: in
     return RandomSampler(data, replacement=True, num_samples=steps * batch_size, generator=generator)
 
 
-def finetune_scores(image_encoder: nn.Module, train: Split, index: np.ndarray, test: Split, image_size: int,
-                    accelerator, settings: FinetuneSettings) -> np.ndarray:
+def finetune_scores(
+    image_encoder: nn.Module,
+    train: Split,
+    index: np.ndarray,
+    test: Split,
+    image_size: int,
+    accelerator,
+    settings: FinetuneSettings,
+) -> np.ndarray:
     """Fine-tunes a copy of `image_encoder` (all its parameters) with a linear head on train[index]
     (BCE) for `settings.epochs` passes or `settings.steps` batches; returns sigmoid scores N x C on `test`."""
     st = settings
@@ -138,21 +153,26 @@ def finetune_scores(image_encoder: nn.Module, train: Split, index: np.ndarray, t
     net = Classifier(copy.deepcopy(image_encoder), train.labels.shape[1]).to(accelerator.device)
     tf = train_transform(image_size) if st.augment else eval_transform(image_size)
     data = _LabelledImages(train, index, tf, st.seed)
-    loader = DataLoader(data, batch_size=st.batch_size,
-                        sampler=budget_sampler(data, st.steps, st.epochs, st.batch_size, st.seed))
-    opt = st.optimizer([{"params": net.encoder.parameters(), "lr": st.lr},
-                        {"params": net.head.parameters(), "lr": st.head_lr}])
+    loader = DataLoader(
+        data, batch_size=st.batch_size, sampler=budget_sampler(data, st.steps, st.epochs, st.batch_size, st.seed)
+    )
+    opt = st.optimizer(
+        [{"params": net.encoder.parameters(), "lr": st.lr}, {"params": net.head.parameters(), "lr": st.head_lr}]
+    )
     net.train()
-    for x, y in tqdm(loader, desc=f"fine-tune ({len(index)} labels)", leave=False,
-                     disable=not accelerator.is_local_main_process):
+    for x, y in tqdm(
+        loader, desc=f"fine-tune ({len(index)} labels)", leave=False, disable=not accelerator.is_local_main_process
+    ):
         with accelerator.autocast():
             loss = F.binary_cross_entropy_with_logits(net(x.to(accelerator.device)).float(), y.to(accelerator.device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     net.eval()
-    test_loader = DataLoader(_LabelledImages(test, np.arange(len(test)), eval_transform(image_size), st.seed),
-                             batch_size=max(st.batch_size, 64))
+    test_loader = DataLoader(
+        _LabelledImages(test, np.arange(len(test)), eval_transform(image_size), st.seed),
+        batch_size=max(st.batch_size, 64),
+    )
     out = []
     with torch.no_grad():
         for x, _ in test_loader:

@@ -48,12 +48,17 @@ def has_own_similarity(model: VisionLanguageModel) -> bool:
     return own_similarity(model) is not None
 
 
-def prompt_tokens(tokenizer, prompts: list[str], max_length: int,
-                  spans: list[tuple[int, int]] | None = None) -> dict:
+def prompt_tokens(tokenizer, prompts: list[str], max_length: int, spans: list[tuple[int, int]] | None = None) -> dict:
     """Tokenised prompts; with the name's character `spans`, also `name_mask` (B x L bool): the
     tokens that overlap the name (needs a fast tokenizer's offsets)."""
-    tok = tokenizer(prompts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt",
-                    return_offsets_mapping=spans is not None)
+    tok = tokenizer(
+        prompts,
+        padding="longest",
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+        return_offsets_mapping=spans is not None,
+    )
     if spans is not None:
         offsets = tok.pop("offset_mapping")  # B x L x 2; (0, 0) for special and padding tokens
         start, end = torch.tensor(spans).T[..., None]
@@ -70,30 +75,43 @@ def local_similarity(local: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def model_similarity_maps(model: VisionLanguageModel, split: Split, transform, tok: dict, accelerator,
-                          batch_size: int = 32) -> torch.Tensor:
+def model_similarity_maps(
+    model: VisionLanguageModel, split: Split, transform, tok: dict, accelerator, batch_size: int = 32
+) -> torch.Tensor:
     """N x h x w maps from the model's own map (see `own_similarity`), averaged over the prompt ensemble."""
     _, fn = own_similarity(model)
     out = []
     ids, mask = tok["input_ids"].to(accelerator.device), tok["attention_mask"].to(accelerator.device)
     names = tok.get("name_mask")
-    for start in tqdm(range(0, len(split), batch_size), desc="similarity maps", leave=False,
-                      disable=not accelerator.is_local_main_process):
+    for start in tqdm(
+        range(0, len(split), batch_size),
+        desc="similarity maps",
+        leave=False,
+        disable=not accelerator.is_local_main_process,
+    ):
         idx = range(start, min(start + batch_size, len(split)))
         x = torch.stack([transform(split.load(i)) for i in idx]).to(accelerator.device)
         maps = []
         for p in range(len(ids)):
             b = len(x)
             with accelerator.autocast():
-                name = None if names is None else names[p:p + 1].expand(b, -1).to(accelerator.device)
-                maps.append(fn(x, ids[p:p + 1].expand(b, -1), mask[p:p + 1].expand(b, -1), name).float())
+                name = None if names is None else names[p : p + 1].expand(b, -1).to(accelerator.device)
+                maps.append(fn(x, ids[p : p + 1].expand(b, -1), mask[p : p + 1].expand(b, -1), name).float())
         out.append(torch.stack(maps).mean(0).cpu())
     return torch.cat(out)
 
 
 @torch.no_grad()
-def occlusion_maps(model: VisionLanguageModel, split: Split, transform, pos: torch.Tensor, neg: torch.Tensor,
-                   accelerator, grid: int, batch_size: int = 32) -> torch.Tensor:
+def occlusion_maps(
+    model: VisionLanguageModel,
+    split: Split,
+    transform,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    accelerator,
+    grid: int,
+    batch_size: int = 32,
+) -> torch.Tensor:
     """N x grid x grid occlusion sensitivity (Zeiler & Fergus, 2014) of the zero-shot score: for each
     cell of a grid x grid partition of the input, how much the image's score (cosine of its embedding
     with the positive prompts' minus with the negative prompts') falls when that cell is replaced by
@@ -111,11 +129,11 @@ def occlusion_maps(model: VisionLanguageModel, split: Split, transform, pos: tor
         fill = x.mean()
         for k in range(grid * grid):
             r, c = divmod(k, grid)
-            copies[k + 1, :, edges[r]:edges[r + 1], edges[c]:edges[c + 1]] = fill
+            copies[k + 1, :, edges[r] : edges[r + 1], edges[c] : edges[c + 1]] = fill
         scores = []
         for start in range(0, len(copies), batch_size):
             with accelerator.autocast():
-                emb = model.encode_image(copies[start:start + batch_size].to(accelerator.device)).float()
+                emb = model.encode_image(copies[start : start + batch_size].to(accelerator.device)).float()
             scores.append(F.normalize(emb, dim=-1) @ direction)
         score = torch.cat(scores).cpu()
         out.append((score[0] - score[1:]).view(grid, grid))
@@ -129,13 +147,23 @@ def resnet_stage(model: VisionLanguageModel, name: str):
     if encoder.has_resnet_stages and name.startswith("layer"):
         stage = getattr(encoder.net, name, None)  # third-party: a torchvision ResNet's stage
     if stage is None:
-        raise ValueError(f"task.zeroshot_grounding.gradcam_layer={name!r}: the image tower "
-                         f"{type(model.image_encoder).__name__} has no ResNet stage of that name (layer1..layer4)")
+        raise ValueError(
+            f"task.zeroshot_grounding.gradcam_layer={name!r}: the image tower "
+            f"{type(model.image_encoder).__name__} has no ResNet stage of that name (layer1..layer4)"
+        )
     return stage
 
 
-def gradcam_maps(model: VisionLanguageModel, split: Split, transform, pos: torch.Tensor, neg: torch.Tensor, accelerator,
-                 layer: str, batch_size: int = 32) -> torch.Tensor:
+def gradcam_maps(
+    model: VisionLanguageModel,
+    split: Split,
+    transform,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    accelerator,
+    layer: str,
+    batch_size: int = 32,
+) -> torch.Tensor:
     """N x h x w Grad-CAM (Selvaraju et al., 2017; captum's LayerGradCam) of the zero-shot score, the
     cosine of the image embedding with the positive prompts' minus with the negative prompts', at a
     stage of the ResNet image tower: each channel of the stage weighted by the score's mean gradient
@@ -150,8 +178,12 @@ def gradcam_maps(model: VisionLanguageModel, split: Split, transform, pos: torch
 
     cam = LayerGradCam(score, resnet_stage(model, layer))
     out = []
-    for start in tqdm(range(0, len(split), batch_size), desc="grad-cam maps", leave=False,
-                      disable=not accelerator.is_local_main_process):
+    for start in tqdm(
+        range(0, len(split), batch_size),
+        desc="grad-cam maps",
+        leave=False,
+        disable=not accelerator.is_local_main_process,
+    ):
         x = torch.stack([transform(split.load(i)) for i in range(start, min(start + batch_size, len(split)))])
         with torch.enable_grad():
             out.append(cam.attribute(x.to(accelerator.device), relu_attributions=True)[:, 0].detach().float().cpu())
@@ -191,8 +223,14 @@ class GroundingResult:
     per_image: dict[str, np.ndarray]  # iou, dice (and the random map's) of every positive test image
 
 
-def score_grounding(test_maps: torch.Tensor, test_masks: np.ndarray, val_maps: torch.Tensor | None,
-                    val_masks: np.ndarray | None, protocol: str, size: int) -> tuple[dict[str, float], float, str]:
+def score_grounding(
+    test_maps: torch.Tensor,
+    test_masks: np.ndarray,
+    val_maps: torch.Tensor | None,
+    val_masks: np.ndarray | None,
+    protocol: str,
+    size: int,
+) -> tuple[dict[str, float], float, str]:
     """IoU/Dice of binarised maps (N x h x w, raw) against masks (N x size x size)."""
     test_n = normalise_maps(test_maps, size)
     if protocol == "paper":
@@ -216,22 +254,45 @@ def oracle_maps(masks: np.ndarray, shape) -> torch.Tensor:
     return F.adaptive_avg_pool2d(torch.from_numpy(masks).float()[:, None], tuple(shape))[:, 0]
 
 
-def grounding(test_maps: torch.Tensor, test_split: Split, val_maps: torch.Tensor | None,
-              val_split: Split | None, protocol: str, size: int, seed: int = 0,
-              n_cases: int = 4) -> GroundingResult:
+def grounding(
+    test_maps: torch.Tensor,
+    test_split: Split,
+    val_maps: torch.Tensor | None,
+    val_split: Split | None,
+    protocol: str,
+    size: int,
+    seed: int = 0,
+    n_cases: int = 4,
+) -> GroundingResult:
     """Scores maps of the positive images of `test_split` (and the random baseline); the maps and
     splits hold positives only (see `positives`)."""
     test_masks = masks_at(test_split, range(len(test_split)), size)
     val_masks = None if val_split is None else masks_at(val_split, range(len(val_split)), size)
     scored, t, source = score_grounding(test_maps, test_masks, val_maps, val_masks, protocol, size)
-    rnd, _, _ = score_grounding(random_maps_like(test_maps, seed), test_masks,
-                                None if val_maps is None else random_maps_like(val_maps, seed + 1),
-                                val_masks, protocol, size)
-    oracle, _, _ = score_grounding(oracle_maps(test_masks, test_maps.shape[1:]), test_masks,
-                                   None if val_maps is None else oracle_maps(val_masks, val_maps.shape[1:]),
-                                   val_masks, protocol, size)
-    per_image = {"iou": scored["iou"], "dice": scored["dice"], "random_iou": rnd["iou"], "random_dice": rnd["dice"],
-                 "oracle_iou": oracle["iou"], "oracle_dice": oracle["dice"]}
+    rnd, _, _ = score_grounding(
+        random_maps_like(test_maps, seed),
+        test_masks,
+        None if val_maps is None else random_maps_like(val_maps, seed + 1),
+        val_masks,
+        protocol,
+        size,
+    )
+    oracle, _, _ = score_grounding(
+        oracle_maps(test_masks, test_maps.shape[1:]),
+        test_masks,
+        None if val_maps is None else oracle_maps(val_masks, val_maps.shape[1:]),
+        val_masks,
+        protocol,
+        size,
+    )
+    per_image = {
+        "iou": scored["iou"],
+        "dice": scored["dice"],
+        "random_iou": rnd["iou"],
+        "random_dice": rnd["dice"],
+        "oracle_iou": oracle["iou"],
+        "oracle_dice": oracle["dice"],
+    }
     metrics = {k: float(v.mean()) for k, v in per_image.items()}
     # How far the means could move with other test images: the interval the sweep report compares.
     for k in ("iou", "dice"):
@@ -242,8 +303,15 @@ def grounding(test_maps: torch.Tensor, test_split: Split, val_maps: torch.Tensor
     for j in range(min(n_cases, len(test_split))):
         img = test_split.load(j)[None].float()
         img = interpolate(img, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
-        cases.append({"image": img, "map": norm[j].numpy(), "prediction": norm[j].numpy() >= t,
-                      "target": test_masks[j], "id": test_split.ids[j]})
+        cases.append(
+            {
+                "image": img,
+                "map": norm[j].numpy(),
+                "prediction": norm[j].numpy() >= t,
+                "target": test_masks[j],
+                "id": test_split.ids[j],
+            }
+        )
     return GroundingResult(metrics, source, cases, per_image)
 
 

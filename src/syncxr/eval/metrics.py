@@ -13,8 +13,9 @@ def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
 
 
-def classification_metrics(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
-                           classes: list[str]) -> dict[str, float]:
+def classification_metrics(
+    y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, classes: list[str]
+) -> dict[str, float]:
     """`{cls}/auc|f1|acc` for each class and `auc|f1|acc` means. y_true, scores: N x C."""
     y_true, scores = np.asarray(y_true), np.asarray(scores)
     if y_true.shape != scores.shape or y_true.shape[1] != len(classes):
@@ -23,8 +24,7 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, thresholds: n
     for c, name in enumerate(classes):
         t, s = y_true[:, c], scores[:, c]
         if t.min() == t.max():
-            raise ValueError(f"class {name!r} has only {'positive' if t[0] else 'negative'} "
-                             "examples: AUC is undefined")
+            raise ValueError(f"class {name!r} has only {'positive' if t[0] else 'negative'} examples: AUC is undefined")
         pred = (s >= thresholds[c]).astype(int)
         out[f"{name}/auc"] = float(roc_auc_score(t, s))
         out[f"{name}/f1"] = float(f1_score(t, pred, zero_division=0))

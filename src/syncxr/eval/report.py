@@ -9,8 +9,24 @@ import numpy as np
 from ..data.durable import save_figure_atomic
 
 # Columns of each task's summary table, in order (metrics not listed follow alphabetically).
-SUMMARY_ORDER = ("auc", "f1", "acc", "iou", "dice", "random_iou", "random_dice", "oracle_iou", "oracle_dice", "threshold",
-                 "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
+SUMMARY_ORDER = (
+    "auc",
+    "f1",
+    "acc",
+    "iou",
+    "dice",
+    "random_iou",
+    "random_dice",
+    "oracle_iou",
+    "oracle_dice",
+    "threshold",
+    "i2t_r1",
+    "i2t_r5",
+    "i2t_r10",
+    "t2i_r1",
+    "t2i_r5",
+    "t2i_r10",
+)
 
 
 def _column_order(metric: str):
@@ -93,8 +109,12 @@ def grounding_figure(cases: dict[str, list[dict]], path: str | Path) -> Path | N
     fig, axes = plt.subplots(len(rows), 4, figsize=(8, 2.1 * len(rows)), squeeze=False)
     for r, (ds, c) in enumerate(rows):
         img = np.asarray(c["image"])
-        panels = [("image", img, None), ("map", c["map"], "jet"), ("prediction", c["prediction"], "gray"),
-                  ("ground truth", c["target"], "gray")]
+        panels = [
+            ("image", img, None),
+            ("map", c["map"], "jet"),
+            ("prediction", c["prediction"], "gray"),
+            ("ground truth", c["target"], "gray"),
+        ]
         for k, (title, data, cmap) in enumerate(panels):
             ax = axes[r, k]
             if title == "map":

@@ -34,23 +34,42 @@ def paired_split(directory: str | Path, split: str | None, text: str) -> tuple[S
         texts = (df["findings"].fillna("").astype(str) + " " + df["impression"].fillna("").astype(str)).str.strip()
     else:
         texts = df[text].fillna("").astype(str)
-    s = Split(source=directory / MANIFEST, ids=[str(i) for i in df["id"]], paths=[Path(p) for p in df["path"]],
-              rows=[int(r) for r in df["manifest_row"]], classes=[], labels=np.zeros((len(df), 0), dtype=np.int64))
+    s = Split(
+        source=directory / MANIFEST,
+        ids=[str(i) for i in df["id"]],
+        paths=[Path(p) for p in df["path"]],
+        rows=[int(r) for r in df["manifest_row"]],
+        classes=[],
+        labels=np.zeros((len(df), 0), dtype=np.int64),
+    )
     return s, list(texts)
 
 
 @torch.no_grad()
-def encode_texts(model: VisionLanguageModel, tokenizer, texts: list[str], max_length: int, accelerator,
-                 batch_size: int = 128) -> torch.Tensor:
+def encode_texts(
+    model: VisionLanguageModel, tokenizer, texts: list[str], max_length: int, accelerator, batch_size: int = 128
+) -> torch.Tensor:
     out = []
     model.eval()
-    for start in tqdm(range(0, len(texts), batch_size), desc="encode texts", leave=False,
-                      disable=not accelerator.is_local_main_process):
-        tok = tokenizer(texts[start:start + batch_size], padding="longest", truncation=True,
-                        max_length=max_length, return_tensors="pt")
+    for start in tqdm(
+        range(0, len(texts), batch_size),
+        desc="encode texts",
+        leave=False,
+        disable=not accelerator.is_local_main_process,
+    ):
+        tok = tokenizer(
+            texts[start : start + batch_size],
+            padding="longest",
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
         with accelerator.autocast():
-            out.append(model.encode_text(tok["input_ids"].to(accelerator.device),
-                                         tok["attention_mask"].to(accelerator.device)).float().cpu())
+            out.append(
+                model.encode_text(tok["input_ids"].to(accelerator.device), tok["attention_mask"].to(accelerator.device))
+                .float()
+                .cpu()
+            )
     return torch.cat(out)
 
 

@@ -36,8 +36,14 @@ def resnet_stages(encoder: ImageEncoder, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _block(cin: int, cout: int) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class UNetDecoder(nn.Module):
@@ -101,8 +107,9 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - (2 * inter + 1) / (p.flatten(1).sum(1) + target.flatten(1).sum(1) + 1)).mean()
 
 
-def train_segmenter(image_encoder: nn.Module, train: Split, index, transform, image_size: int, accelerator,
-                    settings: FinetuneSettings) -> FrozenEncoderUNet:
+def train_segmenter(
+    image_encoder: nn.Module, train: Split, index, transform, image_size: int, accelerator, settings: FinetuneSettings
+) -> FrozenEncoderUNet:
     """Trains a U-Net decoder on the frozen `image_encoder` with train[index]'s masks (BCE + soft
     Dice) for `settings.epochs` passes or `settings.steps` batches (see `budget_sampler`)."""
     st = settings
@@ -112,8 +119,12 @@ def train_segmenter(image_encoder: nn.Module, train: Split, index, transform, im
     sampler = budget_sampler(data, st.steps, st.epochs, st.batch_size, st.seed)
     opt = st.optimizer([{"params": net.decoder.parameters(), "lr": st.lr}])
     net.train()
-    for x, m in tqdm(DataLoader(data, batch_size=st.batch_size, sampler=sampler), desc="train U-Net decoder",
-                     leave=False, disable=not accelerator.is_local_main_process):
+    for x, m in tqdm(
+        DataLoader(data, batch_size=st.batch_size, sampler=sampler),
+        desc="train U-Net decoder",
+        leave=False,
+        disable=not accelerator.is_local_main_process,
+    ):
         x, m = x.to(accelerator.device), m.to(accelerator.device)
         with accelerator.autocast():
             logits = net(x).float()
@@ -125,8 +136,9 @@ def train_segmenter(image_encoder: nn.Module, train: Split, index, transform, im
 
 
 @torch.no_grad()
-def segment_scores(net: FrozenEncoderUNet, test: Split, transform, image_size: int, accelerator,
-                   batch_size: int = 32) -> tuple[dict[str, float], dict[str, list]]:
+def segment_scores(
+    net: FrozenEncoderUNet, test: Split, transform, image_size: int, accelerator, batch_size: int = 32
+) -> tuple[dict[str, float], dict[str, list]]:
     """Mean Dice and IoU over the positive test images (prediction: sigmoid >= 0.5), and per image
     (`id`, `dice`, `iou`)."""
     index = np.flatnonzero(test.labels.max(1) > 0)
@@ -140,5 +152,7 @@ def segment_scores(net: FrozenEncoderUNet, test: Split, transform, image_size: i
         ious.append(iou)
         dices.append(dice)
     dice, iou = np.concatenate(dices), np.concatenate(ious)
-    return ({"dice": float(dice.mean()), "iou": float(iou.mean()), "n_positive": float(len(index))},
-            {"id": [test.ids[i] for i in index], "dice": dice, "iou": iou})
+    return (
+        {"dice": float(dice.mean()), "iou": float(iou.mean()), "n_positive": float(len(index))},
+        {"id": [test.ids[i] for i in index], "dice": dice, "iou": iou},
+    )

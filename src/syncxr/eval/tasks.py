@@ -19,13 +19,23 @@ from ..data.transforms import eval_transform
 from ..dataset_dirs import build_dataset_dir
 from .context import Context, DatasetRef
 from .finetune import FinetuneSettings, finetune_scores, label_fraction, linear_probe_scores
-from .grounding import (ATTRIBUTION_MODES, MAP_MODES, gradcam_maps, grounding, has_own_similarity, local_similarity,
-                        model_similarity_maps, occlusion_maps, own_similarity, positives, prompt_tokens)
+from .grounding import (
+    ATTRIBUTION_MODES,
+    MAP_MODES,
+    gradcam_maps,
+    grounding,
+    has_own_similarity,
+    local_similarity,
+    model_similarity_maps,
+    occlusion_maps,
+    own_similarity,
+    positives,
+    prompt_tokens,
+)
 from .metrics import auc_metrics, prefix_metrics
 from .retrieval import encode_texts, paired_split, retrieval_metrics
 from .segmentation import segment_scores, train_segmenter
-from .zeroshot import (encode_prompts, fill_prompts, name_spans, prompt_embeddings, prompt_scores,
-                       score_zeroshot)
+from .zeroshot import encode_prompts, fill_prompts, name_spans, prompt_embeddings, prompt_scores, score_zeroshot
 
 TASKS = ("zeroshot_cls", "zeroshot_grounding", "linear_probe", "finetune_cls", "finetune_seg", "retrieval")
 
@@ -58,18 +68,31 @@ def task_zeroshot_cls(ctx: Context, tcfg) -> dict[str, float]:
             if val is not None:
                 v, vok = ctx.features(ref, val, "global")
                 val_emb, val_labels = v[vok], val.labels[vok]
-        pos, neg = prompt_embeddings(ctx.model, ctx.tokenizer, ctx.prompt_names(ref), list(tcfg.prompts.positive),
-                                     list(tcfg.prompts.negative), ctx.max_length, ctx.accelerator)
-        metrics, thresholds, source = score_zeroshot(emb[ok], test.labels[ok], pos, neg, classes, ctx.protocol,
-                                                     val_emb, val_labels)
+        pos, neg = prompt_embeddings(
+            ctx.model,
+            ctx.tokenizer,
+            ctx.prompt_names(ref),
+            list(tcfg.prompts.positive),
+            list(tcfg.prompts.negative),
+            ctx.max_length,
+            ctx.accelerator,
+        )
+        metrics, thresholds, source = score_zeroshot(
+            emb[ok], test.labels[ok], pos, neg, classes, ctx.protocol, val_emb, val_labels
+        )
         out.update(prefix_metrics("zeroshot_cls", ref.label, metrics))
         ctx.predictions[f"zeroshot_cls/{ref.label}"] = per_image_scores(
-            [test.ids[i] for i in np.flatnonzero(ok)], classes, test.labels[ok], prompt_scores(emb[ok], pos, neg))
+            [test.ids[i] for i in np.flatnonzero(ok)], classes, test.labels[ok], prompt_scores(emb[ok], pos, neg)
+        )
         skipped = int((~ok).sum()) + test.skipped  # unreadable + missing images of the test split
         if skipped:
             out[f"zeroshot_cls/{ref.label}/skipped"] = float(skipped)
-        ctx.note("zeroshot_cls", ref.label, threshold_source=source,
-                 thresholds={c: float(t) for c, t in zip(classes, thresholds)})
+        ctx.note(
+            "zeroshot_cls",
+            ref.label,
+            threshold_source=source,
+            thresholds={c: float(t) for c, t in zip(classes, thresholds)},
+        )
     return out
 
 
@@ -99,7 +122,7 @@ class GroundingPrompts:
     negative_spans: list
 
     @classmethod
-    def of(cls, name: str, prompts) -> "GroundingPrompts":
+    def of(cls, name: str, prompts) -> GroundingPrompts:
         pos, neg = list(prompts.positive), list(prompts.negative)
         return cls(fill_prompts(name, pos), fill_prompts(name, neg), name_spans(name, pos), name_spans(name, neg))
 
@@ -125,10 +148,26 @@ class GroundingMaps:
             pos_split, _ = positives(split)
             pos_emb, neg_emb = self._encode(p.positive), self._encode(p.negative)
             if mode == "occlusion":
-                return occlusion_maps(ctx.model, pos_split, self.transform, pos_emb, neg_emb, ctx.accelerator,
-                                      int(self.tcfg.occlusion_grid), ctx.settings.batch_size), pos_split
-            return gradcam_maps(ctx.model, pos_split, self.transform, pos_emb, neg_emb, ctx.accelerator,
-                                str(self.tcfg.gradcam_layer), ctx.settings.batch_size), pos_split
+                return occlusion_maps(
+                    ctx.model,
+                    pos_split,
+                    self.transform,
+                    pos_emb,
+                    neg_emb,
+                    ctx.accelerator,
+                    int(self.tcfg.occlusion_grid),
+                    ctx.settings.batch_size,
+                ), pos_split
+            return gradcam_maps(
+                ctx.model,
+                pos_split,
+                self.transform,
+                pos_emb,
+                neg_emb,
+                ctx.accelerator,
+                str(self.tcfg.gradcam_layer),
+                ctx.settings.batch_size,
+            ), pos_split
         own = has_own_similarity(ctx.model)
         ok = None if own else ctx.features(self.ref, split, "local", self.transform)[1]
         pos_split, index = positives(split, ok)
@@ -145,9 +184,14 @@ class GroundingMaps:
 
     def _own_maps(self, split: Split, prompts: list[str], spans) -> torch.Tensor:
         ctx = self.ctx
-        return model_similarity_maps(ctx.model, split, self.transform,
-                                     prompt_tokens(ctx.tokenizer, prompts, ctx.max_length, spans),
-                                     ctx.accelerator, ctx.settings.batch_size)
+        return model_similarity_maps(
+            ctx.model,
+            split,
+            self.transform,
+            prompt_tokens(ctx.tokenizer, prompts, ctx.max_length, spans),
+            ctx.accelerator,
+            ctx.settings.batch_size,
+        )
 
 
 def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
@@ -174,15 +218,33 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
             val = ctx.split(ref, "valid", required=False)
             if val is not None:
                 val_maps, val_pos = maps.of(val)
-        res = grounding(test_maps, test_pos, val_maps, val_pos, ctx.protocol, size, seed=ctx.settings.seed,
-                        n_cases=int(tcfg.n_cases))
+        res = grounding(
+            test_maps,
+            test_pos,
+            val_maps,
+            val_pos,
+            ctx.protocol,
+            size,
+            seed=ctx.settings.seed,
+            n_cases=int(tcfg.n_cases),
+        )
         out.update(prefix_metrics("zeroshot_grounding", ref.label, res.metrics))
         ctx.predictions[f"zeroshot_grounding/{ref.label}"] = pd.DataFrame({"id": test_pos.ids, **res.per_image})
-        ctx.note("zeroshot_grounding", ref.label, threshold_source=res.threshold_source,
-                 map_source="occlusion of the image embedding" if mode == "occlusion" else
-                 f"grad-cam of the image embedding at {tcfg.gradcam_layer}" if mode == "gradcam" else
-                 own_similarity(ctx.model)[0] if has_own_similarity(ctx.model) else "local features",
-                 map_mode=mode, map_shape=list(test_maps.shape[1:]), image_size=input_size)
+        ctx.note(
+            "zeroshot_grounding",
+            ref.label,
+            threshold_source=res.threshold_source,
+            map_source="occlusion of the image embedding"
+            if mode == "occlusion"
+            else f"grad-cam of the image embedding at {tcfg.gradcam_layer}"
+            if mode == "gradcam"
+            else own_similarity(ctx.model)[0]
+            if has_own_similarity(ctx.model)
+            else "local features",
+            map_mode=mode,
+            map_shape=list(test_maps.shape[1:]),
+            image_size=input_size,
+        )
         ctx.cases[ref.label] = res.cases
     return out
 
@@ -199,8 +261,14 @@ def task_linear_probe(ctx: Context, tcfg) -> dict[str, float]:
         for frac in tcfg.fractions:
             idx = label_fraction(ytr, float(frac), ctx.settings.seed)
             scores = linear_probe_scores(xtr[idx], ytr[idx], fte[oke].numpy(), float(tcfg.C))
-            out.update(prefix_metrics("linear_probe", ref.label, auc_metrics(test.labels[oke], scores, classes),
-                                 f"_{fraction_key(float(frac))}"))
+            out.update(
+                prefix_metrics(
+                    "linear_probe",
+                    ref.label,
+                    auc_metrics(test.labels[oke], scores, classes),
+                    f"_{fraction_key(float(frac))}",
+                )
+            )
             ctx.note("linear_probe", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
     return out
 
@@ -214,12 +282,26 @@ def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
         test = ctx.usable(ref, ctx.split(ref, "test"))
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
-            scores = finetune_scores(ctx.model.image_encoder, train, idx, test, ctx.image_size, ctx.accelerator,
-                                     FinetuneSettings.from_task(tcfg, ctx.settings.seed))
-            out.update(prefix_metrics("finetune_cls", ref.label, auc_metrics(test.labels, scores, classes),
-                                 f"_{fraction_key(float(frac))}"))
+            scores = finetune_scores(
+                ctx.model.image_encoder,
+                train,
+                idx,
+                test,
+                ctx.image_size,
+                ctx.accelerator,
+                FinetuneSettings.from_task(tcfg, ctx.settings.seed),
+            )
+            out.update(
+                prefix_metrics(
+                    "finetune_cls",
+                    ref.label,
+                    auc_metrics(test.labels, scores, classes),
+                    f"_{fraction_key(float(frac))}",
+                )
+            )
             ctx.predictions[f"finetune_cls/{ref.label}_{fraction_key(float(frac))}"] = per_image_scores(
-                test.ids, classes, test.labels, scores)
+                test.ids, classes, test.labels, scores
+            )
             ctx.note("finetune_cls", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
     return out
 
@@ -232,8 +314,15 @@ def task_finetune_seg(ctx: Context, tcfg) -> dict[str, float]:
         test = ctx.usable(ref, ctx.split(ref, "test"))
         for frac in tcfg.fractions:
             idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
-            net = train_segmenter(ctx.model.image_encoder, train, idx, ctx.transform, ctx.image_size, ctx.accelerator,
-                                  FinetuneSettings.from_task(tcfg, ctx.settings.seed))
+            net = train_segmenter(
+                ctx.model.image_encoder,
+                train,
+                idx,
+                ctx.transform,
+                ctx.image_size,
+                ctx.accelerator,
+                FinetuneSettings.from_task(tcfg, ctx.settings.seed),
+            )
             res, per_image = segment_scores(net, test, ctx.transform, ctx.image_size, ctx.accelerator)
             ctx.predictions[f"finetune_seg/{ref.label}_{fraction_key(float(frac))}"] = pd.DataFrame(per_image)
             out[f"finetune_seg/{ref.label}/n_positive"] = res.pop("n_positive")
@@ -247,14 +336,27 @@ def task_retrieval(ctx: Context, tcfg) -> dict[str, float]:
     for name, dcfg in tcfg.datasets.items():
         directory = build_dataset_dir(dcfg.dataset, ctx.cache_dir, f"task.retrieval.datasets.{name}.dataset")
         split, texts = paired_split(directory, dcfg.split, str(dcfg.text))
-        emb, ok = ctx.cache.features(ctx.model, split, ctx.transform, "global", ctx.accelerator,
-                                     ctx.settings.batch_size, False, ctx.settings.num_workers)
+        emb, ok = ctx.cache.features(
+            ctx.model,
+            split,
+            ctx.transform,
+            "global",
+            ctx.accelerator,
+            ctx.settings.batch_size,
+            False,
+            ctx.settings.num_workers,
+        )
         txt = encode_texts(ctx.model, ctx.tokenizer, texts, ctx.max_length, ctx.accelerator, ctx.settings.batch_size)
         ks = tuple(int(k) for k in tcfg.ks)
         out.update(prefix_metrics("retrieval", name, retrieval_metrics(emb, txt, ks)))
     return out
 
 
-TASK_FUNCTIONS = {"zeroshot_cls": task_zeroshot_cls, "zeroshot_grounding": task_zeroshot_grounding,
-                  "linear_probe": task_linear_probe, "finetune_cls": task_finetune_cls,
-                  "finetune_seg": task_finetune_seg, "retrieval": task_retrieval}
+TASK_FUNCTIONS = {
+    "zeroshot_cls": task_zeroshot_cls,
+    "zeroshot_grounding": task_zeroshot_grounding,
+    "linear_probe": task_linear_probe,
+    "finetune_cls": task_finetune_cls,
+    "finetune_seg": task_finetune_seg,
+    "retrieval": task_retrieval,
+}

@@ -34,14 +34,18 @@ def one_thread_on_cpu(device):
 
 
 @torch.no_grad()
-def encode_prompts(model: VisionLanguageModel, tokenizer, prompts: list[str], max_length: int,
-                   accelerator) -> torch.Tensor:
+def encode_prompts(
+    model: VisionLanguageModel, tokenizer, prompts: list[str], max_length: int, accelerator
+) -> torch.Tensor:
     """Mean of the normalised embeddings of a prompt ensemble, renormalised."""
     tok = tokenizer(prompts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
     model.eval()
     with accelerator.autocast(), one_thread_on_cpu(accelerator.device):
-        emb = model.encode_text(tok["input_ids"].to(accelerator.device),
-                                tok["attention_mask"].to(accelerator.device)).float().cpu()
+        emb = (
+            model.encode_text(tok["input_ids"].to(accelerator.device), tok["attention_mask"].to(accelerator.device))
+            .float()
+            .cpu()
+        )
     return torch.nn.functional.normalize(emb.mean(0), dim=-1)
 
 
@@ -63,8 +67,9 @@ def name_spans(names, templates) -> list[tuple[int, int]]:
     return [(t.index("{}"), t.index("{}") + len(n)) for n in names for t in templates]
 
 
-def prompt_embeddings(model: VisionLanguageModel, tokenizer, names: list, positive, negative, max_length: int,
-                      accelerator) -> tuple[torch.Tensor, torch.Tensor]:
+def prompt_embeddings(
+    model: VisionLanguageModel, tokenizer, names: list, positive, negative, max_length: int, accelerator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(positive C x D, negative C x D) prompt-ensemble embeddings of the classes; each class is one
     prompt name or a list of names whose filled templates are pooled into one ensemble."""
     pos = [fill_prompts(n, list(positive)) for n in names]
@@ -74,8 +79,9 @@ def prompt_embeddings(model: VisionLanguageModel, tokenizer, names: list, positi
     return pos_emb, neg_emb
 
 
-def prompt_scores(image_emb: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
-                  temperature: float = 0.1) -> np.ndarray:
+def prompt_scores(
+    image_emb: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperature: float = 0.1
+) -> np.ndarray:
     """P(positive) per image and class: softmax over the (positive, negative) similarities.
 
     image_emb: N x D (normalised); pos, neg: C x D. Returns N x C.
@@ -84,8 +90,9 @@ def prompt_scores(image_emb: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
     return logits.softmax(-1)[..., 0].numpy()
 
 
-def choose_thresholds(protocol: str, test_labels, test_scores, val_labels=None,
-                      val_scores=None) -> tuple[np.ndarray, str]:
+def choose_thresholds(
+    protocol: str, test_labels, test_scores, val_labels=None, val_scores=None
+) -> tuple[np.ndarray, str]:
     """Per-class F1/ACC thresholds and where they came from.
 
     `val`: best F1 on the validation split (0.5, "the positive prompt wins", without one);
@@ -103,8 +110,9 @@ def choose_thresholds(protocol: str, test_labels, test_scores, val_labels=None,
     return np.array([best_f1_threshold(labels[:, c], scores[:, c]) for c in range(labels.shape[1])]), source
 
 
-def score_zeroshot(test_emb, test_labels, pos_emb, neg_emb, classes: list[str], protocol: str = "val",
-                   val_emb=None, val_labels=None) -> tuple[dict[str, float], np.ndarray, str]:
+def score_zeroshot(
+    test_emb, test_labels, pos_emb, neg_emb, classes: list[str], protocol: str = "val", val_emb=None, val_labels=None
+) -> tuple[dict[str, float], np.ndarray, str]:
     """(metrics, thresholds, threshold source) from image embeddings and prompt embeddings."""
     test = prompt_scores(test_emb, pos_emb, neg_emb)
     val = None if val_emb is None else prompt_scores(val_emb, pos_emb, neg_emb)

@@ -5,17 +5,30 @@ into its settings and backends and run into a dataset directory. Backends are bu
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 from ..config import build, is_phantom_preset, plain
 from ..reports.backend_failure import BackendMisconfigured
 from .pipeline import Backends, GenerationSettings, Generator, generation_hash
 from .shard_store import IncompleteGeneration
 
-GENERATION_KEYS = ("n_samples", "seed", "entity_ratio", "val_fraction", "shard_size", "max_report_attempts",
-                   "max_image_attempts", "llm", "ner", "imagegen", "sampling", "curation", "corpus")
+GENERATION_KEYS = (
+    "n_samples",
+    "seed",
+    "entity_ratio",
+    "val_fraction",
+    "shard_size",
+    "max_report_attempts",
+    "max_image_attempts",
+    "llm",
+    "ner",
+    "imagegen",
+    "sampling",
+    "curation",
+    "corpus",
+)
 
 
 def generation_config(cfg) -> dict:
@@ -39,10 +52,19 @@ def generated_dir(gen: dict, cache_dir: Path) -> Path:
 def build_settings(gen: dict) -> GenerationSettings:
     s = gen["sampling"]
     return GenerationSettings(
-        n_samples=gen["n_samples"], seed=gen["seed"], entity_ratio=gen["entity_ratio"], sampling=s["name"],
-        k=s["k"], m=s["m"], tau_max=s["tau_max"], tau_max_slack=s["tau_max_slack"],
-        shard_size=gen["shard_size"], max_report_attempts=gen["max_report_attempts"],
-        max_image_attempts=gen["max_image_attempts"], val_fraction=gen["val_fraction"])
+        n_samples=gen["n_samples"],
+        seed=gen["seed"],
+        entity_ratio=gen["entity_ratio"],
+        sampling=s["name"],
+        k=s["k"],
+        m=s["m"],
+        tau_max=s["tau_max"],
+        tau_max_slack=s["tau_max_slack"],
+        shard_size=gen["shard_size"],
+        max_report_attempts=gen["max_report_attempts"],
+        max_image_attempts=gen["max_image_attempts"],
+        val_fraction=gen["val_fraction"],
+    )
 
 
 def build_curator(cur: dict, real_rejects: Callable[[], list] | None = None):
@@ -53,17 +75,25 @@ def build_curator(cur: dict, real_rejects: Callable[[], list] | None = None):
     if cur.get("name") == "none":
         return None
     from ..images.curation import Curator, load_image_bank, phantom_bad_images  # noqa: PLC0415
+
     if cur["bad_bank"] == "real_rejects":
         if real_rejects is None:
-            raise ValueError("curation.bad_bank=real_rejects needs the real corpus's curation (run through train.py "
-                             "or generate.py, which curate the corpus group's dataset)")
+            raise ValueError(
+                "curation.bad_bank=real_rejects needs the real corpus's curation (run through train.py "
+                "or generate.py, which curate the corpus group's dataset)"
+            )
         bank = real_rejects()
     elif cur["bad_bank"] == "phantom":
         bank = phantom_bad_images()
     else:
         bank = load_image_bank(cur["bad_bank"])
-    return Curator(build(cur["judge"], "curation.judge"), build(cur["embedding"], "curation.embedding"), bank,
-                   delta=cur["delta"], drop_if_no=cur["drop_if_no"])
+    return Curator(
+        build(cur["judge"], "curation.judge"),
+        build(cur["embedding"], "curation.embedding"),
+        bank,
+        delta=cur["delta"],
+        drop_if_no=cur["drop_if_no"],
+    )
 
 
 def generation_command(gen: dict, overrides: list[str] | None = None) -> str:
@@ -77,9 +107,16 @@ def generation_command(gen: dict, overrides: list[str] | None = None) -> str:
     return "python generate.py " + " ".join(parts)
 
 
-def run_generation(gen: dict, out_dir: Path, corpus_texts: Callable[[], list[str]], progress: bool = True,
-                   until: str = "all", worker: int = 0, workers: int = 1,
-                   real_rejects: Callable[[], list] | None = None) -> Path | None:
+def run_generation(
+    gen: dict,
+    out_dir: Path,
+    corpus_texts: Callable[[], list[str]],
+    progress: bool = True,
+    until: str = "all",
+    worker: int = 0,
+    workers: int = 1,
+    real_rejects: Callable[[], list] | None = None,
+) -> Path | None:
     """Generates (or resumes) the dataset of `gen` in `out_dir`, or worker `worker`'s part of it when
     `workers` > 1 (None while other workers' shards are missing); `corpus_texts` returns the reports
     the entity vocabulary is built from (read only when the vocabulary stage is not done);
@@ -87,8 +124,9 @@ def run_generation(gen: dict, out_dir: Path, corpus_texts: Callable[[], list[str
     IncompleteGeneration when a backend failed on samples (re-running retries exactly those)."""
     ner = build(gen["ner"], "ner")
     settings = build_settings(gen)  # checked before the other backends are built (they may be slow to load)
-    backends = Backends(ner, build(gen["llm"], "llm"), build(gen["imagegen"], "imagegen"),
-                        build_curator(gen["curation"], real_rejects))
+    backends = Backends(
+        ner, build(gen["llm"], "llm"), build(gen["imagegen"], "imagegen"), build_curator(gen["curation"], real_rejects)
+    )
     generator = Generator(out_dir, settings, gen, backends, corpus_texts, progress=progress)
     return generator.run(until, worker=worker, workers=workers)
 
@@ -99,10 +137,12 @@ def worker_of(worker: int | None, workers: int) -> tuple[int, int]:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if worker is None:
         if workers > 1:
-            raise ValueError(f"workers={workers} splits the work over {workers} processes: start them all with "
-                             f"`python generate.py -m workers={workers}` (+ hydra/launcher=slurm for SLURM jobs, "
-                             "hydra/launcher=submitit_local for local processes), or give this one its part "
-                             f"with worker=<0..{workers - 1}>")
+            raise ValueError(
+                f"workers={workers} splits the work over {workers} processes: start them all with "
+                f"`python generate.py -m workers={workers}` (+ hydra/launcher=slurm for SLURM jobs, "
+                "hydra/launcher=submitit_local for local processes), or give this one its part "
+                f"with worker=<0..{workers - 1}>"
+            )
         return 0, 1
     if not 0 <= worker < workers:
         raise ValueError(f"worker must be in 0..{workers - 1} (workers={workers}), got {worker}")

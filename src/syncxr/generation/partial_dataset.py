@@ -69,8 +69,9 @@ def check_partial_spec(spec: dict, key: str) -> str:
     allowed = COMMON_KEYS | {BACKEND_SECTION[kind]}
     unknown, missing = sorted(set(spec) - allowed), sorted(allowed - set(spec))
     if unknown or missing:
-        raise ValueError(f"{key}: unknown key(s) {unknown}, missing key(s) {missing} for kind {kind!r}; "
-                         f"expected {sorted(allowed)}")
+        raise ValueError(
+            f"{key}: unknown key(s) {unknown}, missing key(s) {missing} for kind {kind!r}; expected {sorted(allowed)}"
+        )
     return kind
 
 
@@ -85,16 +86,22 @@ def partial_dataset_dir(cache_dir: Path, kind: str, config: dict) -> Path:
     return Path(cache_dir) / "datasets" / f"{kind}-{partial_hash(config)}"
 
 
-def _make_shard(s: PartialSettings, rows: list[dict], backend: ImageToReport | TextToImage, ner: NER,
-                images_dir: Path):
+def _make_shard(s: PartialSettings, rows: list[dict], backend: ImageToReport | TextToImage, ner: NER, images_dir: Path):
     source, prefix = KINDS[s.kind]
     if s.kind == "real_image_syn_report":
         return describe_real_images(rows, backend, ner, s.seed, s.max_attempts, images_dir, prefix, source)
     return draw_real_reports(rows, backend, s.seed, s.max_attempts, images_dir, prefix, source)
 
 
-def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSettings,
-                          backend: ImageToReport | TextToImage, ner: NER, config: dict, progress: bool = True) -> Path:
+def build_partial_dataset(
+    real_dir: Path,
+    target: Path,
+    settings: PartialSettings,
+    backend: ImageToReport | TextToImage,
+    ner: NER,
+    config: dict,
+    progress: bool = True,
+) -> Path:
     """Builds the dataset of `settings` from the real dataset at `real_dir` into `target`.
 
     `backend`: an image-to-report model (`describe`) for real_image_syn_report, a text-to-image model
@@ -104,8 +111,10 @@ def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSetting
     real = load_table(real_dir, split=None)
     real["position"] = np.arange(len(real))
     if settings.kind == "real_image_syn_report" and backend.reads_labels and "labels" not in real.columns:
-        raise ValueError(f"{real_dir}: the {backend.name} image-to-report backend reads the `labels` column, "
-                         "which this dataset lacks; choose an image-reading backend (transformers, openai)")
+        raise ValueError(
+            f"{real_dir}: the {backend.name} image-to-report backend reads the `labels` column, "
+            "which this dataset lacks; choose an image-reading backend (transformers, openai)"
+        )
     work = target.with_name(target.name + ".work")
     store = ShardStore(work / "shards")
     images = work / "images"
@@ -115,7 +124,7 @@ def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSetting
     n_shards = -(-len(real) // size)
     with tqdm(total=len(real), desc=settings.kind, unit="row", disable=not progress) as bar:
         for k in range(n_shards):
-            chunk = real.iloc[k * size:(k + 1) * size].to_dict("records")
+            chunk = real.iloc[k * size : (k + 1) * size].to_dict("records")
             order = [f"{prefix}-{r['id']}" for r in chunk]
             todo = set(store.todo(k, order))
             if todo:
@@ -125,8 +134,15 @@ def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSetting
                 after = Counter(backend.counters())
                 pos = {r["id"]: i for i, r in enumerate(chunk)}
                 counters = {"content": out.counters, "failed": out.failed, "backend": after - before}
-                store.commit(k, order, out.rows, counters, out.retryable, out.rejects,
-                             reject_key=lambda r: pos[r["real_id"]])
+                store.commit(
+                    k,
+                    order,
+                    out.rows,
+                    counters,
+                    out.retryable,
+                    out.rejects,
+                    reject_key=lambda r, pos=pos: pos[r["real_id"]],
+                )
             bar.update(len(chunk))
     summary = store.summary(n_shards)
     if summary["retryable"]:
@@ -134,26 +150,43 @@ def build_partial_dataset(real_dir: Path, target: Path, settings: PartialSetting
     return _assemble(real_dir, len(real), work, store, n_shards, target, settings, config)
 
 
-def _assemble(real_dir: Path, n_real: int, work: Path, store: ShardStore, n_shards: int, target: Path,
-              settings: PartialSettings, config: dict) -> Path:
+def _assemble(
+    real_dir: Path,
+    n_real: int,
+    work: Path,
+    store: ShardStore,
+    n_shards: int,
+    target: Path,
+    settings: PartialSettings,
+    config: dict,
+) -> Path:
     frames = [f for f in (store.rows(k) for k in range(n_shards)) if len(f)]
     summary = store.summary(n_shards)
     failed = summary["counters"].get("failed", {})
     if not frames:
-        raise ValueError(f"{settings.kind}: none of the {n_real} real rows of {real_dir} gave a pair "
-                         f"(failed: {dict(failed)}); the last answers are in {store.dir}/rejects_*.jsonl")
+        raise ValueError(
+            f"{settings.kind}: none of the {n_real} real rows of {real_dir} gave a pair "
+            f"(failed: {dict(failed)}); the last answers are in {store.dir}/rejects_*.jsonl"
+        )
     df = pd.concat(frames, ignore_index=True)
     real_info_path = Path(real_dir) / INFO
     real_info = json.loads(real_info_path.read_text()) if real_info_path.is_file() else {}
     info = {
-        "name": settings.kind, "source": KINDS[settings.kind][0], "hash": partial_hash(config),
-        "version": PARTIAL_VERSION, "config": without_transport_keys(config, BATCHING_KEYS),
+        "name": settings.kind,
+        "source": KINDS[settings.kind][0],
+        "hash": partial_hash(config),
+        "version": PARTIAL_VERSION,
+        "config": without_transport_keys(config, BATCHING_KEYS),
         "real": {"dir": str(real_dir), "name": real_info.get("name"), "hash": real_info.get("hash")},
         # real_rows = rows + failed (for their content); retried: rows a backend failed on once
         # and that a later run made or failed.
-        "counts": {"rows": int(len(df)), "real_rows": n_real, "retried": int(summary["retried"]),
-                   "splits": {str(k): int(v) for k, v in df["split"].value_counts().items()},
-                   "failed": {k: int(v) for k, v in sorted(failed.items())}},
+        "counts": {
+            "rows": int(len(df)),
+            "real_rows": n_real,
+            "retried": int(summary["retried"]),
+            "splits": {str(k): int(v) for k, v in df["split"].value_counts().items()},
+            "failed": {k: int(v) for k, v in sorted(failed.items())},
+        },
         "counters": summary["counters"].get("content", {}),
         "backend": summary["counters"].get("backend", {}),
     }

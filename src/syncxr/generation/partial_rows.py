@@ -33,7 +33,7 @@ class ShardRows:
     retryable: dict[str, str] = field(default_factory=dict)  # row id -> the backend failure that stopped it
     tries: Counter = field(default_factory=Counter)  # real id -> tries spent (summed into counters at the end)
 
-    def finish(self, key: str, id_prefix: str) -> "ShardRows":
+    def finish(self, key: str, id_prefix: str) -> ShardRows:
         """Counts the tries of the rows that finished (made or failed) under `key`."""
         self.counters[key] += sum(n for rid, n in self.tries.items() if f"{id_prefix}-{rid}" not in self.retryable)
         return self
@@ -71,8 +71,16 @@ def _fail(out: ShardRows, row: dict, reason: str, detail) -> None:
     out.rejects.append({"real_id": row["id"], "reason": reason, "answer": detail})
 
 
-def describe_real_images(rows: list[dict], describer: ImageToReport, ner: NER, seed: int, max_attempts: int,
-                         images_dir: Path, id_prefix: str, source: str) -> ShardRows:
+def describe_real_images(
+    rows: list[dict],
+    describer: ImageToReport,
+    ner: NER,
+    seed: int,
+    max_attempts: int,
+    images_dir: Path,
+    id_prefix: str,
+    source: str,
+) -> ShardRows:
     """A new report for each real image. `rows`: real manifest records with `position` (row number in
     the real manifest) and `path` (absolute image path); `describer.describe(images, seeds)` answers
     whole reports (an oracle that `reads_labels` is also given each row's `labels`)."""
@@ -113,9 +121,19 @@ def describe_real_images(rows: list[dict], describer: ImageToReport, ner: NER, s
         (findings, impression), s, attempts = accepted[r["position"]]
         new_id, suffix = f"{id_prefix}-{r['id']}", Path(r["path"]).suffix
         link_or_copy(Path(r["path"]), images_dir / f"{new_id}{suffix}")  # the real file, byte for byte
-        row = {"id": new_id, "image": f"images/{new_id}{suffix}", "findings": findings, "impression": impression,
-               "entities": ents, "source": source, "split": r["split"], "real_id": r["id"],
-               "i2r": describer.name, "seed": s, "attempts": attempts}
+        row = {
+            "id": new_id,
+            "image": f"images/{new_id}{suffix}",
+            "findings": findings,
+            "impression": impression,
+            "entities": ents,
+            "source": source,
+            "split": r["split"],
+            "real_id": r["id"],
+            "i2r": describer.name,
+            "seed": s,
+            "attempts": attempts,
+        }
         if "labels" in r:  # ground truth of the (real) image, still true of this row's image
             row["labels"] = list(r["labels"])
         out.rows.append(row)
@@ -124,12 +142,18 @@ def describe_real_images(rows: list[dict], describer: ImageToReport, ner: NER, s
 
 def _is_image(image) -> bool:
     """A usable 2-D uint8 grayscale image; a constant one (a blanked or failed sample) is not."""
-    return (isinstance(image, np.ndarray) and image.ndim == 2 and image.dtype == np.uint8 and image.size > 0
-            and image.min() != image.max())
+    return (
+        isinstance(image, np.ndarray)
+        and image.ndim == 2
+        and image.dtype == np.uint8
+        and image.size > 0
+        and image.min() != image.max()
+    )
 
 
-def draw_real_reports(rows: list[dict], t2i: TextToImage, seed: int, max_attempts: int, images_dir: Path,
-                      id_prefix: str, source: str) -> ShardRows:
+def draw_real_reports(
+    rows: list[dict], t2i: TextToImage, seed: int, max_attempts: int, images_dir: Path, id_prefix: str, source: str
+) -> ShardRows:
     """A new image for each real report, drawn by `t2i.generate(prompts, seeds)` from its IMPRESSION
     (its FINDINGS when the IMPRESSION is empty). `rows` as for `describe_real_images`."""
     out = ShardRows()
@@ -161,10 +185,19 @@ def draw_real_reports(rows: list[dict], t2i: TextToImage, seed: int, max_attempt
         image, s, attempts = accepted[r["position"]]
         new_id = f"{id_prefix}-{r['id']}"
         Image.fromarray(image).save(images_dir / f"{new_id}.png", compress_level=1)
-        out.rows.append({
-            "id": new_id, "image": f"images/{new_id}.png", "findings": _text(r["findings"]),
-            "impression": _text(r["impression"]),
-            "entities": _entities(r.get("entities")),
-            "source": source, "split": r["split"], "real_id": r["id"], "imagegen": t2i.name, "seed": s,
-            "attempts": attempts})
+        out.rows.append(
+            {
+                "id": new_id,
+                "image": f"images/{new_id}.png",
+                "findings": _text(r["findings"]),
+                "impression": _text(r["impression"]),
+                "entities": _entities(r.get("entities")),
+                "source": source,
+                "split": r["split"],
+                "real_id": r["id"],
+                "imagegen": t2i.name,
+                "seed": s,
+                "attempts": attempts,
+            }
+        )
     return out.finish("t2i_tries", id_prefix)

@@ -60,8 +60,11 @@ def uses_phantom_world(gen: dict) -> bool:
     renderer, lexicon or corpus), so that a new world version must not reuse the cached dataset.
     Curation only keeps or redraws images, so it is not asked."""
     drawn_by = [group for group in ("llm", "imagegen", "ner") if isinstance(gen.get(group), dict)]
-    return any(is_phantom_preset(gen[group], group) for group in drawn_by) \
-        or isinstance(gen.get("corpus"), dict) and gen["corpus"].get("builder") == "phantom"
+    return (
+        any(is_phantom_preset(gen[group], group) for group in drawn_by)
+        or isinstance(gen.get("corpus"), dict)
+        and gen["corpus"].get("builder") == "phantom"
+    )
 
 
 def generation_hash(gen: dict) -> str:
@@ -95,15 +98,18 @@ def check_same_config(out: Path, config: dict) -> None:
     path = out / CONFIG_FILE
     if not path.is_file():
         if out.is_dir() and any(out.iterdir()):
-            raise FileExistsError(f"{out} is not empty and holds no {CONFIG_FILE}: not a generation to "
-                                  "resume; choose another output_dir")
+            raise FileExistsError(
+                f"{out} is not empty and holds no {CONFIG_FILE}: not a generation to resume; choose another output_dir"
+            )
         return
     there, asked = _flat(addressed_config(json.loads(path.read_text()))), _flat(addressed_config(config))
     differ = sorted(k for k in there.keys() | asked.keys() if there.get(k) != asked.get(k))
     if differ:
         what = "; ".join(f"{k}: {there.get(k)!r} there, {asked.get(k)!r} asked" for k in differ[:8])
-        raise FileExistsError(f"{out} holds a generation made with another config ({len(differ)} key(s) differ: "
-                              f"{what}). Choose another output_dir, or delete {out} to start over")
+        raise FileExistsError(
+            f"{out} holds a generation made with another config ({len(differ)} key(s) differ: "
+            f"{what}). Choose another output_dir, or delete {out} to start over"
+        )
 
 
 @dataclass
@@ -157,12 +163,14 @@ def make_plan(vocab: pd.DataFrame, s: GenerationSettings) -> pd.DataFrame:
         draws = longtail_draws(v, s.n_samples, s.k, s.m, rng)
     names, types = v["name"].tolist(), v["type"].tolist()
     split = np.where(np.random.default_rng([s.seed, 29]).random(s.n_samples) < s.val_fraction, "val", "train")
-    return pd.DataFrame({
-        "index": np.arange(s.n_samples),
-        "id": [_sample_id(s.seed, i) for i in range(s.n_samples)],
-        "entities": [[{"name": names[j], "type": types[j]} for j in d] for d in draws],
-        "split": split,
-    }).assign(tau_max=tau if tau is not None else -1)
+    return pd.DataFrame(
+        {
+            "index": np.arange(s.n_samples),
+            "id": [_sample_id(s.seed, i) for i in range(s.n_samples)],
+            "entities": [[{"name": names[j], "type": types[j]} for j in d] for d in draws],
+            "split": split,
+        }
+    ).assign(tau_max=tau if tau is not None else -1)
 
 
 def _backend_counters(*backends: LLM | TextToImage | ImageJudge | None) -> Counter:
@@ -187,8 +195,15 @@ class Backends:
 class Generator:
     """Runs the stages for one generation config into `out_dir`."""
 
-    def __init__(self, out_dir: Path, settings: GenerationSettings, config: dict, backends: Backends,
-                 corpus_texts, progress: bool = True):
+    def __init__(
+        self,
+        out_dir: Path,
+        settings: GenerationSettings,
+        config: dict,
+        backends: Backends,
+        corpus_texts,
+        progress: bool = True,
+    ):
         self.out = Path(out_dir)
         self.s, self.config = settings, addressed_config(config)
         self.ner, self.llm, self.t2i, self.curator = backends.ner, backends.llm, backends.t2i, backends.curator
@@ -218,8 +233,9 @@ class Generator:
         return plan
 
     # -- stage 3 -----------------------------------------------------------------------------
-    def _images(self, ids, impressions, indices, per_sample: dict[str, Counter], retryable: dict[str, str]
-                ) -> dict[str, tuple[np.ndarray, int]]:
+    def _images(
+        self, ids, impressions, indices, per_sample: dict[str, Counter], retryable: dict[str, str]
+    ) -> dict[str, tuple[np.ndarray, int]]:
         """Image per sample id, regenerated from the same prompt while curation rejects it; an id whose
         image or verdict a backend failed to give goes to `retryable`."""
         done: dict[str, tuple[np.ndarray, int]] = {}
@@ -230,10 +246,14 @@ class Generator:
             seeds = [self.s.seed * 10_000_019 + indices[i] * 101 + attempt for i in pending]
             images = self.t2i.generate([impressions[i] for i in pending], seeds)
             drawn = [(sid, img) for sid, img in zip(pending, images) if not is_backend_failure(img)]
-            retryable.update({sid: f"imagegen:{img.reason}" for sid, img in zip(pending, images)
-                              if is_backend_failure(img)})
-            verdicts = self.curator.check([img for _, img in drawn]) if self.curator is not None and drawn \
+            retryable.update(
+                {sid: f"imagegen:{img.reason}" for sid, img in zip(pending, images) if is_backend_failure(img)}
+            )
+            verdicts = (
+                self.curator.check([img for _, img in drawn])
+                if self.curator is not None and drawn
                 else [(True, "")] * len(drawn)
+            )
             still = []
             for (sid, img), verdict in zip(drawn, verdicts):
                 per_sample[sid]["images_generated"] += 1
@@ -274,19 +294,35 @@ class Generator:
             Image.fromarray(img).save(self.out / "images" / f"{sid}.png", compress_level=1)
             fsync_file(self.out / "images" / f"{sid}.png")  # on disk before the shard that names it commits
             keys, _ = findings_from_entities(samples[sid])
-            out_rows.append({
-                "id": sid, "image": f"images/{sid}.png", "findings": rep.findings[sid],
-                "impression": rep.impressions[sid], "entities": samples[sid], "source": "synthetic",
-                "split": split[sid], "labels": keys, "seed": self.s.seed, "llm": self.llm.name,
-                "imagegen": self.t2i.name, "report_attempts": rep.attempts[sid], "image_attempts": img_attempts,
-            })
+            out_rows.append(
+                {
+                    "id": sid,
+                    "image": f"images/{sid}.png",
+                    "findings": rep.findings[sid],
+                    "impression": rep.impressions[sid],
+                    "entities": samples[sid],
+                    "source": "synthetic",
+                    "split": split[sid],
+                    "labels": keys,
+                    "seed": self.s.seed,
+                    "llm": self.llm.name,
+                    "imagegen": self.t2i.name,
+                    "report_attempts": rep.attempts[sid],
+                    "image_attempts": img_attempts,
+                }
+            )
         content = Counter()
         for sid in samples:
             if sid not in retryable:
                 content.update(rep.per_sample.get(sid, {}))
                 content.update(per_sample[sid])
-        for key in ("findings_gave_up", "impression_gave_up", "images_generated", "images_regenerated",
-                    "images_gave_up"):
+        for key in (
+            "findings_gave_up",
+            "impression_gave_up",
+            "images_generated",
+            "images_regenerated",
+            "images_gave_up",
+        ):
             content[key] += 0  # present even when nothing happened
         content["samples_written"] += len(out_rows)
         content["samples_dropped"] += len(samples) - len(out_rows) - len(retryable)
@@ -295,8 +331,15 @@ class Generator:
         counters = {"content": content, "backend": _backend_counters(self.llm, self.t2i, judge) - before}
         pos = {sid: i for i, sid in enumerate(order)}
         rejects = [r for r in rep.rejects if r["id"] not in retryable]
-        return self.store.commit(k, order, out_rows, counters, retryable, rejects,
-                                 reject_key=lambda r: (SECTIONS[r["section"]], r["attempt"], pos[r["id"]]))
+        return self.store.commit(
+            k,
+            order,
+            out_rows,
+            counters,
+            retryable,
+            rejects,
+            reject_key=lambda r: (SECTIONS[r["section"]], r["attempt"], pos[r["id"]]),
+        )
 
     # -- stage 4 -----------------------------------------------------------------------------
     def finalize(self, vocab: pd.DataFrame, plan: pd.DataFrame, n_shards: int) -> Path:
@@ -304,30 +347,42 @@ class Generator:
         summary = self.store.summary(n_shards)
         counters = summary["counters"].get("content", {})
         if not frames:
-            raise ValueError(f"{self.out}: none of the {len(plan)} planned samples gave a row: all were dropped "
-                             f"for their content ({counters}); the rejected answers are in {self.out / 'shards'}")
+            raise ValueError(
+                f"{self.out}: none of the {len(plan)} planned samples gave a row: all were dropped "
+                f"for their content ({counters}); the rejected answers are in {self.out / 'shards'}"
+            )
         df = pd.concat(frames, ignore_index=True)
         used = Counter((e["name"], e["type"]) for ents in df["entities"] for e in ents)
         subset = subset_vocabulary(vocab, self.s.entity_ratio, self.s.seed)
-        out_vocab = pd.DataFrame([{"name": n, "type": t, "count": used.get((n, t), 0)}
-                                  for n, t in zip(subset["name"], subset["type"])])
+        out_vocab = pd.DataFrame(
+            [{"name": n, "type": t, "count": used.get((n, t), 0)} for n, t in zip(subset["name"], subset["type"])]
+        )
         stats = {"all": frequency_stats(out_vocab["count"])}
         for etype in ENTITY_TYPES:
             stats[etype] = frequency_stats(out_vocab.loc[out_vocab["type"] == etype, "count"])
         info = {
-            "name": "synthetic", "hash": config_hash(self.config), "config": self.config,
+            "name": "synthetic",
+            "hash": config_hash(self.config),
+            "config": self.config,
             # planned = rows + dropped (for their content); retried: samples a backend failed on
             # once and that a later run made or dropped.
-            "counts": {"rows": int(len(df)), "planned": int(len(plan)),
-                       "dropped": int(len(plan) - len(df)), "retried": int(summary["retried"]),
-                       "splits": {k: int(v) for k, v in df["split"].value_counts().items()}},
+            "counts": {
+                "rows": int(len(df)),
+                "planned": int(len(plan)),
+                "dropped": int(len(plan) - len(df)),
+                "retried": int(summary["retried"]),
+                "splits": {k: int(v) for k, v in df["split"].value_counts().items()},
+            },
             "counters": {k: int(v) for k, v in sorted(counters.items())},
             "backend": summary["counters"].get("backend", {}),
             "entity_stats": stats,
             "finding_stats": finding_stats(Counter(k for ks in df["labels"] for k in ks)) if len(df) else {},
-            "coverage": {"vocabulary": int(len(vocab)), "in_subset": int(len(subset)),
-                         "used": int((out_vocab["count"] > 0).sum()),
-                         "fraction_used": float((out_vocab["count"] > 0).mean()) if len(out_vocab) else 0.0},
+            "coverage": {
+                "vocabulary": int(len(vocab)),
+                "in_subset": int(len(subset)),
+                "used": int((out_vocab["count"] > 0).sum()),
+                "fraction_used": float((out_vocab["count"] > 0).mean()) if len(out_vocab) else 0.0,
+            },
             "tau_max": int(plan["tau_max"].iloc[0]),
         }
         plot_long_tail({"corpus": vocab, "generated": out_vocab}, self.out / "entity_distribution.png")
@@ -353,10 +408,13 @@ class Generator:
             return self.out
         n_shards = -(-len(plan) // self.s.shard_size)
         mine = [k for k in range(n_shards) if k % workers == worker]
-        for k in tqdm(mine, desc=f"generate shards (worker {worker}/{workers})" if workers > 1 else "generate shards",
-                      disable=not self.progress):
+        for k in tqdm(
+            mine,
+            desc=f"generate shards (worker {worker}/{workers})" if workers > 1 else "generate shards",
+            disable=not self.progress,
+        ):
             with self.store.lock(k):  # another process may be on it: wait, then find it done
-                rows = plan.iloc[k * self.s.shard_size:(k + 1) * self.s.shard_size]
+                rows = plan.iloc[k * self.s.shard_size : (k + 1) * self.s.shard_size]
                 todo = self.store.todo(k, rows["id"])
                 if todo:
                     self.shard(k, rows, todo)
@@ -368,6 +426,7 @@ class Generator:
                 return self.finalize(vocab, plan, n_shards)
             mine_left = sum(len(self.store.record(k)["retryable"]) for k in mine)
             if mine_left or workers == 1:
-                raise IncompleteGeneration(self.out, summary["retryable"], len(plan), summary["reasons"],
-                                           len(summary["missing"]))
+                raise IncompleteGeneration(
+                    self.out, summary["retryable"], len(plan), summary["reasons"], len(summary["missing"])
+                )
             return None

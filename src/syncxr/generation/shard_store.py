@@ -21,8 +21,8 @@ import json
 import os
 import socket
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pandas as pd
 from filelock import FileLock
@@ -38,12 +38,15 @@ class IncompleteGeneration(RuntimeError):
         self.directory, self.retryable, self.planned = Path(directory), retryable, planned
         self.reasons, self.missing_shards = reasons, missing_shards
         why = ", ".join(f"{r}: {n}" for r, n in reasons.most_common(4)) or "-"
-        parts = [f"{retryable} of {planned} samples were not made because a backend failed ({why})"] \
-            if retryable else []
+        parts = (
+            [f"{retryable} of {planned} samples were not made because a backend failed ({why})"] if retryable else []
+        )
         if missing_shards:
             parts.append(f"{missing_shards} shard(s) are not made yet")
-        super().__init__(f"{directory}: generation incomplete: {'; '.join(parts)}. Nothing was dropped for it; "
-                         "re-running the same command retries exactly these")
+        super().__init__(
+            f"{directory}: generation incomplete: {'; '.join(parts)}. Nothing was dropped for it; "
+            "re-running the same command retries exactly these"
+        )
 
 
 def _counter_groups(*groups: dict) -> dict[str, dict[str, int]]:
@@ -87,8 +90,16 @@ class ShardStore:
         text = self._file(k, "rejects", rec["round"], "jsonl").read_text()
         return [json.loads(line) for line in text.splitlines() if line]
 
-    def commit(self, k: int, order: list[str], rows: list[dict], counters: dict[str, Counter],
-               retryable: dict[str, str], rejects: list[dict], reject_key: Callable[[dict], tuple]) -> dict:
+    def commit(
+        self,
+        k: int,
+        order: list[str],
+        rows: list[dict],
+        counters: dict[str, Counter],
+        retryable: dict[str, str],
+        rejects: list[dict],
+        reject_key: Callable[[dict], tuple],
+    ) -> dict:
         """Adds what a run made of shard k to what earlier runs made of it. `order`: all the shard's ids,
         in plan order (rows are kept in it); `retryable`: the ids this run's backends failed on;
         `reject_key` orders the rejects as one uninterrupted run would have written them."""
@@ -102,13 +113,18 @@ class ShardStore:
         all_rejects = sorted(self.rejects(k) + rejects, key=reject_key)
         still = dict(sorted(retryable.items()))
         was = (old or {}).get("retryable", {})
-        record = {"round": rnd, "counters": _counter_groups(old and old["counters"], counters), "retryable": still,
-                  "retried": (old["retried"] if old else 0) + sum(i not in still for i in was),
-                  # which process made each round (host:pid): provenance for split runs
-                  "made_by": (old or {}).get("made_by", []) + [f"{socket.gethostname()}:{os.getpid()}"]}
+        record = {
+            "round": rnd,
+            "counters": _counter_groups(old and old["counters"], counters),
+            "retryable": still,
+            "retried": (old["retried"] if old else 0) + sum(i not in still for i in was),
+            # which process made each round (host:pid): provenance for split runs
+            "made_by": (old or {}).get("made_by", []) + [f"{socket.gethostname()}:{os.getpid()}"],
+        }
         write_parquet_atomic(self._file(k, "rows", rnd, "parquet"), merged)
-        write_text_atomic(self._file(k, "rejects", rnd, "jsonl"),
-                          "".join(json.dumps(r, default=str) + "\n" for r in all_rejects))
+        write_text_atomic(
+            self._file(k, "rejects", rnd, "jsonl"), "".join(json.dumps(r, default=str) + "\n" for r in all_rejects)
+        )
         write_json_atomic(self._record_path(k), record)  # the commit point
         for what, ext in (("rows", "parquet"), ("rejects", "jsonl")):
             for stale in self.dir.glob(f"{what}_{k:05d}.r*.{ext}"):
@@ -120,7 +136,10 @@ class ShardStore:
         """Missing shards, retryable ids (with their reasons) and summed counters over shards 0..n-1."""
         records = [self.record(k) for k in range(n_shards)]
         reasons = Counter(r for rec in records if rec for r in rec["retryable"].values())
-        return {"missing": [k for k, rec in enumerate(records) if rec is None],
-                "retryable": sum(len(rec["retryable"]) for rec in records if rec), "reasons": reasons,
-                "retried": sum(rec["retried"] for rec in records if rec),
-                "counters": _counter_groups(*(rec["counters"] for rec in records if rec))}
+        return {
+            "missing": [k for k, rec in enumerate(records) if rec is None],
+            "retryable": sum(len(rec["retryable"]) for rec in records if rec),
+            "reasons": reasons,
+            "retried": sum(rec["retried"] for rec in records if rec),
+            "counters": _counter_groups(*(rec["counters"] for rec in records if rec)),
+        }

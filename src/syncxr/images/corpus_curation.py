@@ -20,8 +20,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..backends import ImageEmbedder, ImageJudge
-from ..data.dataset_format import (INFO, MANIFEST, DatasetBuilder, config_hash, is_complete, read_dataset,
-                                   write_json_atomic, write_parquet_atomic)
+from ..data.dataset_format import (
+    INFO,
+    MANIFEST,
+    DatasetBuilder,
+    config_hash,
+    is_complete,
+    read_dataset,
+    write_json_atomic,
+    write_parquet_atomic,
+)
 from ..data.durable import link_file
 from ..data.images import load_gray
 from ..reports.backend_failure import is_backend_failure
@@ -53,19 +61,22 @@ def _load(path: str) -> np.ndarray | None:
         return None
 
 
-def judge_and_embed(paths: list[str], judge: ImageJudge, embedder: ImageEmbedder, batch_size: int,
-                    progress: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
+def judge_and_embed(
+    paths: list[str], judge: ImageJudge, embedder: ImageEmbedder, batch_size: int, progress: bool = True
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Per image: the six answers and whether it could be read; and the (n, d) embedding matrix
     (zeros for unreadable images, which are dropped as such)."""
     answers, readable, embeddings = [], [], []
     for i in tqdm(range(0, len(paths), batch_size), desc="curation: judge + embed", disable=not progress):
-        images = [_load(p) for p in paths[i:i + batch_size]]
+        images = [_load(p) for p in paths[i : i + batch_size]]
         ok = [im for im in images if im is not None]
         verdicts = judge.judge(ok) if ok else []
         failed = [v for v in verdicts if is_backend_failure(v)]
         if failed:  # never pass or drop an image nobody looked at: stop, nothing is written yet
-            raise RuntimeError(f"curation: the judge's backend failed on {len(failed)} of {len(ok)} images "
-                               f"({failed[0].reason}); nothing was written, re-run the same command to retry")
+            raise RuntimeError(
+                f"curation: the judge's backend failed on {len(failed)} of {len(ok)} images "
+                f"({failed[0].reason}); nothing was written, re-run the same command to retry"
+            )
         got = iter(verdicts)
         emb = iter(embedder.embed(ok)) if ok else iter(())
         for im in images:
@@ -73,15 +84,19 @@ def judge_and_embed(paths: list[str], judge: ImageJudge, embedder: ImageEmbedder
             answers.append(next(got) if im is not None else dict.fromkeys(QUESTIONS, False))
             embeddings.append(next(emb) if im is not None else None)
     dim = next((len(e) for e in embeddings if e is not None), 1)
-    mat = np.stack([e if e is not None else np.zeros(dim, np.float32) for e in embeddings]) if paths \
+    mat = (
+        np.stack([e if e is not None else np.zeros(dim, np.float32) for e in embeddings])
+        if paths
         else np.zeros((0, dim), np.float32)
+    )
     table = pd.DataFrame(answers, columns=list(QUESTIONS)).astype(bool)
     table["readable"] = readable
     return table, mat
 
 
-def curation_decisions(answers: pd.DataFrame, embeddings: np.ndarray, settings: CorpusCurationSettings,
-                       chunk: int = 4096) -> pd.DataFrame:
+def curation_decisions(
+    answers: pd.DataFrame, embeddings: np.ndarray, settings: CorpusCurationSettings, chunk: int = 4096
+) -> pd.DataFrame:
     """Adds `n_yes`, `max_sim_to_dropped` and `stage` (kept | unreadable | judge | similarity)."""
     out = answers.copy()
     yes = out[list(QUESTIONS)].to_numpy()
@@ -93,7 +108,7 @@ def curation_decisions(answers: pd.DataFrame, embeddings: np.ndarray, settings: 
     kept = np.flatnonzero(stage == "kept")
     if len(bank):
         for i in range(0, len(kept), chunk):  # (chunk x bank) at a time: 200k x 10k would not fit
-            idx = kept[i:i + chunk]
+            idx = kept[i : i + chunk]
             sims[idx] = (embeddings[idx] @ bank.T).max(axis=1)
         stage[kept[sims[kept] > settings.delta]] = "similarity"
     out["max_sim_to_dropped"] = sims
@@ -106,9 +121,13 @@ def removal_quality(stage: pd.Series, defect: pd.Series, visible=("low_quality",
     i.e. the phantom corpus). Unpaired reports are invisible to an image filter, so not counted."""
     removed = stage.to_numpy() != "kept"
     bad = defect.isin(list(visible)).to_numpy()
-    out = {"planted": int(bad.sum()), "removed": int(removed.sum()), "removed_planted": int((removed & bad).sum()),
-           "recall": float((removed & bad).sum() / bad.sum()) if bad.sum() else float("nan"),
-           "precision": float((removed & bad).sum() / removed.sum()) if removed.sum() else float("nan")}
+    out = {
+        "planted": int(bad.sum()),
+        "removed": int(removed.sum()),
+        "removed_planted": int((removed & bad).sum()),
+        "recall": float((removed & bad).sum() / bad.sum()) if bad.sum() else float("nan"),
+        "precision": float((removed & bad).sum() / removed.sum()) if removed.sum() else float("nan"),
+    }
     for name in visible:
         m = (defect == name).to_numpy()
         out[f"recall_{name}"] = float((removed & m).sum() / m.sum()) if m.sum() else float("nan")
@@ -121,13 +140,15 @@ def removal_quality(stage: pd.Series, defect: pd.Series, visible=("low_quality",
 def save_contact_sheet(table: pd.DataFrame, path: Path, per_stage: int = 8, seed: int = 0) -> None:
     """A row of example images per stage (kept, dropped by the judge, dropped by similarity)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     stages = [s for s in ("kept", "judge", "similarity") if (table["stage"] == s).any()]
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(max(len(stages), 1), per_stage, figsize=(1.6 * per_stage, 1.9 * max(len(stages), 1)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        max(len(stages), 1), per_stage, figsize=(1.6 * per_stage, 1.9 * max(len(stages), 1)), squeeze=False
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for r, s in enumerate(stages):
@@ -136,19 +157,32 @@ def save_contact_sheet(table: pd.DataFrame, path: Path, per_stage: int = 8, seed
         for c, (_, row) in enumerate(pick.iterrows()):
             axes[r, c].imshow(load_gray(row["path"])[0].numpy(), cmap="gray", vmin=0, vmax=255)
             no = [q for q in QUESTIONS if not row[q]]
-            note = ("NO: " + ",".join(no)) if no else f"sim {row['max_sim_to_dropped']:.2f}" \
-                if s == "similarity" else ""
+            note = (
+                ("NO: " + ",".join(no)) if no else f"sim {row['max_sim_to_dropped']:.2f}" if s == "similarity" else ""
+            )
             axes[r, c].set_title(f"{row['id']}\n{note}"[:40], fontsize=5)
-        axes[r, 0].text(-0.1, 0.5, {"kept": "kept", "judge": "dropped:\njudge",
-                                    "similarity": "dropped:\nsimilar"}[s],
-                        transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=8)
+        axes[r, 0].text(
+            -0.1,
+            0.5,
+            {"kept": "kept", "judge": "dropped:\njudge", "similarity": "dropped:\nsimilar"}[s],
+            transform=axes[r, 0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=8,
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def curate_corpus(source: Path, target: Path, judge: ImageJudge, embedder: ImageEmbedder,
-                  settings: CorpusCurationSettings, progress: bool = True) -> dict:
+def curate_corpus(
+    source: Path,
+    target: Path,
+    judge: ImageJudge,
+    embedder: ImageEmbedder,
+    settings: CorpusCurationSettings,
+    progress: bool = True,
+) -> dict:
     """Curates the dataset at `source` into `target` (atomically); returns the counts."""
     df, info = read_dataset(source)
     paths = [str(source / p) for p in df["image"]]
@@ -156,11 +190,14 @@ def curate_corpus(source: Path, target: Path, judge: ImageJudge, embedder: Image
     table = curation_decisions(answers, emb, settings)
     table.insert(0, "id", df["id"].to_numpy())
     table.insert(1, "path", paths)
-    counts = {"rows": int(len(df)), "unreadable": int((table["stage"] == "unreadable").sum()),
-              "judge": int((table["stage"] == "judge").sum()),
-              "similarity": int((table["stage"] == "similarity").sum()),
-              "kept": int((table["stage"] == "kept").sum()),
-              "answered_no": {q: int((~table[q] & table["readable"]).sum()) for q in QUESTIONS}}
+    counts = {
+        "rows": int(len(df)),
+        "unreadable": int((table["stage"] == "unreadable").sum()),
+        "judge": int((table["stage"] == "judge").sum()),
+        "similarity": int((table["stage"] == "similarity").sum()),
+        "kept": int((table["stage"] == "kept").sum()),
+        "answered_no": {q: int((~table[q] & table["readable"]).sum()) for q in QUESTIONS},
+    }
     if "defect" in df.columns:
         counts["removal_vs_planted"] = removal_quality(table["stage"], df["defect"])
     keep = (table["stage"] == "kept").to_numpy()
@@ -170,11 +207,19 @@ def curate_corpus(source: Path, target: Path, judge: ImageJudge, embedder: Image
         write_parquet_atomic(tmp / "curation.parquet", table)
         save_contact_sheet(table, tmp / "contact_sheet.png")
         write_json_atomic(tmp / "curation.json", counts)
-        write_json_atomic(tmp / INFO, {"name": f"{info.get('name', source.name)}_curated", "source": str(source),
-                                       "source_hash": info.get("hash"), "curation": asdict(settings),
-                                       "judge": getattr(judge, "name", type(judge).__name__),
-                                       "embedder": getattr(embedder, "name", type(embedder).__name__),
-                                       "counts": counts, "images": IMAGES_LINKED})
+        write_json_atomic(
+            tmp / INFO,
+            {
+                "name": f"{info.get('name', source.name)}_curated",
+                "source": str(source),
+                "source_hash": info.get("hash"),
+                "curation": asdict(settings),
+                "judge": getattr(judge, "name", type(judge).__name__),
+                "embedder": getattr(embedder, "name", type(embedder).__name__),
+                "counts": counts,
+                "images": IMAGES_LINKED,
+            },
+        )
     return counts
 
 
@@ -186,7 +231,8 @@ def link_images(df: pd.DataFrame, source: Path, directory: Path) -> pd.DataFrame
     for i, rel in enumerate(df["image"]):
         # An image that lies outside `source` (a source read with allow_external_images) gets a new name.
         inside = os.path.normpath(os.path.join(os.path.abspath(source), rel)).startswith(
-            os.path.abspath(source) + os.sep)
+            os.path.abspath(source) + os.sep
+        )
         name = os.path.normpath(rel) if inside else f"images/external/{i:07d}{Path(rel).suffix}"
         (directory / name).parent.mkdir(parents=True, exist_ok=True)
         link_file(source / rel, directory / name)
@@ -206,23 +252,32 @@ def _relink_old_layout(target: Path, source: Path) -> None:
     write_json_atomic(target / INFO, {**info, "images": IMAGES_LINKED})
 
 
-def ensure_curated_corpus(source: Path, judge: ImageJudge, embedder: ImageEmbedder,
-                          settings: CorpusCurationSettings, backends: dict, progress: bool = True) -> Path:
+def ensure_curated_corpus(
+    source: Path,
+    judge: ImageJudge,
+    embedder: ImageEmbedder,
+    settings: CorpusCurationSettings,
+    backends: dict,
+    progress: bool = True,
+) -> Path:
     """The curated copy of `source` beside it, built on first use. `backends` (the judge and embedding
     config) is part of the cache key: another judge gives another curated corpus."""
     info_path = Path(source) / INFO  # only the corpus hash is needed: a cache hit reads no manifest
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     # batch_size only says how many images go to the backends at once: not part of the address.
     addressed = {k: v for k, v in asdict(settings).items() if k != "batch_size"}
-    key = config_hash({"source": info.get("hash", str(Path(source).resolve())), "settings": addressed,
-                       "backends": backends})
+    key = config_hash(
+        {"source": info.get("hash", str(Path(source).resolve())), "settings": addressed, "backends": backends}
+    )
     target = Path(source).with_name(f"{Path(source).name}-curated-{key}")
     if is_complete(target):
         _relink_old_layout(target, Path(source))
     else:
         counts = curate_corpus(Path(source), target, judge, embedder, settings, progress)
         if progress:
-            print(f"curation of {source}: {counts['judge']} dropped by the judge, {counts['similarity']} by "
-                  f"similarity, {counts['unreadable']} unreadable; {counts['kept']} of {counts['rows']} kept "
-                  f"({target})")
+            print(
+                f"curation of {source}: {counts['judge']} dropped by the judge, {counts['similarity']} by "
+                f"similarity, {counts['unreadable']} unreadable; {counts['kept']} of {counts['rows']} kept "
+                f"({target})"
+            )
     return target

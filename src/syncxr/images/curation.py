@@ -24,11 +24,14 @@ def rejected_images(curated_dir: str | Path, stage: str = "judge") -> list[np.nd
     """The images a real corpus's curation dropped at `stage` (its curation.parquet): SynCXR's bank of
     known-bad images is what the MLLM rejected from the real corpus."""
     import pandas as pd  # noqa: PLC0415
+
     table = pd.read_parquet(Path(curated_dir) / "curation.parquet")
     paths = table.loc[table["stage"] == stage, "path"].tolist()
     if not paths:
-        raise ValueError(f"{curated_dir}: the curation dropped no image at stage {stage!r}: the bad bank would be "
-                         "empty (use curation.bad_bank=<a directory of bad images> or phantom)")
+        raise ValueError(
+            f"{curated_dir}: the curation dropped no image at stage {stage!r}: the bad bank would be "
+            "empty (use curation.bad_bank=<a directory of bad images> or phantom)"
+        )
     return [load_gray(p)[0].numpy() for p in paths]
 
 
@@ -45,8 +48,14 @@ class Curator:
     or the judge's `BackendFailure` where its backend failed (the image was not checked). The judge
     rejects an image answered NO to `drop_if_no` of its questions: "all" (SynCXR) or "any"."""
 
-    def __init__(self, judge: ImageJudge | None, embedder: ImageEmbedder, bad_images: list[np.ndarray], delta: float,
-                 drop_if_no: str):
+    def __init__(
+        self,
+        judge: ImageJudge | None,
+        embedder: ImageEmbedder,
+        bad_images: list[np.ndarray],
+        delta: float,
+        drop_if_no: str,
+    ):
         if not -1.0 <= delta <= 1.0:
             raise ValueError(f"curation delta is a cosine similarity in [-1, 1], got {delta}")
         if drop_if_no not in ("all", "any"):

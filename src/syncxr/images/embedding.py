@@ -64,7 +64,7 @@ class HFImageEmbedder:
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         out = []
         for i in range(0, len(images), self.batch_size):
-            batch = [Image.fromarray(im).convert("RGB") for im in images[i:i + self.batch_size]]
+            batch = [Image.fromarray(im).convert("RGB") for im in images[i : i + self.batch_size]]
             enc = self.processor(images=batch, return_tensors="pt").to(self.device)
             res = self.model(**enc)
             pooled = getattr(res, "pooler_output", None)  # third-party: a transformers output

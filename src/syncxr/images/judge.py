@@ -89,14 +89,20 @@ class OpenAIVisionJudge:
             url = png_data_url(im)
             seed = zlib.crc32(im.tobytes())  # the image's own: its answers do not depend on its batch
             for q in QUESTIONS.values():
-                msg = [{"role": "user", "content": [
-                    {"type": "image_url", "image_url": {"url": url}},
-                    {"type": "text", "text": q + " Answer YES or NO."}]}]
+                msg = [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": url}},
+                            {"type": "text", "text": q + " Answer YES or NO."},
+                        ],
+                    }
+                ]
                 items.append((msg, seed))
         answers = self.client.generate_messages(items)
         out = []
         for i in range(len(images)):
-            row = dict(zip(QUESTIONS, answers[i * len(QUESTIONS):(i + 1) * len(QUESTIONS)]))
+            row = dict(zip(QUESTIONS, answers[i * len(QUESTIONS) : (i + 1) * len(QUESTIONS)]))
             failed = next((a for a in row.values() if is_backend_failure(a)), None)
             if failed is not None:  # the backend failed: not checked, retried by a later run
                 out.append(failed)

@@ -39,11 +39,22 @@ def findings_from_entities(entities: list[dict]) -> tuple[list[str], list[str]]:
 
 def _randomize(anatomy: Anatomy, appearance: Appearance, rng: np.random.Generator):
     scale = lambda v, s: v * float(rng.uniform(1 - s, 1 + s))  # noqa: E731
-    a = replace(anatomy, body_rx=scale(anatomy.body_rx, 0.15), lung_rx=scale(anatomy.lung_rx, 0.2),
-                lung_ry=scale(anatomy.lung_ry, 0.15), heart_ry=scale(anatomy.heart_ry, 0.2),
-                rib_spacing=scale(anatomy.rib_spacing, 0.3), shift_x=float(rng.uniform(-0.05, 0.05)))
-    ap = replace(appearance, exposure=float(rng.uniform(0.6, 1.5)), contrast=float(rng.uniform(0.5, 2.0)),
-                 noise_sigma=float(rng.uniform(0.0, 0.08)), blur_sigma=float(rng.uniform(0.0, 2.0)))
+    a = replace(
+        anatomy,
+        body_rx=scale(anatomy.body_rx, 0.15),
+        lung_rx=scale(anatomy.lung_rx, 0.2),
+        lung_ry=scale(anatomy.lung_ry, 0.15),
+        heart_ry=scale(anatomy.heart_ry, 0.2),
+        rib_spacing=scale(anatomy.rib_spacing, 0.3),
+        shift_x=float(rng.uniform(-0.05, 0.05)),
+    )
+    ap = replace(
+        appearance,
+        exposure=float(rng.uniform(0.6, 1.5)),
+        contrast=float(rng.uniform(0.5, 2.0)),
+        noise_sigma=float(rng.uniform(0.0, 0.08)),
+        blur_sigma=float(rng.uniform(0.0, 2.0)),
+    )
     return a, ap
 
 

@@ -62,8 +62,8 @@ class _GatherRows(torch.autograd.Function):
         # a private copy, as autograd may still hold `grad`), then keep this rank's rows.
         total = grad.clone(memory_format=torch.contiguous_format)
         dist.all_reduce(total)
-        start = sum(ctx.counts[:ctx.rank])
-        return total[start:start + ctx.counts[ctx.rank]], None
+        start = sum(ctx.counts[: ctx.rank])
+        return total[start : start + ctx.counts[ctx.rank]], None
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
@@ -73,8 +73,12 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     if world_size() == 1 or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return model
     if device.type != "cuda":
-        log.warning("trainer.sync_batchnorm: torch's SyncBatchNorm needs GPUs; on %s each of the %d processes "
-                    "computes batch-norm statistics over its own batch", device.type, world_size())
+        log.warning(
+            "trainer.sync_batchnorm: torch's SyncBatchNorm needs GPUs; on %s each of the %d processes "
+            "computes batch-norm statistics over its own batch",
+            device.type,
+            world_size(),
+        )
         return model
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
@@ -84,8 +88,14 @@ def plain_batchnorm(model: nn.Module) -> nn.Module:
     main process evaluates alone must not wait for the others inside a forward pass."""
     for name, child in model.named_children():
         if isinstance(child, nn.SyncBatchNorm):
-            plain = nn.BatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                   child.track_running_stats, device=_device_of(child))
+            plain = nn.BatchNorm2d(
+                child.num_features,
+                child.eps,
+                child.momentum,
+                child.affine,
+                child.track_running_stats,
+                device=_device_of(child),
+            )
             plain.load_state_dict(child.state_dict())
             if child.affine:  # the very Parameter objects: an optimizer holding them still sees them
                 plain.weight, plain.bias = child.weight, child.bias

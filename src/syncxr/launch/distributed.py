@@ -44,15 +44,24 @@ def export_distributed_env() -> dict[str, str] | None:
     stale = {k: os.environ[k] for k in (*TORCH_DIST_VARS, "LOCAL_WORLD_SIZE") if k in os.environ}
     if job.num_tasks <= 1:
         if stale:
-            log.warning("one-task job %s: ignoring torch.distributed variables inherited from the submitting "
-                        "shell (%s)", job.job_id, ", ".join(f"{k}={v}" for k, v in stale.items()))
+            log.warning(
+                "one-task job %s: ignoring torch.distributed variables inherited from the submitting shell (%s)",
+                job.job_id,
+                ", ".join(f"{k}={v}" for k, v in stale.items()),
+            )
             for k in stale:
                 del os.environ[k]
         return None
     # Every task derives the same port from the job id (a requeued job keeps it).
-    dist = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False,
-                                                                  overwrite=True)
+    dist = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
     exported = {k: os.environ[k] for k in (*TORCH_DIST_VARS, "LOCAL_WORLD_SIZE")}
-    log.info("task %d of %d (local rank %d) of job %s: process group at %s:%d", dist.rank, dist.world_size,
-             dist.local_rank, job.job_id, dist.master_addr, dist.master_port)
+    log.info(
+        "task %d of %d (local rank %d) of job %s: process group at %s:%d",
+        dist.rank,
+        dist.world_size,
+        dist.local_rank,
+        job.job_id,
+        dist.master_addr,
+        dist.master_port,
+    )
     return exported

@@ -9,8 +9,9 @@ from .protocols import ImageEncoder, LocalMapModel, TextEncoder, VisionLanguageM
 def satisfied(obj, contract: type, key: str):
     """`obj`, after checking it has every member of the protocol `contract` (naming the config `key`)."""
     if not isinstance(obj, contract):
-        raise TypeError(f"{key}: {type(obj).__qualname__} is no {contract.__name__}: it lacks a member "
-                        f"models/protocols.py lists")
+        raise TypeError(
+            f"{key}: {type(obj).__qualname__} is no {contract.__name__}: it lacks a member models/protocols.py lists"
+        )
     return obj
 
 

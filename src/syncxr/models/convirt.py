@@ -14,8 +14,7 @@ from ..launch.data_parallel import gather_rows
 from .protocols import ImageEncoder, TextEncoder
 
 
-def convirt_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, tau: float = 0.1,
-                 lam: float = 0.75) -> torch.Tensor:
+def convirt_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, tau: float = 0.1, lam: float = 0.75) -> torch.Tensor:
     """λ·(image→text InfoNCE) + (1−λ)·(text→image InfoNCE) on L2-normalised embeddings."""
     image_emb = F.normalize(image_emb, dim=-1)
     text_emb = F.normalize(text_emb, dim=-1)
@@ -34,8 +33,16 @@ class ConVIRT(nn.Module):
 
     has_local_maps = False
 
-    def __init__(self, image_encoder: ImageEncoder, text_encoder: TextEncoder, *, proj_dim: int, proj_hidden: int,
-                 tau: float, lam: float):
+    def __init__(
+        self,
+        image_encoder: ImageEncoder,
+        text_encoder: TextEncoder,
+        *,
+        proj_dim: int,
+        proj_hidden: int,
+        tau: float,
+        lam: float,
+    ):
         super().__init__()
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"ConVIRT lam must be in [0, 1], got {lam}")

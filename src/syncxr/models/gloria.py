@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..launch.data_parallel import gather_rows
-from .gloria_loss import (LocalLossSettings, Workspace, global_loss, local_loss_packed, matched_attention,
-                          pad_words)
+from .gloria_loss import LocalLossSettings, Workspace, global_loss, local_loss_packed, matched_attention, pad_words
 from .protocols import ImageEncoder, TextEncoder
 
 WORD, PIECE, SKIP = 0, 1, 2  # token kinds: starts a word, continues one (WordPiece "##"), no word
@@ -42,8 +41,9 @@ def word_piece_kinds(tokenizer, vocab_size: int | None = None) -> torch.Tensor:
     return kinds
 
 
-def merge_word_pieces(states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      kinds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def merge_word_pieces(
+    states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, kinds: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Token states B x L x H -> (words N x H packed caption by caption, each the sum of its pieces;
     words per caption B; word index of each token within its caption B x L, -1 for none)."""
     kind = kinds[input_ids].long().masked_fill(attention_mask == 0, SKIP)
@@ -121,7 +121,7 @@ class GLoRIA(nn.Module):
     def _layer_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Token states B x L x H: the sum (or mean) of the last `last_n_layers` layers."""
         out = self.text_encoder.token_states(input_ids, attention_mask, output_hidden_states=True)
-        layers = torch.stack(out.hidden_states[-self.last_n_layers:])
+        layers = torch.stack(out.hidden_states[-self.last_n_layers :])
         return layers.sum(0) if self.layer_agg == "sum" else layers.mean(0)
 
     def _sentence(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -134,8 +134,10 @@ class GLoRIA(nn.Module):
         words, lengths, word_of_token = merge_word_pieces(states, input_ids, attention_mask, self.token_kinds)
         if bool((lengths == 0).any()):
             empty = torch.nonzero(lengths == 0).flatten().tolist()
-            raise ValueError(f"captions {empty} of the batch have no word tokens (only special tokens "
-                             "or punctuation); GLoRIA's local loss needs at least one word per caption")
+            raise ValueError(
+                f"captions {empty} of the batch have no word tokens (only special tokens "
+                "or punctuation); GLoRIA's local loss needs at least one word per caption"
+            )
         return self.word_embedder(words), lengths, word_of_token, self._sentence(states, attention_mask)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -152,8 +154,7 @@ class GLoRIA(nn.Module):
             local, pooled, sentence = gather_rows(local), gather_rows(pooled), gather_rows(sentence)
             words, lengths = gather_rows(words), gather_rows(lengths)
         g_i2t, g_t2i = global_loss(pooled.float(), sentence.float(), self.temp3)
-        l_i2t, l_t2i, _ = local_loss_packed(local, words, lengths, self.local_loss_settings,
-                                            workspace=self._workspace)
+        l_i2t, l_t2i, _ = local_loss_packed(local, words, lengths, self.local_loss_settings, workspace=self._workspace)
         global_l, local_l = g_i2t + g_t2i, l_i2t + l_t2i
         loss = self.local_weight * local_l + self.global_weight * global_l
         return {"loss": loss, "global_loss": global_l.detach(), "local_loss": local_l.detach()}
@@ -169,8 +170,13 @@ class GLoRIA(nn.Module):
         maps = matched_attention(local.float(), words.float(), lengths, self.temp1)
         return pad_words(maps, lengths), lengths, word_of_token
 
-    def word_similarity(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        token_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def word_similarity(
+        self,
+        images: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """B x h x w: cosine of each region's local feature with the mean of the caption's selected
         words (those with a token in `token_mask`, B x L; None: every word), the word-region
         similarity the local loss is built on, before its attention softmaxes."""
@@ -187,4 +193,3 @@ class GLoRIA(nn.Module):
             chosen = picked
         query = F.normalize((padded * chosen[..., None]).sum(1), dim=-1)  # B x D
         return torch.einsum("bd,bdhw->bhw", query, F.normalize(local.float(), dim=1))
-

@@ -31,8 +31,9 @@ def _float(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def global_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temp3: float = 10.0,
-                eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+def global_loss(
+    image_emb: torch.Tensor, text_emb: torch.Tensor, temp3: float = 10.0, eps: float = 1e-8
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(image->text, text->image) cross-entropy over temp3 x cosine similarities (B x D each)."""
     with torch.autocast(image_emb.device.type, enabled=False):
         image_emb, text_emb = _float(image_emb), _float(text_emb)
@@ -123,7 +124,7 @@ class _LocalScores(torch.autograd.Function):
         b, s, _ = regions.shape
         m = b * s
         flat = workspace.borrow(5 * n * m, words)  # scores, p1, p2, G p (Gram path), scratch
-        scores, p1, p2, aux, tmp = (flat[k * n * m:(k + 1) * n * m] for k in range(5))
+        scores, p1, p2, aux, tmp = (flat[k * n * m : (k + 1) * n * m] for k in range(5))
         scores = torch.mm(words, regions.view(m, d).t(), out=scores.view(n, m))  # all words x all regions
         # Softmax over each caption's words, region by region, shifted by the caption's maximum.
         p1 = torch.index_select(_segment_max(scores, caption, b), 0, caption, out=p1.view(n, m))
@@ -186,9 +187,14 @@ class _LocalScores(torch.autograd.Function):
         return d_words, d_regions, None, None, None
 
 
-def local_loss_packed(region_feats: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor,
-                      settings: LocalLossSettings = LocalLossSettings(), gram: bool | None = None,
-                      workspace: Workspace | None = None):
+def local_loss_packed(
+    region_feats: torch.Tensor,
+    words: torch.Tensor,
+    lengths: torch.Tensor,
+    settings: LocalLossSettings = LocalLossSettings(),
+    gram: bool | None = None,
+    workspace: Workspace | None = None,
+):
     """The local loss on packed words: `words` N x D holds caption 0's words, then caption 1's...,
     `lengths` (B) how many each has. Returns (loss image->text, loss text->image, attention N x H x W
     of each word over its own image). `gram` forces the |c|^2 strategy (None: the cheaper);
@@ -196,8 +202,10 @@ def local_loss_packed(region_feats: torch.Tensor, words: torch.Tensor, lengths: 
     b, d, h, w = region_feats.shape
     lengths = torch.as_tensor(lengths, device=words.device).long()
     if lengths.shape != (b,) or int(lengths.sum()) != len(words):
-        raise ValueError(f"lengths {tuple(lengths.shape)} summing to {int(lengths.sum())} do not fit "
-                         f"{b} images and {len(words)} packed words")
+        raise ValueError(
+            f"lengths {tuple(lengths.shape)} summing to {int(lengths.sum())} do not fit "
+            f"{b} images and {len(words)} packed words"
+        )
     if bool((lengths < 1).any()):
         raise ValueError(f"every caption needs at least one word; lengths: {lengths.tolist()}")
     if gram is None:
@@ -208,9 +216,13 @@ def local_loss_packed(region_feats: torch.Tensor, words: torch.Tensor, lengths: 
         caption = torch.repeat_interleave(torch.arange(b, device=words.device), lengths)
         backward = torch.is_grad_enabled() and (words.requires_grad or regions.requires_grad)
         temp2, temp3 = settings.temp2, settings.temp3
-        num, sq, maps = _LocalScores.apply(words, regions, lengths, caption,
-                                            _ScoreOptions(float(settings.temp1), bool(gram), workspace or Workspace(),
-                                                          backward))
+        num, sq, maps = _LocalScores.apply(
+            words,
+            regions,
+            lengths,
+            caption,
+            _ScoreOptions(float(settings.temp1), bool(gram), workspace or Workspace(), backward),
+        )
         cos = num / (words.norm(dim=1, keepdim=True) * sq.clamp_min(0).sqrt()).clamp_min(settings.eps)
         # log sum_w exp(temp2 cos) per caption and image; |temp2 cos| <= temp2, so exp is safe.
         member = F.one_hot(caption, b).to(cos.dtype)  # N x B: which caption each word is in
@@ -218,8 +230,7 @@ def local_loss_packed(region_feats: torch.Tensor, words: torch.Tensor, lengths: 
         agg = agg.log() / temp2 if settings.divide_by_temp2 else agg.log()
         logits = temp3 * agg.t()  # rows: images, columns: captions
         labels = torch.arange(b, device=logits.device)
-        return (F.cross_entropy(logits, labels), F.cross_entropy(logits.t(), labels),
-                maps.view(len(words), h, w))
+        return (F.cross_entropy(logits, labels), F.cross_entropy(logits.t(), labels), maps.view(len(words), h, w))
 
 
 def pad_words(words: torch.Tensor, lengths: torch.Tensor, value: float = 0.0) -> torch.Tensor:
@@ -231,9 +242,14 @@ def pad_words(words: torch.Tensor, lengths: torch.Tensor, value: float = 0.0) ->
     return out
 
 
-def local_loss(region_feats: torch.Tensor, word_feats: torch.Tensor,
-               caption_lengths: torch.Tensor | Sequence[int], settings: LocalLossSettings = LocalLossSettings(),
-               gram: bool | None = None, workspace: Workspace | None = None):
+def local_loss(
+    region_feats: torch.Tensor,
+    word_feats: torch.Tensor,
+    caption_lengths: torch.Tensor | Sequence[int],
+    settings: LocalLossSettings = LocalLossSettings(),
+    gram: bool | None = None,
+    workspace: Workspace | None = None,
+):
     """GLoRIA's local loss on padded words: region_feats B x D x H x W, word_feats B x D x T with
     caption i's words in its first caption_lengths[i] columns (the rest is never read).
 
@@ -251,8 +267,9 @@ def local_loss(region_feats: torch.Tensor, word_feats: torch.Tensor,
     return l_i2t, l_t2i, pad_words(maps, lengths)
 
 
-def matched_attention(region_feats: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor,
-                      temp1: float = 4.0) -> torch.Tensor:
+def matched_attention(
+    region_feats: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor, temp1: float = 4.0
+) -> torch.Tensor:
     """Attention of each caption's words over its own image only (what the maps show), without the
     all-pairs work of the loss. Packed words N x D -> N x H x W."""
     b, d, h, w = region_feats.shape

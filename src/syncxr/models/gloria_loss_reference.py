@@ -12,9 +12,16 @@ import torch
 import torch.nn.functional as F
 
 
-def local_loss_reference(region_feats: torch.Tensor, word_feats: torch.Tensor, caption_lengths,
-                         temp1: float = 4.0, temp2: float = 5.0, temp3: float = 10.0,
-                         divide_by_temp2: bool = True, eps: float = 1e-8):
+def local_loss_reference(
+    region_feats: torch.Tensor,
+    word_feats: torch.Tensor,
+    caption_lengths,
+    temp1: float = 4.0,
+    temp2: float = 5.0,
+    temp3: float = 10.0,
+    divide_by_temp2: bool = True,
+    eps: float = 1e-8,
+):
     """region_feats B x D x H x W, word_feats B x D x T (captions padded to T words),
     caption_lengths B. Returns (loss image->text, loss text->image, attention maps), the maps a
     list of n_i x H x W tensors: caption i's words over image i's regions."""

@@ -17,15 +17,17 @@ from torchvision import models as tvm
 from torchvision.models.vision_transformer import interpolate_embeddings
 
 # name: (constructor, global dim, channels of the third stage, GLoRIA's local map)
-RESNETS = {"resnet18": (tvm.resnet18, 512, 256), "resnet34": (tvm.resnet34, 512, 256),
-           "resnet50": (tvm.resnet50, 2048, 1024)}
+RESNETS = {
+    "resnet18": (tvm.resnet18, 512, 256),
+    "resnet34": (tvm.resnet34, 512, 256),
+    "resnet50": (tvm.resnet50, 2048, 1024),
+}
 VITS = {"vit_b_16": tvm.vit_b_16}
 SWINS = {"swin_t": tvm.swin_t}
 ENCODERS = sorted([*RESNETS, *VITS, *SWINS])
 
 
-def load_weights(model: nn.Module, weights_path: str | Path,
-                 adapt: Callable[[dict], dict] | None = None) -> None:
+def load_weights(model: nn.Module, weights_path: str | Path, adapt: Callable[[dict], dict] | None = None) -> None:
     """Loads an ImageNet (or any matching) state dict from a local file, ignoring the classifier;
     `adapt` may reshape it first (e.g. a ViT's position embeddings to another image size)."""
     path = Path(weights_path)
@@ -37,8 +39,9 @@ def load_weights(model: nn.Module, weights_path: str | Path,
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("fc.", "heads.", "head."))]
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit the backbone (missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{path}: weights do not fit the backbone (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
 
 
 def _three_channels(x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +57,7 @@ def _narrow(net: tvm.ResNet, width: int) -> tvm.ResNet:
     net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
     net.bn1 = nn.BatchNorm2d(width)
     for i, depth in enumerate(depths):
-        setattr(net, f"layer{i + 1}", net._make_layer(block, width * 2 ** i, depth, stride=1 if i == 0 else 2))
+        setattr(net, f"layer{i + 1}", net._make_layer(block, width * 2**i, depth, stride=1 if i == 0 else 2))
     for m in net.modules():  # torchvision's own initialisation
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -177,8 +180,7 @@ class SwinEncoder(nn.Module):
         return self.forward_features(x)[1]
 
 
-def build_image_encoder(arch: str, weights_path: str | None, image_size: int | None,
-                        width: int | None) -> nn.Module:
+def build_image_encoder(arch: str, weights_path: str | None, image_size: int | None, width: int | None) -> nn.Module:
     """Backbone by torchvision architecture name. `image_size` only matters for ViTs (their position
     grid; 224 when not given), `width` only for ResNets (stem channels; None: 64, as published)."""
     if arch in RESNETS:

@@ -76,18 +76,29 @@ def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
     tok.decoder = decoders.WordPiece()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
 
 
 def build_phantom_text_encoder(spec: PhantomTextEncoderSpec, target: Path) -> Path:
     tokenizer = train_wordpiece(phantom_report_texts(spec.n_reports, spec.seed), spec.vocab_size)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=spec.hidden_size,
-                        num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
-                        intermediate_size=spec.intermediate_size,
-                        max_position_embeddings=spec.max_position)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        intermediate_size=spec.intermediate_size,
+        max_position_embeddings=spec.max_position,
+    )
     with torch.random.fork_rng():  # built on first use: must not move the caller's random stream
         torch.manual_seed(spec.seed)
         model = BertModel(config)
@@ -109,13 +120,16 @@ def ensure_phantom_text_encoder(spec: PhantomTextEncoderSpec, cache_dir: str | P
     return target
 
 
-def phantom_text_encoder(cache_dir: str | Path, seed: int, phantom: dict, pool: str, freeze_layers: int,
-                         max_length: int) -> TextEncoder:
+def phantom_text_encoder(
+    cache_dir: str | Path, seed: int, phantom: dict, pool: str, freeze_layers: int, max_length: int
+) -> TextEncoder:
     """The text tower of `text_encoder=phantom_bert`: the cached phantom BERT of `phantom` (its
     PhantomTextEncoderSpec fields) and `seed`, built on first use."""
     try:
         spec = PhantomTextEncoderSpec(**phantom, seed=seed)
     except TypeError as e:
-        raise ValueError(f"text_encoder.phantom: {e} (allowed: {sorted(PhantomTextEncoderSpec.__dataclass_fields__)})") from e
+        raise ValueError(
+            f"text_encoder.phantom: {e} (allowed: {sorted(PhantomTextEncoderSpec.__dataclass_fields__)})"
+        ) from e
     path = ensure_phantom_text_encoder(spec, Path(cache_dir).expanduser().resolve())
     return TextEncoder(str(path), pool=pool, freeze_layers=freeze_layers, max_length=max_length)

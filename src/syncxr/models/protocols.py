@@ -50,8 +50,7 @@ class TextEncoder(Protocol):
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor: ...
 
-    def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     output_hidden_states: bool = False):
+    def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_hidden_states: bool = False):
         """The transformer's output (last_hidden_state, and hidden_states when asked)."""
         ...
 
@@ -74,8 +73,9 @@ class VisionLanguageModel(Protocol):
         per location, for local-feature grounding); None: the map's features are used as they are."""
         ...
 
-    def __call__(self, images: torch.Tensor, input_ids: torch.Tensor,
-                 attention_mask: torch.Tensor) -> dict[str, torch.Tensor]: ...
+    def __call__(
+        self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]: ...
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor: ...
 
@@ -91,8 +91,13 @@ class LocalMapModel(VisionLanguageModel, Protocol):
         index of each token B x L, -1 for tokens of no word)."""
         ...
 
-    def word_similarity(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        token_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def word_similarity(
+        self,
+        images: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """B x h x w: each region's similarity with the caption's words that have a token in
         `token_mask` (B x L; None: every word)."""
         ...

@@ -38,8 +38,7 @@ class TextEncoder(nn.Module):
                 layer.requires_grad_(False)
 
     def token_states(self, input_ids, attention_mask, output_hidden_states: bool = False):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                          output_hidden_states=output_hidden_states)
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         h = self.token_states(input_ids, attention_mask).last_hidden_state

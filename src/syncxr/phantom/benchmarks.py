@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 from filelock import FileLock
@@ -44,11 +45,21 @@ class TwinLayout(Protocol):
     rare: tuple[str, ...]  # tail findings drawn at `prevalence_rare`
     excluded: tuple[str, ...]  # findings never drawn as background
 
-    def draw_twin_subject(self, spec: "TwinSpec", rng: np.random.Generator, labels: list[set[str]],
-                          add: Callable) -> None: ...
+    def draw_twin_subject(
+        self, spec: TwinSpec, rng: np.random.Generator, labels: list[set[str]], add: Callable
+    ) -> None: ...
 
-    def write_twin_image(self, spec: "TwinSpec", out_dir: Path, split: str, code: int, i: int, image: np.ndarray,
-                         masks: dict[str, np.ndarray], findings: set[str]) -> object: ...
+    def write_twin_image(
+        self,
+        spec: TwinSpec,
+        out_dir: Path,
+        split: str,
+        code: int,
+        i: int,
+        image: np.ndarray,
+        masks: dict[str, np.ndarray],
+        findings: set[str],
+    ) -> object: ...
 
     def write_twin_split(self, path: Path, rows: list) -> None: ...
 
@@ -147,8 +158,14 @@ def mask_boxes(mask: np.ndarray, scale: float, min_area: int = 4) -> list[tuple[
         ys, xs = sl
         if (ys.stop - ys.start) * (xs.stop - xs.start) < min_area:
             continue
-        out.append((round(xs.start * scale), round(ys.start * scale),
-                    round((xs.stop - xs.start) * scale), round((ys.stop - ys.start) * scale)))
+        out.append(
+            (
+                round(xs.start * scale),
+                round(ys.start * scale),
+                round((xs.stop - xs.start) * scale),
+                round((ys.stop - ys.start) * scale),
+            )
+        )
     return out
 
 
@@ -180,9 +197,17 @@ def build_twin(spec: TwinSpec, twin: TwinLayout, target: Path, progress: bool = 
         for split, code in SPLIT_CODES:
             if sizes[split]:
                 counts[split] = _write_split(spec, twin, tmp, split, code, sizes[split], progress)
-        write_json_atomic(tmp / "benchmark.json", {"name": spec.name, "config": asdict(spec), "hash": spec.hash,
-                                                   "generator": PHANTOM_VERSION, "counts": counts,
-                                                   "class_sets": twin.twin_class_sets()})
+        write_json_atomic(
+            tmp / "benchmark.json",
+            {
+                "name": spec.name,
+                "config": asdict(spec),
+                "hash": spec.hash,
+                "generator": PHANTOM_VERSION,
+                "counts": counts,
+                "class_sets": twin.twin_class_sets(),
+            },
+        )
     return target
 
 

@@ -16,8 +16,15 @@ from filelock import FileLock
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..data.dataset_format import (INFO, MANIFEST, DatasetBuilder, config_hash, is_complete,
-                                   write_json_atomic, write_parquet_atomic)
+from ..data.dataset_format import (
+    INFO,
+    MANIFEST,
+    DatasetBuilder,
+    config_hash,
+    is_complete,
+    write_json_atomic,
+    write_parquet_atomic,
+)
 from ..data.inequality import gini
 from .frequencies import ANCHOR_PREVALENCE, NIH_FINDINGS_PER_IMAGE, calibration_record, draw_profile_labels
 from .renderer import render
@@ -111,21 +118,29 @@ def _draw_defects(spec: PhantomCorpusSpec, rng: np.random.Generator) -> list[str
     return defects
 
 
-def _make_row(spec: PhantomCorpusSpec, i: int, labels: tuple[str, ...], defect: str,
-              images_dir: Path | None) -> dict:
+def _make_row(spec: PhantomCorpusSpec, i: int, labels: tuple[str, ...], defect: str, images_dir: Path | None) -> dict:
     """Row i; its image is rendered into `images_dir` (None: not rendered; the report does not
     depend on the pixels, so the row is the same)."""
     rng = np.random.default_rng([spec.seed, 0 if spec.kind == "syn" else 1, i])
-    scene = sample_scene(rng, labels, view="LATERAL" if defect == "wrong_view" else "PA",
-                         low_quality=defect == "low_quality")
+    scene = sample_scene(
+        rng, labels, view="LATERAL" if defect == "wrong_view" else "PA", low_quality=defect == "low_quality"
+    )
     rid = f"{spec.kind}-{spec.seed}-{i:07d}"
     if images_dir is not None:
-        Image.fromarray(render(scene, spec.image_size)[0]).save(images_dir / f"{rid}.png", optimize=False,
-                                                                  compress_level=1)
+        Image.fromarray(render(scene, spec.image_size)[0]).save(
+            images_dir / f"{rid}.png", optimize=False, compress_level=1
+        )
     report = write_report(scene, rng, spec.negation_rate)
-    return {"id": rid, "image": f"images/{rid}.png", "findings": report.findings,
-            "impression": report.impression, "entities": report.entities,
-            "labels": list(scene.finding_keys), "view": scene.view, "defect": defect}
+    return {
+        "id": rid,
+        "image": f"images/{rid}.png",
+        "findings": report.findings,
+        "impression": report.impression,
+        "entities": report.entities,
+        "labels": list(scene.finding_keys),
+        "view": scene.view,
+        "defect": defect,
+    }
 
 
 def corpus_manifest(spec: PhantomCorpusSpec, images_dir: Path | None = None, progress: bool = False) -> pd.DataFrame:
@@ -134,8 +149,10 @@ def corpus_manifest(spec: PhantomCorpusSpec, images_dir: Path | None = None, pro
     rng = np.random.default_rng([spec.seed, 7])
     labels = draw_balanced_labels(spec, rng) if spec.kind == "syn" else draw_longtail_labels(spec, rng)
     defects = _draw_defects(spec, rng)
-    rows = [_make_row(spec, i, labels[i], defects[i], images_dir)
-            for i in tqdm(range(spec.n), desc=f"phantom {spec.kind} corpus", disable=not progress)]
+    rows = [
+        _make_row(spec, i, labels[i], defects[i], images_dir)
+        for i in tqdm(range(spec.n), desc=f"phantom {spec.kind} corpus", disable=not progress)
+    ]
     df = pd.DataFrame(rows)
     unpaired = np.flatnonzero(df["defect"].to_numpy() == "unpaired")
     if len(unpaired):  # rotate reports among the unpaired rows: each gets another image's report
@@ -154,8 +171,13 @@ def build_phantom_corpus(spec: PhantomCorpusSpec, target: Path, progress: bool =
     with DatasetBuilder(target) as tmp:
         df = corpus_manifest(spec, tmp / "images", progress)
         write_parquet_atomic(tmp / MANIFEST, df)
-        info = {"name": f"phantom_{spec.kind}", "config": spec.to_dict(), "hash": spec.hash,
-                "generator": PHANTOM_VERSION, "counts": corpus_counts(df)}
+        info = {
+            "name": f"phantom_{spec.kind}",
+            "config": spec.to_dict(),
+            "hash": spec.hash,
+            "generator": PHANTOM_VERSION,
+            "counts": corpus_counts(df),
+        }
         info["finding_stats"] = finding_stats(info["counts"]["findings"])
         if spec.kind == "real":
             info["calibration"] = calibration_record()
@@ -180,9 +202,13 @@ def finding_stats(counts: dict[str, int]) -> dict:
     max/min among the findings present, and how many are present."""
     c = np.array([counts.get(k, 0) for k in FINDING_KEYS], dtype=float)
     present = c[c > 0]
-    return {"findings": int(len(present)), "gini": gini(c), "max": int(c.max()) if len(c) else 0,
-            "min": int(present.min()) if len(present) else 0,
-            "max_min_ratio": float(present.max() / present.min()) if len(present) else 0.0}
+    return {
+        "findings": int(len(present)),
+        "gini": gini(c),
+        "max": int(c.max()) if len(c) else 0,
+        "min": int(present.min()) if len(present) else 0,
+        "max_min_ratio": float(present.max() / present.min()) if len(present) else 0.0,
+    }
 
 
 def corpus_dir(spec: PhantomCorpusSpec, cache_dir: str | Path) -> Path:

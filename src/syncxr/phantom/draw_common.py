@@ -39,7 +39,7 @@ class Grid:
         return np.min([self.segment_distance(*p, *q) for p, q in zip(points[:-1], points[1:])], axis=0)
 
 
-def smooth_noise(rng: np.random.Generator, size: int, scale, ) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, size: int, scale) -> np.ndarray:
     """Zero-mean unit-variance noise with correlation length `scale` (fraction of the image; a pair
     (sy, sx) gives streaks)."""
     sigma = tuple(s * size for s in scale) if isinstance(scale, tuple) else scale * size
@@ -103,8 +103,7 @@ class ChestGeometry:
             return self.lung_band("right", 0.38, 0.62)
         if name.endswith("lower lobe"):
             return self.lung_band(side, 0.62 if side == "right" else 0.5, 1.0)
-        for zone, (lo, hi) in {"upper zone": (0.0, 0.36), "mid zone": (0.33, 0.67),
-                               "lower zone": (0.64, 1.0)}.items():
+        for zone, (lo, hi) in {"upper zone": (0.0, 0.36), "mid zone": (0.33, 0.67), "lower zone": (0.64, 1.0)}.items():
             if name.endswith(zone):
                 return self.lung_band(side, lo, hi)
         if name.endswith(("lung base", "lung bases")):
@@ -134,21 +133,22 @@ class ChestGeometry:
     def rib_y(self, k: int, dx: np.ndarray) -> np.ndarray:
         """Centre line of posterior rib k (0 = 1st) at distance `dx` from the midline."""
         a = self.a
-        return 0.14 + a.shift_y + k * a.rib_spacing - 0.05 * dx + a.rib_curvature * 0.35 * dx ** 2
+        return 0.14 + a.shift_y + k * a.rib_spacing - 0.05 * dx + a.rib_curvature * 0.35 * dx**2
 
     def rib_band(self, k: int, dy: float = 0.0) -> np.ndarray:
         g = self.grid
         dx = np.abs(g.x - self.mid)
-        return ((np.abs(g.y - self.rib_y(k, dx) - dy) < 0.011) & (dx < 0.36) & (dx > self.a.spine_width / 2)
-                & self.body)
+        return (np.abs(g.y - self.rib_y(k, dx) - dy) < 0.011) & (dx < 0.36) & (dx > self.a.spine_width / 2) & self.body
 
     def rib_density(self) -> np.ndarray:
         return 0.06 * np.sum([self.rib_band(k) for k in range(N_RIBS)], axis=0)
 
     def clavicle_ends(self, side: str) -> tuple[tuple[float, float], tuple[float, float]]:
         s, a = side_sign(side), self.a
-        return ((self.mid + s * 0.05, a.clavicle_y + 0.03 + a.shift_y),
-                (self.mid + s * 0.3, a.clavicle_y - 0.02 + a.shift_y))
+        return (
+            (self.mid + s * 0.05, a.clavicle_y + 0.03 + a.shift_y),
+            (self.mid + s * 0.3, a.clavicle_y - 0.02 + a.shift_y),
+        )
 
     def clavicle(self, side: str) -> np.ndarray:
         (x0, y0), (x1, y1) = self.clavicle_ends(side)

@@ -10,7 +10,7 @@ from .draw_common import AIR, FLUID, LUNG, ChestGeometry, sides_of, smooth_noise
 
 def _blob(geo: ChestGeometry, px: float, py: float, r: float) -> np.ndarray:
     g = geo.grid
-    return np.exp(-((g.x - px) ** 2 + (g.y - py) ** 2) / r ** 2)
+    return np.exp(-((g.x - px) ** 2 + (g.y - py) ** 2) / r**2)
 
 
 def pleural_effusion(f, geo, d, rng, sev):
@@ -45,7 +45,7 @@ def edema(f, geo, d, rng, sev):
     w = np.zeros_like(d)
     for side in ("right", "left"):
         hx, hy = geo.hilum(side)
-        w = np.maximum(w, np.exp(-((g.x - hx) ** 2 + (g.y - hy) ** 2) / (2 * 0.12 ** 2)))
+        w = np.maximum(w, np.exp(-((g.x - hx) ** 2 + (g.y - hy) ** 2) / (2 * 0.12**2)))
     reticular = 0.7 + 0.3 * smooth_noise(rng, g.size, 0.012)
     w = np.clip((w - 0.15) / 0.85, 0.0, 1.0)  # the haze ends where its mask ends
     d += geo.lungs * w * reticular * (0.26, 0.32, 0.38)[sev]
@@ -92,8 +92,9 @@ def atelectasis(f, geo, d, rng, sev):
     g = geo.grid
     px, py = geo.point_in(geo.site(f.site), f.u[0])
     ang, half = np.deg2rad(-15 + 35 * f.u[1]), 0.1
-    dist = g.segment_distance(px - half * np.cos(ang), py - half * np.sin(ang),
-                              px + half * np.cos(ang), py + half * np.sin(ang))
+    dist = g.segment_distance(
+        px - half * np.cos(ang), py - half * np.sin(ang), px + half * np.cos(ang), py + half * np.sin(ang)
+    )
     mask = geo.lungs & (dist < (0.016, 0.021, 0.027)[sev])
     d[mask] += 0.36
     return mask
@@ -200,6 +201,24 @@ def pleural_thickening(f, geo, d, rng, sev):
     return mask
 
 
-LUNG_DRAWERS = {f.__name__: f for f in (
-    pleural_effusion, pneumothorax, edema, consolidation, infiltration, pneumonia, atelectasis, nodule, mass,
-    calcified_granuloma, cavity, bulla, miliary_nodules, emphysema, fibrosis, pleural_thickening)}
+LUNG_DRAWERS = {
+    f.__name__: f
+    for f in (
+        pleural_effusion,
+        pneumothorax,
+        edema,
+        consolidation,
+        infiltration,
+        pneumonia,
+        atelectasis,
+        nodule,
+        mass,
+        calcified_granuloma,
+        cavity,
+        bulla,
+        miliary_nodules,
+        emphysema,
+        fibrosis,
+        pleural_thickening,
+    )
+}

@@ -32,8 +32,12 @@ def central_venous_catheter(f, geo, d, rng, sev):
     s, a = side_sign(sides_of(f.site)[0]), geo.a
     y_cl = a.clavicle_y + a.shift_y
     svc = (geo.mid - 0.035, 0.34 + 0.05 * f.u[0] + a.shift_y)  # the SVC lies right of the midline
-    points = [(geo.mid + s * 0.3, y_cl + 0.03), (geo.mid + s * 0.12, y_cl + 0.05),
-              (svc[0] + 0.01 * s, y_cl + 0.09), svc]
+    points = [
+        (geo.mid + s * 0.3, y_cl + 0.03),
+        (geo.mid + s * 0.12, y_cl + 0.05),
+        (svc[0] + 0.01 * s, y_cl + 0.09),
+        svc,
+    ]
     return _line(geo, d, points, 0.007, 0.45)
 
 
@@ -41,8 +45,12 @@ def nasogastric_tube(f, geo, d, rng, sev):
     """Down the oesophagus, through the hiatus, its tip in the stomach (patient left, below the dome)."""
     a = geo.a
     below = a.dome_left + a.shift_y + 0.05
-    points = [(geo.mid + 0.004, 0.0), (geo.mid + 0.012, 0.4 + a.shift_y), (geo.mid + 0.03, below),
-              (geo.mid + 0.1 + 0.06 * f.u[0], below + 0.05)]
+    points = [
+        (geo.mid + 0.004, 0.0),
+        (geo.mid + 0.012, 0.4 + a.shift_y),
+        (geo.mid + 0.03, below),
+        (geo.mid + 0.1 + 0.06 * f.u[0], below + 0.05),
+    ]
     return _line(geo, d, points, 0.006, 0.45)
 
 
@@ -77,8 +85,11 @@ def chest_tube(f, geo, d, rng, sev):
     """A wide tube entering the lateral chest wall and running up towards the apex."""
     s = side_sign(sides_of(f.site)[0])
     a = geo.a
-    points = [(geo.mid + s * 0.42, 0.64 + a.shift_y), (geo.mid + s * 0.3, 0.56 + a.shift_y),
-              (geo.mid + s * (0.18 + 0.04 * f.u[0]), 0.24 + a.shift_y)]
+    points = [
+        (geo.mid + s * 0.42, 0.64 + a.shift_y),
+        (geo.mid + s * 0.3, 0.56 + a.shift_y),
+        (geo.mid + s * (0.18 + 0.04 * f.u[0]), 0.24 + a.shift_y),
+    ]
     dist = geo.grid.polyline_distance(points)
     mask = dist < 0.011
     d[mask & (dist > 0.005)] += 0.42  # radiopaque walls around a lucent lumen
@@ -220,13 +231,31 @@ def pleural_plaques(f, geo, d, rng, sev):
     mask = np.zeros_like(geo.lungs)
     for u in rng.uniform(-0.8, 0.8, size=4):
         x = cx + u * a.lung_rx
-        y = float(a.dome_right if side == "right" else a.dome_left) + a.shift_y + 0.08 * u ** 2 - 0.012
+        y = float(a.dome_right if side == "right" else a.dome_left) + a.shift_y + 0.08 * u**2 - 0.012
         mask |= g.ellipse(x, y, 0.028, 0.008)
     d[mask] += 0.5
     return mask
 
 
-OTHER_DRAWERS = {f.__name__: f for f in (
-    endotracheal_tube, central_venous_catheter, nasogastric_tube, pacemaker, sternotomy_wires, chest_tube,
-    rib_fracture, clavicle_fracture, scoliosis, hilar_enlargement, widened_mediastinum, tortuous_aorta, hernia,
-    pneumoperitoneum, elevated_hemidiaphragm, subcutaneous_emphysema, pleural_plaques)}
+OTHER_DRAWERS = {
+    f.__name__: f
+    for f in (
+        endotracheal_tube,
+        central_venous_catheter,
+        nasogastric_tube,
+        pacemaker,
+        sternotomy_wires,
+        chest_tube,
+        rib_fracture,
+        clavicle_fracture,
+        scoliosis,
+        hilar_enlargement,
+        widened_mediastinum,
+        tortuous_aorta,
+        hernia,
+        pneumoperitoneum,
+        elevated_hemidiaphragm,
+        subcutaneous_emphysema,
+        pleural_plaques,
+    )
+}

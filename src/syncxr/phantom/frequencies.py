@@ -33,19 +33,58 @@ ASSUMED = "assumed (no per-label anchor)"
 # Percent of images showing each finding in its anchor dataset.
 ANCHOR_PREVALENCE = {
     # NIH ChestX-ray14
-    "infiltration": 17.7, "pleural_effusion": 11.9, "atelectasis": 10.3, "nodule": 5.7, "mass": 5.2,
-    "pneumothorax": 4.7, "consolidation": 4.2, "pleural_thickening": 3.0, "cardiomegaly": 2.5,
-    "emphysema": 2.2, "edema": 2.1, "fibrosis": 1.5, "pneumonia": 1.3, "hernia": 0.2,
+    "infiltration": 17.7,
+    "pleural_effusion": 11.9,
+    "atelectasis": 10.3,
+    "nodule": 5.7,
+    "mass": 5.2,
+    "pneumothorax": 4.7,
+    "consolidation": 4.2,
+    "pleural_thickening": 3.0,
+    "cardiomegaly": 2.5,
+    "emphysema": 2.2,
+    "edema": 2.1,
+    "fibrosis": 1.5,
+    "pneumonia": 1.3,
+    "hernia": 0.2,
     # assumed
-    "central_venous_catheter": 4.0, "endotracheal_tube": 2.5, "tortuous_aorta": 2.5, "nasogastric_tube": 2.0,
-    "calcified_granuloma": 2.0, "scoliosis": 2.0, "sternotomy_wires": 1.8, "pacemaker": 1.5,
-    "rib_fracture": 1.2, "elevated_hemidiaphragm": 1.2, "hilar_enlargement": 1.0, "chest_tube": 0.8,
-    "widened_mediastinum": 0.6, "bulla": 0.5, "subcutaneous_emphysema": 0.4, "pleural_plaques": 0.4,
-    "clavicle_fracture": 0.3, "cavity": 0.3, "pneumoperitoneum": 0.2, "miliary_nodules": 0.2,
+    "central_venous_catheter": 4.0,
+    "endotracheal_tube": 2.5,
+    "tortuous_aorta": 2.5,
+    "nasogastric_tube": 2.0,
+    "calcified_granuloma": 2.0,
+    "scoliosis": 2.0,
+    "sternotomy_wires": 1.8,
+    "pacemaker": 1.5,
+    "rib_fracture": 1.2,
+    "elevated_hemidiaphragm": 1.2,
+    "hilar_enlargement": 1.0,
+    "chest_tube": 0.8,
+    "widened_mediastinum": 0.6,
+    "bulla": 0.5,
+    "subcutaneous_emphysema": 0.4,
+    "pleural_plaques": 0.4,
+    "clavicle_fracture": 0.3,
+    "cavity": 0.3,
+    "pneumoperitoneum": 0.2,
+    "miliary_nodules": 0.2,
 }
-NIH_LABELS = ("infiltration", "pleural_effusion", "atelectasis", "nodule", "mass", "pneumothorax",
-              "consolidation", "pleural_thickening", "cardiomegaly", "emphysema", "edema", "fibrosis",
-              "pneumonia", "hernia")
+NIH_LABELS = (
+    "infiltration",
+    "pleural_effusion",
+    "atelectasis",
+    "nodule",
+    "mass",
+    "pneumothorax",
+    "consolidation",
+    "pleural_thickening",
+    "cardiomegaly",
+    "emphysema",
+    "edema",
+    "fibrosis",
+    "pneumonia",
+    "hernia",
+)
 ANCHOR_SOURCE = {k: NIH if k in NIH_LABELS else ASSUMED for k in ANCHOR_PREVALENCE}
 # P(k findings in an image), k = 0..4 (ChestX-ray14; its "four or more" taken as four).
 NIH_FINDINGS_PER_IMAGE = (0.538, 0.276, 0.128, 0.043, 0.015)
@@ -75,14 +114,18 @@ def tail_findings(ratio: float = 0.1) -> tuple[str, ...]:
 
 def calibration_record() -> dict:
     """What the corpus was calibrated to, for dataset.json."""
-    return {"findings_per_image": {"source": "NIH ChestX-ray14 (Wang et al. 2017)",
-                                   "p": list(NIH_FINDINGS_PER_IMAGE)},
-            "anchor_prevalence_percent": dict(ANCHOR_PREVALENCE), "anchor_source": dict(ANCHOR_SOURCE),
-            "target_gini_range": list(REAL_GINI_RANGE), "target_min_max_min_ratio": MIN_MAX_MIN_RATIO}
+    return {
+        "findings_per_image": {"source": "NIH ChestX-ray14 (Wang et al. 2017)", "p": list(NIH_FINDINGS_PER_IMAGE)},
+        "anchor_prevalence_percent": dict(ANCHOR_PREVALENCE),
+        "anchor_source": dict(ANCHOR_SOURCE),
+        "target_gini_range": list(REAL_GINI_RANGE),
+        "target_min_max_min_ratio": MIN_MAX_MIN_RATIO,
+    }
 
 
-def draw_profile_labels(n: int, prevalence: dict[str, float], profile, rng: np.random.Generator,
-                        ) -> list[tuple[str, ...]]:
+def draw_profile_labels(
+    n: int, prevalence: dict[str, float], profile, rng: np.random.Generator
+) -> list[tuple[str, ...]]:
     """Finding sets for `n` images with exactly the profile's number-of-findings counts and finding
     counts proportional to `prevalence` (largest-remainder rounding): stratified, not independent,
     draws, so a small corpus carries the anchors' frequencies without sampling noise. Images with
@@ -110,5 +153,5 @@ def _apportion(weights: np.ndarray, total: int) -> np.ndarray:
     exact = weights / weights.sum() * total
     counts = np.floor(exact).astype(int)
     order = np.argsort(-(exact - counts), kind="stable")
-    counts[order[:total - counts.sum()]] += 1
+    counts[order[: total - counts.sum()]] += 1
     return counts

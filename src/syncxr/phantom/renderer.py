@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .draw_common import (AIR, HEART, LUNG, MEDIASTINUM, SOFT_TISSUE, ChestGeometry, Grid, smooth_noise,
-                          stable_seed)
+from .draw_common import AIR, HEART, LUNG, MEDIASTINUM, SOFT_TISSUE, ChestGeometry, Grid, smooth_noise, stable_seed
 from .draw_lung import LUNG_DRAWERS
 from .draw_other import OTHER_DRAWERS
 from .scene import Finding, Scene
@@ -32,8 +31,9 @@ def _draw_finding(f: Finding, geo: ChestGeometry, d: np.ndarray) -> np.ndarray:
 def _draw_frontal(scene: Scene, grid: Grid) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     a, size = scene.anatomy, grid.size
     card = next((f for f in scene.findings if f.key == "cardiomegaly"), None)
-    heart_scale = (1.0, 1.0) if card is None else (
-        (1.3, 1.42, 1.55)[("small", "moderate", "large").index(card.severity)], 1.12)
+    heart_scale = (
+        (1.0, 1.0) if card is None else ((1.3, 1.42, 1.55)[("small", "moderate", "large").index(card.severity)], 1.12)
+    )
     geo = ChestGeometry(a, grid)
     g = grid
     tex = np.random.default_rng(scene.appearance.texture_seed)
@@ -51,8 +51,13 @@ def _draw_frontal(scene: Scene, grid: Grid) -> tuple[np.ndarray, dict[str, np.nd
     d[geo.lungs] = LUNG
     d += geo.markings
     d[geo.mediastinum & geo.body] = MEDIASTINUM
-    heart = geo.heart if card is None else g.ellipse(a.heart_cx + a.shift_x, a.heart_cy + a.shift_y,
-                                                      a.heart_rx * heart_scale[0], a.heart_ry * heart_scale[1])
+    heart = (
+        geo.heart
+        if card is None
+        else g.ellipse(
+            a.heart_cx + a.shift_x, a.heart_cy + a.shift_y, a.heart_rx * heart_scale[0], a.heart_ry * heart_scale[1]
+        )
+    )
     d[heart] = HEART
     d += geo.spine_density(np.zeros_like(g.y))
     d += geo.rib_density()

@@ -18,32 +18,56 @@ import numpy as np
 from .scene import Finding, Scene
 from .vocabulary import ANATOMY, DEVICES, DISEASE, FINDINGS, NEGATED_TYPE, SEVERITIES, FindingTerm, site_word
 
-POSITIVE = ("There is {p} {prep} the {site}.", "{p} {prep} the {site}.", "{p} is seen {prep} the {site}.",
-            "{p} is noted {prep} the {site}.")
+POSITIVE = (
+    "There is {p} {prep} the {site}.",
+    "{p} {prep} the {site}.",
+    "{p} is seen {prep} the {site}.",
+    "{p} is noted {prep} the {site}.",
+)
 BILATERAL = ("There are {p}s at both {site}.", "Bilateral {p}s blunt both {site}.")
 # Optional endings naming one more structure.
-SUFFIX = {"pneumothorax": (" with a visible {extra}", "pleural line"),
-          "central_venous_catheter": (", terminating in the {extra}", "superior vena cava"),
-          "pacemaker": (" with leads in the {extra}", "heart")}
+SUFFIX = {
+    "pneumothorax": (" with a visible {extra}", "pleural line"),
+    "central_venous_catheter": (", terminating in the {extra}", "superior vena cava"),
+    "pacemaker": (" with leads in the {extra}", "heart"),
+}
 NEGATION = ("No {x}.", "There is no {x}.", "No evidence of {x}.")
 NEGATION_PAIR = ("No {x} or {y}.", "There is no {x} or {y}.")
 IMPRESSION = ("{p}.", "{p} {prep} the {site}.")
 INFERRED = ("{p}, concerning for {disease}.", "{p}, consistent with {disease}.")
-NORMAL_IMPRESSIONS = ("No acute cardiopulmonary process.", "Normal chest radiograph.",
-                      "No acute intrathoracic abnormality.")
+NORMAL_IMPRESSIONS = (
+    "No acute cardiopulmonary process.",
+    "Normal chest radiograph.",
+    "No acute intrathoracic abnormality.",
+)
 # Normal statements (anatomy only), each made unless one of the findings listed is present.
 NORMAL_STATEMENTS = (
-    ("The {a} is within normal limits.", "cardiomediastinal silhouette",
-     {"cardiomegaly", "widened_mediastinum", "tortuous_aorta", "hilar_enlargement"}),
+    (
+        "The {a} is within normal limits.",
+        "cardiomediastinal silhouette",
+        {"cardiomegaly", "widened_mediastinum", "tortuous_aorta", "hilar_enlargement"},
+    ),
     ("The {a} are intact.", "osseous structures", {"rib_fracture", "clavicle_fracture", "scoliosis"}),
     ("The {a} is midline.", "trachea", {"endotracheal_tube", "widened_mediastinum"}),
     ("The {a} is unremarkable.", "visualized upper abdomen", {"pneumoperitoneum", "hernia", "nasogastric_tube"}),
-    ("The {a} are well defined.", "hemidiaphragms", {"elevated_hemidiaphragm", "pneumoperitoneum", "emphysema",
-                                                     "pleural_plaques", "pleural_effusion"}),
+    (
+        "The {a} are well defined.",
+        "hemidiaphragms",
+        {"elevated_hemidiaphragm", "pneumoperitoneum", "emphysema", "pleural_plaques", "pleural_effusion"},
+    ),
 )
 LUNG_FINDINGS = {k for k in FINDINGS if k not in DEVICES} - {
-    "rib_fracture", "clavicle_fracture", "scoliosis", "tortuous_aorta", "widened_mediastinum", "hernia",
-    "pneumoperitoneum", "subcutaneous_emphysema", "cardiomegaly", "elevated_hemidiaphragm"}
+    "rib_fracture",
+    "clavicle_fracture",
+    "scoliosis",
+    "tortuous_aorta",
+    "widened_mediastinum",
+    "hernia",
+    "pneumoperitoneum",
+    "subcutaneous_emphysema",
+    "cardiomegaly",
+    "elevated_hemidiaphragm",
+}
 _FORMATTER = string.Formatter()
 
 
@@ -87,8 +111,15 @@ def finding_phrase(t: FindingTerm, severity: str, rng: np.random.Generator, p_mo
     term = _choice(rng, t.synonyms)
     if rng.random() >= p_modifier:
         return term
-    pools = [p for p in ((t.severity_words[SEVERITIES.index(severity)],) if t.severity_words else (),
-                         t.descriptors, t.temporal) if p]
+    pools = [
+        p
+        for p in (
+            (t.severity_words[SEVERITIES.index(severity)],) if t.severity_words else (),
+            t.descriptors,
+            t.temporal,
+        )
+        if p
+    ]
     return f"{_choice(rng, _choice(rng, pools))} {term}" if pools else term
 
 
@@ -101,8 +132,7 @@ def _positive(f: Finding, rng, log: _EntityLog) -> str:
     template = _choice(rng, POSITIVE)
     if f.key in SUFFIX and rng.random() < 0.5:
         ending, extra = SUFFIX[f.key]
-        return log.sentence(template[:-1] + ending + ".", p=p, prep=(t.prep, None), site=site,
-                            extra=(extra, ANATOMY))
+        return log.sentence(template[:-1] + ending + ".", p=p, prep=(t.prep, None), site=site, extra=(extra, ANATOMY))
     return log.sentence(template, p=p, prep=(t.prep, None), site=site)
 
 

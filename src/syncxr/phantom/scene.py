@@ -66,22 +66,31 @@ class Scene:
     def finding_keys(self) -> tuple[str, ...]:
         return tuple(sorted({f.key for f in self.findings}))
 
-    def without(self, key: str) -> "Scene":
+    def without(self, key: str) -> Scene:
         return replace(self, findings=tuple(f for f in self.findings if f.key != key))
 
 
 def sample_anatomy(rng: np.random.Generator) -> Anatomy:
     j = lambda s: float(rng.normal(0.0, s))  # noqa: E731 - short jitter helper
     return Anatomy(
-        body_rx=0.44 + j(0.015), body_ry=0.56 + j(0.015),
-        lung_cx_offset=0.19 + j(0.008), lung_cy=0.45 + j(0.012),
-        lung_rx=0.145 + j(0.008), lung_ry=0.30 + j(0.012),
-        dome_right=0.70 + j(0.012), dome_left=0.72 + j(0.012),
-        heart_cx=0.54 + j(0.008), heart_cy=0.6 + j(0.01),
-        heart_rx=0.135 + j(0.007), heart_ry=0.11 + j(0.006),
-        spine_width=0.045 + j(0.004), rib_spacing=0.055 + j(0.003),
-        rib_curvature=1.6 + j(0.15), clavicle_y=0.17 + j(0.01),
-        shift_x=j(0.015), shift_y=j(0.015),
+        body_rx=0.44 + j(0.015),
+        body_ry=0.56 + j(0.015),
+        lung_cx_offset=0.19 + j(0.008),
+        lung_cy=0.45 + j(0.012),
+        lung_rx=0.145 + j(0.008),
+        lung_ry=0.30 + j(0.012),
+        dome_right=0.70 + j(0.012),
+        dome_left=0.72 + j(0.012),
+        heart_cx=0.54 + j(0.008),
+        heart_cy=0.6 + j(0.01),
+        heart_rx=0.135 + j(0.007),
+        heart_ry=0.11 + j(0.006),
+        spine_width=0.045 + j(0.004),
+        rib_spacing=0.055 + j(0.003),
+        rib_curvature=1.6 + j(0.15),
+        clavicle_y=0.17 + j(0.01),
+        shift_x=j(0.015),
+        shift_y=j(0.015),
     )
 
 
@@ -90,13 +99,17 @@ def sample_appearance(rng: np.random.Generator, low_quality: bool = False) -> Ap
         # One of the failure modes seen in real archives: burnt-out, under-exposed, noisy or blurred.
         mode = int(rng.integers(4))
         return Appearance(
-            exposure=(1.9, 0.35, 1.0, 1.0)[mode], contrast=(0.5, 2.2, 1.0, 1.0)[mode],
-            noise_sigma=(0.03, 0.03, 0.22, 0.03)[mode], blur_sigma=(0.6, 0.6, 0.6, 4.5)[mode],
+            exposure=(1.9, 0.35, 1.0, 1.0)[mode],
+            contrast=(0.5, 2.2, 1.0, 1.0)[mode],
+            noise_sigma=(0.03, 0.03, 0.22, 0.03)[mode],
+            blur_sigma=(0.6, 0.6, 0.6, 4.5)[mode],
             texture_seed=int(rng.integers(2**31)),
         )
     return Appearance(
-        exposure=float(rng.uniform(0.85, 1.15)), contrast=float(rng.uniform(0.8, 1.25)),
-        noise_sigma=float(rng.uniform(0.01, 0.035)), blur_sigma=float(rng.uniform(0.3, 1.0)),
+        exposure=float(rng.uniform(0.85, 1.15)),
+        contrast=float(rng.uniform(0.8, 1.25)),
+        noise_sigma=float(rng.uniform(0.01, 0.035)),
+        blur_sigma=float(rng.uniform(0.3, 1.0)),
         texture_seed=int(rng.integers(2**31)),
     )
 
@@ -106,14 +119,14 @@ def sample_finding(key: str, rng: np.random.Generator) -> Finding:
         raise KeyError(f"unknown finding {key!r}; known: {sorted(FINDINGS)}")
     sites = FINDINGS[key].sites
     return Finding(
-        key=key, site=sites[int(rng.integers(len(sites)))],
+        key=key,
+        site=sites[int(rng.integers(len(sites)))],
         severity=SEVERITIES[int(rng.integers(len(SEVERITIES)))],
         u=tuple(float(v) for v in rng.uniform(size=4)),
     )
 
 
-def sample_scene(rng: np.random.Generator, finding_keys, view: str = "PA",
-                 low_quality: bool = False) -> Scene:
+def sample_scene(rng: np.random.Generator, finding_keys, view: str = "PA", low_quality: bool = False) -> Scene:
     """A random chest carrying exactly `finding_keys` (each drawn at a random site and severity)."""
     anatomy = sample_anatomy(rng)
     appearance = sample_appearance(rng, low_quality)

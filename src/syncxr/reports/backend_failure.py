@@ -44,6 +44,8 @@ class BackendMisconfigured(RuntimeError):
 
     def __init__(self, url: str, status: int, message: str, setup: str, why: str):
         self.url, self.status, self.message = url, status, message
-        super().__init__(f"{url} refused the requests ({why}): HTTP {status}: {message}. This is the server's or the "
-                         f"client's setup ({setup}), not the samples: none was dropped or committed for it. Fix it "
-                         "and re-run the same command; it resumes where this run stopped")
+        super().__init__(
+            f"{url} refused the requests ({why}): HTTP {status}: {message}. This is the server's or the "
+            f"client's setup ({setup}), not the samples: none was dropped or committed for it. Fix it "
+            "and re-run the same command; it resumes where this run stopped"
+        )

@@ -13,12 +13,16 @@ import re
 
 from ..data.report_sections import clean
 
-REPORT_PROMPT = ("You are an expert radiologist. Write the radiology report of this chest X-ray with exactly "
-                 "two sections, headed 'FINDINGS:' and 'IMPRESSION:'. Describe only what the image shows.")
+REPORT_PROMPT = (
+    "You are an expert radiologist. Write the radiology report of this chest X-ray with exactly "
+    "two sections, headed 'FINDINGS:' and 'IMPRESSION:'. Describe only what the image shows."
+)
 
 # "FINDINGS:", "Impression:", "**FINDINGS:**", "**Findings**:" anywhere, or a markdown "## Findings" line.
-_HEADING = re.compile(r"\b(FINDINGS|IMPRESSION)\b[ \t]*\**[ \t]*:|^[ \t]*#+[ \t]*(FINDINGS|IMPRESSION)[ \t]*$",
-                      re.IGNORECASE | re.MULTILINE)
+_HEADING = re.compile(
+    r"\b(FINDINGS|IMPRESSION)\b[ \t]*\**[ \t]*:|^[ \t]*#+[ \t]*(FINDINGS|IMPRESSION)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def _clean(body: str) -> str:
@@ -34,7 +38,7 @@ def split_report(text: str | None) -> tuple[str, str] | None:
     sections = {"findings": "", "impression": ""}
     for head, nxt in zip(heads, heads[1:] + [None]):
         name = (head.group(1) or head.group(2)).lower()
-        body = _clean(text[head.end():nxt.start() if nxt else len(text)])
+        body = _clean(text[head.end() : nxt.start() if nxt else len(text)])
         if body and not sections[name]:  # a repeated heading does not overwrite the first section
             sections[name] = body
     if not (sections["findings"] or sections["impression"]):

@@ -48,20 +48,26 @@ class _SectionWriter:
     result: ReportResult
     per_sample: dict[str, Counter]
 
-    def write(self, samples: dict[str, list[dict]], section: str, findings: dict[str, str] | None = None
-              ) -> dict[str, str]:
+    def write(
+        self, samples: dict[str, list[dict]], section: str, findings: dict[str, str] | None = None
+    ) -> dict[str, str]:
         llm, ner, seeds, result, per_sample = self.llm, self.ner, self.seeds, self.result, self.per_sample
         accepted: dict[str, str] = {}
         pending = list(samples)
         for attempt in range(self.max_attempts):
             if not pending:
                 break
-            reqs = [ReportRequest(sid, section, samples[sid], seed=seeds[sid] * 1000 + attempt,
-                                  findings=(findings or {}).get(sid, "")) for sid in pending]
+            reqs = [
+                ReportRequest(
+                    sid, section, samples[sid], seed=seeds[sid] * 1000 + attempt, findings=(findings or {}).get(sid, "")
+                )
+                for sid in pending
+            ]
             texts = llm.generate(reqs)
             if len(texts) != len(reqs):  # zip would pair answers with the wrong samples
-                raise ValueError(f"llm {getattr(llm, 'name', llm)!r} returned {len(texts)} answers for "
-                                 f"{len(reqs)} requests")
+                raise ValueError(
+                    f"llm {getattr(llm, 'name', llm)!r} returned {len(texts)} answers for {len(reqs)} requests"
+                )
             still = []
             for req, raw in zip(reqs, texts):
                 sid = req.sample_id
@@ -82,8 +88,17 @@ class _SectionWriter:
                         continue
                     reason = "entities differ"
                 counts[f"{section}_rejected"] += 1
-                result.rejects.append({"id": sid, "section": section, "attempt": attempt, "reason": reason,
-                                       "text": text or "", "expected": req.entities, "extracted": got})
+                result.rejects.append(
+                    {
+                        "id": sid,
+                        "section": section,
+                        "attempt": attempt,
+                        "reason": reason,
+                        "text": text or "",
+                        "expected": req.entities,
+                        "extracted": got,
+                    }
+                )
                 still.append(sid)
             pending = still
         for sid in pending:
@@ -91,8 +106,9 @@ class _SectionWriter:
         return accepted
 
 
-def write_reports(llm: LLM, ner: NER, samples: dict[str, list[dict]], seeds: dict[str, int],
-                  max_attempts: int = 5) -> ReportResult:
+def write_reports(
+    llm: LLM, ner: NER, samples: dict[str, list[dict]], seeds: dict[str, int], max_attempts: int = 5
+) -> ReportResult:
     """FINDINGS and IMPRESSION for each sample id -> entity list; failures are counted and kept,
     samples the backend failed on are returned as `retryable`."""
     if max_attempts < 1:

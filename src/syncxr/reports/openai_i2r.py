@@ -18,8 +18,15 @@ class OpenAIVisionI2R:
         self.prompt = prompt
 
     def messages(self, image: np.ndarray) -> list[dict]:
-        return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": png_data_url(image)}},
-                                             {"type": "text", "text": self.prompt}]}]
+        return [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": png_data_url(image)}},
+                    {"type": "text", "text": self.prompt},
+                ],
+            }
+        ]
 
     def describe(self, images: list[np.ndarray], seeds: list[int]) -> list[str | None]:
         if len(images) != len(seeds):

@@ -111,8 +111,13 @@ class OpenAICompatibleLLM:
         self.answered_once = False  # whether any request got a text: the setup works (kept across calls)
 
     def _payload(self, messages: list[dict], seed: int) -> dict:
-        return {"model": self.model, "messages": messages, "max_tokens": self.max_tokens,
-                "temperature": self.temperature, "seed": seed}
+        return {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "seed": seed,
+        }
 
     async def _post(self, session: aiohttp.ClientSession, sems, s: int, messages, seed) -> tuple[str, object]:
         """One try at server `s`: ("ok", text) | ("refused", Refusal) | ("retry", reason) | ("fail", reason)."""
@@ -121,8 +126,9 @@ class OpenAICompatibleLLM:
             self.stats[f"requests_server{s}"] += 1
         async with sems[s]:
             try:
-                async with session.post(self.servers.urls[s] + "/chat/completions",
-                                        json=self._payload(messages, seed)) as r:
+                async with session.post(
+                    self.servers.urls[s] + "/chat/completions", json=self._payload(messages, seed)
+                ) as r:
                     status = r.status
                     body = await r.read()
             except asyncio.TimeoutError:
@@ -150,8 +156,9 @@ class OpenAICompatibleLLM:
             return "retry", "empty_answer"
         return "ok", content
 
-    async def _one(self, session: aiohttp.ClientSession, sems, i: int, messages, seed
-                   ) -> str | Refusal | BackendFailure:
+    async def _one(
+        self, session: aiohttp.ClientSession, sems, i: int, messages, seed
+    ) -> str | Refusal | BackendFailure:
         reason = "no_attempt"
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -193,8 +200,9 @@ class OpenAICompatibleLLM:
         if refused and len(refused) == len(answers) and not self.answered_once:
             prompts = len({json.dumps(m, sort_keys=True) for m, _ in items})
             if prompts >= MIN_PROMPTS_TO_JUDGE_SETUP:
-                self._misconfigured(refused[0], f"all {len(answers)} requests of {prompts} different prompts, "
-                                                "none answered yet")
+                self._misconfigured(
+                    refused[0], f"all {len(answers)} requests of {prompts} different prompts, none answered yet"
+                )
 
     def _misconfigured(self, refusal: Refusal, why: str):
         setup = f"model={self.model!r}, max_tokens={self.max_tokens}, temperature={self.temperature}"

@@ -24,8 +24,11 @@ class OracleRadiologist:
     reads_labels = True  # the dataset builder passes each row's `labels`; the images are ignored
 
     def __init__(self, miss_rate: float, false_positive_rate: float, negation_rate: float):
-        for key, v in (("miss_rate", miss_rate), ("false_positive_rate", false_positive_rate),
-                       ("negation_rate", negation_rate)):
+        for key, v in (
+            ("miss_rate", miss_rate),
+            ("false_positive_rate", false_positive_rate),
+            ("negation_rate", negation_rate),
+        ):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"oracle i2r {key} must be in [0, 1], got {v}")
         self.miss_rate, self.false_positive_rate = miss_rate, false_positive_rate
@@ -36,8 +39,10 @@ class OracleRadiologist:
         """The findings the oracle reports for ground truth `labels`, misses and false positives included."""
         unknown = sorted(set(labels) - set(FINDING_KEYS))
         if unknown:
-            raise ValueError(f"oracle i2r: label(s) {unknown} are not phantom findings {FINDING_KEYS}; "
-                             "the oracle reads phantom `labels` only (use i2r=transformers or openai_vision)")
+            raise ValueError(
+                f"oracle i2r: label(s) {unknown} are not phantom findings {FINDING_KEYS}; "
+                "the oracle reads phantom `labels` only (use i2r=transformers or openai_vision)"
+            )
         seen = [k for k in sorted(set(labels)) if rng.random() >= self.miss_rate]
         imagined = [k for k in FINDING_KEYS if k not in labels and rng.random() < self.false_positive_rate]
         self.stats["missed"] += len(set(labels)) - len(seen)

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from ..phantom.vocabulary import ABNORMALITY, ANATOMY, DISEASE, NON_ABNORMALITY, NON_DISEASE
 
-SYSTEM = ("You are an expert radiologist writing chest X-ray reports. Write plain prose in the style "
-          "of a clinical report. Output only the requested section text, with no heading.")
+SYSTEM = (
+    "You are an expert radiologist writing chest X-ray reports. Write plain prose in the style "
+    "of a clinical report. Output only the requested section text, with no heading."
+)
 TYPE_HINTS = {
     ABNORMALITY: "abnormal findings that are present",
     DISEASE: "diseases that are present",
@@ -36,12 +38,16 @@ class ReportRequest:
                 lines.append(f"- {hint}: {', '.join(names)}")
         listing = "\n".join(lines)
         if self.section == "findings":
-            user = ("Write the FINDINGS section of a chest X-ray report. Mention every one of these "
-                    "entities, using these exact words, and no other findings, diseases or anatomy:\n" + listing)
+            user = (
+                "Write the FINDINGS section of a chest X-ray report. Mention every one of these "
+                "entities, using these exact words, and no other findings, diseases or anatomy:\n" + listing
+            )
         else:
-            user = (f"FINDINGS: {self.findings}\n\nWrite the IMPRESSION section summarising these "
-                    "FINDINGS. Keep every one of these entities, using these exact words, and add no "
-                    "others:\n" + listing)
+            user = (
+                f"FINDINGS: {self.findings}\n\nWrite the IMPRESSION section summarising these "
+                "FINDINGS. Keep every one of these entities, using these exact words, and add no "
+                "others:\n" + listing
+            )
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -52,5 +58,5 @@ def clean_section(text: str | None, section: str) -> str | None:
     t = text.strip()
     for head in (f"{section.upper()}:", f"{section.capitalize()}:", f"**{section.upper()}**:"):
         if t.startswith(head):
-            t = t[len(head):].strip()
+            t = t[len(head) :].strip()
     return t or None

@@ -23,12 +23,17 @@ from dataclasses import dataclass
 MAX_MESSAGE_CHARS = 500  # of the server's message kept for a log or an exception
 
 _MISSING_MODEL_CODES = {"model_not_found"}
-_MISSING_MODEL = re.compile(r"model\b.{0,100}\b(does not exist|not found|is not (served|available|supported))"
-                            r"|\b(unknown|invalid|no such) model\b", re.IGNORECASE | re.DOTALL)
+_MISSING_MODEL = re.compile(
+    r"model\b.{0,100}\b(does not exist|not found|is not (served|available|supported))"
+    r"|\b(unknown|invalid|no such) model\b",
+    re.IGNORECASE | re.DOTALL,
+)
 _CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length"}
-_CONTEXT = re.compile(r"maximum context length|context (length|window)|max_model_len|prompt is too long"
-                      r"|input is too long|too many (input )?tokens|`inputs` tokens \+ `max_new_tokens`",
-                      re.IGNORECASE)
+_CONTEXT = re.compile(
+    r"maximum context length|context (length|window)|max_model_len|prompt is too long"
+    r"|input is too long|too many (input )?tokens|`inputs` tokens \+ `max_new_tokens`",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)

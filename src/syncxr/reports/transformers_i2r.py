@@ -15,8 +15,18 @@ class TransformersI2R:
     name = "transformers"
     reads_labels = False
 
-    def __init__(self, path: str, *, batch_size: int, max_new_tokens: int, temperature: float, top_p: float,
-                 dtype: str, device: str | None = None, prompt: str = REPORT_PROMPT):
+    def __init__(
+        self,
+        path: str,
+        *,
+        batch_size: int,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        dtype: str,
+        device: str | None = None,
+        prompt: str = REPORT_PROMPT,
+    ):
         self.processor = AutoProcessor.from_pretrained(path)
         if getattr(self.processor, "chat_template", None) is None:  # third-party: a transformers processor
             raise ValueError(f"{path}: the processor has no chat template; use an instruction-tuned image-text model")
@@ -40,14 +50,19 @@ class TransformersI2R:
             raise ValueError(f"transformers i2r: {len(images)} images but {len(seeds)} seeds")
         out: list[str | None] = []
         for i in range(0, len(images), self.batch_size):
-            batch = [Image.fromarray(im).convert("RGB") for im in images[i:i + self.batch_size]]
+            batch = [Image.fromarray(im).convert("RGB") for im in images[i : i + self.batch_size]]
             enc = self.processor(images=batch, text=[self.prompt] * len(batch), return_tensors="pt", padding=True)
             enc = enc.to(self.device, dtype=self.model.dtype)  # casts pixel values only, not token ids
             torch.manual_seed(int(seeds[i]))  # a retry (new seeds) samples new reports
-            gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=self.temperature > 0,
-                                      temperature=self.temperature or None, top_p=self.top_p,
-                                      pad_token_id=self.pad_token_id)
-            out.extend(self.processor.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+            gen = self.model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=self.temperature > 0,
+                temperature=self.temperature or None,
+                top_p=self.top_p,
+                pad_token_id=self.pad_token_id,
+            )
+            out.extend(self.processor.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
             self.calls += len(batch)
         return out
 

@@ -11,8 +11,17 @@ from .requests import ReportRequest
 class TransformersLLM:
     name = "transformers"
 
-    def __init__(self, path: str, *, batch_size: int, max_new_tokens: int, temperature: float, top_p: float,
-                 dtype: str, device: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        *,
+        batch_size: int,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        dtype: str,
+        device: str | None = None,
+    ):
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"  # generation continues from the right end of each row
         if self.tokenizer.pad_token is None:
@@ -30,15 +39,22 @@ class TransformersLLM:
     def generate(self, requests: list[ReportRequest]) -> list[str | None]:
         out: list[str | None] = []
         for i in range(0, len(requests), self.batch_size):
-            batch = requests[i:i + self.batch_size]
-            prompts = [self.tokenizer.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True)
-                       for r in batch]
+            batch = requests[i : i + self.batch_size]
+            prompts = [
+                self.tokenizer.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True)
+                for r in batch
+            ]
             enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             torch.manual_seed(batch[0].seed)  # a retry (new seed) samples a new text
-            gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=self.temperature > 0,
-                                      temperature=self.temperature or None, top_p=self.top_p,
-                                      pad_token_id=self.tokenizer.pad_token_id)
-            new = gen[:, enc["input_ids"].shape[1]:]
+            gen = self.model.generate(
+                **enc,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=self.temperature > 0,
+                temperature=self.temperature or None,
+                top_p=self.top_p,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+            new = gen[:, enc["input_ids"].shape[1] :]
             out.extend(self.tokenizer.batch_decode(new, skip_special_tokens=True))
             self.calls += len(batch)
         return out

@@ -24,12 +24,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m syncxr.results", description=__doc__)
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--wandb", action="store_true", help="also log the report to W&B and write the Report spec")
-    parser.add_argument("--publish", action="store_true",
-                        help="publish the sweep's saved W&B Report spec (wandb_report.json) to the W&B server")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="publish the sweep's saved W&B Report spec (wandb_report.json) to the W&B server",
+    )
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of each claim's interval")
     args = parser.parse_args(argv)
     if args.publish:
         from .wandb_report import publish
+
         print(publish(args.sweep_dir))
         return
     csv, md = write_report(args.sweep_dir, sweep_logger(args.sweep_dir) if args.wandb else None, args.n_boot)

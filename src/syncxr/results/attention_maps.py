@@ -37,9 +37,16 @@ def finding_map(maps: torch.Tensor, words: list[str], finding: str) -> tuple[tor
 
 
 @torch.no_grad()
-def save_attention_grid(model, tokenizer, images: torch.Tensor, captions: Sequence[str],
-                        masks: Sequence[np.ndarray], findings: Sequence[str], path: str | Path,
-                        max_length: int = 97) -> Path:
+def save_attention_grid(
+    model,
+    tokenizer,
+    images: torch.Tensor,
+    captions: Sequence[str],
+    masks: Sequence[np.ndarray],
+    findings: Sequence[str],
+    path: str | Path,
+    max_length: int = 97,
+) -> Path:
     """Writes a PNG with one row per image: the image, the attention map of its finding word(s)
     overlaid, and the ground-truth mask.
 
@@ -48,15 +55,16 @@ def save_attention_grid(model, tokenizer, images: torch.Tensor, captions: Sequen
     """
     n = len(images)
     if not len(captions) == len(masks) == len(findings) == n:
-        raise ValueError(f"attention grid: {n} images but {len(captions)} captions, {len(masks)} masks "
-                         f"and {len(findings)} findings")
+        raise ValueError(
+            f"attention grid: {n} images but {len(captions)} captions, {len(masks)} masks and {len(findings)} findings"
+        )
     device = next(model.parameters()).device
-    tok = tokenizer(list(captions), padding="longest", truncation=True, max_length=max_length,
-                    return_tensors="pt")
+    tok = tokenizer(list(captions), padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
     was_training = model.training
     model.eval()
-    maps, _, word_of_token = model.word_attention(images.to(device), tok["input_ids"].to(device),
-                                                  tok["attention_mask"].to(device))
+    maps, _, word_of_token = model.word_attention(
+        images.to(device), tok["input_ids"].to(device), tok["attention_mask"].to(device)
+    )
     model.train(was_training)
     maps = maps.float().cpu()
     fig, axes = plt.subplots(n, 3, figsize=(9, 3.2 * n), squeeze=False)
@@ -84,8 +92,9 @@ def save_attention_grid(model, tokenizer, images: torch.Tensor, captions: Sequen
     return path
 
 
-def phantom_attention_examples(transform, keys=("pleural_effusion", "cardiomegaly", "consolidation",
-                                                "pneumothorax"), seed: int = 0):
+def phantom_attention_examples(
+    transform, keys=("pleural_effusion", "cardiomegaly", "consolidation", "pneumothorax"), seed: int = 0
+):
     """Phantom test images with one finding each: (images, captions, masks, findings) for the grid."""
     from ..phantom.renderer import render
     from ..phantom.scene import sample_scene

@@ -31,7 +31,7 @@ class ImageMetric:
     n: int
 
     def values(self, idx: np.ndarray) -> np.ndarray:
-        return np.concatenate([self._weighted(counts(idx[i:i + CHUNK], self.n)) for i in range(0, len(idx), CHUNK)])
+        return np.concatenate([self._weighted(counts(idx[i : i + CHUNK], self.n)) for i in range(0, len(idx), CHUNK)])
 
     def full(self) -> float:
         return float(self._weighted(np.ones((1, self.n)))[0])

@@ -85,10 +85,12 @@ class ClaimResult:
         op = ">" if self.diff > 0 else "<" if self.diff < 0 else "="
         sets = ", ".join(self.names or self.datasets)
         over = "seeds and test images" if self.images else "seeds only: no per-image predictions"
-        return (f"- {self.who}, {self.family.label}, mean {METRIC_NAMES[self.metric]} over {sets}: "
-                f"{self.a} {op} {self.b} by {self.diff:+.2f} points, 95% CI [{self.ci[0]:+.2f}, {self.ci[1]:+.2f}] "
-                f"(bootstrap over {over}; {self.a} ahead in {self.wins}/{self.seeds} paired runs). "
-                f"Paper: {self.paper}. {self.verdict[0].upper()}{self.verdict[1:]}.")
+        return (
+            f"- {self.who}, {self.family.label}, mean {METRIC_NAMES[self.metric]} over {sets}: "
+            f"{self.a} {op} {self.b} by {self.diff:+.2f} points, 95% CI [{self.ci[0]:+.2f}, {self.ci[1]:+.2f}] "
+            f"(bootstrap over {over}; {self.a} ahead in {self.wins}/{self.seeds} paired runs). "
+            f"Paper: {self.paper}. {self.verdict[0].upper()}{self.verdict[1:]}."
+        )
 
 
 def _label(axis: str, value) -> str:
@@ -125,21 +127,29 @@ def _shared_ids(a: Job, b: Job, task: str, dataset: str) -> pd.Index | None:
         return None
     ia, ib = pd.Index(fa["id"]), pd.Index(fb["id"])
     if set(ia) != set(ib):
-        raise ValueError(f"{a.dir}/predictions/{task}/{dataset}.parquet and {b.dir}/predictions/{task}/"
-                         f"{dataset}.parquet score different test images ({len(ia)} vs {len(ib)} ids): "
-                         "a claim compares runs on the same test set")
+        raise ValueError(
+            f"{a.dir}/predictions/{task}/{dataset}.parquet and {b.dir}/predictions/{task}/"
+            f"{dataset}.parquet score different test images ({len(ia)} vs {len(ib)} ids): "
+            "a claim compares runs on the same test set"
+        )
     label_cols = [c for c in fa.columns if c.startswith("label/")]
     if label_cols and not fa.set_index("id").loc[ia, label_cols].equals(fb.set_index("id").loc[ia, label_cols]):
         raise ValueError(f"{a.dir} and {b.dir}: the labels of {task}/{dataset} differ for the same image ids")
     return ia
 
 
-def _compare(pairs: list[tuple[Job, Job]], family: Family, metric: str, n_boot: int,
-             rng: np.random.Generator, layout: Layout):
+def _compare(
+    pairs: list[tuple[Job, Job]], family: Family, metric: str, n_boot: int, rng: np.random.Generator, layout: Layout
+):
     """(datasets, per-seed observed differences, bootstrap replicates, resampled images?) or None."""
-    datasets = [d for d in layout.columns.get(family.table, [])
-                if all(f"{family.task}/{d}/{metric}" in (a.metrics or {}) and
-                       f"{family.task}/{d}/{metric}" in (b.metrics or {}) for a, b in pairs)]
+    datasets = [
+        d
+        for d in layout.columns.get(family.table, [])
+        if all(
+            f"{family.task}/{d}/{metric}" in (a.metrics or {}) and f"{family.task}/{d}/{metric}" in (b.metrics or {})
+            for a, b in pairs
+        )
+    ]
     if not datasets:
         return None
     seeds, observed, images = [], [], True
@@ -156,8 +166,16 @@ def _compare(pairs: list[tuple[Job, Job]], family: Family, metric: str, n_boot: 
     return datasets, np.array(observed), paired_bootstrap(seeds, n_boot, rng) * 100, images
 
 
-def _paper(contrast: Contrast, family: Family, models: list[str], a: str, b: str, datasets: list[str],
-           metric: str, layout: Layout) -> tuple[str, int]:
+def _paper(
+    contrast: Contrast,
+    family: Family,
+    models: list[str],
+    a: str,
+    b: str,
+    datasets: list[str],
+    metric: str,
+    layout: Layout,
+) -> tuple[str, int]:
     """What the paper says about this comparison, and its sign."""
     if contrast.axis == "data":
         if family is SEEN and (d := table1_difference(models, a, b, datasets, metric)) is not None:
@@ -166,8 +184,10 @@ def _paper(contrast: Contrast, family: Family, models: list[str], a: str, b: str
         if (s := stated_difference(family.key, a, b, metric)) is not None:
             how = "stated" if s[1] == "stated" else "from the stated averages against real"
             over = ", ".join(layout.title(d) for d in layout.columns.get(family.table, []))
-            return (f"{a} {'>' if s[0] > 0 else '<'} {b} by {s[0]:+.2f} ({how}: mean over ConVIRT, GLoRIA and "
-                    f"{over})", 1 if s[0] > 0 else -1)
+            return (
+                f"{a} {'>' if s[0] > 0 else '<'} {b} by {s[0]:+.2f} ({how}: mean over ConVIRT, GLoRIA and {over})",
+                1 if s[0] > 0 else -1,
+            )
     return f"{contrast.paper} ({_label(contrast.axis, a)} > {_label(contrast.axis, b)})", 1
 
 
@@ -180,8 +200,11 @@ def _groups(jobs: list[Job], df: pd.DataFrame, contrast: Contrast):
     strata = [c for c in row_axes(df) if c != contrast.axis]
     for key, g in ok.groupby(strata, dropna=False, sort=False):
         values = ordered(g[contrast.axis].dropna().tolist())
-        a, b = (contrast.a, contrast.b) if contrast.a is not None else (values[-1] if values else None,
-                                                                         values[0] if values else None)
+        a, b = (
+            (contrast.a, contrast.b)
+            if contrast.a is not None
+            else (values[-1] if values else None, values[0] if values else None)
+        )
         if a is None or a == b or a not in values or b not in values:
             continue
         ga = g[g[contrast.axis] == a].drop_duplicates("seed").set_index("seed")
@@ -214,11 +237,27 @@ def evaluate_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int = 1000, seed:
                     who = ", ".join([model] + [f"{k.removeprefix('sweep/')}={v}" for k, v in rest.items()])
                     la, lb = _label(contrast.axis, a), _label(contrast.axis, b)
                     paper, sign = _paper(contrast, family, [model], a, b, datasets, metric, layout)
-                    results.append(ClaimResult(who, la, lb, family, metric, datasets, float(observed.mean()),
-                                               interval(reps), len(observed), int((observed > 0).sum()), images,
-                                               paper, sign, tuple(layout.title(d) for d in datasets)))
+                    results.append(
+                        ClaimResult(
+                            who,
+                            la,
+                            lb,
+                            family,
+                            metric,
+                            datasets,
+                            float(observed.mean()),
+                            interval(reps),
+                            len(observed),
+                            int((observed > 0).sum()),
+                            images,
+                            paper,
+                            sign,
+                            tuple(layout.title(d) for d in datasets),
+                        )
+                    )
                     pooled.setdefault((tuple(rest.items()), a, b, tuple(datasets)), []).append(
-                        (model, observed, reps, images))
+                        (model, observed, reps, images)
+                    )
                 for (rest, a, b, datasets), per_model in pooled.items():
                     if len(per_model) < 2:
                         continue
@@ -227,11 +266,26 @@ def evaluate_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int = 1000, seed:
                     reps = np.mean([r for _, _, r, _ in per_model], axis=0)
                     wins = sum(int((o > 0).sum()) for _, o, _, _ in per_model)
                     seeds = sum(len(o) for _, o, _, _ in per_model)
-                    who = ", ".join([f"all models ({', '.join(models)})"] +
-                                    [f"{k.removeprefix('sweep/')}={v}" for k, v in rest])
+                    who = ", ".join(
+                        [f"all models ({', '.join(models)})"] + [f"{k.removeprefix('sweep/')}={v}" for k, v in rest]
+                    )
                     paper, sign = _paper(contrast, family, models, a, b, list(datasets), metric, layout)
-                    results.append(ClaimResult(who, _label(contrast.axis, a), _label(contrast.axis, b), family,
-                                               metric, list(datasets), diff, interval(reps), seeds, wins,
-                                               all(i for *_, i in per_model), paper, sign,
-                                               tuple(layout.title(d) for d in datasets)))
+                    results.append(
+                        ClaimResult(
+                            who,
+                            _label(contrast.axis, a),
+                            _label(contrast.axis, b),
+                            family,
+                            metric,
+                            list(datasets),
+                            diff,
+                            interval(reps),
+                            seeds,
+                            wins,
+                            all(i for *_, i in per_model),
+                            paper,
+                            sign,
+                            tuple(layout.title(d) for d in datasets),
+                        )
+                    )
     return results

@@ -37,6 +37,7 @@ def _rows(spec: dict, cost: dict) -> tuple[int | None, dict | None]:
     path = Path(spec["path"]) / "manifest.parquet"
     if path.is_file():
         import pyarrow.parquet as pq
+
         return pq.ParquetFile(path).metadata.num_rows, None
     return _unknown_rows(cost), None
 
@@ -67,9 +68,11 @@ def generation_stages(gen: dict, cost: dict) -> dict[str, float]:
     n = int(gen["n_samples"])
     images = n * float(cost["images_per_sample"])
     curated = not is_phantom_preset(gen["curation"], "curation")
-    return {"llm": _gpu_h(n, cost["llm_gpu_s_per_report"], gen["llm"], "llm"),
-            "t2i": _gpu_h(images, cost["t2i_gpu_s_per_image"], gen["imagegen"], "imagegen"),
-            "curation": images * float(cost["curation_gpu_s_per_image"]) / 3600 if curated else 0.0}
+    return {
+        "llm": _gpu_h(n, cost["llm_gpu_s_per_report"], gen["llm"], "llm"),
+        "t2i": _gpu_h(images, cost["t2i_gpu_s_per_image"], gen["imagegen"], "imagegen"),
+        "curation": images * float(cost["curation_gpu_s_per_image"]) / 3600 if curated else 0.0,
+    }
 
 
 def partial_stages(spec: dict, cost: dict) -> dict[str, float]:
@@ -104,16 +107,23 @@ def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
         if cfg["trainer"].get("max_steps") is not None:
             samples = min(samples, cfg["trainer"]["max_steps"] * cfg["loader"]["batch_size"])
         train_h = samples * per_sample * scale / 3600
-    out = {"model": cfg["model"]["name"], "data": data["name"], "seed": cfg["seed"], "train_rows": rows,
-           "train_gpu_h": train_h, "generation": []}
+    out = {
+        "model": cfg["model"]["name"],
+        "data": data["name"],
+        "seed": cfg["seed"],
+        "train_rows": rows,
+        "train_gpu_h": train_h,
+        "generation": [],
+    }
     for part in ("real", "syn"):
         spec = data.get(part)
         if spec and spec.get("builder") == "partial":
             stages = partial_stages(spec, cost)
             g = sum(stages.values())
             label = f"{spec['kind']}-{config_hash(without_phantom_key(spec))[:8]}"  # as before presets declared it
-            out["generation"].append({"hash": label, "gpu_h": g, "stages": stages, "exists": False,
-                                      "phantom": g == 0.0})
+            out["generation"].append(
+                {"hash": label, "gpu_h": g, "stages": stages, "exists": False, "phantom": g == 0.0}
+            )
     for gen in gens:
         out["generation"].append(generation_entry(gen, cost, cache_dir))
     return out
@@ -127,8 +137,14 @@ def generation_entry(gen: dict, cost: dict, cache_dir: Path) -> dict:
     target = generated_dir(gen, cache_dir)
     exists = (target / "manifest.parquet").is_file()
     stages = {k: 0.0 for k in ("llm", "t2i", "curation")} if exists or is_phantom(gen) else generation_stages(gen, cost)
-    return {"hash": target.name.removeprefix("syncxr-"), "gpu_h": sum(stages.values()), "stages": stages,
-            "n_samples": int(gen["n_samples"]), "exists": exists, "phantom": is_phantom(gen)}
+    return {
+        "hash": target.name.removeprefix("syncxr-"),
+        "gpu_h": sum(stages.values()),
+        "stages": stages,
+        "n_samples": int(gen["n_samples"]),
+        "exists": exists,
+        "phantom": is_phantom(gen),
+    }
 
 
 STAGE_NAMES = {"llm": "LLM reports", "t2i": "T2I images", "curation": "curation", "i2r": "i2r reports"}
@@ -137,10 +153,15 @@ STAGE_NAMES = {"llm": "LLM reports", "t2i": "T2I images", "curation": "curation"
 def stage_table(gens: list[dict]) -> str:
     """A markdown table: one row per generation, its GPU-hours per stage and in all."""
     stages = [s for s in STAGE_NAMES if any(s in g.get("stages", {}) for g in gens)]
-    rows = [{"generation": g["hash"],
-             **{f"{STAGE_NAMES[s]} GPU-h": round(g.get("stages", {}).get(s, 0.0), 2) for s in stages},
-             "total GPU-h": round(g["gpu_h"], 2),
-             "status": "exists" if g["exists"] else "phantom (CPU)" if g["phantom"] else "to make"} for g in gens]
+    rows = [
+        {
+            "generation": g["hash"],
+            **{f"{STAGE_NAMES[s]} GPU-h": round(g.get("stages", {}).get(s, 0.0), 2) for s in stages},
+            "total GPU-h": round(g["gpu_h"], 2),
+            "status": "exists" if g["exists"] else "phantom (CPU)" if g["phantom"] else "to make",
+        }
+        for g in gens
+    ]
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
@@ -150,14 +171,26 @@ def write_generation_cost(gen: dict, cost: dict, cache_dir: Path, out_dir: str |
     entry = generation_entry(gen, cost, cache_dir)
     full = generation_stages(gen, cost)  # what it costs from scratch, even where it exists
     write_json_atomic(out_dir / "cost.json", {**entry, "from_scratch": full})
-    status = "already generated: nothing to do" if entry["exists"] else \
-        "phantom backends run on the CPU" if entry["phantom"] else "split it over K GPUs with generate.py -m workers=K"
-    lines = [f"# Generation cost preview: syncxr-{entry['hash']}", "", f"{entry['n_samples']} samples; "
-             f"{cost['images_per_sample']} images drawn per kept sample (curation regenerations).", "",
-             stage_table([{**entry, "stages": full, "gpu_h": sum(full.values())}]), "",
-             f"**From scratch: {sum(full.values()):.1f} GPU-h** ({status}).",
-             "", "Per-item costs come from `conf/cost/` (cost.llm_gpu_s_per_report.<llm>=..., "
-             "cost.t2i_gpu_s_per_image.<imagegen>=..., cost.curation_gpu_s_per_image=..., cost.images_per_sample=...)."]
+    status = (
+        "already generated: nothing to do"
+        if entry["exists"]
+        else "phantom backends run on the CPU"
+        if entry["phantom"]
+        else "split it over K GPUs with generate.py -m workers=K"
+    )
+    lines = [
+        f"# Generation cost preview: syncxr-{entry['hash']}",
+        "",
+        f"{entry['n_samples']} samples; "
+        f"{cost['images_per_sample']} images drawn per kept sample (curation regenerations).",
+        "",
+        stage_table([{**entry, "stages": full, "gpu_h": sum(full.values())}]),
+        "",
+        f"**From scratch: {sum(full.values()):.1f} GPU-h** ({status}).",
+        "",
+        "Per-item costs come from `conf/cost/` (cost.llm_gpu_s_per_report.<llm>=..., "
+        "cost.t2i_gpu_s_per_image.<imagegen>=..., cost.curation_gpu_s_per_image=..., cost.images_per_sample=...).",
+    ]
     path = out_dir / "cost.md"
     write_text_atomic(path, "\n".join(lines))
     return path
@@ -169,24 +202,57 @@ def write_cost_report(sweep_dir: str | Path) -> Path:
     if not jobs:
         raise FileNotFoundError(f"{sweep_dir}: no */cost.json (was the sweep run with dry_run=true?)")
     gens = {g["hash"]: g for j in jobs for g in j["generation"]}  # each generation is made once
+
     def known(v, digits=None):
         return "unknown" if v is None else round(v, digits) if digits is not None else v
-    table = pd.DataFrame([{"job": j["job"], "model": j["model"], "data": j["data"], "seed": j["seed"],
-                           "train rows": known(j["train_rows"]), "train GPU-h": known(j["train_gpu_h"], 2),
-                           "generation": ",".join(g["hash"] for g in j["generation"]) or "-"} for j in jobs])
+
+    table = pd.DataFrame(
+        [
+            {
+                "job": j["job"],
+                "model": j["model"],
+                "data": j["data"],
+                "seed": j["seed"],
+                "train rows": known(j["train_rows"]),
+                "train GPU-h": known(j["train_gpu_h"], 2),
+                "generation": ",".join(g["hash"] for g in j["generation"]) or "-",
+            }
+            for j in jobs
+        ]
+    )
     gen_h = sum(g["gpu_h"] for g in gens.values())
     train_h = sum(j["train_gpu_h"] for j in jobs if j["train_gpu_h"] is not None)
     unknown = sum(j["train_gpu_h"] is None for j in jobs)
-    lines = [f"# Cost preview: {sweep_dir.name}", "", f"{len(jobs)} training jobs, {len(gens)} distinct "
-             f"generation configs ({sum(g['exists'] for g in gens.values())} already generated).", "",
-             table.to_markdown(index=False), "", "Generation, per stage:", "", stage_table(list(gens.values())), "",
-             f"**Generation: {gen_h:.1f} GPU-h; training: {train_h:.1f} GPU-h; total: {gen_h + train_h:.1f} GPU-h.**",
-             *(["", f"**{unknown} job(s) train on a dataset whose rows cannot be counted without building it "
-                    "(MIMIC-CXR without `MIMIC_CXR_ROOT` / `real_corpus.root`): their training GPU-h are unknown "
-                    "and not in the totals** (or set `cost.unknown_dataset_rows=<rows>`)."] if unknown else []),
-             "", "Per-item costs come from `conf/cost/`; phantom and existing datasets cost nothing to generate."]
+    lines = [
+        f"# Cost preview: {sweep_dir.name}",
+        "",
+        f"{len(jobs)} training jobs, {len(gens)} distinct "
+        f"generation configs ({sum(g['exists'] for g in gens.values())} already generated).",
+        "",
+        table.to_markdown(index=False),
+        "",
+        "Generation, per stage:",
+        "",
+        stage_table(list(gens.values())),
+        "",
+        f"**Generation: {gen_h:.1f} GPU-h; training: {train_h:.1f} GPU-h; total: {gen_h + train_h:.1f} GPU-h.**",
+        *(
+            [
+                "",
+                f"**{unknown} job(s) train on a dataset whose rows cannot be counted without building it "
+                "(MIMIC-CXR without `MIMIC_CXR_ROOT` / `real_corpus.root`): their training GPU-h are unknown "
+                "and not in the totals** (or set `cost.unknown_dataset_rows=<rows>`).",
+            ]
+            if unknown
+            else []
+        ),
+        "",
+        "Per-item costs come from `conf/cost/`; phantom and existing datasets cost nothing to generate.",
+    ]
     path = sweep_dir / "cost.md"
     write_text_atomic(path, "\n".join(lines))
-    write_json_atomic(sweep_dir / "cost_summary.json", {"jobs": len(jobs), "generation_gpu_h": gen_h,
-                                                        "train_gpu_h": train_h, "jobs_with_unknown_rows": unknown})
+    write_json_atomic(
+        sweep_dir / "cost_summary.json",
+        {"jobs": len(jobs), "generation_gpu_h": gen_h, "train_gpu_h": train_h, "jobs_with_unknown_rows": unknown},
+    )
     return path

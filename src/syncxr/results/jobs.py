@@ -42,7 +42,7 @@ class Job:
     _predictions: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def read(cls, job_dir: Path) -> "Job":
+    def read(cls, job_dir: Path) -> Job:
         hydra = _yaml(job_dir / ".hydra" / "hydra.yaml") or {}
         choices = ((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
         config = _yaml(job_dir / "resolved_config.yaml") or _yaml(job_dir / ".hydra" / "config.yaml") or {}
@@ -64,8 +64,11 @@ class Job:
 
     def _choice(self, group: str) -> str:
         section = self.config.get(group)
-        return str(self.overrides.get(group, self.choices.get(group) or
-                                      (section.get("name", "") if isinstance(section, dict) else "")))
+        return str(
+            self.overrides.get(
+                group, self.choices.get(group) or (section.get("name", "") if isinstance(section, dict) else "")
+            )
+        )
 
     @property
     def data(self) -> str:
@@ -127,9 +130,16 @@ def results_frame(jobs: list[Job]) -> pd.DataFrame:
     evaluation used, status and every metric."""
     rows = []
     for job in jobs:
-        row = {"job": job.name, **{f"sweep/{k}": v for k, v in job.overrides.items()},
-               "seed": job.seed, "data": job.data, "model": job.model, "recipe": job.recipe,
-               "phantom_twins": ";".join(job.phantom_twins), "status": "ok" if job.ok else "failed"}
+        row = {
+            "job": job.name,
+            **{f"sweep/{k}": v for k, v in job.overrides.items()},
+            "seed": job.seed,
+            "data": job.data,
+            "model": job.model,
+            "recipe": job.recipe,
+            "phantom_twins": ";".join(job.phantom_twins),
+            "status": "ok" if job.ok else "failed",
+        }
         row.update(job.metrics or {})
         rows.append(row)
     return pd.DataFrame(rows)

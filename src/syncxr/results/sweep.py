@@ -22,8 +22,7 @@ from .claims import evaluate_claims
 from .jobs import find_jobs, results_frame, swept_axes
 from .layout import sweep_layout
 from .plots import plot_axis
-from .tables import (FIGURE3_AXES, HEADLINE, add_headline, applicable, axis_name, figure3_table, other_metrics,
-                     render)
+from .tables import FIGURE3_AXES, HEADLINE, add_headline, applicable, axis_name, figure3_table, other_metrics, render
 
 log = logging.getLogger(__name__)
 HEADLINE_LABEL = "mean zero-shot AUC, seen diseases (%)"
@@ -47,13 +46,19 @@ def _paper_mode_notes(df: pd.DataFrame) -> tuple[bool, set[str], list[str]]:
     if paper.empty:
         note = [f"Benchmarks evaluated on their phantom twins: {', '.join(sorted(twins))}.", ""] if twins else []
         return False, twins, note
-    lines = [f"**Paper mode** (recipe=paper in {len(paper)} of {len(ok)} finished jobs): Table 1 cells show the "
-             "published value in parentheses.", ""]
+    lines = [
+        f"**Paper mode** (recipe=paper in {len(paper)} of {len(ok)} finished jobs): Table 1 cells show the "
+        "published value in parentheses.",
+        "",
+    ]
     if twins:
-        lines += ["> **WARNING — PHANTOM TWINS, NOT THE PUBLISHED BENCHMARKS:** "
-                  f"{', '.join(sorted(twins))} {'was' if len(twins) == 1 else 'were'} evaluated on phantom twins "
-                  "(their root unset). Their columns are marked †; their numbers are not comparable with the "
-                  "paper's. Evaluate on the real data with `benchmark.<name>.root=...`.", ""]
+        lines += [
+            "> **WARNING — PHANTOM TWINS, NOT THE PUBLISHED BENCHMARKS:** "
+            f"{', '.join(sorted(twins))} {'was' if len(twins) == 1 else 'were'} evaluated on phantom twins "
+            "(their root unset). Their columns are marked †; their numbers are not comparable with the "
+            "paper's. Evaluate on the real data with `benchmark.<name>.root=...`.",
+            "",
+        ]
     return True, twins, lines
 
 
@@ -74,8 +79,11 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
             text += "\n\n† phantom twin, not the published benchmark."
         sections.append((spec.title, text, axes, headline, table, spec.key))
     plots = []
-    seen_auc = [k for k in shown if k.startswith("zeroshot_cls/") and k.endswith("/auc")
-                and k.split("/")[1] in layout.columns.get("table1", [])]
+    seen_auc = [
+        k
+        for k in shown
+        if k.startswith("zeroshot_cls/") and k.endswith("/auc") and k.split("/")[1] in layout.columns.get("table1", [])
+    ]
     if df[HEADLINE].notna().any():
         for axis in [a for a in swept_axes(df) if a != "sweep/model"]:
             name = axis_name(axis).replace("/", "_").replace(".", "_")
@@ -83,11 +91,25 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
             plots.append(path)
             if axis in FIGURE3_AXES:
                 table = figure3_table(df, axis)
-                text = "\n".join([f"![{path.stem}]({path.name})", "", _markdown(table), "",
-                                  f"`{HEADLINE}`: the mean of {', '.join(f'`{k}`' for k in sorted(seen_auc))} "
-                                  "per job."])
-                sections.append((f"Figure 3: {FIGURE3_AXES[axis]}", text, [axis], sorted(seen_auc), table,
-                                 f"figure3_{axis_name(axis).replace('.', '_')}"))
+                text = "\n".join(
+                    [
+                        f"![{path.stem}]({path.name})",
+                        "",
+                        _markdown(table),
+                        "",
+                        f"`{HEADLINE}`: the mean of {', '.join(f'`{k}`' for k in sorted(seen_auc))} per job.",
+                    ]
+                )
+                sections.append(
+                    (
+                        f"Figure 3: {FIGURE3_AXES[axis]}",
+                        text,
+                        [axis],
+                        sorted(seen_auc),
+                        table,
+                        f"figure3_{axis_name(axis).replace('.', '_')}",
+                    )
+                )
     claims = evaluate_claims(jobs, df, n_boot=n_boot)
     return notes, sections, shown, plots, claims
 
@@ -95,14 +117,22 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
 def claims_markdown(claims) -> list[str]:
     if not claims:
         return []
-    lines = ["## The paper's claims on this sweep", "",
-             "Difference in points (percent), a minus b, mean over paired runs (same seed, model and other axes); "
-             "95% percentile interval of a two-stage bootstrap (seeds, then test images jointly for the two runs). "
-             "Agrees: the interval excludes 0 on the paper's side.", ""]
+    lines = [
+        "## The paper's claims on this sweep",
+        "",
+        "Difference in points (percent), a minus b, mean over paired runs (same seed, model and other axes); "
+        "95% percentile interval of a two-stage bootstrap (seeds, then test images jointly for the two runs). "
+        "Agrees: the interval excludes 0 on the paper's side.",
+        "",
+    ]
     families = list(dict.fromkeys(c.family for c in claims))  # in the order of the first claim of each
     for family in families:
-        lines += [f"### {family.label[0].upper()}{family.label[1:]}", "",
-                  *[c.line() for c in claims if c.family == family], ""]
+        lines += [
+            f"### {family.label[0].upper()}{family.label[1:]}",
+            "",
+            *[c.line() for c in claims if c.family == family],
+            "",
+        ]
     return lines
 
 
@@ -116,9 +146,14 @@ def write_report(sweep_dir: str | Path, logger_cfg=None, n_boot: int = 1000) -> 
         df.to_csv(tmp, index=False)
     n_failed = int((df["status"] == "failed").sum())
     notes, sections, shown, plots, claims = build_sections(df, jobs, sweep_dir, n_boot)
-    lines = [f"# Sweep report: {sweep_dir.name}", "",
-             f"{len(df)} jobs, {len(df) - n_failed} ok, {n_failed} failed. Cells are mean ± std over seeds in "
-             "percent (one seed: its value).", "", *notes]
+    lines = [
+        f"# Sweep report: {sweep_dir.name}",
+        "",
+        f"{len(df)} jobs, {len(df) - n_failed} ok, {n_failed} failed. Cells are mean ± std over seeds in "
+        "percent (one seed: its value).",
+        "",
+        *notes,
+    ]
     for title, text, *_ in sections:
         lines += [f"## {title}", "", text, ""]
     lines += claims_markdown(claims)
@@ -136,14 +171,32 @@ def write_report(sweep_dir: str | Path, logger_cfg=None, n_boot: int = 1000) -> 
         tables["claims"] = pd.DataFrame({"claim": [c.line()[2:] for c in claims]})
     report = sweep_dir / "report.md"
     write_text_atomic(report, "\n".join(lines))
-    write_json_atomic(sweep_dir / "report_summary.json", {
-        "jobs": len(df), "failed": n_failed, "paper_mode": bool((df["recipe"] == "paper").any()),
-        "tables": [key for *_, key in sections],
-        "claims": [{"who": c.who, "a": c.a, "b": c.b, "family": c.family.key, "metric": c.metric,
-                    "difference": c.diff, "ci": list(c.ci), "verdict": c.verdict} for c in claims]})
+    write_json_atomic(
+        sweep_dir / "report_summary.json",
+        {
+            "jobs": len(df),
+            "failed": n_failed,
+            "paper_mode": bool((df["recipe"] == "paper").any()),
+            "tables": [key for *_, key in sections],
+            "claims": [
+                {
+                    "who": c.who,
+                    "a": c.a,
+                    "b": c.b,
+                    "family": c.family.key,
+                    "metric": c.metric,
+                    "difference": c.diff,
+                    "ci": list(c.ci),
+                    "verdict": c.verdict,
+                }
+                for c in claims
+            ],
+        },
+    )
     if logger_cfg is not None and logger_cfg.get("name") == "wandb":
         # After report.md and results.csv exist: a W&B problem must not cost the report.
         from .wandb_logger import log_sweep_report
+
         lines += _wandb_report(sweep_dir, logger_cfg, "\n".join(claims_markdown(claims)) or lines[2], sections)
         write_text_atomic(report, "\n".join(lines))
         log_sweep_report(sweep_dir, logger_cfg, df, plots, report, tables)
@@ -155,8 +208,12 @@ def _wandb_report(sweep_dir: Path, logger_cfg, intro: str, sections) -> list[str
     from .wandb_logger import check_configured
     from .wandb_report import publish, report_spec, save_spec, section
 
-    spec = report_spec(sweep_dir, logger_cfg, intro,
-                       [section(title, text, axes, metrics) for title, text, axes, metrics, _, _ in sections])
+    spec = report_spec(
+        sweep_dir,
+        logger_cfg,
+        intro,
+        [section(title, text, axes, metrics) for title, text, axes, metrics, _, _ in sections],
+    )
     path = save_spec(sweep_dir, spec)
     later = f"`python -m syncxr.results {sweep_dir} --publish`"
     if check_configured(logger_cfg.get("mode")) == "online":
@@ -164,7 +221,15 @@ def _wandb_report(sweep_dir: Path, logger_cfg, intro: str, sections) -> list[str
             return ["## W&B report", "", f"Published: {publish(sweep_dir)}", ""]
         except Exception as e:  # noqa: BLE001 - no server: the spec stays, to publish later
             log.warning(f"W&B report not published ({e}); spec in {path}; publish with {later}")
-            return ["## W&B report", "", f"Not published ({type(e).__name__}); the spec is {path.name}: "
-                    f"publish it with {later}.", ""]
-    return ["## W&B report", "", f"Offline: the spec is {path.name}; after `wandb sync` of the runs, publish it "
-            f"with {later}.", ""]
+            return [
+                "## W&B report",
+                "",
+                f"Not published ({type(e).__name__}); the spec is {path.name}: publish it with {later}.",
+                "",
+            ]
+    return [
+        "## W&B report",
+        "",
+        f"Offline: the spec is {path.name}; after `wandb sync` of the runs, publish it with {later}.",
+        "",
+    ]

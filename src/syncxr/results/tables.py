@@ -20,8 +20,11 @@ from .published import table1_value
 METRIC_NAMES = {"auc": "AUC", "f1": "F1", "acc": "ACC", "iou": "IoU", "dice": "Dice"}
 FRACTIONS = ("1pct", "10pct", "100pct")
 # Axes of the paper's ablations (Figure 3): the headline metric is plotted against each.
-FIGURE3_AXES = {"sweep/generation.entity_ratio": "entity ratio", "sweep/llm": "LLM",
-                "sweep/imagegen": "image generator"}
+FIGURE3_AXES = {
+    "sweep/generation.entity_ratio": "entity ratio",
+    "sweep/llm": "LLM",
+    "sweep/imagegen": "image generator",
+}
 SAMPLING_AXIS = "sweep/sampling"
 PARTIAL_DATA = ("real_image_syn_report", "syn_image_real_report")
 HEADLINE = "headline/zeroshot_seen_auc"  # per job: mean zero-shot AUC over the seen-disease sets it has
@@ -48,15 +51,25 @@ class PaperTable:
 
 SEEN = dict(task="zeroshot_cls", datasets_of="table1", metrics=("auc", "f1"))
 TABLE1 = PaperTable("table1", "Table 1: zero-shot classification, seen diseases", **SEEN, published=True)
-TABLE2A = PaperTable("table2a", "Table 2a: zero-shot classification, unseen and rare diseases", "zeroshot_cls",
-                     "table2a", ("auc", "f1"))
+TABLE2A = PaperTable(
+    "table2a", "Table 2a: zero-shot classification, unseen and rare diseases", "zeroshot_cls", "table2a", ("auc", "f1")
+)
 TABLE2B = PaperTable("table2b", "Table 2b: zero-shot grounding", "zeroshot_grounding", "table2b", ("iou", "dice"))
-TABLE3A = PaperTable("table3a", "Table 3a: fine-tuned classification (AUC; 1 / 10 / 100 % of the labels)",
-                     "finetune_cls", "table3a", tuple(f"auc_{f}" for f in FRACTIONS))
-TABLE3B = PaperTable("table3b", "Table 3b: fine-tuned segmentation (Dice; 1 / 10 / 100 % of the labels)",
-                     "finetune_seg", "table3b", tuple(f"dice_{f}" for f in FRACTIONS))
-TABLE4A = PaperTable("table4a", "Table 4a: balanced vs. long-tailed entity sampling (zero-shot, seen diseases)",
-                     **SEEN)
+TABLE3A = PaperTable(
+    "table3a",
+    "Table 3a: fine-tuned classification (AUC; 1 / 10 / 100 % of the labels)",
+    "finetune_cls",
+    "table3a",
+    tuple(f"auc_{f}" for f in FRACTIONS),
+)
+TABLE3B = PaperTable(
+    "table3b",
+    "Table 3b: fine-tuned segmentation (Dice; 1 / 10 / 100 % of the labels)",
+    "finetune_seg",
+    "table3b",
+    tuple(f"dice_{f}" for f in FRACTIONS),
+)
+TABLE4A = PaperTable("table4a", "Table 4a: balanced vs. long-tailed entity sampling (zero-shot, seen diseases)", **SEEN)
 TABLE4B = PaperTable("table4b", "Table 4b: what is synthetic (zero-shot, seen diseases)", **SEEN)
 
 
@@ -110,8 +123,9 @@ def group_rows(ok: pd.DataFrame, axes: list[str]) -> list[tuple[tuple, pd.DataFr
     return sorted(groups.items(), key=lambda kv: [o.index(v) if v in o else len(o) for o, v in zip(orders, kv[0])])
 
 
-def render(df: pd.DataFrame, table: PaperTable, paper_mode: bool, twins: set[str],
-           layout: Layout) -> tuple[pd.DataFrame, list[str]]:
+def render(
+    df: pd.DataFrame, table: PaperTable, paper_mode: bool, twins: set[str], layout: Layout
+) -> tuple[pd.DataFrame, list[str]]:
     """(the table as text cells, the metric keys it shows). Columns of benchmarks that were phantom
     twins carry † in paper mode; Table 1 cells carry the published value in paper mode."""
     ok = df[df["status"] == "ok"]
@@ -139,8 +153,14 @@ def figure3_table(df: pd.DataFrame, axis: str) -> pd.DataFrame:
     ok = df[df["status"] == "ok"]
     rows = []
     for (model, value), g in group_rows(ok, ["model", axis]):
-        rows.append({"model": model, axis_name(axis): value, "mean zero-shot AUC, seen": cell(g[HEADLINE]),
-                     "seeds": int(g["seed"].nunique())})
+        rows.append(
+            {
+                "model": model,
+                axis_name(axis): value,
+                "mean zero-shot AUC, seen": cell(g[HEADLINE]),
+                "seeds": int(g["seed"].nunique()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -149,9 +169,16 @@ def other_metrics(df: pd.DataFrame, shown: set[str]) -> pd.DataFrame:
     one row per metric and one column per row of the paper tables."""
     ok = df[df["status"] == "ok"]
     skip = ("skipped", "n_positive", "n_pairs", "threshold", "random_threshold")  # counts and cut-offs, not scores
-    keys = sorted(c for c in ok.columns if c.count("/") == 2 and not c.startswith(("sweep/", "headline/"))
-                  and c not in shown and c.rsplit("/", 1)[1] not in skip and not c.rsplit("/", 1)[1].endswith(
-                      ("_ci_low", "_ci_high")) and ok[c].notna().any())
+    keys = sorted(
+        c
+        for c in ok.columns
+        if c.count("/") == 2
+        and not c.startswith(("sweep/", "headline/"))
+        and c not in shown
+        and c.rsplit("/", 1)[1] not in skip
+        and not c.rsplit("/", 1)[1].endswith(("_ci_low", "_ci_high"))
+        and ok[c].notna().any()
+    )
     if not keys:
         return pd.DataFrame()
     axes = row_axes(df)

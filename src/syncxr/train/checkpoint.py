@@ -108,13 +108,13 @@ def _shared_token(accelerator) -> str:
     token = torch.tensor([int.from_bytes(os.urandom(7), "big")], dtype=torch.int64, device=accelerator.device)
     if accelerator.num_processes > 1:
         from accelerate.utils import broadcast  # noqa: PLC0415
+
         token = broadcast(token)
     return f"{int(token.item()):014x}"
 
 
 def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False),
-             "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -128,8 +128,16 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(accelerator, root: Path, state: TrainerState, keep: int, model, optimizer,
-                    scheduler=None, run_config: dict | None = None) -> Path:
+def save_checkpoint(
+    accelerator,
+    root: Path,
+    state: TrainerState,
+    keep: int,
+    model,
+    optimizer,
+    scheduler=None,
+    run_config: dict | None = None,
+) -> Path:
     """Writes the checkpoint of `state` under `root` and keeps the newest `keep` (0: all). Every
     process calls it. `run_config`: the resolved config of the run, stored with the checkpoint."""
     final = root / f"step_{state.global_step:08d}"
@@ -169,8 +177,10 @@ def save_checkpoint(accelerator, root: Path, state: TrainerState, keep: int, mod
 
 def _load(accelerator, directory: Path, model, optimizer, scheduler) -> TrainerState:
     if (directory / "optimizer.bin").is_file() and not (directory / "optimizer.json").is_file():
-        raise ValueError("written by an older syncxr as pickles (optimizer.bin, random_states_*.pkl), which "
-                         "are never loaded: unpickling can run code")
+        raise ValueError(
+            "written by an older syncxr as pickles (optimizer.bin, random_states_*.pkl), which "
+            "are never loaded: unpickling can run code"
+        )
     state = read_trainer_state(directory)
     try:
         missing, unexpected = load_model(accelerator.unwrap_model(model), str(directory / MODEL_FILE), strict=False)
@@ -179,8 +189,9 @@ def _load(accelerator, directory: Path, model, optimizer, scheduler) -> TrainerS
     if missing or unexpected:
         raise ValueError(f"{MODEL_FILE} does not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
     # Its per-parameter state is checked once loaded (a fresh optimizer has none to compare with).
-    optimizer.load_state_dict(load_state(directory, "optimizer",
-                                         like={"param_groups": optimizer.state_dict()["param_groups"]}))
+    optimizer.load_state_dict(
+        load_state(directory, "optimizer", like={"param_groups": optimizer.state_dict()["param_groups"]})
+    )
     check_optimizer_state(optimizer, directory / "optimizer.json")
     if scheduler is not None:
         scheduler.load_state_dict(load_state(directory, "scheduler", like=scheduler.state_dict()))
@@ -210,6 +221,7 @@ def load_latest(accelerator, root: Path, model, optimizer, scheduler=None) -> Tr
             accelerator.print(f"resuming from {directory.name}: the newer checkpoint(s) could not be loaded")
         return state
     if found:
-        raise RuntimeError(f"{root}: no checkpoint could be loaded:\n  " + "\n  ".join(errors) +
-                           "\n(trainer.resume=false starts over)")
+        raise RuntimeError(
+            f"{root}: no checkpoint could be loaded:\n  " + "\n  ".join(errors) + "\n(trainer.resume=false starts over)"
+        )
     return None

@@ -41,11 +41,19 @@ def recover_history(path: Path, up_to_step: float = math.inf) -> list[dict]:
         elif n == len(lines) - 1:
             log.warning("%s: line %d is not a whole record (an append torn by a crash); dropped: %.80r", path, i, line)
         else:
-            raise ValueError(f"{path}: line {i} is not a JSON record with a positive integer 'step': {line[:80]!r} "
-                             "(only the last line can be torn by a crash; remove the line or the file to go on)")
+            raise ValueError(
+                f"{path}: line {i} is not a JSON record with a positive integer 'step': {line[:80]!r} "
+                "(only the last line can be torn by a crash; remove the line or the file to go on)"
+            )
     kept = [r for r in records if r["step"] <= up_to_step]
     if len(kept) < len(records):
         dropped = [r["step"] for r in records if r["step"] > up_to_step]
-        log.warning("%s: %d record(s) past the checkpoint's step %s dropped (steps %s-%s; trained again)",
-                    path, len(dropped), up_to_step, min(dropped), max(dropped))
+        log.warning(
+            "%s: %d record(s) past the checkpoint's step %s dropped (steps %s-%s; trained again)",
+            path,
+            len(dropped),
+            up_to_step,
+            min(dropped),
+            max(dropped),
+        )
     return kept

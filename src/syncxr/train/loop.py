@@ -71,16 +71,24 @@ class _TrainingRun:
         if settings.max_steps is not None:
             self.total = min(self.total, settings.max_steps)
         self.history = self._start_history()
-        self.bar = tqdm(total=self.total, initial=self.state.global_step, desc="train", dynamic_ncols=True,
-                        disable=not parts.accelerator.is_local_main_process)
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.state.global_step,
+            desc="train",
+            dynamic_ncols=True,
+            disable=not parts.accelerator.is_local_main_process,
+        )
         # ReduceLROnPlateau steps once per epoch on the epoch's mean loss; the others once per batch.
         self.plateau = isinstance(parts.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         self.skipped: list[int] = []  # rows skipped on this process since the last merge into `state`
 
     def _start_state(self) -> TrainerState:
         p = self.parts
-        state = load_latest(p.accelerator, self.ckpt_root, p.model, p.optimizer, p.scheduler) \
-            if self.settings.resume else None
+        state = (
+            load_latest(p.accelerator, self.ckpt_root, p.model, p.optimizer, p.scheduler)
+            if self.settings.resume
+            else None
+        )
         if state is None:
             return TrainerState()
         if p.accelerator.is_main_process:
@@ -106,8 +114,16 @@ class _TrainingRun:
     def _checkpoint(self) -> None:
         p = self.parts
         _merge_skipped(p.accelerator, self.state, self.skipped)
-        save_checkpoint(p.accelerator, self.ckpt_root, self.state, self.settings.keep_checkpoints, p.model,
-                        p.optimizer, p.scheduler, self.run_config)
+        save_checkpoint(
+            p.accelerator,
+            self.ckpt_root,
+            self.state,
+            self.settings.keep_checkpoints,
+            p.model,
+            p.optimizer,
+            p.scheduler,
+            self.run_config,
+        )
 
     def _run_epoch(self) -> None:
         """The rest of the current epoch (all of it, or what follows the step resumed from)."""
@@ -138,8 +154,10 @@ class _TrainingRun:
         p, state = self.parts, self.state
         self.skipped.extend(batch.get("skipped", ()))
         if len(batch["images"]) == 0:
-            raise ValueError(f"no image of the batch at step {state.global_step} could be loaded "
-                             f"(data.on_error=skip); rows {batch['skipped'][:5]} ...")
+            raise ValueError(
+                f"no image of the batch at step {state.global_step} could be loaded "
+                f"(data.on_error=skip); rows {batch['skipped'][:5]} ..."
+            )
         batch = _move(batch, p.accelerator.device)
         if p.on_device is not None:
             batch = p.on_device(batch)
@@ -164,9 +182,13 @@ class _TrainingRun:
     def _log(self, loss: torch.Tensor) -> None:
         p, state = self.parts, self.state
         _merge_skipped(p.accelerator, state, self.skipped)
-        record = {"step": state.global_step, "epoch": state.epoch,
-                  "loss": p.accelerator.gather(loss.detach()).mean().item(),
-                  "lr": p.optimizer.param_groups[0]["lr"], "skipped_rows": len(state.skipped_rows)}
+        record = {
+            "step": state.global_step,
+            "epoch": state.epoch,
+            "loss": p.accelerator.gather(loss.detach()).mean().item(),
+            "lr": p.optimizer.param_groups[0]["lr"],
+            "skipped_rows": len(state.skipped_rows),
+        }
         self.history.append(record)
         self.bar.set_postfix(loss=f"{record['loss']:.3f}")
         p.accelerator.log({"train/loss": record["loss"], "train/lr": record["lr"]}, step=state.global_step)
@@ -189,6 +211,7 @@ def _merge_skipped(accelerator, state: TrainerState, skipped: list[int]) -> None
     rows = list(skipped)
     if accelerator.num_processes > 1:
         from accelerate.utils import gather_object  # noqa: PLC0415
+
         rows = gather_object(rows)
     if rows:
         state.skipped_rows = sorted(set(state.skipped_rows) | set(rows))

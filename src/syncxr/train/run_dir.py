@@ -16,8 +16,19 @@ from ..data.run_lock import WRITER_LOCK, RunDirInUse, RunDirLock
 from .checkpoint import RUN_CONFIG, checkpoint_dirs
 
 # Keys that may change between a run and its resumption: they do not change what is trained.
-RESUMABLE_CHANGES = ("trainer.resume", "trainer.log_every", "trainer.checkpoint_every", "trainer.keep_checkpoints",
-                     "logger", "paths", "evaluation", "task", "benchmark", "dry_run", "loader.num_workers")
+RESUMABLE_CHANGES = (
+    "trainer.resume",
+    "trainer.log_every",
+    "trainer.checkpoint_every",
+    "trainer.keep_checkpoints",
+    "logger",
+    "paths",
+    "evaluation",
+    "task",
+    "benchmark",
+    "dry_run",
+    "loader.num_workers",
+)
 PREVIOUS = "previous-"  # <run dir>/previous-<time>/: a run that trainer.resume=false started over from
 STARTED_OVER = "started_over.json"  # which SLURM job last started over here (its requeues resume)
 
@@ -36,6 +47,7 @@ def claimed_run_dir(out_dir: Path, accelerator):
             refused = str(e)
     if accelerator.num_processes > 1:
         from accelerate.utils import broadcast_object_list  # noqa: PLC0415
+
         refused = broadcast_object_list([refused])[0]
     if refused:
         raise RunDirInUse(refused)
@@ -53,8 +65,11 @@ def set_aside_previous_run(out_dir: Path) -> Path | None:
     the writer lock stay. The checkpoints move last: after a kill half-way they are still where a
     re-run finds them, each with its own config (a re-run of another config is refused, not resumed)."""
     keep = {".hydra", WRITER_LOCK}
-    old = [p for p in out_dir.iterdir() if p.name not in keep and not p.name.startswith(PREVIOUS)
-           and not (p.is_file() and p.suffix == ".log")]
+    old = [
+        p
+        for p in out_dir.iterdir()
+        if p.name not in keep and not p.name.startswith(PREVIOUS) and not (p.is_file() and p.suffix == ".log")
+    ]
     if not old:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -104,24 +119,30 @@ def check_same_run(out_dir: Path, cfg: DictConfig) -> None:
             try:
                 old = json.loads(source.read_text())
             except (OSError, ValueError) as e:
-                raise ValueError(f"{source}: cannot be read ({type(e).__name__}: {e}); the config of its "
-                                 "checkpoint is unknown: trainer.resume=false starts over") from e
+                raise ValueError(
+                    f"{source}: cannot be read ({type(e).__name__}: {e}); the config of its "
+                    "checkpoint is unknown: trainer.resume=false starts over"
+                ) from e
         elif legacy.is_file():
             source, old = legacy, OmegaConf.to_container(OmegaConf.load(legacy), resolve=True)
         else:
             continue
-        differ = [k for k in config_diff(old, new_as_json if source.suffix == ".json" else new)
-                  if not k.startswith(RESUMABLE_CHANGES)]
+        differ = [
+            k
+            for k in config_diff(old, new_as_json if source.suffix == ".json" else new)
+            if not k.startswith(RESUMABLE_CHANGES)
+        ]
         if differ:
-            raise ValueError(f"{out_dir} holds checkpoints of another config ({', '.join(differ[:8])}"
-                             f"{' ...' if len(differ) > 8 else ''} differ from {source}): give this run its own "
-                             f"output dir, or trainer.resume=false to start over there (the old run is moved "
-                             f"into {out_dir}/{PREVIOUS}<time>/)")
+            raise ValueError(
+                f"{out_dir} holds checkpoints of another config ({', '.join(differ[:8])}"
+                f"{' ...' if len(differ) > 8 else ''} differ from {source}): give this run its own "
+                f"output dir, or trainer.resume=false to start over there (the old run is moved "
+                f"into {out_dir}/{PREVIOUS}<time>/)"
+            )
 
 
 def config_diff(a, b, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two plain configs."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str)
-                for d in config_diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+        return [d for k in sorted(set(a) | set(b), key=str) for d in config_diff(a.get(k), b.get(k), f"{prefix}{k}.")]
     return [] if a == b else [prefix.rstrip(".")]

@@ -41,8 +41,12 @@ def encode(obj, tensors: dict[str, torch.Tensor], where: str = "state"):
     if isinstance(obj, dict):
         if all(isinstance(k, str) and not k.startswith("__") for k in obj):
             return {k: encode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
-        return {ITEMS: [[encode(k, tensors, f"{where}.key{i}"), encode(v, tensors, f"{where}.{k}")]
-                        for i, (k, v) in enumerate(obj.items())]}
+        return {
+            ITEMS: [
+                [encode(k, tensors, f"{where}.key{i}"), encode(v, tensors, f"{where}.{k}")]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     raise TypeError(f"{where}: a {type(obj).__name__} cannot be stored without pickle")
 
 
@@ -110,6 +114,7 @@ def check_like(value, template, where: str = "state") -> None:
     `template` where both have one: a number for a number, a flag for a flag, a string for a string, a
     tensor for a tensor, containers of the same length. A wrong kind would load without complaint and
     fail (or silently mis-train) steps later. Keys only one side has pass: torch fills defaults in."""
+
     def fail(wanted: str):
         return ValueError(f"{where} is {value!r:.60}, not {wanted}")
 
@@ -146,9 +151,14 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, where: Path) -> None
     for group, params in enumerate(g["params"] for g in optimizer.param_groups):
         for i, param in enumerate(params):
             for key, value in optimizer.state.get(param, {}).items():
-                ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
-                    isinstance(value, torch.Tensor) and (value.dim() == 0 or value.shape == param.shape))
+                ok = (
+                    value is None
+                    or (isinstance(value, (int, float)) and not isinstance(value, bool))
+                    or (isinstance(value, torch.Tensor) and (value.dim() == 0 or value.shape == param.shape))
+                )
                 if not ok:
                     shown = tuple(value.shape) if isinstance(value, torch.Tensor) else repr(value)[:60]
-                    raise ValueError(f"{where}: state of parameter {i} of group {group}: {key} is {shown}, not a "
-                                     f"tensor of the parameter's shape {tuple(param.shape)}")
+                    raise ValueError(
+                        f"{where}: state of parameter {i} of group {group}: {key} is {shown}, not a "
+                        f"tensor of the parameter's shape {tuple(param.shape)}"
+                    )

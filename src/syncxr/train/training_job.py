@@ -18,8 +18,7 @@ from torch.utils.data import DataLoader
 
 from ..data.dataset_format import write_json_atomic
 from ..data.durable import atomic_path, write_text_atomic
-from ..data.paired_dataset import (EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset,
-                                   augment_on_device)
+from ..data.paired_dataset import EpochShuffleSampler, ImageTextCollator, PairedImageTextDataset, augment_on_device
 from ..data.transforms import eval_transform, train_transform
 from ..dataset_dirs import build_training_table
 from ..eval.checkpoint import weights_fingerprint
@@ -33,8 +32,7 @@ from ..results.attention_maps import phantom_attention_examples, save_attention_
 from ..results.plots import plot_loss
 from .loop import LoopSettings, TrainingParts, steps_for, train
 from .optim import build_optimizer, build_scheduler
-from .run_dir import (check_same_run, claimed_run_dir, is_requeue_of_start_over, note_start_over,
-                      set_aside_previous_run)
+from .run_dir import check_same_run, claimed_run_dir, is_requeue_of_start_over, note_start_over, set_aside_previous_run
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +46,22 @@ def run_training(cfg: DictConfig, out_dir: str | Path, name: str = "default", gr
     t0 = time.perf_counter()
     set_seed(cfg.seed)
     logger = cfg.get("logger")
-    accelerator = build_accelerator(cfg.trainer.precision, cfg.trainer.cpu, key="trainer.precision",
-                                    log_with="wandb" if logger is not None and logger.name == "wandb" else None)
+    accelerator = build_accelerator(
+        cfg.trainer.precision,
+        cfg.trainer.cpu,
+        key="trainer.precision",
+        log_with="wandb" if logger is not None and logger.name == "wandb" else None,
+    )
     with claimed_run_dir(out_dir, accelerator):
         resume = _prepare_run_dir(cfg, out_dir, accelerator)
         if accelerator.log_with:
             from ..results.wandb_logger import init_kwargs, tracker_config
-            accelerator.init_trackers(cfg.logger.project,
-                                      config=tracker_config(OmegaConf.to_container(cfg, resolve=True), out_dir),
-                                      init_kwargs=init_kwargs(cfg.logger, out_dir, name, group, "train"))
+
+            accelerator.init_trackers(
+                cfg.logger.project,
+                config=tracker_config(OmegaConf.to_container(cfg, resolve=True), out_dir),
+                init_kwargs=init_kwargs(cfg.logger, out_dir, name, group, "train"),
+            )
         try:
             return _train_and_evaluate(cfg, out_dir, accelerator, t0, resume)
         finally:
@@ -95,8 +100,9 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
     tokenizer, max_length = model.text_encoder.tokenizer, model.text_encoder.max_length
     dataset, sampler, loader = _training_data(cfg, table, tokenizer, max_length, accelerator)
     parts = _training_parts(cfg, model, dataset, sampler, loader, accelerator)
-    history = train(parts, out_dir, _loop_settings(cfg.trainer, resume),
-                    run_config=OmegaConf.to_container(cfg, resolve=True))
+    history = train(
+        parts, out_dir, _loop_settings(cfg.trainer, resume), run_config=OmegaConf.to_container(cfg, resolve=True)
+    )
     t_train = time.perf_counter()
     net = plain_batchnorm(accelerator.unwrap_model(parts.model))
     _check_replicas_agree(net, accelerator)
@@ -119,8 +125,9 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
             plot_loss(history, out_dir / "loss.png")
         if net.has_local_maps:  # GLoRIA: where does each finding word look?
             images, captions, masks, findings = phantom_attention_examples(eval_transform(cfg.loader.image_size))
-            save_attention_grid(net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png",
-                                max_length=max_length)
+            save_attention_grid(
+                net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png", max_length=max_length
+            )
         accelerator.log(metrics)
         return metrics
 
@@ -128,17 +135,28 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
 def _training_data(cfg: DictConfig, table, tokenizer, max_length: int, accelerator: Accelerator):
     """(dataset, sampler, loader) of the training table."""
     lc = cfg.loader
-    dataset = PairedImageTextDataset(table, train_transform(lc.image_size, lc.crop_scale, lc.jitter),
-                                     lc.text_mode, seed=cfg.seed, on_error=cfg.data.on_error)
+    dataset = PairedImageTextDataset(
+        table,
+        train_transform(lc.image_size, lc.crop_scale, lc.jitter),
+        lc.text_mode,
+        seed=cfg.seed,
+        on_error=cfg.data.on_error,
+    )
     sampler = EpochShuffleSampler(len(dataset), seed=cfg.seed)
     # The loader's own generator: creating an iterator must not draw from the global RNG, or a run
     # resumed mid-epoch (one extra iterator) would see different dropout masks from then on.
     # Under W processes each takes every W-th batch of the same order: together they see the
     # batches of one process at batch W*b.
-    loader = DataLoader(dataset, batch_size=lc.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=lc.num_workers, generator=torch.Generator().manual_seed(cfg.seed),
-                        collate_fn=ImageTextCollator(tokenizer, max_length),
-                        pin_memory=accelerator.device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_size=lc.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=lc.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        collate_fn=ImageTextCollator(tokenizer, max_length),
+        pin_memory=accelerator.device.type == "cuda",
+    )
     if len(loader) == 0:
         raise ValueError(f"loader.batch_size={lc.batch_size} is larger than the {len(dataset)} training rows")
     return dataset, sampler, loader
@@ -157,14 +175,21 @@ def _training_parts(cfg: DictConfig, model, dataset, sampler, loader, accelerato
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     # The sampler is set here too: a loader resumed mid-epoch (accelerate's skip_first_batches) does
     # not pass the epoch on to it, and would replay epoch 0's order.
-    return TrainingParts(model, optimizer, scheduler, loader, [sampler, dataset], accelerator,
-                         on_device=augment_on_device)
+    return TrainingParts(
+        model, optimizer, scheduler, loader, [sampler, dataset], accelerator, on_device=augment_on_device
+    )
 
 
 def _loop_settings(t: DictConfig, resume: bool) -> LoopSettings:
-    return LoopSettings(max_epochs=t.max_epochs, max_steps=t.max_steps, grad_clip=t.grad_clip,
-                        checkpoint_every=t.checkpoint_every, keep_checkpoints=t.keep_checkpoints,
-                        log_every=t.log_every, resume=resume)
+    return LoopSettings(
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        grad_clip=t.grad_clip,
+        checkpoint_every=t.checkpoint_every,
+        keep_checkpoints=t.keep_checkpoints,
+        log_every=t.log_every,
+        resume=resume,
+    )
 
 
 def _training_metrics(history: list[dict], train_rows: int, missing_rows: int) -> dict:
@@ -197,8 +222,10 @@ def _wait_for(marker: Path, rank: int, poll_s: float = 2.0) -> None:
     start = time.monotonic()
     while not marker.exists():
         if time.monotonic() - start > WAIT_LIMIT_S:
-            raise TimeoutError(f"process {rank}: the main process did not finish evaluating within "
-                               f"{WAIT_LIMIT_S / 3600:.0f} h ({marker} never appeared)")
+            raise TimeoutError(
+                f"process {rank}: the main process did not finish evaluating within "
+                f"{WAIT_LIMIT_S / 3600:.0f} h ({marker} never appeared)"
+            )
         time.sleep(poll_s)
 
 
@@ -209,24 +236,44 @@ def _check_replicas_agree(model, accelerator: Accelerator) -> None:
     if accelerator.num_processes == 1:
         return
     digest = parameter_digest(model)
-    log.info("process %d of %d: parameter digest %s", accelerator.process_index, accelerator.num_processes,
-             bytes(digest.tolist()).hex())
+    log.info(
+        "process %d of %d: parameter digest %s",
+        accelerator.process_index,
+        accelerator.num_processes,
+        bytes(digest.tolist()).hex(),
+    )
     digests = accelerator.gather(digest.to(accelerator.device)).view(accelerator.num_processes, -1).cpu()
     if not bool((digests == digests[0]).all()):
         differ = [i for i in range(len(digests)) if not torch.equal(digests[i], digests[0])]
-        raise RuntimeError(f"after training, processes {differ} hold other weights than process 0: "
-                           "the replicas drifted apart (gradients not synchronised)")
+        raise RuntimeError(
+            f"after training, processes {differ} hold other weights than process 0: "
+            "the replicas drifted apart (gradients not synchronised)"
+        )
 
 
-def _evaluate(cfg: DictConfig, model, tokenizer, max_length: int, accelerator: Accelerator, cache_dir: Path,
-              out_dir: Path) -> dict:
+def _evaluate(
+    cfg: DictConfig, model, tokenizer, max_length: int, accelerator: Accelerator, cache_dir: Path, out_dir: Path
+) -> dict:
     """The suite of the run's `eval` choice (its `task` entries) on the model just trained."""
     ev = cfg.evaluation
-    log.info("evaluation suite (%s) on process %d of %d", ", ".join(cfg.task), accelerator.process_index,
-             accelerator.num_processes)
+    log.info(
+        "evaluation suite (%s) on process %d of %d",
+        ", ".join(cfg.task),
+        accelerator.process_index,
+        accelerator.num_processes,
+    )
     # Keyed by the saved weights, where evaluate.py on this run looks too: it re-encodes nothing.
     cache = EmbeddingCache(out_dir / "eval_cache" if ev.embedding_cache else None, weights_fingerprint(out_dir))
     image_size = int(ev.image_size or cfg.loader.image_size)
-    ctx = Context(eval_settings(ev, cfg.seed), cfg.benchmark, model, tokenizer, max_length, accelerator, image_size,
-                  cache, cache_dir)
+    ctx = Context(
+        eval_settings(ev, cfg.seed),
+        cfg.benchmark,
+        model,
+        tokenizer,
+        max_length,
+        accelerator,
+        image_size,
+        cache,
+        cache_dir,
+    )
     return run_suite(ctx, cfg.task, out_dir, {"checkpoint": str(out_dir)})
