@@ -40,7 +40,7 @@ from .confined_paths import OutsideRootError, RootConfinement
 from .dataset_format import INFO, MANIFEST, DatasetBuilder, config_hash, is_complete, write_json_atomic
 from .durable import atomic_path
 from .mimic_cxr_drops import DROP_REASONS, DropLog  # noqa: F401 - DROP_REASONS: this module's reasons
-from .report_sections import ReportSections, choose_sections, parse_report
+from .mimic_cxr_files import ReportLookup, csv_reports, find_csv, read_csv, txt_reports
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,6 @@ NUMBER = re.compile(r"[0-9]{1,20}")  # ASCII digits only: str.isdigit() also acc
 JPEG_QUALITY = 95
 # The type phantom and generated datasets store `entities` in: [{name, type}] per row.
 ENTITIES_TYPE = pa.list_(pa.struct([("name", pa.string()), ("type", pa.string())]))
-
-ReportLookup = Callable[[str, str], "ReportSections | str"]  # (subject, study) -> sections | reason
 
 
 @dataclass(frozen=True)
@@ -120,68 +118,6 @@ class MimicCxrSpec:
     @property
     def hash(self) -> str:
         return config_hash({"version": MIMIC_VERSION, **self.to_dict()})
-
-
-def find_csv(root: Path, name: str, what: str) -> Path:
-    """`root/name`, or its gzipped copy as PhysioNet ships it."""
-    for path in (root / name, root / f"{name}.gz"):
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"{root / name}: MIMIC-CXR-JPG {what} not found (nor {name}.gz); is root the MIMIC-CXR-JPG directory?"
-    )
-
-
-def read_csv(path: Path, required: tuple[str, ...], what: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The named columns of a CSV as strings ("" for empty cells); a clear error if any is missing."""
-    wanted = set(required) | set(optional)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda c: c in wanted)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise ValueError(f"{path}: cannot read the {what}: {e}") from e
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: the {what} lacks column(s) {missing}")
-    return df
-
-
-def subject_dir(root: Path, subject: str) -> Path:
-    return root / "files" / f"p{subject[:2]}" / f"p{subject}"
-
-
-def txt_reports(root: Path, allow_external: bool = False) -> ReportLookup:
-    """Reports parsed from files/pXX/pSUBJECT/sSTUDY.txt (inside root, unless `allow_external`)."""
-    inside = RootConfinement(root, allow_external, what="MIMIC-CXR root")
-
-    def lookup(subject: str, study: str) -> ReportSections | str:
-        try:
-            text = inside.path(subject_dir(root, subject) / f"s{study}.txt").read_text(encoding="utf-8")
-        except OutsideRootError:
-            return "external_report"
-        except FileNotFoundError:
-            return "missing_report"
-        except (OSError, UnicodeDecodeError):
-            return "unreadable_report"
-        return parse_report(text)
-
-    return lookup
-
-
-def csv_reports(path: Path) -> ReportLookup:
-    """Reports from a pre-sectioned CSV (as made by MIT-LCP's create_section_files.py), with the
-    same fallbacks as the free-text parser."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: sectioned report CSV (reports=...) not found")
-    df = read_csv(
-        path, ("study", "findings", "impression"), "sectioned report CSV", optional=("last_paragraph", "comparison")
-    )
-    last = df["last_paragraph"] if "last_paragraph" in df else [""] * len(df)
-    comparison = df["comparison"] if "comparison" in df else [""] * len(df)
-    by_study = {
-        s.strip().lstrip("s"): choose_sections(f, i, lp, c)
-        for s, f, i, lp, c in zip(df["study"], df["findings"], df["impression"], last, comparison)
-    }
-    return lambda subject, study: by_study.get(study, "missing_report")
 
 
 def _check_row(
