@@ -71,20 +71,9 @@ def _fail(out: ShardRows, row: dict, reason: str, detail) -> None:
     out.rejects.append({"real_id": row["id"], "reason": reason, "answer": detail})
 
 
-def describe_real_images(
-    rows: list[dict],
-    describer: ImageToReport,
-    ner: NER,
-    seed: int,
-    max_attempts: int,
-    images_dir: Path,
-    id_prefix: str,
-    source: str,
-) -> ShardRows:
-    """A new report for each real image. `rows`: real manifest records with `position` (row number in
-    the real manifest) and `path` (absolute image path); `describer.describe(images, seeds)` answers
-    whole reports (an oracle that `reads_labels` is also given each row's `labels`)."""
-    out = ShardRows()
+def _load_real_images(rows: list[dict], out: ShardRows) -> tuple[dict, list[dict]]:
+    """The pixels of each readable real image by position, and its rows; an unreadable file is a
+    failed row (counted, its error kept), not a crash of the shard."""
     images, pending = {}, []
     for r in rows:
         try:
@@ -92,6 +81,21 @@ def describe_real_images(
             pending.append(r)
         except (OSError, ValueError) as e:
             _fail(out, r, "unreadable_image", str(e))
+    return images, pending
+
+
+def _describe_with_retries(
+    out: ShardRows,
+    pending: list[dict],
+    images: dict,
+    describer: ImageToReport,
+    seed: int,
+    max_attempts: int,
+    id_prefix: str,
+) -> dict:
+    """position -> (sections, seed, attempts) of the rows whose report split into sections, trying
+    each row up to `max_attempts` times; a row that never did is failed under its last try's reason
+    (after all tries, so the counts stay in row order), one whose backend failed is left retryable."""
     accepted, last = {}, {}
     for attempt in range(max_attempts):
         if not pending:
@@ -115,28 +119,54 @@ def describe_real_images(
         pending = still
     for r in pending:
         _fail(out, r, *last[r["position"]])
+    return accepted
+
+
+def _described_row(
+    r: dict, accepted: tuple, ents: list, describer_name: str, images_dir: Path, id_prefix: str, source: str
+) -> dict:
+    """The new row of real row `r` with its accepted report; its image is the real file, linked."""
+    (findings, impression), s, attempts = accepted
+    new_id, suffix = f"{id_prefix}-{r['id']}", Path(r["path"]).suffix
+    link_or_copy(Path(r["path"]), images_dir / f"{new_id}{suffix}")  # the real file, byte for byte
+    row = {
+        "id": new_id,
+        "image": f"images/{new_id}{suffix}",
+        "findings": findings,
+        "impression": impression,
+        "entities": ents,
+        "source": source,
+        "split": r["split"],
+        "real_id": r["id"],
+        "i2r": describer_name,
+        "seed": s,
+        "attempts": attempts,
+    }
+    if "labels" in r:  # ground truth of the (real) image, still true of this row's image
+        row["labels"] = list(r["labels"])
+    return row
+
+
+def describe_real_images(
+    rows: list[dict],
+    describer: ImageToReport,
+    ner: NER,
+    seed: int,
+    max_attempts: int,
+    images_dir: Path,
+    id_prefix: str,
+    source: str,
+) -> ShardRows:
+    """A new report for each real image. `rows`: real manifest records with `position` (row number in
+    the real manifest) and `path` (absolute image path); `describer.describe(images, seeds)` answers
+    whole reports (an oracle that `reads_labels` is also given each row's `labels`)."""
+    out = ShardRows()
+    images, pending = _load_real_images(rows, out)
+    accepted = _describe_with_retries(out, pending, images, describer, seed, max_attempts, id_prefix)
     done = [r for r in rows if r["position"] in accepted]
     entities = ner.extract_batch([" ".join(accepted[r["position"]][0]) for r in done])
     for r, ents in zip(done, entities):
-        (findings, impression), s, attempts = accepted[r["position"]]
-        new_id, suffix = f"{id_prefix}-{r['id']}", Path(r["path"]).suffix
-        link_or_copy(Path(r["path"]), images_dir / f"{new_id}{suffix}")  # the real file, byte for byte
-        row = {
-            "id": new_id,
-            "image": f"images/{new_id}{suffix}",
-            "findings": findings,
-            "impression": impression,
-            "entities": ents,
-            "source": source,
-            "split": r["split"],
-            "real_id": r["id"],
-            "i2r": describer.name,
-            "seed": s,
-            "attempts": attempts,
-        }
-        if "labels" in r:  # ground truth of the (real) image, still true of this row's image
-            row["labels"] = list(r["labels"])
-        out.rows.append(row)
+        out.rows.append(_described_row(r, accepted[r["position"]], ents, describer.name, images_dir, id_prefix, source))
     return out.finish("i2r_tries", id_prefix)
 
 

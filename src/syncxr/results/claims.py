@@ -217,6 +217,86 @@ def _groups(jobs: list[Job], df: pd.DataFrame, contrast: Contrast):
             yield stratum, a, b, pairs
 
 
+def _who(first: str, rest) -> str:
+    """The claim's subject: `first` (model(s)), then the other swept axes as name=value."""
+    return ", ".join([first] + [f"{k.removeprefix('sweep/')}={v}" for k, v in rest])
+
+
+def _stratum_claim(contrast: Contrast, family: Family, metric: str, group: tuple, got: tuple, layout: Layout):
+    """The claim of one stratum (one model, one value of the other axes), and what it adds to the
+    pooled claim over models: (its key, (model, observed, replicates, images))."""
+    stratum, a, b, _ = group
+    datasets, observed, reps, images = got
+    model = str(stratum.get("model", ""))
+    rest = {k: v for k, v in stratum.items() if k != "model"}
+    who = _who(model, rest.items())
+    la, lb = _label(contrast.axis, a), _label(contrast.axis, b)
+    paper, sign = _paper(contrast, family, [model], a, b, datasets, metric, layout)
+    claim = ClaimResult(
+        who,
+        la,
+        lb,
+        family,
+        metric,
+        datasets,
+        float(observed.mean()),
+        interval(reps),
+        len(observed),
+        int((observed > 0).sum()),
+        images,
+        paper,
+        sign,
+        tuple(layout.title(d) for d in datasets),
+    )
+    return claim, (tuple(rest.items()), a, b, tuple(datasets)), (model, observed, reps, images)
+
+
+def _pooled_claim(contrast: Contrast, family: Family, metric: str, key: tuple, per_model: list, layout: Layout):
+    """The claim pooled over models: the mean of the per-model differences and replicates (as the
+    paper averages over models), wins and paired runs summed."""
+    rest, a, b, datasets = key
+    models = [m for m, *_ in per_model]
+    diff = float(np.mean([o.mean() for _, o, _, _ in per_model]))
+    reps = np.mean([r for _, _, r, _ in per_model], axis=0)
+    wins = sum(int((o > 0).sum()) for _, o, _, _ in per_model)
+    seeds = sum(len(o) for _, o, _, _ in per_model)
+    who = _who(f"all models ({', '.join(models)})", rest)
+    paper, sign = _paper(contrast, family, models, a, b, list(datasets), metric, layout)
+    return ClaimResult(
+        who,
+        _label(contrast.axis, a),
+        _label(contrast.axis, b),
+        family,
+        metric,
+        list(datasets),
+        diff,
+        interval(reps),
+        seeds,
+        wins,
+        all(i for *_, i in per_model),
+        paper,
+        sign,
+        tuple(layout.title(d) for d in datasets),
+    )
+
+
+def _metric_claims(contrast: Contrast, family: Family, metric: str, groups: list, n_boot: int, rng, layout: Layout):
+    """The claims of one contrast on one family's metric: per stratum, then pooled over models where
+    more than one model holds the same comparison."""
+    results, pooled = [], {}
+    for group in groups:
+        got = _compare(group[3], family, metric, n_boot, rng, layout)
+        if got is None:
+            continue
+        claim, key, entry = _stratum_claim(contrast, family, metric, group, got, layout)
+        results.append(claim)
+        pooled.setdefault(key, []).append(entry)
+    for key, per_model in pooled.items():
+        if len(per_model) >= 2:
+            results.append(_pooled_claim(contrast, family, metric, key, per_model, layout))
+    return results
+
+
 def evaluate_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[ClaimResult]:
     """Every claim the sweep holds, per model (and per value of other swept axes) and, with more than
     one model, pooled over models (the mean of the per-model differences, as the paper averages)."""
@@ -226,66 +306,5 @@ def evaluate_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int = 1000, seed:
         groups = list(_groups(jobs, df, contrast))
         for family in contrast.families:
             for metric in family.metrics:
-                pooled: dict[tuple, list] = {}
-                for stratum, a, b, pairs in groups:
-                    got = _compare(pairs, family, metric, n_boot, rng, layout)
-                    if got is None:
-                        continue
-                    datasets, observed, reps, images = got
-                    model = str(stratum.get("model", ""))
-                    rest = {k: v for k, v in stratum.items() if k != "model"}
-                    who = ", ".join([model] + [f"{k.removeprefix('sweep/')}={v}" for k, v in rest.items()])
-                    la, lb = _label(contrast.axis, a), _label(contrast.axis, b)
-                    paper, sign = _paper(contrast, family, [model], a, b, datasets, metric, layout)
-                    results.append(
-                        ClaimResult(
-                            who,
-                            la,
-                            lb,
-                            family,
-                            metric,
-                            datasets,
-                            float(observed.mean()),
-                            interval(reps),
-                            len(observed),
-                            int((observed > 0).sum()),
-                            images,
-                            paper,
-                            sign,
-                            tuple(layout.title(d) for d in datasets),
-                        )
-                    )
-                    pooled.setdefault((tuple(rest.items()), a, b, tuple(datasets)), []).append(
-                        (model, observed, reps, images)
-                    )
-                for (rest, a, b, datasets), per_model in pooled.items():
-                    if len(per_model) < 2:
-                        continue
-                    models = [m for m, *_ in per_model]
-                    diff = float(np.mean([o.mean() for _, o, _, _ in per_model]))
-                    reps = np.mean([r for _, _, r, _ in per_model], axis=0)
-                    wins = sum(int((o > 0).sum()) for _, o, _, _ in per_model)
-                    seeds = sum(len(o) for _, o, _, _ in per_model)
-                    who = ", ".join(
-                        [f"all models ({', '.join(models)})"] + [f"{k.removeprefix('sweep/')}={v}" for k, v in rest]
-                    )
-                    paper, sign = _paper(contrast, family, models, a, b, list(datasets), metric, layout)
-                    results.append(
-                        ClaimResult(
-                            who,
-                            _label(contrast.axis, a),
-                            _label(contrast.axis, b),
-                            family,
-                            metric,
-                            list(datasets),
-                            diff,
-                            interval(reps),
-                            seeds,
-                            wins,
-                            all(i for *_, i in per_model),
-                            paper,
-                            sign,
-                            tuple(layout.title(d) for d in datasets),
-                        )
-                    )
+                results += _metric_claims(contrast, family, metric, groups, n_boot, rng, layout)
     return results

@@ -136,6 +136,45 @@ def claims_markdown(claims) -> list[str]:
     return lines
 
 
+def _closing_lines(df: pd.DataFrame, shown: set[str], plots: list[Path], n_failed: int) -> list[str]:
+    """The report's last sections: the metrics no table showed, the plots not already in a Figure 3
+    section, and the failed jobs (each only when there is any)."""
+    lines = []
+    other = other_metrics(df, shown)
+    if not other.empty:
+        lines += ["## Other metrics", "", _markdown(other), ""]
+    figure3 = {f"{axis_name(a).replace('.', '_')}.png" for a in FIGURE3_AXES}
+    rest = [p for p in plots if p.name not in figure3]
+    if rest:
+        lines += ["## Plots", "", *[f"![{p.stem}]({p.name})\n" for p in rest]]
+    if n_failed:
+        lines += ["## Failed jobs", "", *[f"- {j}" for j in df.loc[df["status"] == "failed", "job"]], ""]
+    return lines
+
+
+def _report_summary(df: pd.DataFrame, n_failed: int, sections, claims) -> dict:
+    """report_summary.json: the sweep's counts, its tables and its claims, for machines to read."""
+    return {
+        "jobs": len(df),
+        "failed": n_failed,
+        "paper_mode": bool((df["recipe"] == "paper").any()),
+        "tables": [key for *_, key in sections],
+        "claims": [
+            {
+                "who": c.who,
+                "a": c.a,
+                "b": c.b,
+                "family": c.family.key,
+                "metric": c.metric,
+                "difference": c.diff,
+                "ci": list(c.ci),
+                "verdict": c.verdict,
+            }
+            for c in claims
+        ],
+    }
+
+
 def write_report(sweep_dir: str | Path, logger_cfg=None, n_boot: int = 1000) -> tuple[Path, Path]:
     """results.csv, report.md and the plots of a sweep; with a W&B `logger_cfg` (logger=wandb) also the
     W&B report run, the W&B Report spec, and the published Report when the server is reachable."""
@@ -157,42 +196,13 @@ def write_report(sweep_dir: str | Path, logger_cfg=None, n_boot: int = 1000) -> 
     for title, text, *_ in sections:
         lines += [f"## {title}", "", text, ""]
     lines += claims_markdown(claims)
-    other = other_metrics(df, shown)
-    if not other.empty:
-        lines += ["## Other metrics", "", _markdown(other), ""]
-    figure3 = {f"{axis_name(a).replace('.', '_')}.png" for a in FIGURE3_AXES}
-    rest = [p for p in plots if p.name not in figure3]
-    if rest:
-        lines += ["## Plots", "", *[f"![{p.stem}]({p.name})\n" for p in rest]]
-    if n_failed:
-        lines += ["## Failed jobs", "", *[f"- {j}" for j in df.loc[df["status"] == "failed", "job"]], ""]
+    lines += _closing_lines(df, shown, plots, n_failed)
     tables = {key: table for _, _, _, _, table, key in sections}
     if claims:
         tables["claims"] = pd.DataFrame({"claim": [c.line()[2:] for c in claims]})
     report = sweep_dir / "report.md"
     write_text_atomic(report, "\n".join(lines))
-    write_json_atomic(
-        sweep_dir / "report_summary.json",
-        {
-            "jobs": len(df),
-            "failed": n_failed,
-            "paper_mode": bool((df["recipe"] == "paper").any()),
-            "tables": [key for *_, key in sections],
-            "claims": [
-                {
-                    "who": c.who,
-                    "a": c.a,
-                    "b": c.b,
-                    "family": c.family.key,
-                    "metric": c.metric,
-                    "difference": c.diff,
-                    "ci": list(c.ci),
-                    "verdict": c.verdict,
-                }
-                for c in claims
-            ],
-        },
-    )
+    write_json_atomic(sweep_dir / "report_summary.json", _report_summary(df, n_failed, sections, claims))
     if logger_cfg is not None and logger_cfg.get("name") == "wandb":
         # After report.md and results.csv exist: a W&B problem must not cost the report.
         from .wandb_logger import log_sweep_report
