@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 from syncxr.config import plain, run_dirname
 from syncxr.dataset_dirs import generate_dataset
 from syncxr.entry_point import run, validated
+from syncxr.generation.addresses import addressed_config
 from syncxr.generation.generation_job import generated_dir, generation_config, resume_hint, worker_of
-from syncxr.generation.pipeline import addressed_config
 from syncxr.results.cost import write_generation_cost
 from syncxr.results.wandb_logger import TrackedRun
 
@@ -26,17 +26,9 @@ def main(cfg: DictConfig) -> None:
         return print(write_generation_cost(gen, plain(cfg.cost), cache_dir, hc.runtime.output_dir).read_text())
     out = Path(cfg.output_dir) if cfg.output_dir else generated_dir(gen, cache_dir)
     worker, workers = worker_of(cfg.worker, cfg.workers)
-    with (
-        TrackedRun(
-            cfg.get("logger"),
-            hc.runtime.output_dir,
-            run_dirname(hc.job.override_dirname),
-            "generate",
-            "generate",
-            {**addressed_config(gen), "output_dir": str(out)},
-        ) as tracker,
-        resume_hint(["python", "generate.py", *hc.overrides.task]),
-    ):
+    name, tracked = run_dirname(hc.job.override_dirname), {**addressed_config(gen), "output_dir": str(out)}
+    log_args = (cfg.get("logger"), hc.runtime.output_dir, name, "generate", "generate", tracked)
+    with TrackedRun(*log_args) as tracker, resume_hint(["python", "generate.py", *hc.overrides.task]):
         path = generate_dataset(gen, out, cache_dir, cfg.progress, cfg.until, worker, workers)
         info = out / "dataset.json"
         tracker.log(json.loads(info.read_text()) if info.is_file() else {}, sorted(out.glob("*.png")))

@@ -16,8 +16,8 @@ from syncxr.benchmarks import build_benchmark
 from syncxr.config import BACKEND_GROUPS, LABEL_KEYS, PHANTOM_KEY, ConfigError, is_phantom_preset, plain
 from syncxr.config_validation import validate
 from syncxr.dataset_dirs import corpus_reader
+from syncxr.generation.addresses import generation_hash
 from syncxr.generation.generation_job import generation_config
-from syncxr.generation.pipeline import generation_hash
 from tests.helpers import REPO, compose_config, compose_train
 
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from syncxr.dataset_dirs import build_curated_dir
+from syncxr.generation.addresses import generation_hash
 from syncxr.generation.generation_job import generation_config
 from syncxr.generation.partial_dataset import partial_hash
-from syncxr.generation.pipeline import generation_hash
 from syncxr.images import corpus_curation
 from tests.helpers import compose_config, compose_train
 

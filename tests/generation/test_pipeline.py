@@ -20,8 +20,9 @@ from syncxr.data.dataset_format import read_dataset
 from syncxr.dataset_dirs import build_generated_dir, generate_dataset
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.entities.vocabulary import gini
+from syncxr.generation.addresses import generation_hash
 from syncxr.generation.generation_job import generation_config
-from syncxr.generation.pipeline import GenerationSettings, generation_hash, make_plan
+from syncxr.generation.pipeline import GenerationSettings, make_plan
 from syncxr.images.phantom_t2i import findings_from_entities
 from syncxr.phantom.corpus import PhantomCorpusSpec, corpus_reports, finding_stats
 from syncxr.phantom.vocabulary import ENTITY_TYPES, phantom_lexicon

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..config import build, is_phantom_preset, plain
 from ..reports.backend_failure import BackendMisconfigured
-from .pipeline import Backends, GenerationSettings, Generator, generation_hash
+from .addresses import generation_hash
+from .pipeline import Backends, GenerationSettings, Generator
 from .shard_store import IncompleteGeneration
 
 GENERATION_KEYS = (

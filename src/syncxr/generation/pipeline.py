@@ -16,100 +16,30 @@ dropped for a content reason (the NER never matched within the attempts, curatio
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
 from PIL import Image
 from tqdm.auto import tqdm
 
 from ..backends import LLM, NER, ImageJudge, TextToImage
-from ..config import is_phantom_preset, without_transport_keys
 from ..data.dataset_format import INFO, MANIFEST, config_hash, is_complete, write_json_atomic, write_parquet_atomic
 from ..data.durable import fsync_file
 from ..entities.sampling import balanced_draws, longtail_draws, subset_vocabulary, tau_max_for
 from ..entities.vocabulary import build_vocabulary, frequency_stats, plot_long_tail
 from ..images.curation import Curator
 from ..images.phantom_t2i import findings_from_entities
-from ..phantom.corpus import PHANTOM_VERSION, finding_stats
+from ..phantom.corpus import finding_stats
 from ..phantom.vocabulary import ANATOMY, ENTITY_TYPES
 from ..reports.backend_failure import is_backend_failure
 from ..reports.loop import write_reports
+from .addresses import CONFIG_FILE, addressed_config, check_same_config, directory_lock
 from .shard_store import IncompleteGeneration, ShardStore
 
-# Keys of a generation config that do not change the data (so not part of its address).
-RUNTIME_KEYS = ("output_dir", "progress")
-# Batch sizes of backends whose answers do not depend on the batching (each image its own seed).
-BATCHING_KEYS = (("ner", "batch_size"), ("imagegen", "batch_size"), ("curation", "embedding", "batch_size"))
-CONFIG_FILE = "generation_config.json"
 SECTIONS = {"findings": 0, "impression": 1}
-
-
-def addressed_config(gen: dict) -> dict:
-    """What identifies the data of a generation config: no runtime or transport keys."""
-    return without_transport_keys({k: v for k, v in gen.items() if k not in RUNTIME_KEYS}, BATCHING_KEYS)
-
-
-def uses_phantom_world(gen: dict) -> bool:
-    """Whether any part of a generation config is drawn by the phantom world (its report writer,
-    renderer, lexicon or corpus), so that a new world version must not reuse the cached dataset.
-    Curation only keeps or redraws images, so it is not asked."""
-    drawn_by = [group for group in ("llm", "imagegen", "ner") if isinstance(gen.get(group), dict)]
-    return (
-        any(is_phantom_preset(gen[group], group) for group in drawn_by)
-        or isinstance(gen.get("corpus"), dict)
-        and gen["corpus"].get("builder") == "phantom"
-    )
-
-
-def generation_hash(gen: dict) -> str:
-    data = addressed_config(gen)
-    if uses_phantom_world(gen):  # a new phantom world must not reuse the datasets of the old one
-        data["phantom_world"] = PHANTOM_VERSION
-    return config_hash(data)
-
-
-@contextmanager
-def directory_lock(out_dir: Path):
-    """The lock of a dataset directory: held while its vocabulary and plan are made and while its
-    manifest is written (generate.py, its workers and training jobs all take it)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out_dir) + ".lock"):
-        yield
-
-
-def _flat(d, prefix: str = "") -> dict:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
-def check_same_config(out: Path, config: dict) -> None:
-    """Refuses to continue, in `out`, a generation made with another config (naming what differs)."""
-    path = out / CONFIG_FILE
-    if not path.is_file():
-        if out.is_dir() and any(out.iterdir()):
-            raise FileExistsError(
-                f"{out} is not empty and holds no {CONFIG_FILE}: not a generation to resume; choose another output_dir"
-            )
-        return
-    there, asked = _flat(addressed_config(json.loads(path.read_text()))), _flat(addressed_config(config))
-    differ = sorted(k for k in there.keys() | asked.keys() if there.get(k) != asked.get(k))
-    if differ:
-        what = "; ".join(f"{k}: {there.get(k)!r} there, {asked.get(k)!r} asked" for k in differ[:8])
-        raise FileExistsError(
-            f"{out} holds a generation made with another config ({len(differ)} key(s) differ: "
-            f"{what}). Choose another output_dir, or delete {out} to start over"
-        )
 
 
 @dataclass
@@ -180,6 +110,19 @@ def _backend_counters(*backends: LLM | TextToImage | ImageJudge | None) -> Count
         if b is not None:
             out.update(b.counters())
     return out
+
+
+def _content_counters(samples: dict, retryable: dict, rep, per_sample: dict[str, Counter]) -> Counter:
+    """The content counters of a shard's finished samples (a retried shard ends as an uninterrupted
+    one would), every known key present even when nothing happened."""
+    content = Counter()
+    for sid in samples:
+        if sid not in retryable:
+            content.update(rep.per_sample.get(sid, {}))
+            content.update(per_sample[sid])
+    for key in ("findings_gave_up", "impression_gave_up", "images_generated", "images_regenerated", "images_gave_up"):
+        content[key] += 0  # present even when nothing happened
+    return content
 
 
 @dataclass(frozen=True)
@@ -285,6 +228,28 @@ class Generator:
         per_sample: dict[str, Counter] = defaultdict(Counter)
         ok_ids = [sid for sid in samples if sid in rep.impressions]
         images = self._images(ok_ids, rep.impressions, indices, per_sample, retryable)
+        out_rows = self._write_rows(ok_ids, images, retryable, samples, rep, split)
+        content = _content_counters(samples, retryable, rep, per_sample)
+        content["samples_written"] += len(out_rows)
+        content["samples_dropped"] += len(samples) - len(out_rows) - len(retryable)
+        # Content counters count finished samples only (so a retried shard ends as an uninterrupted
+        # one would); backend counters count every run's traffic.
+        counters = {"content": content, "backend": _backend_counters(self.llm, self.t2i, judge) - before}
+        pos = {sid: i for i, sid in enumerate(order)}
+        rejects = [r for r in rep.rejects if r["id"] not in retryable]
+        return self.store.commit(
+            k,
+            order,
+            out_rows,
+            counters,
+            retryable,
+            rejects,
+            reject_key=lambda r: (SECTIONS[r["section"]], r["attempt"], pos[r["id"]]),
+        )
+
+    def _write_rows(self, ok_ids, images, retryable, samples, rep, split) -> list[dict]:
+        """Saves each finished sample's image (durably: before the shard that names it commits) and
+        returns its manifest rows; samples left retryable are not written."""
         (self.out / "images").mkdir(exist_ok=True)
         out_rows = []
         for sid in ok_ids:
@@ -311,35 +276,7 @@ class Generator:
                     "image_attempts": img_attempts,
                 }
             )
-        content = Counter()
-        for sid in samples:
-            if sid not in retryable:
-                content.update(rep.per_sample.get(sid, {}))
-                content.update(per_sample[sid])
-        for key in (
-            "findings_gave_up",
-            "impression_gave_up",
-            "images_generated",
-            "images_regenerated",
-            "images_gave_up",
-        ):
-            content[key] += 0  # present even when nothing happened
-        content["samples_written"] += len(out_rows)
-        content["samples_dropped"] += len(samples) - len(out_rows) - len(retryable)
-        # Content counters count finished samples only (so a retried shard ends as an uninterrupted
-        # one would); backend counters count every run's traffic.
-        counters = {"content": content, "backend": _backend_counters(self.llm, self.t2i, judge) - before}
-        pos = {sid: i for i, sid in enumerate(order)}
-        rejects = [r for r in rep.rejects if r["id"] not in retryable]
-        return self.store.commit(
-            k,
-            order,
-            out_rows,
-            counters,
-            retryable,
-            rejects,
-            reject_key=lambda r: (SECTIONS[r["section"]], r["attempt"], pos[r["id"]]),
-        )
+        return out_rows
 
     # -- stage 4 -----------------------------------------------------------------------------
     def finalize(self, vocab: pd.DataFrame, plan: pd.DataFrame, n_shards: int) -> Path:
