@@ -10,9 +10,37 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "disabled")  # never reach for a W&B server from tests
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pytest-xdist (pyproject's addopts) runs the tests in one worker process per core: a second torch
+# thread per worker would only oversubscribe the cores, and tiny ops then wait on a busy thread.
+# Set before torch is imported, so that the entry points the tests start inherit it too.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from syncxr.models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_phantom_text_encoder  # noqa: E402
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus  # noqa: E402
+
+
+# Session fixtures too costly to build in every xdist worker: the tests that use one run in a single
+# worker (pyproject's `--dist loadgroup`), so it is built once per session, as without xdist.
+ONE_WORKER_FIXTURES = {"trained_run": "budget_model", "untrained_budget_run": "budget_model",
+                       "slurm_cluster": "slurm_cluster"}
+
+
+def xdist_group_of(nodeid: str, fixturenames) -> str | None:
+    """The one-worker group of a test that uses these fixtures (None: any worker may run it)."""
+    groups = sorted({ONE_WORKER_FIXTURES[f] for f in fixturenames if f in ONE_WORKER_FIXTURES})
+    if len(groups) > 1:  # its worker would build a second copy of one of them
+        raise pytest.UsageError(f"{nodeid} uses fixtures of two one-worker groups {groups}: "
+                                "merge the groups in tests/conftest.py ONE_WORKER_FIXTURES")
+    return groups[0] if groups else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        group = xdist_group_of(item.nodeid, getattr(item, "fixturenames", ()))
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
