@@ -20,27 +20,27 @@ from syncxr.models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_ph
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus  # noqa: E402
 
 
-# Session fixtures too costly to build in every xdist worker: the tests that use one run in a single
-# worker (pyproject's `--dist loadgroup`), so it is built once per session, as without xdist.
-ONE_WORKER_FIXTURES = {"trained_run": "budget_model", "untrained_budget_run": "budget_model",
-                       "slurm_cluster": "slurm_cluster"}
+# Session fixtures too costly to build in every xdist worker, and the one test file that may use each:
+# pyproject's `--dist loadfile` runs a file's tests on one worker, so each is built once per session.
+# (xdist's `loadgroup` marks would allow any file, but pytest 9 ignores them: xdist rewrites a nodeid
+# attribute that pytest 9 no longer reads.)
+ONE_WORKER_FIXTURES = {"trained_run": "tests/eval/test_evaluate_trained.py",
+                       "untrained_budget_run": "tests/eval/test_evaluate_trained.py",
+                       "slurm_cluster": "tests/launch/test_slurm.py"}
 
 
-def xdist_group_of(nodeid: str, fixturenames) -> str | None:
-    """The one-worker group of a test that uses these fixtures (None: any worker may run it)."""
-    groups = sorted({ONE_WORKER_FIXTURES[f] for f in fixturenames if f in ONE_WORKER_FIXTURES})
-    if len(groups) > 1:  # its worker would build a second copy of one of them
-        raise pytest.UsageError(f"{nodeid} uses fixtures of two one-worker groups {groups}: "
-                                "merge the groups in tests/conftest.py ONE_WORKER_FIXTURES")
-    return groups[0] if groups else None
+def misplaced_one_worker_fixtures(nodeid: str, fixturenames) -> list[str]:
+    """What a test of `nodeid` is wrong to use here: the one-worker fixtures whose file is another."""
+    path = nodeid.split("::", 1)[0]
+    return [f"{f} (its tests live in {ONE_WORKER_FIXTURES[f]})" for f in fixturenames
+            if f in ONE_WORKER_FIXTURES and ONE_WORKER_FIXTURES[f] != path]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items):
-    for item in items:
-        group = xdist_group_of(item.nodeid, getattr(item, "fixturenames", ()))
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+def pytest_itemcollected(item):
+    misplaced = misplaced_one_worker_fixtures(item.nodeid, getattr(item, "fixturenames", ()))
+    if misplaced:  # elsewhere, a second xdist worker would build a second copy
+        raise pytest.UsageError(f"{item.nodeid} uses {', '.join(misplaced)}: move it there, or see "
+                                "ONE_WORKER_FIXTURES in tests/conftest.py")
 
 
 @pytest.fixture(scope="session")

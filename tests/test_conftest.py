@@ -24,16 +24,17 @@ def test_the_ci_script_says_it_is_ci():
     assert "export CI=true" in lines[:pytest_line]
 
 
-def test_tests_of_a_costly_session_fixture_share_one_xdist_worker():
-    from tests.conftest import xdist_group_of  # noqa: PLC0415
-    assert xdist_group_of("t", ["tmp_path", "cache_dir", "syn_dir"]) is None
-    assert xdist_group_of("t", ["trained_run", "tmp_path"]) == xdist_group_of("t", ["untrained_budget_run"])
-    assert xdist_group_of("t", ["slurm_cluster", "cache_dir"]) == "slurm_cluster"
-    with pytest.raises(pytest.UsageError, match="t uses fixtures of two one-worker groups"):
-        xdist_group_of("t", ["trained_run", "slurm_cluster"])
+def test_a_costly_session_fixture_is_used_by_its_one_file_only():
+    from tests.conftest import misplaced_one_worker_fixtures  # noqa: PLC0415
+    evaluate, slurm = "tests/eval/test_evaluate_trained.py", "tests/launch/test_slurm.py"
+    assert misplaced_one_worker_fixtures(f"{evaluate}::t", ["trained_run", "untrained_budget_run", "tmp_path"]) == []
+    assert misplaced_one_worker_fixtures(f"{slurm}::t[1]", ["slurm_cluster", "cache_dir"]) == []
+    assert misplaced_one_worker_fixtures("tests/train/test_x.py::t", ["tmp_path", "syn_dir"]) == []
+    assert misplaced_one_worker_fixtures("tests/train/test_x.py::t", ["trained_run", "slurm_cluster"]) == [
+        f"trained_run (its tests live in {evaluate})", f"slurm_cluster (its tests live in {slurm})"]
 
 
-def test_the_one_worker_fixtures_are_session_fixtures_and_the_groups_are_used():
+def test_the_one_worker_fixtures_are_session_fixtures_and_xdist_keeps_files_together():
     import ast  # noqa: PLC0415
     import shlex  # noqa: PLC0415
     import tomllib  # noqa: PLC0415
@@ -43,10 +44,11 @@ def test_the_one_worker_fixtures_are_session_fixtures_and_the_groups_are_used():
     session_fixtures = {node.name for path in (REPO / "tests").rglob("conftest.py")
                         for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)
                         and any("scope='session'" in ast.unparse(d) for d in node.decorator_list)}
-    assert set(ONE_WORKER_FIXTURES) <= session_fixtures  # a renamed fixture would lose its group
+    assert set(ONE_WORKER_FIXTURES) <= session_fixtures  # a renamed fixture would lose its one worker
+    assert all((REPO / path).is_file() for path in ONE_WORKER_FIXTURES.values())
     addopts = shlex.split(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
                           ["addopts"])
-    assert "loadgroup" in addopts[addopts.index("--dist") + 1:][:1]  # xdist ignores the groups otherwise
+    assert addopts[addopts.index("--dist") + 1] == "loadfile"  # else one file's tests may go to two workers
 
 
 def test_an_xdist_worker_runs_torch_on_one_thread():
