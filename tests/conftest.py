@@ -10,9 +10,42 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "disabled")  # never reach for a W&B server from tests
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pytest-xdist (pyproject's addopts) runs the tests in one worker process per core: a second torch
+# thread per worker would only oversubscribe the cores, and tiny ops then wait on a busy thread.
+# Set before torch is imported, so that the entry points the tests start inherit it too.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from syncxr.models.phantom_text_encoder import PhantomTextEncoderSpec, ensure_phantom_text_encoder  # noqa: E402
 from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus  # noqa: E402
+
+# Session fixtures too costly to build in every xdist worker, and the one test file that may use each:
+# pyproject's `--dist loadfile` runs a file's tests on one worker, so each is built once per session.
+# (xdist's `loadgroup` marks would allow any file, but pytest 9 ignores them: xdist rewrites a nodeid
+# attribute that pytest 9 no longer reads.)
+ONE_WORKER_FIXTURES = {
+    "trained_run": "tests/eval/test_evaluate_trained.py",
+    "untrained_budget_run": "tests/eval/test_evaluate_trained.py",
+    "slurm_cluster": "tests/launch/test_slurm.py",
+}
+
+
+def misplaced_one_worker_fixtures(nodeid: str, fixturenames) -> list[str]:
+    """What a test of `nodeid` is wrong to use here: the one-worker fixtures whose file is another."""
+    path = nodeid.split("::", 1)[0]
+    return [
+        f"{f} (its tests live in {ONE_WORKER_FIXTURES[f]})"
+        for f in fixturenames
+        if f in ONE_WORKER_FIXTURES and ONE_WORKER_FIXTURES[f] != path
+    ]
+
+
+def pytest_itemcollected(item):
+    misplaced = misplaced_one_worker_fixtures(item.nodeid, getattr(item, "fixturenames", ()))
+    if misplaced:  # elsewhere, a second xdist worker would build a second copy
+        raise pytest.UsageError(
+            f"{item.nodeid} uses {', '.join(misplaced)}: move it there, or see ONE_WORKER_FIXTURES in tests/conftest.py"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """The test session's own switches."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,47 @@ def test_the_ci_script_says_it_is_ci():
     lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
     pytest_line = next(i for i, line in enumerate(lines) if "pytest" in line and not line.startswith("#"))
     assert "export CI=true" in lines[:pytest_line]
+
+
+def test_a_costly_session_fixture_is_used_by_its_one_file_only():
+    from tests.conftest import misplaced_one_worker_fixtures  # noqa: PLC0415
+
+    evaluate, slurm = "tests/eval/test_evaluate_trained.py", "tests/launch/test_slurm.py"
+    assert misplaced_one_worker_fixtures(f"{evaluate}::t", ["trained_run", "untrained_budget_run", "tmp_path"]) == []
+    assert misplaced_one_worker_fixtures(f"{slurm}::t[1]", ["slurm_cluster", "cache_dir"]) == []
+    assert misplaced_one_worker_fixtures("tests/train/test_x.py::t", ["tmp_path", "syn_dir"]) == []
+    assert misplaced_one_worker_fixtures("tests/train/test_x.py::t", ["trained_run", "slurm_cluster"]) == [
+        f"trained_run (its tests live in {evaluate})",
+        f"slurm_cluster (its tests live in {slurm})",
+    ]
+
+
+def test_the_one_worker_fixtures_are_session_fixtures_and_xdist_keeps_files_together():
+    import ast  # noqa: PLC0415
+    import shlex  # noqa: PLC0415
+
+    import tomllib  # noqa: PLC0415
+
+    from tests.conftest import ONE_WORKER_FIXTURES  # noqa: PLC0415
+    from tests.helpers import REPO  # noqa: PLC0415
+
+    session_fixtures = {
+        node.name
+        for path in (REPO / "tests").rglob("conftest.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and any("scope='session'" in ast.unparse(d) for d in node.decorator_list)
+    }
+    assert set(ONE_WORKER_FIXTURES) <= session_fixtures  # a renamed fixture would lose its one worker
+    assert all((REPO / path).is_file() for path in ONE_WORKER_FIXTURES.values())
+    addopts = shlex.split(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
+    )
+    assert addopts[addopts.index("--dist") + 1] == "loadfile"  # else one file's tests may go to two workers
+
+
+def test_an_xdist_worker_runs_torch_on_one_thread():
+    import torch  # noqa: PLC0415
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest.skip("run without xdist (-n 0)")
+    assert os.environ["OMP_NUM_THREADS"] == "1" and torch.get_num_threads() == 1

@@ -1,6 +1,7 @@
 """evaluate.py on a ConVIRT checkpoint trained with the BUDGET recipe (the session's `trained_run`):
 zero-shot classification, grounding against a random-map baseline, fine-tuning with more and fewer
-labels, retrieval, and the command line."""
+labels, retrieval, and the command line; and that training learnt what the untrained model cannot.
+All tests of `trained_run` live here: xdist runs a file on one worker, which trains it once."""
 
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ def compose_trained(run, overrides=()):
     """evaluate.yaml for a BUDGET-recipe run: small twins rendered at the default 128 px, as the
     corpora the run trained on (the plumbing tests' 64-px twins would be upsampled)."""
     return compose_eval(run, [*small_twins(image_size=128), *overrides])
+
+
+def test_pretraining_learns_what_untrained_cannot(trained_run, untrained_budget_run):
+    untrained = json.loads((untrained_budget_run / "metrics.json").read_text())
+    trained = json.loads((trained_run / "metrics.json").read_text())  # the BUDGET recipe, trained once
+    assert 0.4 <= untrained["zeroshot_cls/chexpert/auc"] <= 0.6, untrained
+    assert trained["zeroshot_cls/chexpert/auc"] >= BUDGET_MIN_AUC, trained
+    # Some finding is learnt almost perfectly: what separates learning from luck.
+    assert (
+        max(
+            v
+            for k, v in trained.items()
+            if k.startswith("zeroshot_cls/chexpert/") and k.endswith("/auc") and k.count("/") == 3
+        )
+        > 0.8
+    )
 
 
 def test_zeroshot_auc_on_the_chexpert_twin_matches_training(trained_run, tmp_path):

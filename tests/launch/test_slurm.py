@@ -1,18 +1,26 @@
-"""The SLURM launchers against a real one-node cluster: a sweep, a requeued job, a two-task job."""
+"""The SLURM launchers against a real one-node cluster: a sweep, a requeued job, a two-task job, and
+generate.py split over two SLURM jobs (a job array), which gives the single-process dataset.
+All tests of `slurm_cluster` live here: xdist runs a file on one worker, which starts it once."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import yaml
 
+from syncxr.dataset_dirs import generate_dataset
+from tests.generation.test_pipeline import gen_cfg
+from tests.generation.test_workers import ARGS, assert_identical
 from tests.helpers import TINY
 from tests.launch.helpers import (
     MULTI_STEPS,
+    REPO,
     assert_like_one_process,
     finish,
     history,
@@ -164,3 +172,33 @@ def test_two_tasks_of_one_job_train_as_one_process_at_twice_the_batch(
     assert digests[0] == digests[1], digests
     assert history(run) == history(reference)
     assert_like_one_process(run, one_process_2b)
+
+
+def test_two_workers_as_a_slurm_job_array(slurm_cluster, cache_dir, tmp_path):
+    sweep, out = tmp_path / "sweep", tmp_path / "k2"
+    env = {**os.environ, "SYNCXR_CACHE": str(cache_dir), "SYNCXR_OUTPUTS": str(tmp_path), "WANDB_MODE": "disabled"}
+    args = [
+        "-m",
+        "workers=2",
+        "hydra/launcher=slurm",
+        *ARGS,
+        f"output_dir={out}",
+        "progress=false",
+        f"hydra.sweep.dir={sweep}",
+        *on_cluster(slurm_cluster),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "generate.py"), *args],
+        env=env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    finish(proc, sweep, timeout=300, slurm=True)
+    (job,) = slurm_job_ids(sweep)  # one array of two tasks
+    script = (sweep / ".submitit" / job / f"{job}_submission.sh").read_text()
+    assert "--array=0-1" in script and f"--partition={slurm_cluster.partition}" in script, script
+    one = generate_dataset(gen_cfg(ARGS), tmp_path / "k1", cache_dir, progress=False)
+    assert_identical(out, one)

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from syncxr.train.training_job import run_training
 from tests.figures import recorded_figures
-from tests.helpers import BUDGET_MIN_AUC, TINY, compose_train, run_cli
+from tests.helpers import TINY, compose_train, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -101,22 +101,6 @@ def test_bad_config_values_fail_with_the_key_named(cache_dir, tmp_path):
         run_training(compose_train(TINY + ["+data.syn.colour=red"]), tmp_path / "q")
     with pytest.raises(ValueError, match="syn_fraction"):
         run_training(compose_train(["data=mix", "data.syn_fraction=2.0", *TINY]), tmp_path / "r")
-
-
-def test_pretraining_learns_what_untrained_cannot(trained_run, untrained_budget_run):
-    untrained = json.loads((untrained_budget_run / "metrics.json").read_text())
-    trained = json.loads((trained_run / "metrics.json").read_text())  # the BUDGET recipe, trained once
-    assert 0.4 <= untrained["zeroshot_cls/chexpert/auc"] <= 0.6, untrained
-    assert trained["zeroshot_cls/chexpert/auc"] >= BUDGET_MIN_AUC, trained
-    # Some finding is learnt almost perfectly: what separates learning from luck.
-    assert (
-        max(
-            v
-            for k, v in trained.items()
-            if k.startswith("zeroshot_cls/chexpert/") and k.endswith("/auc") and k.count("/") == 3
-        )
-        > 0.8
-    )
 
 
 def test_resuming_another_config_in_the_same_dir_is_refused(cache_dir, tmp_path):
