@@ -1,11 +1,17 @@
 """RSNA Pneumonia: CSV `ID, img_path, boxes, classes`, boxes `x;y;w;h|...` in 1024-px coordinates
-(empty when negative), DICOM images. Twin: lobar pneumonia, its boxes the targets."""
+(empty when negative), DICOM images. Twin: lobar pneumonia, its boxes the targets.
+
+MAVL's published `data/rsna/val.csv` (HieuPhan33/CVPR2024_MAVL) is the output of a pandas merge:
+`ID_x, img_path, boxes_x, classes_x, ID_y, boxes_y, classes_y`, the `_y` columns empty and negatives
+holding the literal text `nan` in `boxes_x`. It is read as published: a suffixed pair stands for its
+column when one side of the pair is empty, and is refused, naming both columns, when both hold data."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..data.benchmark_split import (
     Boxes,
@@ -25,8 +31,8 @@ BOX_FRAME = 1024  # RSNA boxes are in the coordinates of the published 1024 x 10
 
 
 def parse_boxes(text, path: Path, row: int) -> tuple[tuple[float, float, float, float], ...]:
-    """`x;y;w;h|x;y;w;h` (empty or NaN: no boxes)."""
-    if text is None or (isinstance(text, float) and np.isnan(text)) or not str(text).strip():
+    """`x;y;w;h|x;y;w;h` (empty, NaN or the text `nan`, as MAVL's val.csv writes it: no boxes)."""
+    if text is None or (isinstance(text, float) and np.isnan(text)) or str(text).strip().lower() in ("", "nan"):
         return ()
     boxes = []
     for part in str(text).strip().split("|"):
@@ -59,6 +65,31 @@ def _parse_classes(text, n_boxes: int, path: Path, row: int) -> int:
     return label
 
 
+COLUMNS = ("ID", "img_path", "boxes", "classes")
+TEXT_COLUMNS = {c: str for name in ("boxes", "classes") for c in (name, f"{name}_x", f"{name}_y")}
+
+
+def _holds_data(column: pd.Series) -> bool:
+    """Any cell other than empty or the text `nan` (how a merge's missing side is written)."""
+    return bool((~column.astype(str).str.strip().str.lower().isin(["", "nan"])).any())
+
+
+def unmerge_columns(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """`df` with each missing column of `COLUMNS` taken from its pandas merge pair `<name>_x` /
+    `<name>_y` (MAVL's val.csv): the side that holds data; an error naming both when both do."""
+    for name in COLUMNS:
+        x, y = f"{name}_x", f"{name}_y"
+        if name in df.columns or x not in df.columns or y not in df.columns:
+            continue
+        if _holds_data(df[x]) and _holds_data(df[y]):
+            raise ValueError(
+                f"{path}: columns {x!r} and {y!r} both hold data (a pandas merge of two split files?); "
+                f"keep one of them, named {name!r}"
+            )
+        df = df.rename(columns={(y if _holds_data(df[y]) else x): name}).drop(columns=[x, y], errors="ignore")
+    return df
+
+
 def read_rsna(
     root,
     split_csv: str,
@@ -68,12 +99,13 @@ def read_rsna(
     allow_external_images: bool = False,
 ) -> Split:
     """RSNA Pneumonia: `ID, img_path, boxes, classes`; boxes `x;y;w;h|...` in `box_frame`-pixel
-    coordinates (1024: the published DICOMs' size), empty for negatives; DICOM images."""
+    coordinates (1024: the published DICOMs' size), empty for negatives; DICOM images. MAVL's merged
+    `_x` / `_y` columns are read as described in the module docstring."""
     if len(classes) != 1:
         raise ValueError(f"RSNA has one class (pneumonia), got {list(classes)}")
     root, csv = split_file_path(root, split_csv, "RSNA")
-    df = read_csv(csv, "RSNA", dtype={"boxes": str, "classes": str}, keep_default_na=False)
-    require_columns(df, ["ID", "img_path", "boxes", "classes"], csv)
+    df = unmerge_columns(read_csv(csv, "RSNA", dtype=TEXT_COLUMNS, keep_default_na=False), csv)
+    require_columns(df, list(COLUMNS), csv)
     regions, labels = [], []
     for i, (b, c) in enumerate(zip(df["boxes"], df["classes"])):
         boxes = parse_boxes(b, csv, i)
