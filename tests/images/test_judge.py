@@ -20,6 +20,25 @@ from syncxr.reports.backend_failure import BackendFailure
 from tests.helpers import compose_config, openai_client
 from tests.reports.local_http import LocalChatServer, chat_reply
 
+# The six queries of the paper's §3.1, verbatim (the image goes before each text).
+PAPER_QUERIES = {
+    "chest_xray": "Please check if the given image is a chest X-ray scan. If it is a chest X-ray, return 'YES'. "
+    "Otherwise, return 'NO'.",
+    "human": "Please verify if the given image is a human chest X-ray scan. If it is a chest X-ray, return 'YES'. "
+    "Otherwise, return 'NO'.",
+    "frontal": "Please check if the given image is a frontal chest X-ray view. If it is a frontal view, return "
+    "'YES'. If it is a lateral view or any other view, return 'NO'.",
+    "quality": "Please analyze the provided chest X-ray (CXR) image and respond with 'NO' if the image quality is "
+    "poor, such as being blurry, containing artifacts, or having poor contrast. Respond with 'YES' if the image "
+    "quality is acceptable.",
+    "artifacts": "Please analyze the following chest X-ray image. Respond with 'YES' if the image is clear, "
+    "correctly oriented, and free of artifacts or imperfections that could affect its diagnostic quality. Respond "
+    "with 'NO' if the image is blurry, incorrectly oriented, contains artifacts, or has imperfections that make it "
+    "unsuitable for further analysis.",
+    "fidelity": "Please check if the given image is a high-fidelity human chest X-ray scan. If it is a "
+    "high-fidelity chest X-ray, return 'YES'. Otherwise, return 'NO'.",
+}
+
 YES = ["**Yes**", "Yes.", "yes", "  YES\n", "Answer: Yes", "`Yes`, it is."]
 NO = ["**No**", "No.", "no", "Answer: NO", "NO, it is a lateral view.", "> No"]
 NEITHER = ["Maybe.", "I cannot tell from this image.", "-", "Nope", "Not sure"]
@@ -40,14 +59,14 @@ class JudgeServer(LocalChatServer):
         super().__init__(self.respond)
 
     def answer(self, image: np.ndarray, answers: list[str | None]) -> None:
-        self.script[_key(image)] = dict(zip(QUESTIONS.values(), answers))
+        self.script[_key(image)] = dict(zip(PAPER_QUERIES.values(), answers))
 
     def respond(self, body):
         image_part, text_part = body["messages"][-1]["content"]
         url = image_part["image_url"]["url"]
         assert url.startswith("data:image/png;base64,")
         image = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
-        question = text_part["text"].removesuffix(" Answer YES or NO.")
+        question = text_part["text"]
         with self.lock:
             self.asked.append((_key(image), question))
         reply = self.script[_key(image)][question]
@@ -71,7 +90,7 @@ def test_answers_are_read_whatever_their_formatting_and_the_rest_counted_as_no(s
     server.answer(images[0], YES)
     server.answer(images[1], NO)
     server.answer(images[2], NEITHER + [None])
-    judge = OpenAIVisionJudge(openai_client(server.url, "judge", concurrency=4, max_retries=0))
+    judge = OpenAIVisionJudge(openai_client(server.url, "judge", concurrency=4, max_retries=0), PAPER_QUERIES)
     verdicts = judge.judge(images)
     assert verdicts == [
         dict.fromkeys(QUESTIONS, True),
@@ -80,7 +99,23 @@ def test_answers_are_read_whatever_their_formatting_and_the_rest_counted_as_no(s
     ]
     assert answer_counts(judge) == {"judge_yes": 6, "judge_no": 6, "judge_unparsed": 5, "judge_unanswered": 1}
     # Every question was asked once of every image.
-    assert sorted(server.asked) == sorted((_key(im), q) for im in images for q in QUESTIONS.values())
+    assert sorted(server.asked) == sorted((_key(im), q) for im in images for q in PAPER_QUERIES.values())
+
+
+def test_paper_mode_asks_the_papers_six_queries_verbatim():
+    # Composed as paper mode is (experiment=syncxr_paper), the judge's texts are §3.1's, key by key.
+    cfg = compose_config("generate", ["experiment=syncxr_paper"])
+    questions = dict(cfg.generation.curation.judge.questions)
+    assert questions == PAPER_QUERIES
+    assert list(questions) == list(QUESTIONS)  # the order verdicts are read in
+
+
+def test_the_judge_refuses_questions_that_do_not_name_the_six_checks():
+    client = openai_client("http://127.0.0.1:9/v1", "judge")
+    with pytest.raises(ValueError, match=r"curation.judge.questions: needs one text for each of"):
+        OpenAIVisionJudge(client, {k: v for k, v in PAPER_QUERIES.items() if k != "human"})
+    with pytest.raises(ValueError, match=r"empty text for \['quality'\]"):
+        OpenAIVisionJudge(client, {**PAPER_QUERIES, "quality": " "})
 
 
 def test_an_empty_answer_is_a_backend_failure_not_a_no(server):
@@ -89,7 +124,9 @@ def test_an_empty_answer_is_a_backend_failure_not_a_no(server):
     images = _radiographs(2)
     server.answer(images[0], YES)
     server.answer(images[1], YES[:5] + ["  "])
-    judge = OpenAIVisionJudge(openai_client(server.url, "judge", concurrency=4, max_retries=1, backoff_s=0.01))
+    judge = OpenAIVisionJudge(
+        openai_client(server.url, "judge", concurrency=4, max_retries=1, backoff_s=0.01), PAPER_QUERIES
+    )
     assert judge.judge(images) == [dict.fromkeys(QUESTIONS, True), BackendFailure("empty_answer")]
     assert judge.counters()["judge_empty_answer"] == 2  # the answer and its retry
 

@@ -19,6 +19,9 @@ from ..reports.backend_failure import BackendFailure, is_backend_failure
 
 log = logging.getLogger(__name__)
 
+# The six checks by key (the order of a verdict's answers) with the phantom world's short wording; a
+# judge that asks a model takes its own wording per key from config (conf/curation/paper.yaml: the
+# paper's §3.1 queries, verbatim).
 QUESTIONS = {
     "chest_xray": "Is this image a chest X-ray?",
     "human": "Is this a radiograph of a human?",
@@ -73,12 +76,22 @@ def parse_yes_no(text: str | None) -> bool | None:
 
 
 class OpenAIVisionJudge:
-    """Asks each question of an OpenAI-compatible vision chat endpoint; expects YES or NO."""
+    """Asks each question of an OpenAI-compatible vision chat endpoint, the image first and the
+    question's text after it as given (`questions`: one text per key of `QUESTIONS`); expects YES or NO."""
 
     name = "openai"
 
-    def __init__(self, client):
+    def __init__(self, client, questions: dict[str, str]):
         self.client = client  # an OpenAICompatibleLLM (shares its retries and counters)
+        self.questions = {str(k): str(v) for k, v in dict(questions).items()}
+        if list(self.questions) != list(QUESTIONS):
+            raise ValueError(
+                f"curation.judge.questions: needs one text for each of {list(QUESTIONS)}, in that order; "
+                f"got {list(self.questions)}"
+            )
+        empty = [k for k, v in self.questions.items() if not v.strip()]
+        if empty:
+            raise ValueError(f"curation.judge.questions: empty text for {empty}")
         self.stats: Counter = Counter()
 
     def judge(self, images: list[np.ndarray]) -> list[dict[str, bool] | BackendFailure]:
@@ -88,14 +101,11 @@ class OpenAIVisionJudge:
         for im in images:
             url = png_data_url(im)
             seed = zlib.crc32(im.tobytes())  # the image's own: its answers do not depend on its batch
-            for q in QUESTIONS.values():
+            for q in self.questions.values():
                 msg = [
                     {
                         "role": "user",
-                        "content": [
-                            {"type": "image_url", "image_url": {"url": url}},
-                            {"type": "text", "text": q + " Answer YES or NO."},
-                        ],
+                        "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": q}],
                     }
                 ]
                 items.append((msg, seed))
