@@ -60,3 +60,27 @@ def test_the_shipped_padchest_and_chestxray14_lists():
     unseen = resolve_classes(padchest, "unseen", "benchmark.padchest", lambda ls: np.array([counts[c] for c in ls]))
     assert len(unseen) == 193 - len(pub.class_sets.seen) - 4 and "normal" not in unseen
     assert len(resolve_classes(chestxray14, None, "benchmark.chestxray14", positives)) == 14
+
+
+def test_paper_mode_scores_mavls_padchest_lists_on_the_real_padchest():
+    # MAVL's lists (HieuPhan33/CVPR2024_MAVL Zero-shot_classification/test.py), as the paper scored them.
+    paper = ["experiment=syncxr_paper"]
+    real = compose_train([*paper, "benchmark.padchest.root=/data/padchest"]).benchmark.padchest
+    labels = build_benchmark(real, "benchmark.padchest").labels
+
+    def sets(name):
+        return resolve_classes(labels, name, "benchmark.padchest", lambda ls: np.full(len(ls), 100))
+
+    seen, unseen, rare = sets("seen"), sets("unseen"), sets("rare")
+    assert (len(seen), len(unseen), len(rare)) == (14, 60, 39)  # unseen: MAVL's 26 with its rare 39, each once
+    assert resolve_classes(labels, None, "benchmark.padchest", None) == seen  # Table 1 scores the seen list
+    assert seen[:3] == ["normal", "pleural effusion", "pacemaker"] and {"edema", "catheter", "fracture"} <= set(seen)
+    assert unseen[:2] == ["hypoexpansion basal", "non axial articular degenerative changes"]
+    assert {"COPD signs", "flattened diaphragm", "double J stent"} <= set(unseen) and len(set(unseen)) == 60
+    assert rare[0] == "suture material" and rare[-1] == "double J stent" and "consolidation" not in rare
+    assert set(rare) <= set(unseen) and not set(seen) & set(unseen)
+    # Without paper mode the real PadChest keeps its rule-based reading; the twin is the same either way.
+    plain = compose_train(["benchmark.padchest.root=/data/padchest"]).benchmark.padchest
+    assert "min_test_positives" in build_benchmark(plain, "benchmark.padchest").labels.class_sets.unseen
+    twins = [build_benchmark(compose_train(o).benchmark.padchest, "benchmark.padchest").labels for o in (paper, [])]
+    assert twins[0] == twins[1] and "edema" not in twins[0].class_sets.seen
