@@ -46,6 +46,10 @@ def _compositions():
         ("train", []),
         ("generate", ["dry_run=true", "workers=4", "worker=3"]),
         ("analyze", ["dataset@corpus=mimic_cxr", "ner=rate_ner", "curation=paper"]),
+        (
+            "analyze",
+            ["image_features=rad_dino", "report_features=medcpt", "dataset@synthetic=path", "synthetic.path=x"],
+        ),
         ("evaluate", ["checkpoint=x", ALL_TASKS, "protocol=paper", "precision=bf16", "logger=wandb"]),
     ]
     choices = {group: _choices(group) for group in ZIPPED}

@@ -89,6 +89,9 @@ def _sections():
     for p in sorted((REPO / "conf" / "i2r").glob("*.yaml")):
         cfg = compose_train(["data=real_image_syn_report", f"i2r@data.syn.i2r={p.stem}"])
         yield f"i2r={p.stem}", cfg.data.syn.i2r
+    for group in ("image_features", "report_features"):  # analyze.py's Figure 4 embedders
+        for p in sorted((REPO / "conf" / group).glob("*.yaml")):
+            yield f"{group}={p.stem}", compose_config("analyze", [f"{group}={p.stem}"])[group]
     for p in sorted((REPO / "conf" / "curation").glob("*.yaml")):
         cur = compose_train([f"curation={p.stem}"]).curation
         for part in ("judge", "embedding"):

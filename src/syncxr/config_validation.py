@@ -137,6 +137,12 @@ RULES = {
     "num_workers": Int(0),
     "analyses.*": OneOf(ANALYSES),
     "phantom.n": COUNT,
+    "figure4.max_rows": Int(2, null=True),  # a PCA needs two rows
+    "figure4.bins": COUNT,
+    "figure4.batch_size": COUNT,
+    "report_features.max_features": COUNT,
+    "report_features.min_df": COUNT,
+    "report_features.max_length": COUNT,
     "phantom.image_size": SIZE,
     # Training.
     "loader.image_size": SIZE,

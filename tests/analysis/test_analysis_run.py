@@ -76,6 +76,7 @@ def test_both_analyses_on_a_mimic_shaped_tree(cache_dir, tree, tmp_path):
             f"corpus.root={tree.root}",
             "corpus.image_size=null",
             "compare_generated=false",
+            "analyses=[curation,long_tail]",
         ]
     )
     summary = run_analysis(cfg, tmp_path / "out")

@@ -1,5 +1,5 @@
 """analyze.py's job: the corpus analyses of conf/analyze.yaml (curation of the real corpus, entity
-long tail)."""
+long tail, Figure 4: real vs synthetic data along the first principal component of their features)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from ..data.dataset_format import is_complete, read_dataset
 from ..data.durable import write_text_atomic
 from ..dataset_dirs import build_curated_dir, build_dataset_dir
 from ..entities.long_tail import analyse_long_tail, report_texts
+from .feature_pca import Figure4Settings, figure4
 
-ANALYSES = ("curation", "long_tail")
+ANALYSES = ("curation", "long_tail", "figure4")
 
 
 def generated_datasets(cache_dir: Path) -> dict[str, Path]:
@@ -53,5 +54,20 @@ def run_analysis(cfg: DictConfig, out_dir: Path) -> dict:
             texts[name] = report_texts(read_dataset(d)[0])
         stats = analyse_long_tail(texts, build(cfg.ner, "ner"), out_dir, progress=cfg.progress)
         summary["long_tail"] = stats.to_dict(orient="records")
+    if "figure4" in cfg.analyses:
+        summary["figure4"] = run_figure4(cfg, corpus, cache_dir, out_dir)
     write_text_atomic(out_dir / "analysis.json", json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def run_figure4(cfg: DictConfig, corpus: Path, cache_dir: Path, out_dir: Path) -> dict:
+    """Figure 4 of the corpus and the `synthetic` dataset, with the `image_features` and
+    `report_features` embedders (conf/analyze.yaml)."""
+    dirs = {"real": corpus, "synthetic": build_dataset_dir(cfg.synthetic, cache_dir, "synthetic")}
+    settings = Figure4Settings(**OmegaConf.to_container(cfg.figure4, resolve=True))
+    embedders = {
+        "images": build(cfg.image_features, "image_features"),
+        "reports": build(cfg.report_features, "report_features"),
+    }
+    names = {"images": str(cfg.image_features.name), "reports": str(cfg.report_features.name)}
+    return figure4(dirs, embedders, names, settings, out_dir, progress=cfg.progress)
