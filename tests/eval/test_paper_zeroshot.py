@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,7 @@ from safetensors.torch import save_file
 from torchvision.transforms.v2 import functional as TF
 
 from syncxr.data.paired_dataset import augment_on_device
-from syncxr.data.transforms import eval_transform, jitter_normalise
+from syncxr.data.transforms import eval_transform, jitter_normalise, train_transform
 from syncxr.eval.context import Context, EvalSettings
 from syncxr.eval.embeddings import local_features
 from syncxr.eval.evaluation_job import run_evaluation
@@ -98,6 +99,10 @@ def test_paper_mode_pre_trains_in_the_pixel_range_it_evaluates_in():
     torch.testing.assert_close(augment_on_device(batch, "unit")["images"], images.float() / 255)
     torch.testing.assert_close(augment_on_device(batch)["images"], (images.float() / 255 - 0.5) / 0.25)
     torch.testing.assert_close(jitter_normalise(images, torch.ones(2, 2), "half"), images.float() / 127.5 - 1)
+    # Fine-tuning's augmentation feeds the same range (the loader's half and the device's half in one).
+    white = torch.full((1, 16, 16), 255, dtype=torch.uint8)
+    out = train_transform(8, 1.0, 0.0, "unit")(white, np.random.default_rng(0))
+    torch.testing.assert_close(out, torch.ones(1, 8, 8))
 
 
 def _tiny(overrides):

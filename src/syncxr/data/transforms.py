@@ -59,10 +59,11 @@ class TrainAugment:
 
     draws_randomly = True  # called with a numpy Generator: (image, rng)
 
-    def __init__(self, size: int, crop_scale: float = 0.8, jitter: float = 0.2):
+    def __init__(self, size: int, crop_scale: float = 0.8, jitter: float = 0.2, normalize: str = "standard"):
         if not 0.0 < crop_scale <= 1.0:
             raise ValueError(f"crop_scale must be in (0, 1], got {crop_scale}")
-        self.size, self.crop_scale, self.jitter = size, crop_scale, jitter
+        pixel_norm(normalize)
+        self.size, self.crop_scale, self.jitter, self.normalize = size, crop_scale, jitter, normalize
 
     def draw(self, h: int, w: int, rng: np.random.Generator) -> tuple[tuple[int, int, int, int], tuple[float, float]]:
         """(crop box (top, left, height, width) within an h x w image, factors (brightness, contrast)):
@@ -90,7 +91,7 @@ class TrainAugment:
     def __call__(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Both halves on one uint8 1 x H x W tensor -> normalised float 1 x size x size."""
         x, factors = self.sample(Image.fromarray(img[0].numpy()), rng)
-        return jitter_normalise(x.unsqueeze(0), torch.tensor([factors]))[0]
+        return jitter_normalise(x.unsqueeze(0), torch.tensor([factors]), self.normalize)[0]
 
 
 class EvalTransform:
@@ -114,8 +115,10 @@ class EvalTransform:
         return F.normalize(F.to_dtype(x, torch.float32, scale=True), [mean], [std])
 
 
-def train_transform(size: int, crop_scale: float = 0.8, jitter: float = 0.2) -> TrainAugment:
-    return TrainAugment(size, crop_scale, jitter)
+def train_transform(
+    size: int, crop_scale: float = 0.8, jitter: float = 0.2, normalize: str = "standard"
+) -> TrainAugment:
+    return TrainAugment(size, crop_scale, jitter, normalize)
 
 
 def eval_transform(size: int, resize: int | None = None, normalize: str = "standard") -> EvalTransform:

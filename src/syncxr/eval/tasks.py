@@ -306,6 +306,7 @@ def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
                 ctx.image_size,
                 ctx.accelerator,
                 FinetuneSettings.from_task(tcfg, ctx.settings.seed),
+                ctx.settings.normalize,
             )
             out.update(
                 prefix_metrics(

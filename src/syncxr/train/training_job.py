@@ -140,7 +140,7 @@ def _training_data(cfg: DictConfig, table, tokenizer, max_length: int, accelerat
     lc = cfg.loader
     dataset = PairedImageTextDataset(
         table,
-        train_transform(lc.image_size, lc.crop_scale, lc.jitter),
+        train_transform(lc.image_size, lc.crop_scale, lc.jitter, str(lc.normalize)),
         lc.text_mode,
         seed=cfg.seed,
         on_error=cfg.data.on_error,
