@@ -24,6 +24,7 @@ from .config import SECRET_KEY, ConfigError, secret_error
 from .data.mimic_cxr import IMAGE_SUFFIX
 from .data.paired_dataset import ON_ERROR, TEXT_MODES
 from .data.rle import MODES as RLE_MODES
+from .data.transforms import PIXEL_NORMS
 from .eval.grounding import MAP_MODES
 from .eval.retrieval import TEXT_FIELDS
 from .eval.zeroshot import PROTOCOLS
@@ -151,6 +152,7 @@ RULES = {
     "loader.num_workers": Int(0),
     "loader.crop_scale": Real(0, 1, lo_open=True),
     "loader.jitter": RATE,
+    "loader.normalize": OneOf(tuple(PIXEL_NORMS)),
     "data.on_error": OneOf(ON_ERROR),
     "data.allow_external_images": Bool(),
     "data.curate_real": Bool(),
@@ -269,6 +271,8 @@ RULES = {
     "task.retrieval.ks.*": COUNT,
     "task.retrieval.datasets.*.split": OneOf(("train", "val"), null=True),
     "task.retrieval.datasets.*.text": OneOf(TEXT_FIELDS),
+    "task.zeroshot_cls.resize": Int(1, null=True),
+    "task.zeroshot_cls.center_crop": Int(1, null=True),
     "task.zeroshot_grounding.map": OneOf(MAP_MODES),
     "task.zeroshot_grounding.occlusion_grid": COUNT,
     "task.zeroshot_grounding.gradcam_layer": OneOf(("layer1", "layer2", "layer3", "layer4")),

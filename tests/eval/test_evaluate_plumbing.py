@@ -116,10 +116,11 @@ def test_the_own_map_of_a_model_declaring_local_maps_is_used(untrained_run, tmp_
         calls.append(images.shape)
         return images[:, 0, ::16, ::16]  # "bright is the finding": B x 3 x 3 at 48 px, 6 x 6 at 96
 
-    # A LocalMapModel (models/protocols.py): has_local_maps declared, its two maps implemented.
+    # A LocalMapModel (models/protocols.py): has_local_maps declared, its three maps implemented.
     monkeypatch.setattr(ConVIRT, "has_local_maps", True)
     monkeypatch.setattr(ConVIRT, "word_similarity", word_similarity, raising=False)
     monkeypatch.setattr(ConVIRT, "word_attention", lambda self, *args: None, raising=False)
+    monkeypatch.setattr(ConVIRT, "final_conv_map", lambda self, images: None, raising=False)
     with recorded_figures() as figures:
         m = run_evaluation(
             compose_eval(

@@ -191,9 +191,9 @@ class ImageTextCollator:
         }
 
 
-def augment_on_device(batch: dict) -> dict:
+def augment_on_device(batch: dict, normalize: str = "standard") -> dict:
     """A collated batch, moved to the device -> model inputs: jitter and normalisation of all its
-    images at once (the device half of `TrainAugment`)."""
+    images at once (the device half of `TrainAugment`; `normalize` names the PIXEL_NORMS entry)."""
     out = {k: v for k, v in batch.items() if k != "jitter"}
-    out["images"] = jitter_normalise(batch["images"], batch["jitter"])
+    out["images"] = jitter_normalise(batch["images"], batch["jitter"], normalize)
     return out

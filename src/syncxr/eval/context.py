@@ -45,6 +45,7 @@ class EvalSettings:
     seed: int  # label fractions, fine-tuning, the random grounding baseline
     batch_size: int  # images per encoding batch
     num_workers: int  # DataLoader workers for image decoding
+    normalize: str = "standard"  # pixel values, as the model was pre-trained (loader.normalize; PIXEL_NORMS)
 
 
 @dataclass
@@ -69,7 +70,11 @@ class Context:
 
     @property
     def transform(self):
-        return eval_transform(self.image_size)
+        return eval_transform(self.image_size, normalize=self.settings.normalize)
+
+    def input_transform(self, size: int, resize: int | None = None):
+        """The run's pixel normalisation at another input side (or a `resize`, then a centre crop of `size`)."""
+        return eval_transform(size, resize, self.settings.normalize)
 
     @property
     def protocol(self) -> str:

@@ -4,8 +4,8 @@ Three kinds of features are cached:
 
 - `global`: the joint-space embedding `model.encode_image` (zero-shot classification, retrieval);
 - `backbone`: the pooled image-encoder feature before the projection head (linear probes);
-- `local`: the last-stage feature map with the image projection applied at every location,
-  normalised (zero-shot grounding of models without their own `similarity_map`).
+- `local`: the final convolutional layer's map (ResNet layer4) with the global image projection
+  applied at every location, normalised (zero-shot grounding by local features).
 
 A cache entry is keyed by the weights' content hash, the kind, the split file (its path, content
 and the images it lists) and the transform, so re-scoring with new prompts or thresholds never
@@ -73,8 +73,12 @@ def split_key(split: Split) -> str:
 
 
 def local_features(model: VisionLanguageModel, images: torch.Tensor) -> torch.Tensor:
-    """B x h x w x D: the last-stage map, projected per location by the model's `local_projection`
-    (ConVIRT's image projection head, applied to each spatial feature vector) and L2-normalised."""
+    """B x h x w x D, L2-normalised: the final convolutional layer's map projected per location into
+    the joint space. A LocalMapModel says how (its `final_conv_map`: GLoRIA resizes to its input size
+    first); otherwise the last stage of the ResNet tower through the model's `local_projection`
+    (ConVIRT's image projection head, applied to each spatial feature vector)."""
+    if model.has_local_maps:
+        return F.normalize(model.final_conv_map(images), dim=-1)
     encoder = model.image_encoder
     if not encoder.has_resnet_stages:
         raise ValueError(

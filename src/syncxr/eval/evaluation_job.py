@@ -7,6 +7,7 @@ timings), `results.md` and `grounding.png`; the caller writes the flat metrics t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -29,9 +30,10 @@ from .zeroshot import PROTOCOLS
 log = logging.getLogger(__name__)
 
 
-def eval_settings(section, seed: int) -> EvalSettings:
+def eval_settings(section, seed: int, normalize: str = "standard") -> EvalSettings:
     """The run-level settings of a suite from a config section holding protocol, batch_size and
-    num_workers (evaluate.py's root, train.py's `evaluation`)."""
+    num_workers (evaluate.py's root, train.py's `evaluation`), and the pixel normalisation the model
+    was pre-trained with (its `loader.normalize`)."""
     if section.protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {section.protocol!r}")
     return EvalSettings(
@@ -39,6 +41,7 @@ def eval_settings(section, seed: int) -> EvalSettings:
         seed=int(seed),
         batch_size=int(section.batch_size),
         num_workers=int(section.num_workers),
+        normalize=str(normalize),
     )
 
 
@@ -77,6 +80,7 @@ def run_suite(ctx: Context, tasks: DictConfig, out_dir: Path, header: dict) -> d
         + ("validation split" if settings.protocol == "val" else "best on the test split, as published")
         + ")",
         "image size": image_size,
+        "pixel values": settings.normalize,
         "tasks": ", ".join(tasks),
         "embedding cache": f"{cache.directory} ({cache.hits} hits, {cache.misses} misses)",
     }
@@ -86,6 +90,7 @@ def run_suite(ctx: Context, tasks: DictConfig, out_dir: Path, header: dict) -> d
             "protocol": settings.protocol,
             "checkpoint": header.get("checkpoint"),
             "image_size": image_size,
+            "normalize": settings.normalize,
             "tasks": list(tasks),
             "details": dict(ctx.info),
             "cache": {"dir": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
@@ -129,6 +134,8 @@ def _evaluate_into(cfg: DictConfig, out_dir: Path) -> dict[str, float]:
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
     write_text_atomic(out_dir / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     model, tokenizer, train_cfg = load_trained(cfg.checkpoint, cache_dir)
+    # As the checkpoint was pre-trained (runs from before loader.normalize existed: the standard one).
+    settings = dataclasses.replace(settings, normalize=str(train_cfg.loader.get("normalize", "standard")))
     accelerator = build_accelerator(str(cfg.precision), bool(cfg.cpu))
     model.to(accelerator.device)
     cache = EmbeddingCache(cfg.get("embedding_cache"), weights_fingerprint(cfg.checkpoint))

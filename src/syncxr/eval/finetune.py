@@ -145,13 +145,15 @@ def finetune_scores(
     image_size: int,
     accelerator,
     settings: FinetuneSettings,
+    normalize: str = "standard",
 ) -> np.ndarray:
     """Fine-tunes a copy of `image_encoder` (all its parameters) with a linear head on train[index]
-    (BCE) for `settings.epochs` passes or `settings.steps` batches; returns sigmoid scores N x C on `test`."""
+    (BCE) for `settings.epochs` passes or `settings.steps` batches; returns sigmoid scores N x C on `test`.
+    Pixels in the range the encoder was pre-trained with (`normalize`, data/transforms.py PIXEL_NORMS)."""
     st = settings
     torch.manual_seed(st.seed)
     net = Classifier(copy.deepcopy(image_encoder), train.labels.shape[1]).to(accelerator.device)
-    tf = train_transform(image_size) if st.augment else eval_transform(image_size)
+    tf = train_transform(image_size, normalize=normalize) if st.augment else eval_transform(image_size, None, normalize)
     data = _LabelledImages(train, index, tf, st.seed)
     loader = DataLoader(
         data, batch_size=st.batch_size, sampler=budget_sampler(data, st.steps, st.epochs, st.batch_size, st.seed)
@@ -170,7 +172,7 @@ def finetune_scores(
         opt.step()
     net.eval()
     test_loader = DataLoader(
-        _LabelledImages(test, np.arange(len(test)), eval_transform(image_size), st.seed),
+        _LabelledImages(test, np.arange(len(test)), eval_transform(image_size, None, normalize), st.seed),
         batch_size=max(st.batch_size, 64),
     )
     out = []

@@ -1,11 +1,13 @@
 """Zero-shot grounding: a text-to-region similarity map, upsampled to the image, binarised, scored
 with IoU and Dice against the ground-truth region of each positive image.
 
-The map comes from the model's own `similarity_map(images, input_ids, attention_mask) -> B x h x w`
-when it has one, or from its `word_attention` (GLoRIA's word-to-region attention, averaged over the
-prompt's words), else from local features: the last-stage map
-projected per location by the image projection head, cosine with the prompt embedding
-(`syncxr.eval.embeddings.local_features`, cached like any image feature).
+The map comes from the model's own word-to-region similarity when it has one (GLoRIA's
+`word_similarity`, the finding's words against each region), else from local features: the final
+convolutional layer's map (ResNet layer4) projected per location by the model's global image
+projection, cosine with the prompt embedding (`syncxr.eval.embeddings.local_features`, cached like
+any image feature). `map: final_conv` takes the local features for every model, GLoRIA included:
+the BioViL pipeline the SynCXR paper (A.2) evaluates both its models with, after MAVL (Phan et al.,
+2024b).
 
 Each map is min-max normalised per image, bilinearly upsampled to `mask_size` and cut at one
 threshold, chosen (from a grid) for the best mean Dice on the validation split's positives, or on
@@ -30,7 +32,8 @@ from ..models.protocols import VisionLanguageModel
 from .metrics import bootstrap_ci, iou_dice
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 3)
-MAP_MODES = ("positive", "contrast", "occlusion", "gradcam")
+FINAL_CONV = "final_conv"  # the published definition (paper A.2): the final conv layer's cosine map, any model
+MAP_MODES = ("positive", "contrast", "occlusion", "gradcam", FINAL_CONV)
 ATTRIBUTION_MODES = ("occlusion", "gradcam")  # maps of where the global embedding finds the finding
 
 
@@ -46,6 +49,12 @@ def own_similarity(model: VisionLanguageModel):
 
 def has_own_similarity(model: VisionLanguageModel) -> bool:
     return own_similarity(model) is not None
+
+
+def own_maps_used(model: VisionLanguageModel, mode: str) -> bool:
+    """Whether map `mode` reads the model's own word-to-region maps (positive | contrast on a model
+    that has them), rather than the final conv layer's local features or an attribution."""
+    return has_own_similarity(model) and mode not in (FINAL_CONV, *ATTRIBUTION_MODES)
 
 
 def prompt_tokens(tokenizer, prompts: list[str], max_length: int, spans: list[tuple[int, int]] | None = None) -> dict:

@@ -15,7 +15,6 @@ import torch
 from omegaconf import DictConfig
 
 from ..data.benchmark_split import Split
-from ..data.transforms import eval_transform
 from ..dataset_dirs import build_dataset_dir
 from .context import Context, DatasetRef
 from .finetune import FinetuneSettings, finetune_scores, label_fraction, linear_probe_scores
@@ -24,10 +23,10 @@ from .grounding import (
     MAP_MODES,
     gradcam_maps,
     grounding,
-    has_own_similarity,
     local_similarity,
     model_similarity_maps,
     occlusion_maps,
+    own_maps_used,
     own_similarity,
     positives,
     prompt_tokens,
@@ -54,19 +53,34 @@ def per_image_scores(ids, classes: list[str], labels, scores) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+def zeroshot_transform(ctx: Context, tcfg):
+    """Zero-shot classification's input: straight to the run's image side (resize null), or resized
+    to `resize` x `resize` and centre-cropped to `center_crop` (null: the run's image side)."""
+    resize, crop = tcfg.get("resize"), tcfg.get("center_crop")
+    if resize is None:
+        if crop is not None:
+            raise ValueError("task.zeroshot_cls.center_crop needs task.zeroshot_cls.resize (the side it is cut from)")
+        return ctx.transform
+    size = int(crop or ctx.image_size)
+    if int(resize) < size:
+        raise ValueError(f"task.zeroshot_cls.resize={resize} is smaller than the {size} px centre crop")
+    return ctx.input_transform(size, int(resize))
+
+
 # --------------------------------------------------------------------------- tasks
 def task_zeroshot_cls(ctx: Context, tcfg) -> dict[str, float]:
     out = {}
+    transform = zeroshot_transform(ctx, tcfg)
     for text in tcfg.datasets:
         ref = ctx.ref(text, "classification")
         classes = ctx.classes(ref)
         test = ctx.split(ref, "test")
-        emb, ok = ctx.features(ref, test, "global")
+        emb, ok = ctx.features(ref, test, "global", transform)
         val_emb = val_labels = None
         if ctx.protocol == "val":
             val = ctx.split(ref, "valid", required=False)
             if val is not None:
-                v, vok = ctx.features(ref, val, "global")
+                v, vok = ctx.features(ref, val, "global", transform)
                 val_emb, val_labels = v[vok], val.labels[vok]
         pos, neg = prompt_embeddings(
             ctx.model,
@@ -92,6 +106,7 @@ def task_zeroshot_cls(ctx: Context, tcfg) -> dict[str, float]:
             ref.label,
             threshold_source=source,
             thresholds={c: float(t) for c, t in zip(classes, thresholds)},
+            input=f"resize {transform.resize or transform.size}, crop {transform.size}, pixels {transform.normalize}",
         )
     return out
 
@@ -168,7 +183,7 @@ class GroundingMaps:
                 str(self.tcfg.gradcam_layer),
                 ctx.settings.batch_size,
             ), pos_split
-        own = has_own_similarity(ctx.model)
+        own = own_maps_used(ctx.model, mode)
         ok = None if own else ctx.features(self.ref, split, "local", self.transform)[1]
         pos_split, index = positives(split, ok)
         if own:
@@ -199,9 +214,10 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
     mode = str(tcfg.map)
     if mode not in MAP_MODES:
         raise ValueError(f"task.zeroshot_grounding.map must be one of {MAP_MODES}, got {mode!r}")
-    upscale = grounding_upscale(tcfg.get("upscale"), mode, has_own_similarity(ctx.model))
+    own = own_maps_used(ctx.model, mode)
+    upscale = grounding_upscale(tcfg.get("upscale"), mode, own)
     input_size = int(tcfg.image_size or round(upscale * ctx.image_size))
-    transform = eval_transform(input_size)
+    transform = ctx.input_transform(input_size)
     size = int(tcfg.mask_size or input_size)
     for text in tcfg.datasets:
         ref = ctx.ref(text, "grounding")
@@ -239,8 +255,8 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
             else f"grad-cam of the image embedding at {tcfg.gradcam_layer}"
             if mode == "gradcam"
             else own_similarity(ctx.model)[0]
-            if has_own_similarity(ctx.model)
-            else "local features",
+            if own
+            else "the final convolutional layer's features, projected per location",
             map_mode=mode,
             map_shape=list(test_maps.shape[1:]),
             image_size=input_size,
@@ -290,6 +306,7 @@ def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
                 ctx.image_size,
                 ctx.accelerator,
                 FinetuneSettings.from_task(tcfg, ctx.settings.seed),
+                ctx.settings.normalize,
             )
             out.update(
                 prefix_metrics(

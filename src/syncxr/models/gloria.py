@@ -86,7 +86,6 @@ class GLoRIA(nn.Module):
     """A LocalMapModel (models/protocols.py): word-to-region maps of its own."""
 
     has_local_maps = True
-    local_projection = None  # local-feature grounding reads the last-stage map as it is
     settings_type = GLoRIASettings  # what the config's keys beside the towers build (tests/test_configs.py)
 
     def __init__(self, image_encoder: ImageEncoder, text_encoder: TextEncoder, **settings):
@@ -110,13 +109,32 @@ class GLoRIA(nn.Module):
         self.local_weight, self.global_weight = s.local_weight, s.global_weight
         self._workspace = Workspace()  # the local loss's scratch memory, kept between steps
 
-    def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(local B x D x h x w, global B x D) in the joint space, before normalisation."""
+    @property
+    def local_projection(self) -> nn.Module:
+        return self.global_embedder  # what projects the pooled last stage, applied per location
+
+    def _model_input(self, images: torch.Tensor) -> torch.Tensor:
         size = self.image_size_model
         if size and images.shape[-2:] != (size, size):  # the paper upsamples to 299 px
             images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=True)
-        local, pooled = self.image_encoder.forward_features(images)
+        return images
+
+    def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(local B x D x h x w, global B x D) in the joint space, before normalisation."""
+        local, pooled = self.image_encoder.forward_features(self._model_input(images))
         return self.local_embedder(local), self.global_embedder(pooled)
+
+    def final_conv_map(self, images: torch.Tensor) -> torch.Tensor:
+        """B x h x w x D: the last ResNet stage (not the third, which the local loss uses) at the
+        model's input size, each location through the global embedder; its mean over the locations
+        is the global image feature before normalisation (the embedder is linear)."""
+        if not self.image_encoder.has_resnet_stages:
+            raise ValueError(
+                f"{type(self.image_encoder).__name__} has no ResNet stage maps: final-conv grounding "
+                "(task.zeroshot_grounding.map=final_conv) needs a ResNet image encoder"
+            )
+        _, last = self.image_encoder.forward_maps(self._model_input(images))
+        return self.global_embedder(last.permute(0, 2, 3, 1))
 
     def _layer_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Token states B x L x H: the sum (or mean) of the last `last_n_layers` layers."""

@@ -101,3 +101,9 @@ class LocalMapModel(VisionLanguageModel, Protocol):
         """B x h x w: each region's similarity with the caption's words that have a token in
         `token_mask` (B x L; None: every word)."""
         ...
+
+    def final_conv_map(self, images: torch.Tensor) -> torch.Tensor:
+        """B x h x w x D, not normalised: the image tower's final convolutional layer on the images as
+        the model encodes them, each location projected into the joint space as its pooled feature is
+        (zero-shot grounding by local features, the BioViL pipeline)."""
+        ...

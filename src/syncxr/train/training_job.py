@@ -3,6 +3,7 @@ choice names (the same task code and benchmark configs as evaluate.py), write me
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from contextlib import contextmanager
@@ -124,7 +125,9 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
         if history:
             plot_loss(history, out_dir / "loss.png")
         if net.has_local_maps:  # GLoRIA: where does each finding word look?
-            images, captions, masks, findings = phantom_attention_examples(eval_transform(cfg.loader.image_size))
+            images, captions, masks, findings = phantom_attention_examples(
+                eval_transform(cfg.loader.image_size, normalize=cfg.loader.normalize)
+            )
             save_attention_grid(
                 net, tokenizer, images, captions, masks, findings, out_dir / "attention_maps.png", max_length=max_length
             )
@@ -137,7 +140,7 @@ def _training_data(cfg: DictConfig, table, tokenizer, max_length: int, accelerat
     lc = cfg.loader
     dataset = PairedImageTextDataset(
         table,
-        train_transform(lc.image_size, lc.crop_scale, lc.jitter),
+        train_transform(lc.image_size, lc.crop_scale, lc.jitter, str(lc.normalize)),
         lc.text_mode,
         seed=cfg.seed,
         on_error=cfg.data.on_error,
@@ -176,7 +179,13 @@ def _training_parts(cfg: DictConfig, model, dataset, sampler, loader, accelerato
     # The sampler is set here too: a loader resumed mid-epoch (accelerate's skip_first_batches) does
     # not pass the epoch on to it, and would replay epoch 0's order.
     return TrainingParts(
-        model, optimizer, scheduler, loader, [sampler, dataset], accelerator, on_device=augment_on_device
+        model,
+        optimizer,
+        scheduler,
+        loader,
+        [sampler, dataset],
+        accelerator,
+        on_device=functools.partial(augment_on_device, normalize=str(lc.normalize)),
     )
 
 
@@ -266,7 +275,7 @@ def _evaluate(
     cache = EmbeddingCache(out_dir / "eval_cache" if ev.embedding_cache else None, weights_fingerprint(out_dir))
     image_size = int(ev.image_size or cfg.loader.image_size)
     ctx = Context(
-        eval_settings(ev, cfg.seed),
+        eval_settings(ev, cfg.seed, str(cfg.loader.normalize)),
         cfg.benchmark,
         model,
         tokenizer,
