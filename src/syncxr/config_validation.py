@@ -24,6 +24,7 @@ from .config import SECRET_KEY, ConfigError, secret_error
 from .data.mimic_cxr import IMAGE_SUFFIX
 from .data.paired_dataset import ON_ERROR, TEXT_MODES
 from .data.rle import MODES as RLE_MODES
+from .eval.finetune import AUGMENTATIONS
 from .eval.grounding import MAP_MODES
 from .eval.retrieval import TEXT_FIELDS
 from .eval.zeroshot import PROTOCOLS
@@ -259,6 +260,12 @@ RULES = {
     "task.*.lr": POSITIVE,
     "task.*.head_lr": POSITIVE,
     "task.*.augment": Bool(),
+    "task.*.augmentation": OneOf(tuple(AUGMENTATIONS)),
+    "task.*.image_size": Int(1, null=True),
+    "task.*.early_stopping": Bool(),
+    "task.*.patience": Int(1, null=True),
+    "task.*.freeze_encoder": Bool(),
+    "task.*.batch_size_per_dataset.*": COUNT,
     "task.linear_probe.C": POSITIVE,
     "task.retrieval.ks.*": COUNT,
     "task.retrieval.datasets.*.split": OneOf(("train", "val"), null=True),
