@@ -265,7 +265,7 @@ RULES = {
     "task.*.early_stopping": Bool(),
     "task.*.patience": Int(1, null=True),
     "task.*.freeze_encoder": Bool(),
-    "task.*.batch_size_per_dataset.*": COUNT,
+    "task.*.batch_size_per_dataset.*": Int(1, null=True),
     "task.linear_probe.C": POSITIVE,
     "task.retrieval.ks.*": COUNT,
     "task.retrieval.datasets.*.split": OneOf(("train", "val"), null=True),

@@ -6,6 +6,7 @@ and the KAD/MAVL augmentation; the phantom defaults keep the old behaviour."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,10 @@ from syncxr.data.finetune_augment import RandAugmentCrop
 from syncxr.data.transforms import eval_transform
 from syncxr.eval import finetune as finetune_module
 from syncxr.eval.early_stopping import fit_with_early_stopping
+from syncxr.eval.evaluation_job import run_evaluation
 from syncxr.eval.finetune import FinetuneSettings, finetune_scores
 from syncxr.eval.segmentation import train_segmenter
-from tests.helpers import compose_train
+from tests.helpers import compose_eval, compose_train
 
 SIZE = 32
 
@@ -273,3 +275,40 @@ def test_the_kad_mavl_augmentation():
         RandAugmentCrop(24, magnitude=11)
     with pytest.raises(TypeError, match="uint8"):
         aug(img.float(), np.random.default_rng(0))
+
+
+# The paper's fine-tuning (recipe=paper's task settings) on small twins, one or two epochs.
+PAPER_FINETUNE = [
+    "task=[finetune_cls,finetune_seg]",
+    "task.finetune_cls.datasets=[rsna]",
+    "task.finetune_seg.datasets=[siim,rsna]",
+    "task.finetune_cls.fractions=[1.0]",
+    "task.finetune_seg.fractions=[1.0]",
+    "task.finetune_cls.optimizer._target_=torch.optim.AdamW",
+    "task.finetune_seg.optimizer._target_=torch.optim.AdamW",
+    "task.finetune_cls.augmentation=randaugment",
+    "task.finetune_cls.early_stopping=true",
+    "task.finetune_seg.early_stopping=true",
+    "task.finetune_cls.epochs=2",
+    "task.finetune_seg.epochs=1",
+    "task.finetune_cls.patience=5",
+    "task.finetune_seg.freeze_encoder=false",
+    "task.finetune_seg.batch_size_per_dataset={siim: 8, rsna: 16}",
+    "embedding_cache=null",
+]
+
+
+@pytest.mark.slow  # end to end (the quick loop, pytest -m 'not slow', stays under two minutes)
+def test_the_suite_records_the_protocol_that_ran(untrained_run, tmp_path):
+    m = run_evaluation(compose_eval(untrained_run, PAPER_FINETUNE), tmp_path)
+    assert m["finetune_seg/siim/encoder_frozen"] == m["finetune_seg/rsna/encoder_frozen"] == 0.0
+    assert m["finetune_cls/rsna/epochs_run_100pct"] == 2.0 and m["finetune_cls/rsna/best_epoch_100pct"] in (1.0, 2.0)
+    assert m["finetune_seg/siim/best_epoch_100pct"] == 1.0 and np.isfinite(m["finetune_seg/siim/dice_100pct"])
+    info = json.loads((tmp_path / "evaluation.json").read_text())["details"]
+    assert info["finetune_seg"]["siim"]["batch_size"] == 8 and info["finetune_seg"]["rsna"]["batch_size"] == 16
+    assert info["finetune_seg"]["rsna"]["encoder_frozen"] is False
+    # A benchmark without a validation split cannot stop early: said, naming the key.
+    seg_only = [o for o in PAPER_FINETUNE[1:] if not o.startswith("task.finetune_cls")]
+    no_valid = ["task=[finetune_seg]", *seg_only, "benchmark.siim.splits.valid=null"]
+    with pytest.raises(ValueError, match=r"task.finetune_seg.early_stopping: benchmark.siim has no validation split"):
+        run_evaluation(compose_eval(untrained_run, no_valid), tmp_path / "no_valid")

@@ -123,7 +123,8 @@ class FinetuneSettings:
     @classmethod
     def from_task(cls, tcfg, seed: int, dataset: str | None = None) -> FinetuneSettings:
         """From task.finetune_cls or task.finetune_seg for `dataset` (its entry of
-        batch_size_per_dataset, if any, replaces batch_size); keys a task lacks take the defaults."""
+        batch_size_per_dataset, if any and not null, replaces batch_size); keys a task lacks take the
+        defaults."""
         head_lr, patience = tcfg.get("head_lr"), tcfg.get("patience")
         per_dataset = tcfg.get("batch_size_per_dataset") or {}
         augmentation = str(tcfg.get("augmentation", "crop_jitter"))
@@ -136,7 +137,7 @@ class FinetuneSettings:
             optimizer=instantiate(tcfg.optimizer),
             steps=int(tcfg.steps),
             epochs=tcfg.epochs,
-            batch_size=int(per_dataset.get(dataset, tcfg.batch_size)),
+            batch_size=int(per_dataset.get(dataset) or tcfg.batch_size),
             lr=float(tcfg.lr),
             seed=int(seed),
             head_lr=None if head_lr is None else float(head_lr),
