@@ -312,3 +312,21 @@ def test_the_suite_records_the_protocol_that_ran(untrained_run, tmp_path):
     no_valid = ["task=[finetune_seg]", *seg_only, "benchmark.siim.splits.valid=null"]
     with pytest.raises(ValueError, match=r"task.finetune_seg.early_stopping: benchmark.siim has no validation split"):
         run_evaluation(compose_eval(untrained_run, no_valid), tmp_path / "no_valid")
+
+
+def test_every_fine_tuning_value_of_paper_mode_names_its_source():
+    import re  # noqa: PLC0415
+
+    from tests.helpers import REPO  # noqa: PLC0415
+
+    lines = (REPO / "conf" / "recipe" / "paper.yaml").read_text().splitlines()
+    start = lines.index("  finetune_cls:")
+    block = []
+    for line in lines[start + 1 :]:
+        if re.match(r"^ {0,2}\S", line) and line.strip() != "finetune_seg:" and not line.lstrip().startswith("#"):
+            break
+        block.append(line)
+    keys = [line for line in block if re.match(r"^ {4,6}[a-z_]+:", line) and not line.endswith(":")]  # values
+    assert len(keys) >= 20, keys
+    for line in keys:
+        assert re.search(r"# (paper|official) ", line), f"no source: {line.strip()}"
