@@ -96,11 +96,11 @@ def paper_overrides(tmp_path, server, tiny_text_path, tiny_sd_path, tiny_dino_pa
         # eval=paper on small twins with one fine-tuning step per fraction.
         *small_twins(),
         *chexpert_twin(60, 30, 64),
-        "task.finetune_cls.epochs=null",
-        "task.finetune_cls.steps=1",
+        # One epoch, early stopping on the valid split included, at the run's image size.
+        "task.finetune_cls.epochs=1",
+        "task.finetune_cls.image_size=null",
         "task.finetune_cls.batch_size=8",
-        "task.finetune_seg.epochs=null",
-        "task.finetune_seg.steps=1",
+        "task.finetune_seg.epochs=1",
         "task.finetune_seg.batch_size=8",
     ]
 

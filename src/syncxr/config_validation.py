@@ -25,6 +25,7 @@ from .data.mimic_cxr import IMAGE_SUFFIX
 from .data.paired_dataset import ON_ERROR, TEXT_MODES
 from .data.rle import MODES as RLE_MODES
 from .data.transforms import PIXEL_NORMS
+from .eval.finetune import AUGMENTATIONS
 from .eval.grounding import MAP_MODES
 from .eval.retrieval import TEXT_FIELDS
 from .eval.zeroshot import PROTOCOLS
@@ -267,6 +268,12 @@ RULES = {
     "task.*.lr": POSITIVE,
     "task.*.head_lr": POSITIVE,
     "task.*.augment": Bool(),
+    "task.*.augmentation": OneOf(tuple(AUGMENTATIONS)),
+    "task.*.image_size": Int(1, null=True),
+    "task.*.early_stopping": Bool(),
+    "task.*.patience": Int(1, null=True),
+    "task.*.freeze_encoder": Bool(),
+    "task.*.batch_size_per_dataset.*": Int(1, null=True),
     "task.linear_probe.C": POSITIVE,
     "task.retrieval.ks.*": COUNT,
     "task.retrieval.datasets.*.split": OneOf(("train", "val"), null=True),

@@ -1,8 +1,10 @@
-"""Fine-tuned segmentation: a U-Net-style decoder on the frozen pre-trained ResNet encoder.
+"""Fine-tuned segmentation: a U-Net-style decoder on the pre-trained ResNet encoder.
 
 The encoder's five stages (stem at 1/2, layer1..layer4 at 1/4..1/32) feed a decoder that upsamples
-step by step, concatenating the skip connection of each stage. Only the decoder trains (BCE + soft
-Dice); Dice and IoU are reported on the test split's positive images.
+step by step, concatenating the skip connection of each stage. The decoder trains (BCE + soft Dice),
+and the encoder too unless it is frozen (`freeze_encoder`, the default; the SynCXR paper says both:
+§4.1 frozen, A.2 fine-tuned). With early stopping the validation split's Dice picks the epoch. Dice
+and IoU are reported on the test split's positive images.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from ..data.benchmark_split import Split
 from ..models.protocols import ImageEncoder
-from .finetune import FinetuneSettings, budget_sampler
+from .early_stopping import EarlyStopping
+from .finetune import FinetuneSettings, fit, train_batches
 from .metrics import iou_dice
 
 
@@ -67,21 +69,26 @@ class UNetDecoder(nn.Module):
         return self.out(x)[:, 0]
 
 
-class FrozenEncoderUNet(nn.Module):
-    def __init__(self, encoder: nn.Module, image_size: int):
+class EncoderUNet(nn.Module):
+    """The U-Net: the encoder's stages and a decoder; `freeze` keeps the encoder as it is (no
+    gradients, batch-norm statistics included)."""
+
+    def __init__(self, encoder: nn.Module, image_size: int, freeze: bool = True):
         super().__init__()
-        self.encoder = encoder.eval().requires_grad_(False)
+        self.freeze = freeze
+        self.encoder = encoder.eval().requires_grad_(not freeze)
         with torch.no_grad():
             chans = [s.shape[1] for s in resnet_stages(encoder, torch.zeros(1, 1, image_size, image_size))]
         self.decoder = UNetDecoder(chans)
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.encoder.eval()  # frozen, batch-norm statistics included
+        if self.freeze:
+            self.encoder.eval()
         return self
 
     def forward(self, x):
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             stages = resnet_stages(self.encoder, x)
         return self.decoder(stages, x.shape[-2:])
 
@@ -107,37 +114,45 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - (2 * inter + 1) / (p.flatten(1).sum(1) + target.flatten(1).sum(1) + 1)).mean()
 
 
+def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, mask) + soft_dice_loss(logits, mask)
+
+
 def train_segmenter(
-    image_encoder: nn.Module, train: Split, index, transform, image_size: int, accelerator, settings: FinetuneSettings
-) -> FrozenEncoderUNet:
-    """Trains a U-Net decoder on the frozen `image_encoder` with train[index]'s masks (BCE + soft
-    Dice) for `settings.epochs` passes or `settings.steps` batches (see `budget_sampler`)."""
+    image_encoder: nn.Module,
+    train: Split,
+    index,
+    transform,
+    image_size: int,
+    accelerator,
+    settings: FinetuneSettings,
+    val: Split | None = None,
+) -> tuple[EncoderUNet, EarlyStopping | None]:
+    """Trains a U-Net decoder on a copy of `image_encoder` (frozen, or trained too with
+    `settings.freeze_encoder` False) with train[index]'s masks (BCE + soft Dice) for `settings.epochs`
+    passes or `settings.steps` batches (see `budget_sampler`), or, with early stopping, up to
+    `settings.epochs` epochs keeping the one of best mean Dice on `val`'s positive images. Returns the
+    net (eval mode) and the early-stopping record (None without)."""
     st = settings
+    if st.early_stopping and val is None:
+        raise ValueError(f"{train.source}: early stopping needs a validation split, and there is none")
     torch.manual_seed(st.seed)
-    net = FrozenEncoderUNet(copy.deepcopy(image_encoder), image_size).to(accelerator.device)
-    data = _MaskedImages(train, index, transform, image_size)
-    sampler = budget_sampler(data, st.steps, st.epochs, st.batch_size, st.seed)
-    opt = st.optimizer([{"params": net.decoder.parameters(), "lr": st.lr}])
-    net.train()
-    for x, m in tqdm(
-        DataLoader(data, batch_size=st.batch_size, sampler=sampler),
-        desc="train U-Net decoder",
-        leave=False,
-        disable=not accelerator.is_local_main_process,
-    ):
-        x, m = x.to(accelerator.device), m.to(accelerator.device)
-        with accelerator.autocast():
-            logits = net(x).float()
-        loss = F.binary_cross_entropy_with_logits(logits, m) + soft_dice_loss(logits, m)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return net.eval()
+    net = EncoderUNet(copy.deepcopy(image_encoder), image_size, st.freeze_encoder).to(accelerator.device)
+    params = net.decoder.parameters() if st.freeze_encoder else net.parameters()
+    opt = st.optimizer([{"params": params, "lr": st.lr}])
+    record = fit(
+        net,
+        _MaskedImages(train, index, transform, image_size),
+        lambda loader: train_batches(net, loader, segmentation_loss, opt, accelerator, "train U-Net"),
+        lambda: segment_scores(net, val, transform, image_size, accelerator, st.batch_size)[0]["dice"],
+        st,
+    )
+    return net.eval(), record
 
 
 @torch.no_grad()
 def segment_scores(
-    net: FrozenEncoderUNet, test: Split, transform, image_size: int, accelerator, batch_size: int = 32
+    net: EncoderUNet, test: Split, transform, image_size: int, accelerator, batch_size: int = 32
 ) -> tuple[dict[str, float], dict[str, list]]:
     """Mean Dice and IoU over the positive test images (prediction: sigmoid >= 0.5), and per image
     (`id`, `dice`, `iou`)."""

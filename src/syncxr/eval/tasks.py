@@ -17,7 +17,8 @@ from omegaconf import DictConfig
 from ..data.benchmark_split import Split
 from ..dataset_dirs import build_dataset_dir
 from .context import Context, DatasetRef
-from .finetune import FinetuneSettings, finetune_scores, label_fraction, linear_probe_scores
+from .finetune import label_fraction, linear_probe_scores
+from .finetune_tasks import task_finetune_cls, task_finetune_seg
 from .grounding import (
     ATTRIBUTION_MODES,
     MAP_MODES,
@@ -33,24 +34,10 @@ from .grounding import (
 )
 from .metrics import auc_metrics, prefix_metrics
 from .retrieval import encode_texts, paired_split, retrieval_metrics
-from .segmentation import segment_scores, train_segmenter
+from .task_outputs import fraction_key, per_image_scores
 from .zeroshot import encode_prompts, fill_prompts, name_spans, prompt_embeddings, prompt_scores, score_zeroshot
 
 TASKS = ("zeroshot_cls", "zeroshot_grounding", "linear_probe", "finetune_cls", "finetune_seg", "retrieval")
-
-
-def fraction_key(fraction: float) -> str:
-    return f"{fraction * 100:g}pct"
-
-
-def per_image_scores(ids, classes: list[str], labels, scores) -> pd.DataFrame:
-    """One row per image: `id`, then `label/<class>` and `score/<class>` for every class."""
-    labels, scores = np.asarray(labels), np.asarray(scores)
-    cols = {"id": list(ids)}
-    for c, name in enumerate(classes):
-        cols[f"label/{name}"] = labels[:, c]
-        cols[f"score/{name}"] = scores[:, c]
-    return pd.DataFrame(cols)
 
 
 def zeroshot_transform(ctx: Context, tcfg):
@@ -286,65 +273,6 @@ def task_linear_probe(ctx: Context, tcfg) -> dict[str, float]:
                 )
             )
             ctx.note("linear_probe", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
-    return out
-
-
-def task_finetune_cls(ctx: Context, tcfg) -> dict[str, float]:
-    out = {}
-    for text in tcfg.datasets:
-        ref = ctx.ref(text, "classification")
-        classes = ctx.classes(ref)
-        train = ctx.usable(ref, ctx.split(ref, "train"))
-        test = ctx.usable(ref, ctx.split(ref, "test"))
-        for frac in tcfg.fractions:
-            idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
-            scores = finetune_scores(
-                ctx.model.image_encoder,
-                train,
-                idx,
-                test,
-                ctx.image_size,
-                ctx.accelerator,
-                FinetuneSettings.from_task(tcfg, ctx.settings.seed),
-                ctx.settings.normalize,
-            )
-            out.update(
-                prefix_metrics(
-                    "finetune_cls",
-                    ref.label,
-                    auc_metrics(test.labels, scores, classes),
-                    f"_{fraction_key(float(frac))}",
-                )
-            )
-            ctx.predictions[f"finetune_cls/{ref.label}_{fraction_key(float(frac))}"] = per_image_scores(
-                test.ids, classes, test.labels, scores
-            )
-            ctx.note("finetune_cls", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
-    return out
-
-
-def task_finetune_seg(ctx: Context, tcfg) -> dict[str, float]:
-    out = {}
-    for text in tcfg.datasets:
-        ref = ctx.ref(text, "segmentation")
-        train = ctx.usable(ref, ctx.split(ref, "train"))
-        test = ctx.usable(ref, ctx.split(ref, "test"))
-        for frac in tcfg.fractions:
-            idx = label_fraction(train.labels, float(frac), ctx.settings.seed)
-            net = train_segmenter(
-                ctx.model.image_encoder,
-                train,
-                idx,
-                ctx.transform,
-                ctx.image_size,
-                ctx.accelerator,
-                FinetuneSettings.from_task(tcfg, ctx.settings.seed),
-            )
-            res, per_image = segment_scores(net, test, ctx.transform, ctx.image_size, ctx.accelerator)
-            ctx.predictions[f"finetune_seg/{ref.label}_{fraction_key(float(frac))}"] = pd.DataFrame(per_image)
-            out[f"finetune_seg/{ref.label}/n_positive"] = res.pop("n_positive")
-            out.update(prefix_metrics("finetune_seg", ref.label, res, f"_{fraction_key(float(frac))}"))
-            ctx.note("finetune_seg", ref.label, **{f"labels_{fraction_key(float(frac))}": int(len(idx))})
     return out
 
 
