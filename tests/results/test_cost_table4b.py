@@ -1,0 +1,25 @@
+"""The dry run of Table 4b in paper mode prices MedVersa's reports as GPU work, never as the phantom
+oracle, also while MIMIC-CXR's rows cannot be counted."""
+
+import pytest
+
+from syncxr.config import plain
+from syncxr.results.cost import estimate_job, stage_table
+from tests.helpers import compose_train
+
+
+def _job(overrides, **cost):
+    cfg = plain(compose_train(["experiment=syncxr_paper", "data=real_image_syn_report", *overrides]))
+    return estimate_job(cfg, {**cfg["cost"], **cost}, "/nonexistent-cache")
+
+
+def test_paper_mode_prices_medversa_reports_on_the_gpu():
+    unknown = _job(["real_corpus.root=/nowhere"], unknown_dataset_rows=None)["generation"]
+    assert len(unknown) == 1 and unknown[0]["phantom"] is False and unknown[0]["rows_unknown"]
+    assert "phantom (CPU)" not in stage_table(unknown) and "real rows unknown" in stage_table(unknown)
+    known = _job(["real_corpus.root=/nowhere"], unknown_dataset_rows=1000)["generation"][0]
+    assert known["stages"] == {"i2r": pytest.approx(1000 * 2.0 / 3600)}  # conf/cost: medversa 2.0 s a report
+    assert "| to make" in stage_table([known])
+    cfg = plain(compose_train(["data=real_image_syn_report"]))
+    phantom = estimate_job(cfg, cfg["cost"], "/x")["generation"][0]
+    assert phantom["phantom"] is True and "phantom (CPU)" in stage_table([phantom])
