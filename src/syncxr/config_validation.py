@@ -213,6 +213,8 @@ RULES = {
     "**.imagegen.fp16": Bool(),
     "**.imagegen.height": Int(1, null=True),
     "**.imagegen.width": Int(1, null=True),
+    "**.imagegen.sampling.do_sample": Bool(),  # LLM-CXR's release sampling (imagegen/llm_cxr.yaml)
+    "**.imagegen.sampling.top_k": Int(0),
     "**.i2r.false_positive_rate": RATE,
     "**.i2r.miss_rate": RATE,
     "**.i2r.negation_rate": RATE,

@@ -91,3 +91,39 @@ def medversa_modules() -> dict[str, types.ModuleType]:
     }
     mods["medomni.common.registry"].registry = registry
     return mods
+
+
+class FakeVQModel:
+    """taming.models.vqgan.VQModel: records its params and state dict; decodes a code map into an
+    image whose row r is the mean code of row r of the 16 x 16 map (scaled into [-1, 1])."""
+
+    built: list = []
+
+    def __init__(self, **params):
+        self.params, self.state = params, None
+        self.quantize = types.SimpleNamespace(get_codebook_entry=self._entry)
+        FakeVQModel.built.append(self)
+
+    def load_state_dict(self, state, strict=True):
+        self.state, self.strict = state, strict
+
+    def eval(self):
+        return self
+
+    def to(self, device):
+        return self
+
+    def _entry(self, indices, shape):
+        self.indices, self.shape = indices.tolist(), shape
+        return indices.float().view(1, 16, 16, 1).permute(0, 3, 1, 2)
+
+    def decode(self, quant):
+        rows = quant.mean(dim=3, keepdim=True).expand(1, 3, 16, 16) / 1023 * 2 - 1
+        return torch.nn.functional.interpolate(rows, size=(256, 256), mode="nearest")
+
+
+def taming_modules() -> dict[str, types.ModuleType]:
+    """sys.modules entries of a fake `taming` whose models.vqgan holds FakeVQModel."""
+    mods = {name: types.ModuleType(name) for name in ("taming", "taming.models", "taming.models.vqgan")}
+    mods["taming.models.vqgan"].VQModel = FakeVQModel
+    return mods

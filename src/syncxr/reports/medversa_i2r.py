@@ -116,8 +116,7 @@ class MedVersaI2R:
                 generated = self.model.llama_model.generate(
                     inputs_embeds=self._embeds(pixels), eos_token_id=eos, **self.sampling
                 )
-            sequences = generated.sequences if hasattr(generated, "sequences") else generated
-            out.extend(self._decode(s) for s in sequences)
+            out.extend(self._decode(s) for s in generated)  # only the new tokens: the input was embeddings
             self.calls += pixels.shape[0]
         return out
 
