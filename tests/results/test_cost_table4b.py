@@ -1,5 +1,6 @@
 """The dry run of Table 4b in paper mode prices MedVersa's reports as GPU work, never as the phantom
-oracle, also while MIMIC-CXR's rows cannot be counted."""
+oracle, also while MIMIC-CXR's rows cannot be counted; and the curation of the images drawn from the
+real reports."""
 
 import pytest
 
@@ -8,8 +9,8 @@ from syncxr.results.cost import estimate_job, stage_table
 from tests.helpers import compose_train
 
 
-def _job(overrides, **cost):
-    cfg = plain(compose_train(["experiment=syncxr_paper", "data=real_image_syn_report", *overrides]))
+def _job(overrides, data="real_image_syn_report", **cost):
+    cfg = plain(compose_train(["experiment=syncxr_paper", f"data={data}", *overrides]))
     return estimate_job(cfg, {**cfg["cost"], **cost}, "/nonexistent-cache")
 
 
@@ -23,3 +24,17 @@ def test_paper_mode_prices_medversa_reports_on_the_gpu():
     cfg = plain(compose_train(["data=real_image_syn_report"]))
     phantom = estimate_job(cfg, cfg["cost"], "/x")["generation"][0]
     assert phantom["phantom"] is True and "phantom (CPU)" in stage_table([phantom])
+
+
+def test_paper_mode_curates_and_prices_the_images_drawn_from_real_reports():
+    job = _job(["real_corpus.root=/nowhere"], data="syn_image_real_report", unknown_dataset_rows=1000)
+    (gen,) = job["generation"]
+    images = 1000 * 1.2  # conf/cost: images_per_sample
+    assert gen["stages"] == {
+        "t2i": pytest.approx(images * 1.5 / 3600),  # roentgen
+        "curation": pytest.approx(images * 0.3 / 3600),
+    }
+    cfg = plain(compose_train(["data=syn_image_real_report"]))
+    assert cfg["data"]["syn"]["curation"] is None  # the phantom world's set, as before
+    phantom = estimate_job(cfg, cfg["cost"], "/x")["generation"][0]
+    assert set(phantom["stages"]) == {"t2i"} and phantom["phantom"]

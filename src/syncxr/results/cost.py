@@ -76,13 +76,21 @@ def generation_stages(gen: dict, cost: dict) -> dict[str, float]:
 
 
 def partial_stages(spec: dict, cost: dict) -> dict[str, float]:
-    """GPU-hours to make a partially synthetic set: one i2r report or one T2I image per real row."""
+    """GPU-hours to make a partially synthetic set: one i2r report or one T2I image per real row (with
+    a curation: `images_per_sample` images per row, each judged and embedded, as for SynCXR)."""
     rows = _rows(spec["real"], cost)[0]
     if rows is None:
         return {}
     if spec["kind"] == "real_image_syn_report":
         return {"i2r": _gpu_h(rows, cost["llm_gpu_s_per_report"], spec["i2r"], "i2r")}
-    return {"t2i": _gpu_h(rows, cost["t2i_gpu_s_per_image"], spec["imagegen"], "imagegen")}
+    cur = spec.get("curation")
+    if cur is None or is_phantom_preset(cur, "curation"):
+        return {"t2i": _gpu_h(rows, cost["t2i_gpu_s_per_image"], spec["imagegen"], "imagegen")}
+    images = rows * float(cost["images_per_sample"])  # curated: drawn again while rejected
+    return {
+        "t2i": _gpu_h(images, cost["t2i_gpu_s_per_image"], spec["imagegen"], "imagegen"),
+        "curation": images * float(cost["curation_gpu_s_per_image"]) / 3600,
+    }
 
 
 def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
