@@ -21,7 +21,18 @@ SECRET_KEY = re.compile(r"(api_?key|(auth|access|api|hf|wandb)?_?token|\w*secret
 LABEL_KEYS = ("name", "backend", "requires")
 # Keys that say how to reach or drive a backend, not what it makes: never part of a dataset address,
 # so rotating a key, moving a server or raising a timeout finds the same data.
-TRANSPORT_KEYS = ("base_url", "base_urls", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s")
+# (`code_dir`, `taming_dir`: where a research release's own package was cloned.)
+TRANSPORT_KEYS = (
+    "base_url",
+    "base_urls",
+    "api_key_env",
+    "concurrency",
+    "timeout_s",
+    "max_retries",
+    "backoff_s",
+    "code_dir",
+    "taming_dir",
+)
 # What every backend preset (conf/{llm,ner,imagegen,curation,i2r}/*.yaml) declares about itself: true
 # when it is the phantom world's own, runs on the CPU and needs no external weights (so its data is made
 # on first use, costs no GPU time and changes with the phantom world's version). Read by

@@ -100,3 +100,12 @@ def test_refuses_without_its_release_package_or_its_weights(monkeypatch, tmp_pat
         MedVersaI2R("/m", code_dir=str(tmp_path / "nope"), context="", question="q", batch_size=1, sampling={})
     with pytest.raises(MissingReleaseError, match=r"data.syn.i2r .*needs its weights: set i2r.path="):
         build(paper_section(), "data.syn.i2r")
+
+
+def test_where_the_release_was_cloned_is_no_part_of_a_dataset_address():
+    from syncxr.generation.partial_dataset import partial_hash
+
+    spec = plain(compose_train(["experiment=syncxr_paper", "data=real_image_syn_report"]).data.syn)
+    moved = {**spec, "i2r": {**spec["i2r"], "code_dir": "/elsewhere/MedVersa"}}
+    assert partial_hash(moved) == partial_hash(spec)
+    assert partial_hash({**spec, "i2r": {**spec["i2r"], "path": "/other/weights"}}) != partial_hash(spec)
