@@ -3,6 +3,8 @@ syncxr/models/protocols.py), and what the code needs to know of it is declared, 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -55,13 +57,40 @@ def tiny_paths(tiny_llm_path, tiny_ner_path, tiny_sd_path, tiny_dino_path, tmp_p
     }
 
 
-def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths):
+@pytest.fixture
+def releases(monkeypatch, tmp_path):
+    """Fakes of the research releases some presets import (MedVersa's medomni, taming-transformers),
+    and (backend family, key) -> the value a preset that requires it gets."""
+    import sys
+
+    from tests.images.test_llm_cxr_t2i import FakeLM, FakeTokenizer
+    from tests.reports.fake_releases import medversa_modules, taming_modules
+
+    for name, mod in {**medversa_modules(), **taming_modules()}.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    from syncxr.images import llm_cxr_t2i
+
+    monkeypatch.setattr(llm_cxr_t2i, "AutoTokenizer", SimpleNamespace(from_pretrained=lambda p, **kw: FakeTokenizer()))
+    monkeypatch.setattr(llm_cxr_t2i, "AutoModelForCausalLM", SimpleNamespace(from_pretrained=lambda p, **kw: FakeLM()))
+    (tmp_path / "vq.yaml").write_text("model:\n  params: {}\n")
+    torch.save({"state_dict": {}}, tmp_path / "vq.ckpt")
+    return {"path": "/models/x", "vqgan_config": str(tmp_path / "vq.yaml"), "vqgan_ckpt": str(tmp_path / "vq.ckpt")}
+
+
+def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths, releases):
+    from syncxr.reports.release_code import MissingReleaseError
+
     seen = 0
     for key, group in PRESET_DIR.items():
         for preset in sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml")):
             section = _section(key, preset)
             if section is None:  # curation=none: no judge, no embedding
                 continue
+            if section.get("refused"):  # a release that cannot run here refuses, saying why
+                with pytest.raises(MissingReleaseError, match="cannot run here"):
+                    build(section, f"{key}={preset}")
+                continue
+            section.update({k: releases[k] for k in section.get("requires") or []})
             tiny = tiny_paths.get((key, section.get("backend")))
             if tiny is not None:
                 section["path"] = tiny

@@ -54,7 +54,8 @@ class TextToImage(Protocol):
     name: str
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray | Answer]:
-        """One uint8 H x W image per prompt, each a function of its own seed (or a BackendFailure)."""
+        """One uint8 H x W image per prompt, each a function of its own seed (or a BackendFailure; or
+        None where the model answered no image, a content failure that is drawn again)."""
         ...
 
     def counters(self) -> dict[str, int]: ...

@@ -16,10 +16,23 @@ MAX_DIRNAME = 120  # well under the 255-byte file-name limit
 SECRET_KEY = re.compile(r"(api_?key|(auth|access|api|hf|wandb)?_?token|\w*secret|password)", re.IGNORECASE)
 # Keys that name a choice (in reports, commands and dataset addresses) without being an argument of
 # its `_target_`: `name` is the choice, `backend` the family of model behind it (phantom, openai, ...).
-LABEL_KEYS = ("name", "backend")
+# `requires`: the keys a preset cannot run without (a null one is a missing prerequisite, see
+# `unmet_prerequisites`); `refused`: why a preset cannot run at all (its class refuses to build).
+LABEL_KEYS = ("name", "backend", "requires")
 # Keys that say how to reach or drive a backend, not what it makes: never part of a dataset address,
 # so rotating a key, moving a server or raising a timeout finds the same data.
-TRANSPORT_KEYS = ("base_url", "base_urls", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s")
+# (`code_dir`, `taming_dir`: where a research release's own package was cloned.)
+TRANSPORT_KEYS = (
+    "base_url",
+    "base_urls",
+    "api_key_env",
+    "concurrency",
+    "timeout_s",
+    "max_retries",
+    "backoff_s",
+    "code_dir",
+    "taming_dir",
+)
 # What every backend preset (conf/{llm,ner,imagegen,curation,i2r}/*.yaml) declares about itself: true
 # when it is the phantom world's own, runs on the CPU and needs no external weights (so its data is made
 # on first use, costs no GPU time and changes with the phantom world's version). Read by
@@ -74,6 +87,19 @@ def build(section, key: str, **runtime):
         if isinstance(cause, (TypeError, ValueError, OSError)):
             raise type(cause)(f"{key} ({spec['_target_']}): {cause}") from cause
         raise
+
+
+def unmet_prerequisites(section, key: str) -> list[str]:
+    """What the backend preset `section` (mounted at config `key`) lacks before it can be built, one
+    line each, naming the key: a key it `requires` that is null, and its `refused` reason (a preset
+    whose public release cannot be run here). Empty when nothing is known to be missing."""
+    spec = plain(section) if section is not None else {}
+    missing = [
+        f"{key}.{k}: required, null (a local path or hub id)" for k in spec.get("requires") or [] if spec.get(k) is None
+    ]
+    if spec.get("refused"):
+        missing.append(f"{key}: {spec['refused']}")
+    return missing
 
 
 def is_phantom_preset(section, key: str) -> bool:

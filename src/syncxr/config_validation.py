@@ -222,9 +222,16 @@ RULES = {
     "**.imagegen.fp16": Bool(),
     "**.imagegen.height": Int(1, null=True),
     "**.imagegen.width": Int(1, null=True),
+    "**.imagegen.sampling.do_sample": Bool(),  # LLM-CXR's release sampling (imagegen/llm_cxr.yaml)
+    "**.imagegen.sampling.top_k": Int(0),
     "**.i2r.false_positive_rate": RATE,
     "**.i2r.miss_rate": RATE,
     "**.i2r.negation_rate": RATE,
+    "**.i2r.sampling.num_beams": COUNT,  # MedVersa's release sampling (i2r/medversa.yaml)
+    "**.i2r.sampling.do_sample": Bool(),
+    "**.i2r.sampling.min_length": Int(0),
+    "**.i2r.sampling.repetition_penalty": POSITIVE,
+    "**.i2r.sampling.length_penalty": Real(),
     # OpenAI-compatible clients and in-process generators (llm, the curation judge, i2r).
     "**.concurrency": COUNT,
     "**.timeout_s": POSITIVE,

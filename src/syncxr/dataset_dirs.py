@@ -15,7 +15,14 @@ from .data.dataset_format import INFO, is_complete
 from .data.mixing import load_table, mix_tables
 from .entities.long_tail import report_texts
 from .entities.vocabulary import read_report_corpus
-from .generation.generation_job import generated_dir, generation_command, generation_config, is_phantom, run_generation
+from .generation.generation_job import (
+    build_curator,
+    generated_dir,
+    generation_command,
+    generation_config,
+    is_phantom,
+    run_generation,
+)
 from .generation.partial_dataset import (
     BACKEND_SECTION,
     PartialSettings,
@@ -84,7 +91,12 @@ def _partial_dataset(spec: dict, cache_dir: Path, key: str) -> Path:
             return target
         section = BACKEND_SECTION[kind]
         backend = build(spec[section], f"{key}.{section}")
-        return build_partial_dataset(real_dir, target, settings, backend, build(spec["ner"], f"{key}.ner"), config)
+        curator = None
+        if spec.get("curation") is not None:  # its bad bank: what the judge drops from the real dataset
+            rejects = real_rejects_reader({"corpus": spec["real"], "curation": spec["curation"]}, cache_dir)
+            curator = build_curator(spec["curation"], rejects)
+        ner = build(spec["ner"], f"{key}.ner")
+        return build_partial_dataset(real_dir, target, settings, backend, ner, config, curator=curator)
 
 
 # `dataset/*.yaml` builders: name -> fn(spec without `builder`, cache_dir, config key) -> directory.

@@ -38,6 +38,9 @@ KINDS = {
 # kind -> the config section of the backend that makes its synthetic half
 BACKEND_SECTION = {"real_image_syn_report": "i2r", "syn_image_real_report": "imagegen"}
 COMMON_KEYS = {"kind", "real", "ner", "seed", "max_attempts", "shard_size"}
+# kind -> keys it may leave out: syn_image_real_report's `curation` (null or absent: the drawn images
+# are not curated; a curation/*.yaml section: drawn again while it rejects them, paper §3.2 / §4.3).
+OPTIONAL_KEYS = {"real_image_syn_report": set(), "syn_image_real_report": {"curation"}}
 # Bump when the rows a config produces change, so cached datasets are rebuilt.
 PARTIAL_VERSION = "partial-v1"
 # Batch sizes of backends whose answers do not depend on the batching (not part of the address).
@@ -66,8 +69,8 @@ def check_partial_spec(spec: dict, key: str) -> str:
     kind = spec.get("kind")
     if kind not in BACKEND_SECTION:
         raise ValueError(f"{key}.kind must be one of {sorted(BACKEND_SECTION)}, got {kind!r}")
-    allowed = COMMON_KEYS | {BACKEND_SECTION[kind]}
-    unknown, missing = sorted(set(spec) - allowed), sorted(allowed - set(spec))
+    allowed = COMMON_KEYS | {BACKEND_SECTION[kind]} | OPTIONAL_KEYS[kind]
+    unknown, missing = sorted(set(spec) - allowed), sorted(allowed - OPTIONAL_KEYS[kind] - set(spec))
     if unknown or missing:
         raise ValueError(
             f"{key}: unknown key(s) {unknown}, missing key(s) {missing} for kind {kind!r}; expected {sorted(allowed)}"
@@ -77,7 +80,9 @@ def check_partial_spec(spec: dict, key: str) -> str:
 
 def partial_hash(config: dict) -> str:
     """The address of a partial dataset's config: without transport keys (a key, a URL, a timeout)
-    nor the batch sizes of backends whose answers do not depend on the batching."""
+    nor the batch sizes of backends whose answers do not depend on the batching. A null `curation`
+    is no key: uncurated sets keep the address they had before curation was an option."""
+    config = {k: v for k, v in config.items() if not (k == "curation" and v is None)}
     return config_hash({"version": PARTIAL_VERSION, **without_transport_keys(config, BATCHING_KEYS)})
 
 
@@ -86,11 +91,13 @@ def partial_dataset_dir(cache_dir: Path, kind: str, config: dict) -> Path:
     return Path(cache_dir) / "datasets" / f"{kind}-{partial_hash(config)}"
 
 
-def _make_shard(s: PartialSettings, rows: list[dict], backend: ImageToReport | TextToImage, ner: NER, images_dir: Path):
+def _make_shard(
+    s: PartialSettings, rows: list[dict], backend: ImageToReport | TextToImage, ner: NER, images_dir: Path, curator
+):
     source, prefix = KINDS[s.kind]
     if s.kind == "real_image_syn_report":
         return describe_real_images(rows, backend, ner, s.seed, s.max_attempts, images_dir, prefix, source)
-    return draw_real_reports(rows, backend, s.seed, s.max_attempts, images_dir, prefix, source)
+    return draw_real_reports(rows, backend, s.seed, s.max_attempts, images_dir, prefix, source, curator)
 
 
 def build_partial_dataset(
@@ -101,12 +108,14 @@ def build_partial_dataset(
     ner: NER,
     config: dict,
     progress: bool = True,
+    curator=None,
 ) -> Path:
     """Builds the dataset of `settings` from the real dataset at `real_dir` into `target`.
 
     `backend`: an image-to-report model (`describe`) for real_image_syn_report, a text-to-image model
     (`generate`) for syn_image_real_report; `ner` extracts the entities of new reports; `config` is
-    recorded in dataset.json. Rows a backend failed on are kept for the next run, which makes exactly
+    recorded in dataset.json; `curator` (syn_image_real_report only) rejects drawn images, which are
+    drawn again. Rows a backend failed on are kept for the next run, which makes exactly
     those: until none is left it raises IncompleteGeneration and assembles nothing."""
     real = load_table(real_dir, split=None)
     real["position"] = np.arange(len(real))
@@ -130,7 +139,7 @@ def build_partial_dataset(
             if todo:
                 rows = [r for r, sid in zip(chunk, order) if sid in todo]
                 before = Counter(backend.counters())
-                out = _make_shard(settings, rows, backend, ner, images)
+                out = _make_shard(settings, rows, backend, ner, images, curator)
                 after = Counter(backend.counters())
                 pos = {r["id"]: i for i, r in enumerate(chunk)}
                 counters = {"content": out.counters, "failed": out.failed, "backend": after - before}

@@ -181,34 +181,67 @@ def _is_image(image) -> bool:
     )
 
 
-def draw_real_reports(
-    rows: list[dict], t2i: TextToImage, seed: int, max_attempts: int, images_dir: Path, id_prefix: str, source: str
-) -> ShardRows:
-    """A new image for each real report, drawn by `t2i.generate(prompts, seeds)` from its IMPRESSION
-    (its FINDINGS when the IMPRESSION is empty). `rows` as for `describe_real_images`."""
-    out = ShardRows()
+def _verdicts(curator, images: list[np.ndarray]) -> list:
+    """Per image (passed, reason) or the curation backend's BackendFailure; all pass uncurated."""
+    return curator.check(images) if curator is not None and images else [(True, "")] * len(images)
+
+
+def _draw_with_retries(
+    out: ShardRows, rows: list[dict], t2i: TextToImage, curator, seed: int, max_attempts: int, id_prefix: str
+) -> dict:
+    """position -> (image, seed, attempts) of the rows whose drawn image is usable (and passed the
+    curator, if any), drawing each row up to `max_attempts` times from its IMPRESSION (FINDINGS when
+    empty); a row that never gave one is failed under its last try's reason."""
     # A real manifest never has both sections empty (read_dataset checks), so every row has a prompt.
     pending = [(r, _text(r["impression"]) or _text(r["findings"])) for r in rows]
-    accepted = {}
+    accepted, last = {}, {}
     for attempt in range(max_attempts):
         if not pending:
             break
         seeds = [row_seed(seed, r["position"], attempt) for r, _ in pending]
         images = t2i.generate([p for _, p in pending], seeds)
         _check_count(images, len(pending), t2i)
-        still = []
-        for (r, prompt), s, image in zip(pending, seeds, images):
+        still, drawn = [], []
+        for item, s, image in zip(pending, seeds, images):
             if is_backend_failure(image):
-                out.retryable[f"{id_prefix}-{r['id']}"] = f"imagegen:{image.reason}"
+                out.retryable[f"{id_prefix}-{item[0]['id']}"] = f"imagegen:{image.reason}"
                 continue
-            out.tries[r["id"]] += 1
+            out.tries[item[0]["id"]] += 1
             if _is_image(image):
-                accepted[r["position"]] = (image, s, attempt + 1)
+                drawn.append((item, s, image))
             else:
-                still.append((r, prompt))
+                last[item[0]["position"]] = "invalid_image"
+                still.append(item)
+        for (item, s, image), verdict in zip(drawn, _verdicts(curator, [d[2] for d in drawn])):
+            if is_backend_failure(verdict):
+                out.retryable[f"{id_prefix}-{item[0]['id']}"] = f"curation:{verdict.reason}"
+            elif verdict[0]:
+                accepted[item[0]["position"]] = (image, s, attempt + 1)
+            else:  # regenerated from the same prompt, as SynCXR's curation does (paper §3.2)
+                out.counters[f"images_rejected_{verdict[1].split(':')[0]}"] += 1
+                last[item[0]["position"]] = "curation_rejected"
+                still.append(item)
         pending = still
     for r, prompt in pending:
-        _fail(out, r, "invalid_image", prompt)
+        _fail(out, r, last[r["position"]], prompt)
+    return accepted
+
+
+def draw_real_reports(
+    rows: list[dict],
+    t2i: TextToImage,
+    seed: int,
+    max_attempts: int,
+    images_dir: Path,
+    id_prefix: str,
+    source: str,
+    curator=None,
+) -> ShardRows:
+    """A new image for each real report, drawn by `t2i.generate(prompts, seeds)` from its IMPRESSION
+    (its FINDINGS when the IMPRESSION is empty) and, with a `curator` (images.curation.Curator),
+    drawn again while curation rejects it. `rows` as for `describe_real_images`."""
+    out = ShardRows()
+    accepted = _draw_with_retries(out, rows, t2i, curator, seed, max_attempts, id_prefix)
     for r in rows:
         if r["position"] not in accepted:
             continue

@@ -192,12 +192,20 @@ class Generator:
             retryable.update(
                 {sid: f"imagegen:{img.reason}" for sid, img in zip(pending, images) if is_backend_failure(img)}
             )
+            # None: the model answered no image (LLM-CXR without its 256 image tokens): drawn again.
+            blank = [sid for sid, img in drawn if img is None]
+            drawn = [(sid, img) for sid, img in drawn if img is not None]
             verdicts = (
                 self.curator.check([img for _, img in drawn])
                 if self.curator is not None and drawn
                 else [(True, "")] * len(drawn)
             )
             still = []
+            for sid in blank:
+                per_sample[sid]["images_generated"] += 1
+                per_sample[sid]["images_rejected_no_image"] += 1
+                per_sample[sid]["images_regenerated"] += int(attempt + 1 < self.s.max_image_attempts)
+                still.append(sid)
             for (sid, img), verdict in zip(drawn, verdicts):
                 per_sample[sid]["images_generated"] += 1
                 if is_backend_failure(verdict):

@@ -76,13 +76,21 @@ def generation_stages(gen: dict, cost: dict) -> dict[str, float]:
 
 
 def partial_stages(spec: dict, cost: dict) -> dict[str, float]:
-    """GPU-hours to make a partially synthetic set: one i2r report or one T2I image per real row."""
+    """GPU-hours to make a partially synthetic set: one i2r report or one T2I image per real row (with
+    a curation: `images_per_sample` images per row, each judged and embedded, as for SynCXR)."""
     rows = _rows(spec["real"], cost)[0]
     if rows is None:
         return {}
     if spec["kind"] == "real_image_syn_report":
         return {"i2r": _gpu_h(rows, cost["llm_gpu_s_per_report"], spec["i2r"], "i2r")}
-    return {"t2i": _gpu_h(rows, cost["t2i_gpu_s_per_image"], spec["imagegen"], "imagegen")}
+    cur = spec.get("curation")
+    if cur is None or is_phantom_preset(cur, "curation"):
+        return {"t2i": _gpu_h(rows, cost["t2i_gpu_s_per_image"], spec["imagegen"], "imagegen")}
+    images = rows * float(cost["images_per_sample"])  # curated: drawn again while rejected
+    return {
+        "t2i": _gpu_h(images, cost["t2i_gpu_s_per_image"], spec["imagegen"], "imagegen"),
+        "curation": images * float(cost["curation_gpu_s_per_image"]) / 3600,
+    }
 
 
 def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
@@ -121,8 +129,12 @@ def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
             stages = partial_stages(spec, cost)
             g = sum(stages.values())
             label = f"{spec['kind']}-{config_hash(without_phantom_key(spec))[:8]}"  # as before presets declared it
+            section = "i2r" if spec["kind"] == "real_image_syn_report" else "imagegen"
+            # Phantom as its backend declares it, not as a zero price (unknown real rows price nothing).
+            phantom = is_phantom_preset(spec[section], f"data.{part}.{section}")
             out["generation"].append(
-                {"hash": label, "gpu_h": g, "stages": stages, "exists": False, "phantom": g == 0.0}
+                {"hash": label, "gpu_h": g, "stages": stages, "exists": False, "phantom": phantom}
+                | ({} if stages or phantom else {"rows_unknown": True})
             )
     for gen in gens:
         out["generation"].append(generation_entry(gen, cost, cache_dir))
@@ -158,7 +170,13 @@ def stage_table(gens: list[dict]) -> str:
             "generation": g["hash"],
             **{f"{STAGE_NAMES[s]} GPU-h": round(g.get("stages", {}).get(s, 0.0), 2) for s in stages},
             "total GPU-h": round(g["gpu_h"], 2),
-            "status": "exists" if g["exists"] else "phantom (CPU)" if g["phantom"] else "to make",
+            "status": "exists"
+            if g["exists"]
+            else "phantom (CPU)"
+            if g["phantom"]
+            else "to make (GPU; real rows unknown: not priced)"
+            if g.get("rows_unknown")
+            else "to make",
         }
         for g in gens
     ]
