@@ -11,6 +11,7 @@ from syncxr.config import run_dirname  # importing it registers the config resol
 from syncxr.data.dataset_format import write_json_atomic
 from syncxr.entry_point import run, validated
 from syncxr.results.cost import estimate_job
+from syncxr.results.provenance import quotes_published_real, write_quoted
 from syncxr.train.training_job import run_training
 
 
@@ -18,11 +19,14 @@ from syncxr.train.training_job import run_training
 @validated
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
+    # paper.reuse_published_real=true: a paper-mode data=real job quotes the published row (§4.2).
+    quoted = quotes_published_real(cfg.paper.reuse_published_real, dict(hc.runtime.choices))
     if cfg.dry_run:
-        write_json_atomic(
-            Path(hc.runtime.output_dir) / "cost.json",
-            estimate_job(OmegaConf.to_container(cfg, resolve=True), cfg.cost, Path(cfg.paths.cache_dir).expanduser()),
-        )
+        cost = estimate_job(OmegaConf.to_container(cfg, resolve=True), cfg.cost, Path(cfg.paths.cache_dir).expanduser())
+        write_json_atomic(Path(hc.runtime.output_dir) / "cost.json", cost | ({"train_gpu_h": 0.0} if quoted else {}))
+        return float("nan")
+    if quoted:
+        write_quoted(hc.runtime.output_dir, cfg.model.name)
         return float("nan")
     multirun = hc.mode == RunMode.MULTIRUN
     metrics = run_training(

@@ -123,27 +123,44 @@ def group_rows(ok: pd.DataFrame, axes: list[str]) -> list[tuple[tuple, pd.DataFr
     return sorted(groups.items(), key=lambda kv: [o.index(v) if v in o else len(o) for o, v in zip(orders, kv[0])])
 
 
+QUOTED_MARK = "‡"  # a published value the paper quoted from MAVL (its real rows, §4.2)
+
+
+def published_text(row: dict, dataset: str, metric: str, jobs: pd.DataFrame) -> str:
+    """The published Table 1 value beside a row of the exact published configuration (every job of
+    the row: `published_config`), marked ‡ where the paper quoted it; nothing beside any other row."""
+    if "published_config" not in jobs or not jobs["published_config"].astype(bool).all():
+        return ""
+    pub = table1_value(row["model"], row["data"], dataset, metric)
+    mark = f" {QUOTED_MARK}" if row["data"] == "real" else ""
+    if (jobs["status"] == "quoted").all():
+        return f"quoted {pub:.2f}{mark}" if pub is not None else "—"
+    return f" (paper {pub:.2f}{mark})" if pub is not None else " (paper —)"
+
+
 def render(
     df: pd.DataFrame, table: PaperTable, paper_mode: bool, twins: set[str], layout: Layout
 ) -> tuple[pd.DataFrame, list[str]]:
     """(the table as text cells, the metric keys it shows). Columns of benchmarks that were phantom
-    twins carry † in paper mode; Table 1 cells carry the published value in paper mode."""
+    twins carry † in paper mode; in paper mode Table 1 cells of the published configuration carry
+    the published value, and the quoted rows (paper.reuse_published_real) show it alone."""
     ok = df[df["status"] == "ok"]
+    shown = df[df["status"].isin(["ok", "quoted"] if table.published and paper_mode else ["ok"])]
     axes = row_axes(df)
     cols = [(k, d, m) for k, d, m in table.columns(layout) if k in ok and ok[k].notna().any()]
     rows = []
-    for key, g in group_rows(ok, axes):
+    for key, g in group_rows(shown, axes):
         row = {axis_name(a): v for a, v in zip(axes, key)}
+        measured = g[g["status"] == "ok"]
         for k, d, m in cols:
             header = f"{layout.title(d)} {metric_name(m)}"
             if paper_mode and layout.benchmark(d) in twins:
                 header += " †"
-            text = cell(g[k])
+            text = cell(measured[k]) if not measured.empty else ""
             if table.published and paper_mode:
-                pub = table1_value(row["model"], row["data"], d, m)
-                text += f" (paper {pub:.2f})" if pub is not None else " (paper —)"
+                text += published_text(row, d, m, g)
             row[header] = text
-        row["seeds"] = int(g["seed"].nunique())
+        row["seeds"] = int(measured["seed"].nunique())
         rows.append(row)
     return pd.DataFrame(rows), [k for k, _, _ in cols]
 

@@ -1,0 +1,89 @@
+"""Published values only beside the configuration the paper published (issue 21, item 10): ablation
+rows of a paper-mode sweep carry none, real rows say they are quoted from MAVL, and
+paper.reuse_published_real=true makes a data=real job quote instead of train."""
+
+import pytest
+
+from syncxr.config import ConfigError
+from syncxr.results.jobs import find_jobs
+from syncxr.results.provenance import QUOTED, quotes_published_real, unpublished, write_quoted
+from syncxr.results.sweep import write_report
+from tests.results.fake_sweep import write_job, write_sweep
+
+
+def _rows(text: str, prefix: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(prefix)]
+
+
+@pytest.mark.parametrize(
+    ("axis", "published", "others"),
+    [
+        ("generation.entity_ratio", "1.0", ("0.25", "0.5")),
+        ("llm", "llama31_70b", ("llama31_8b", "meditron3_70b")),
+        ("imagegen", "roentgen", ("cxr_irgen", "llm_cxr")),
+        ("image_encoder", "resnet50", ("swin_t",)),
+    ],
+)
+def test_only_the_published_configuration_carries_published_values(tmp_path, axis, published, others):
+    values = (published, *others)
+    sweep = write_sweep(tmp_path / "s", {v: 0.5 + 0.05 * i for i, v in enumerate(values)}, axis=axis, recipe="paper")
+    text = write_report(sweep, n_boot=20)[1].read_text()
+    table1 = text[text.index("## Table") : text.index("Keys:")]
+    rows = _rows(table1, "| convirt ")
+    assert len(rows) == len(values)
+    for row in rows:
+        value = row.split("|")[3].strip()
+        if value == published:
+            assert "(paper 59.49)" in row, row  # Table 1's SynCXR value for ConVIRT on CheXpert
+        else:
+            assert "(paper" not in row, row  # the paper never published this row
+    assert "no other row does" in text
+
+
+def test_mixing_shares_are_not_the_published_mix(tmp_path):
+    sweep = tmp_path / "s"
+    for data, share, signal in (("mix", "null", 0.7), ("mix", "0.5", 0.7), ("real", "null", 0.5)):
+        for seed in (0, 1):
+            over = [f"data={data}", f"data.syn_fraction={share}", "model=gloria", f"seed={seed}"]
+            write_job(sweep, over, {"chexpert": signal}, recipe="paper")
+    text = write_report(sweep, n_boot=20)[1].read_text()
+    (mix_all,) = _rows(text, "| gloria  | mix    | null ")
+    (mix_half,) = _rows(text, "| gloria  | mix    | 0.5 ")
+    (real,) = _rows(text, "| gloria  | real   | null ")
+    assert "(paper 72.32)" in mix_all and "(paper" not in mix_half
+    assert "(paper 54.84 ‡)" in real  # quoted by the paper from MAVL
+    assert "quoted by the paper (§4.2) from MAVL (Phan et al. 2024b)" in text
+
+
+def test_unpublished_names_what_differs(tmp_path):
+    d = write_job(tmp_path, ["data=syn", "model=convirt", "llm=meditron3_8b", "seed=0"], {"chexpert": 0.6})
+    (job,) = find_jobs(tmp_path)
+    assert unpublished(job) == ["recipe=phantom", "llm=meditron3_8b"]
+    hydra = d / ".hydra" / "hydra.yaml"
+    hydra.write_text(hydra.read_text().replace("recipe: phantom", "recipe: paper"))
+    assert unpublished(find_jobs(tmp_path)[0]) == ["llm=meditron3_8b"]
+
+
+def test_reuse_published_real_quotes_real_jobs_in_paper_mode_only(tmp_path):
+    paper = {"recipe": "paper", "model": "convirt", "image_encoder": "resnet50"}
+    assert not quotes_published_real(False, {**paper, "data": "real"})
+    assert quotes_published_real(True, {**paper, "data": "real"})
+    assert not quotes_published_real(True, {**paper, "data": "syn"})
+    with pytest.raises(ConfigError, match=r"paper mode only .*recipe=phantom"):
+        quotes_published_real(True, {**paper, "data": "real", "recipe": "phantom"})
+    with pytest.raises(ConfigError, match="no real-data row for model=convirt image_encoder=swin_t"):
+        quotes_published_real(True, {**paper, "data": "real", "image_encoder": "swin_t"})
+    # A sweep whose real jobs quoted: their rows show the published value alone, the others measure.
+    sweep = tmp_path / "s"
+    for data, signal in (("real", None), ("syn", 0.7)):
+        for seed in (0, 1):
+            over = [f"data={data}", "model=convirt", f"seed={seed}"]
+            d = write_job(sweep, over, signal and {"chexpert": signal}, recipe="paper")
+            if signal is None:
+                write_quoted(d, "convirt")
+    assert (sweep / "data=real,model=convirt,seed=0" / QUOTED).is_file()
+    text = write_report(sweep, n_boot=20)[1].read_text()
+    (real,) = _rows(text, "| convirt | real ")
+    assert [c.strip() for c in real.strip("|").split("|")][2:] == ["quoted 52.10 ‡", "quoted 35.61 ‡", "0"]
+    assert "4 jobs, 2 ok, 2 quoted, 0 failed." in text
+    assert "2 data=real job(s) did not train" in text and "Failed jobs" not in text
