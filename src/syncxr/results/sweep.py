@@ -19,6 +19,7 @@ import pandas as pd
 from ..data.dataset_format import write_json_atomic
 from ..data.durable import atomic_path, write_text_atomic
 from .claims import evaluate_claims
+from .datasets import datasets_markdown
 from .jobs import find_jobs, results_frame, swept_axes
 from .layout import sweep_layout
 from .plots import plot_axis
@@ -229,6 +230,7 @@ def write_report(sweep_dir: str | Path, logger_cfg=None, n_boot: int = 1000) -> 
     for title, text, *_ in sections:
         lines += [f"## {title}", "", text, ""]
     lines += claims_markdown(claims)
+    lines += datasets_markdown(jobs)
     lines += _closing_lines(df, shown, plots, n_failed)
     tables = {key: table for _, _, _, _, table, key in sections}
     if claims:
