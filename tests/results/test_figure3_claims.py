@@ -6,10 +6,9 @@ import re
 
 import numpy as np
 
-from syncxr.results.claims import evaluate_claims
 from syncxr.results.jobs import find_jobs, results_frame
 from syncxr.results.sweep import write_report
-from syncxr.results.trend import _rho
+from syncxr.results.trend import _rho, all_claims
 from tests.results.fake_sweep import write_sweep
 
 HEAD = r"^- convirt, data=syn, zero-shot, seen diseases, mean AUC over CheXpert: "
@@ -63,7 +62,7 @@ def test_more_entities_help_is_a_trend_over_every_ratio(tmp_path):
     rho, lo, hi, verdict = _trend(text)
     assert abs(rho) < 0.5 and lo <= 0 <= hi and verdict.startswith("Inconclusive")
     jobs = find_jobs(sweep)
-    trend = [c for c in evaluate_claims(jobs, results_frame(jobs), n_boot=50) if c.a == "more entities"]
+    trend = [c for c in all_claims(jobs, results_frame(jobs), n_boot=50) if c.a == "more entities"]
     assert [c.metric for c in trend] == ["auc", "f1"] and all(c.images for c in trend)
 
 

@@ -2,11 +2,13 @@
 rows of a paper-mode sweep carry none, real rows say they are quoted from MAVL, and
 paper.reuse_published_real=true makes a data=real job quote instead of train."""
 
+import json
+
 import pytest
 
 from syncxr.config import ConfigError
 from syncxr.results.jobs import find_jobs
-from syncxr.results.provenance import QUOTED, quotes_published_real, unpublished, write_quoted
+from syncxr.results.provenance import QUOTED, quote_published_real, quotes_published_real, unpublished, write_quoted
 from syncxr.results.sweep import write_report
 from tests.results.fake_sweep import write_job, write_sweep
 
@@ -73,6 +75,10 @@ def test_reuse_published_real_quotes_real_jobs_in_paper_mode_only(tmp_path):
         quotes_published_real(True, {**paper, "data": "real", "recipe": "phantom"})
     with pytest.raises(ConfigError, match="no real-data row for model=convirt image_encoder=swin_t"):
         quotes_published_real(True, {**paper, "data": "real", "image_encoder": "swin_t"})
+    # A dry run prices the quoted job at no training; a real run writes QUOTED and trains nothing.
+    assert quote_published_real(True, {**paper, "data": "real"}, tmp_path / "dry", 0, True)
+    assert json.loads((tmp_path / "dry" / "cost.json").read_text())["train_gpu_h"] == 0.0
+    assert not (tmp_path / "dry" / QUOTED).exists()
     # A sweep whose real jobs quoted: their rows show the published value alone, the others measure.
     sweep = tmp_path / "s"
     for data, signal in (("real", None), ("syn", 0.7)):

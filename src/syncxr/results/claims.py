@@ -314,6 +314,4 @@ def evaluate_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int = 1000, seed:
         for family in contrast.families:
             for metric in family.metrics:
                 results += _metric_claims(contrast, family, metric, groups, n_boot, rng, layout)
-    from .trend import trend_claims  # noqa: PLC0415 - trend.py builds on this module's claims
-
-    return results + trend_claims(jobs, df, n_boot, rng, layout)
+    return results

@@ -109,6 +109,21 @@ def quotes_published_real(reuse: bool, choices: dict) -> bool:
     return True
 
 
+def quote_published_real(reuse: bool, choices: dict, out_dir, seed: int, dry_run: bool) -> bool:
+    """train.py's step: whether this job quotes the published real row instead of training
+    (`quotes_published_real`); if so, its QUOTED file, or in a dry run its cost.json (no training,
+    no generation: the GPU-hours the option saves)."""
+    if not quotes_published_real(reuse, choices):
+        return False
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    if dry_run:
+        cost = {"model": choices["model"], "data": "real", "seed": seed, "train_rows": 0, "train_gpu_h": 0.0}
+        write_json_atomic(Path(out_dir) / "cost.json", cost | {"generation": [], "quoted": True})
+    else:
+        write_quoted(out_dir, choices["model"])
+    return True
+
+
 def write_quoted(out_dir, model: str) -> Path:
     """QUOTED in a job dir that did not train: the report shows the published row of `model`."""
     path = Path(out_dir) / QUOTED

@@ -18,7 +18,6 @@ import pandas as pd
 
 from ..data.dataset_format import write_json_atomic
 from ..data.durable import atomic_path, write_text_atomic
-from .claims import evaluate_claims
 from .datasets import datasets_markdown
 from .jobs import find_jobs, results_frame, swept_axes
 from .layout import sweep_layout
@@ -35,6 +34,7 @@ from .tables import (
     other_metrics,
     render,
 )
+from .trend import all_claims
 
 log = logging.getLogger(__name__)
 HEADLINE_LABEL = "mean zero-shot AUC, seen diseases (%)"
@@ -145,7 +145,7 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
                         f"figure3_{axis_name(axis).replace('.', '_')}",
                     )
                 )
-    claims = evaluate_claims(jobs, df, n_boot=n_boot)
+    claims = all_claims(jobs, df, n_boot=n_boot)
     return notes, sections, shown, plots, claims
 
 
@@ -157,7 +157,14 @@ def claims_markdown(claims) -> list[str]:
         "",
         "Difference in points (percent), a minus b, mean over paired runs (same seed, model and other axes); "
         "95% percentile interval of a two-stage bootstrap (seeds, then test images jointly for the two runs). "
-        "Agrees: the interval excludes 0 on the paper's side.",
+        "Agrees: the interval excludes 0 on the paper's side."
+        + (
+            " Trend lines: Spearman's rho between the entity ratio and the metric over every swept ratio, "
+            "per seed, averaged over seeds; the same bootstrap, the images resampled jointly for all of a "
+            "seed's runs."
+            if any(c.a == "more entities" for c in claims)
+            else ""
+        ),
         "",
     ]
     families = list(dict.fromkeys(c.family for c in claims))  # in the order of the first claim of each

@@ -17,9 +17,9 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from .bootstrap import Fixed, interval
-from .claims import SEEN, ClaimResult, Family, _shared_ids, image_metric
+from .claims import SEEN, ClaimResult, Family, _shared_ids, evaluate_claims, image_metric
 from .jobs import Job, ordered
-from .layout import Layout
+from .layout import Layout, sweep_layout
 from .tables import METRIC_NAMES, row_axes
 
 AXIS = "sweep/generation.entity_ratio"
@@ -149,3 +149,9 @@ def trend_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int, rng, layout: La
             if (claim := _claim(stratum, values, runs, SEEN, metric, n_boot, rng, layout)) is not None:
                 out.append(claim)
     return out
+
+
+def all_claims(jobs: list[Job], df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> list[ClaimResult]:
+    """Every claim a sweep holds: the pairwise ones (claims.py), then the entity-ratio trend."""
+    rng = np.random.default_rng([seed, 1])
+    return evaluate_claims(jobs, df, n_boot, seed) + trend_claims(jobs, df, n_boot, rng, sweep_layout(jobs))
