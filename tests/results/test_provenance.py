@@ -10,6 +10,7 @@ from syncxr.config import ConfigError
 from syncxr.results.jobs import find_jobs
 from syncxr.results.provenance import QUOTED, quote_published_real, quotes_published_real, unpublished, write_quoted
 from syncxr.results.sweep import write_report
+from tests.helpers import run_cli
 from tests.results.fake_sweep import write_job, write_sweep
 
 
@@ -90,6 +91,28 @@ def test_reuse_published_real_quotes_real_jobs_in_paper_mode_only(tmp_path):
     assert (sweep / "data=real,model=convirt,seed=0" / QUOTED).is_file()
     text = write_report(sweep, n_boot=20)[1].read_text()
     (real,) = _rows(text, "| convirt | real ")
-    assert [c.strip() for c in real.strip("|").split("|")][2:] == ["quoted 52.10 ‡", "quoted 35.61 ‡", "0"]
+    cells = [c.strip() for c in real.strip("|").split("|")]
+    assert cells[2:4] == ["quoted 52.10 ‡", "quoted 35.61 ‡"] and cells[-1] == "0"  # CheXpert AUC, F1; no seeds
+    assert cells[-3:-1] == ["quoted 64.25 ‡", "quoted 42.87 ‡"]  # SIIM: every Table 1 column
+    (syn,) = _rows(text, "| convirt | syn ")
+    assert "(paper 59.49)" in syn and "(paper 56.07)" not in syn  # ChestX-ray14: not measured, nothing beside it
     assert "4 jobs, 2 ok, 2 quoted, 0 failed." in text
     assert "2 data=real job(s) did not train" in text and "Failed jobs" not in text
+
+
+@pytest.mark.slow
+def test_a_paper_mode_sweep_of_quoted_real_jobs_trains_nothing_and_reports_table1(tmp_path):
+    sweep = tmp_path / "sweep"
+    over = ["-m", "experiment=syncxr_paper", "data=real", "model=convirt,gloria", "paper.reuse_published_real=true"]
+    proc = run_cli([*over, f"hydra.sweep.dir={sweep}"], tmp_path / "cache", tmp_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert len(list(sweep.glob(f"*/{QUOTED}"))) == 2 and not list(sweep.glob("*/metrics.json"))
+    text = (sweep / "report.md").read_text()
+    assert len(_rows(text, "| gloria  | real ")) == 1, text
+    (gloria,) = _rows(text, "| gloria  | real ")
+    assert "quoted 54.84 ‡" in gloria and "quoted 40.39 ‡" in gloria  # CheXpert AUC, SIIM F1 (Table 1)
+    assert "PHANTOM TWINS" not in text and "†" not in text  # nothing was evaluated
+    phantom = run_cli(["data=real", "paper.reuse_published_real=true"], tmp_path / "cache", tmp_path)
+    out, _ = phantom.communicate(timeout=600)
+    assert phantom.returncode == 2 and "paper.reuse_published_real=true applies to paper mode only" in out

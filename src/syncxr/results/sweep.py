@@ -57,9 +57,10 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def _paper_mode_notes(df: pd.DataFrame) -> tuple[bool, set[str], list[str]]:
     """(paper mode?, benchmarks that were phantom twins, the report's notes on both)."""
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"].isin(["ok", "quoted"])]  # finished: trained, or quoted the published row
     paper = ok[ok["recipe"] == "paper"]
-    twins = {b for s in ok["phantom_twins"].fillna("") for b in str(s).split(";") if b}
+    evaluated = ok[ok["status"] == "ok"]  # a quoted job evaluated nothing
+    twins = {b for s in evaluated["phantom_twins"].fillna("") for b in str(s).split(";") if b}
     if paper.empty:
         note = [f"Benchmarks evaluated on their phantom twins: {', '.join(sorted(twins))}.", ""] if twins else []
         return False, twins, note
@@ -75,7 +76,8 @@ def _paper_mode_notes(df: pd.DataFrame) -> tuple[bool, set[str], list[str]]:
     if not quoted.empty:
         lines += [
             f"{len(quoted)} data=real job(s) did not train (`paper.reuse_published_real=true`): their rows "
-            f"show the published value alone, marked `quoted`.",
+            "show the published value alone, marked `quoted`; no claim compares a run with them (nothing "
+            "was measured), the published differences are in each claim's `Paper:` part.",
             "",
         ]
     if twins:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .jobs import ordered, swept_axes
 from .layout import Layout, sweep_layout
-from .published import table1_value
+from .published import table1_datasets, table1_value
 
 METRIC_NAMES = {"auc": "AUC", "f1": "F1", "acc": "ACC", "iou": "IoU", "dice": "Dice"}
 FRACTIONS = ("1pct", "10pct", "100pct")
@@ -95,7 +95,8 @@ def applicable(df: pd.DataFrame, layout: Layout) -> list[PaperTable]:
     else:
         tables.append(TABLE1)
     tables += [TABLE2A, TABLE2B, TABLE3A, TABLE3B]
-    return [t for t in tables if has(t)]
+    quoted = (df["status"] == "quoted").any()  # paper.reuse_published_real: Table 1's quoted rows
+    return [t for t in tables if has(t) or (t is TABLE1 and quoted)]
 
 
 def row_axes(df: pd.DataFrame) -> list[str]:
@@ -145,9 +146,14 @@ def render(
     twins carry † in paper mode; in paper mode Table 1 cells of the published configuration carry
     the published value, and the quoted rows (paper.reuse_published_real) show it alone."""
     ok = df[df["status"] == "ok"]
-    shown = df[df["status"].isin(["ok", "quoted"] if table.published and paper_mode else ["ok"])]
+    quoting = table.published and paper_mode and (df["status"] == "quoted").any()
+    shown = df[df["status"].isin(["ok", "quoted"] if quoting else ["ok"])]
     axes = row_axes(df)
-    cols = [(k, d, m) for k, d, m in table.columns(layout) if k in ok and ok[k].notna().any()]
+    cols = [
+        (k, d, m)
+        for k, d, m in table.columns(layout)
+        if (k in ok and ok[k].notna().any()) or (quoting and d in table1_datasets())
+    ]
     rows = []
     for key, g in group_rows(shown, axes):
         row = {axis_name(a): v for a, v in zip(axes, key)}
@@ -156,9 +162,12 @@ def render(
             header = f"{layout.title(d)} {metric_name(m)}"
             if paper_mode and layout.benchmark(d) in twins:
                 header += " †"
-            text = cell(measured[k]) if not measured.empty else ""
-            if table.published and paper_mode:
-                text += published_text(row, d, m, g)
+            if measured.empty:  # a quoted row: the published value alone
+                text = published_text(row, d, m, g)
+            elif k in measured and measured[k].notna().any():
+                text = cell(measured[k]) + (published_text(row, d, m, g) if table.published and paper_mode else "")
+            else:  # a column only the quoted rows fill
+                text = "—"
             row[header] = text
         row["seeds"] = int(measured["seed"].nunique())
         rows.append(row)
