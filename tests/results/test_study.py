@@ -101,3 +101,5 @@ def test_a_study_file_and_publish(study, tmp_path, monkeypatch):
     bad.write_text("out: x\n")
     with pytest.raises(ValueError, match="sweeps:"):
         report_main([str(bad)])
+    with pytest.raises(ValueError, match="distinct dir names; given twice: main"):
+        report_main([str(study[0]), str(study[0]), "--out", str(tmp_path / "twice")])

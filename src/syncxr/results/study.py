@@ -75,6 +75,10 @@ def write_study_report(sweep_dirs: list[Path], out_dir: Path, n_boot: int = 1000
     """report.md, study_summary.json and the W&B Report spec (wandb_report.json) of the whole study in
     `out_dir`; `logger_cfg`: the W&B project and entity of the spec (None: the defaults)."""
     out_dir = Path(out_dir)
+    names = [Path(d).name for d in sweep_dirs]
+    if len(set(names)) < len(names):  # a sweep's name titles its sections and holds its plots
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"study sweeps must have distinct dir names; given twice: {', '.join(twice)} ({sweep_dirs})")
     out_dir.mkdir(parents=True, exist_ok=True)
     notes, parts, claims, all_jobs, n_claims, how = [], [], [], [], 0, ""
     for sweep_dir in map(Path, sweep_dirs):
