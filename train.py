@@ -11,6 +11,7 @@ from syncxr.config import run_dirname  # importing it registers the config resol
 from syncxr.data.dataset_format import write_json_atomic
 from syncxr.entry_point import run, validated
 from syncxr.results.cost import estimate_job
+from syncxr.results.provenance import quote_published_real
 from syncxr.train.training_job import run_training
 
 
@@ -18,19 +19,17 @@ from syncxr.train.training_job import run_training
 @validated
 def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
+    job = (dict(hc.runtime.choices), hc.runtime.output_dir, cfg.seed, cfg.dry_run)
+    if quote_published_real(cfg.paper.reuse_published_real, *job):  # a published real row, quoted (§4.2)
+        return float("nan")
     if cfg.dry_run:
         write_json_atomic(
             Path(hc.runtime.output_dir) / "cost.json",
             estimate_job(OmegaConf.to_container(cfg, resolve=True), cfg.cost, Path(cfg.paths.cache_dir).expanduser()),
         )
         return float("nan")
-    multirun = hc.mode == RunMode.MULTIRUN
-    metrics = run_training(
-        cfg,
-        hc.runtime.output_dir,
-        name=run_dirname(hc.job.override_dirname),
-        group=Path(hc.sweep.dir).name if multirun else "train",
-    )
+    group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else "train"
+    metrics = run_training(cfg, hc.runtime.output_dir, name=run_dirname(hc.job.override_dirname), group=group)
     return metrics.get("zeroshot_cls/chexpert/auc", float("nan"))
 
 

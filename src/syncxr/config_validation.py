@@ -127,6 +127,7 @@ RULES = {
     # Run-level keys (train.py, generate.py, evaluate.py, analyze.py roots).
     "seed": SEED,
     "dry_run": Bool(),
+    "paper.reuse_published_real": Bool(),
     "progress": Bool(),
     "compare_generated": Bool(),
     "cpu": Bool(),

@@ -117,8 +117,8 @@ def test_the_full_paper_suite_fills_tables_1_to_3(tmp_path):
     assert any(
         x.startswith("- convirt, zero-shot grounding, mean IoU over RSNA, COVID Rural: syn > real by +")
         and x.endswith(
-            "Paper: syn > real by +1.42 (stated: mean over ConVIRT, GLoRIA and RSNA, SIIM, "
-            "COVID Rural). Agrees with the paper."
+            "Paper: syn > real by +1.42 (stated: mean over ConVIRT, GLoRIA and RSNA, COVID Rural, "
+            "SIIM). Agrees with the paper."
         )
         for x in lines
     ), text
@@ -215,3 +215,11 @@ def test_a_sweep_where_every_job_failed_lists_them_and_nothing_else(tmp_path):
         "-",
         "data=syn,model=convirt,seed=0",
     ]
+
+
+def test_table2b_columns_in_the_published_order():
+    from syncxr.results.layout import sweep_layout
+
+    # Table 2b's header row: RSNA, Covid-19 Rural, SIIM (issue 21, item 9).
+    assert sweep_layout([]).columns["table2b"] == ["rsna", "covid_rural", "siim"]
+    assert sweep_layout([]).columns["table2a"] == ["padchest_unseen", "padchest_rare"]  # two unseen sets (§4.1)

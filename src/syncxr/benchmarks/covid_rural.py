@@ -53,7 +53,7 @@ class COVIDRural(Benchmark):
     name = "covid_rural"
     title = "COVID Rural"
     tasks = ("grounding", "segmentation")  # every image is positive: nothing to classify
-    tables = (("table2b", 2, None), ("table3b", 2, None))
+    tables = (("table2b", 1, None), ("table3b", 2, None))  # Table 2b: RSNA, COVID-19 Rural, SIIM
     subject = ("consolidation", "edema")  # every image
     reader = staticmethod(read_covid_rural)
 

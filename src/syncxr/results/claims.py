@@ -48,12 +48,16 @@ class Contrast:
     paper: str  # the paper's claim in words, for contrasts without published numbers
 
 
+EACH = "*"  # Contrast.b: each other value of the axis (a best-of-k claim: `a` beats every one)
 CONTRASTS = (
     Contrast("data", "syn", "real", (SEEN, UNSEEN, GROUNDING), "synthetic beats real"),
     Contrast("data", "mix", "real", (SEEN, UNSEEN, GROUNDING), "mixed beats real"),
     Contrast("data", "mix", "syn", (SEEN, UNSEEN, GROUNDING), "mixed beats synthetic"),
     Contrast("sweep/sampling", "balanced", "longtail", (SEEN,), "balanced beats long-tailed sampling"),
     Contrast("sweep/generation.entity_ratio", None, None, (SEEN,), "more entities help"),
+    # Figure 3, bottom (§4.3): the best report LLM and the best image generator, against each other one.
+    Contrast("sweep/llm", "llama31_70b", EACH, (SEEN,), "Llama 3.1 70B is the best report LLM (Figure 3)"),
+    Contrast("sweep/imagegen", "roentgen", EACH, (SEEN,), "RoentGen is the best image generator (Figure 3)"),
 )
 
 
@@ -200,21 +204,24 @@ def _groups(jobs: list[Job], df: pd.DataFrame, contrast: Contrast):
     strata = [c for c in row_axes(df) if c != contrast.axis]
     for key, g in ok.groupby(strata, dropna=False, sort=False):
         values = ordered(g[contrast.axis].dropna().tolist())
-        a, b = (
-            (contrast.a, contrast.b)
-            if contrast.a is not None
-            else (values[-1] if values else None, values[0] if values else None)
-        )
-        if a is None or a == b or a not in values or b not in values:
-            continue
-        ga = g[g[contrast.axis] == a].drop_duplicates("seed").set_index("seed")
-        gb = g[g[contrast.axis] == b].drop_duplicates("seed").set_index("seed")
-        common = sorted(set(ga.index) & set(gb.index))
-        pairs = [(by_name[ga.loc[s, "job"]], by_name[gb.loc[s, "job"]]) for s in common]
-        key = key if isinstance(key, tuple) else (key,)
-        stratum = dict(zip(strata, key))
-        if pairs:
-            yield stratum, a, b, pairs
+        for a, b in _compared(contrast, values):
+            ga = g[g[contrast.axis] == a].drop_duplicates("seed").set_index("seed")
+            gb = g[g[contrast.axis] == b].drop_duplicates("seed").set_index("seed")
+            common = sorted(set(ga.index) & set(gb.index))
+            pairs = [(by_name[ga.loc[s, "job"]], by_name[gb.loc[s, "job"]]) for s in common]
+            key = key if isinstance(key, tuple) else (key,)
+            if pairs:
+                yield dict(zip(strata, key)), a, b, pairs
+
+
+def _compared(contrast: Contrast, values: list) -> list[tuple]:
+    """The (a, b) value pairs a contrast compares among an axis's `values`."""
+    if contrast.a is None:  # the largest against the smallest
+        return [(values[-1], values[0])] if len(values) > 1 else []
+    if contrast.a not in values:
+        return []
+    others = [v for v in values if v != contrast.a] if contrast.b == EACH else [contrast.b]
+    return [(contrast.a, b) for b in others if b in values]
 
 
 def _who(first: str, rest) -> str:

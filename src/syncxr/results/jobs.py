@@ -1,8 +1,9 @@
 """The jobs of a sweep as the report reads them: overrides, Hydra choices, resolved config, metrics,
 per-image predictions and the evaluation details, and `results_frame`, one row per job.
 
-A job is a sub-directory holding `.hydra/overrides.yaml`; it is `ok` when it wrote `metrics.json`
-and `failed` otherwise (failed jobs stay in the table as rows, they never silently vanish).
+A job is a sub-directory holding `.hydra/overrides.yaml`; it is `ok` when it wrote `metrics.json`,
+`quoted` when it was a paper-mode data=real job that quoted the published row instead of training
+(provenance.QUOTED), and `failed` otherwise (failed jobs stay in the table as rows, they never silently vanish).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from .provenance import QUOTED, unpublished
 
 # Tasks whose `datasets` name benchmarks (retrieval names training-format datasets instead).
 BENCHMARK_TASKS = ("zeroshot_cls", "zeroshot_grounding", "linear_probe", "finetune_cls", "finetune_seg")
@@ -57,6 +60,15 @@ class Job:
     @property
     def ok(self) -> bool:
         return self.metrics is not None
+
+    @property
+    def quoted(self) -> bool:
+        """A data=real job of paper.reuse_published_real=true: it did not train (QUOTED)."""
+        return not self.ok and (self.dir / QUOTED).is_file()
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "quoted" if self.quoted else "failed"
 
     @property
     def seed(self) -> int:
@@ -138,7 +150,8 @@ def results_frame(jobs: list[Job]) -> pd.DataFrame:
             "model": job.model,
             "recipe": job.recipe,
             "phantom_twins": ";".join(job.phantom_twins),
-            "status": "ok" if job.ok else "failed",
+            "status": job.status,
+            "published_config": not unpublished(job),  # the paper published this configuration
         }
         row.update(job.metrics or {})
         rows.append(row)

@@ -18,14 +18,31 @@ import pandas as pd
 
 from ..data.dataset_format import write_json_atomic
 from ..data.durable import atomic_path, write_text_atomic
-from .claims import evaluate_claims
+from .datasets import datasets_markdown
 from .jobs import find_jobs, results_frame, swept_axes
 from .layout import sweep_layout
 from .plots import plot_axis
-from .tables import FIGURE3_AXES, HEADLINE, add_headline, applicable, axis_name, figure3_table, other_metrics, render
+from .provenance import SOURCES
+from .tables import (
+    FIGURE3_AXES,
+    HEADLINE,
+    QUOTED_MARK,
+    add_headline,
+    applicable,
+    axis_name,
+    figure3_table,
+    other_metrics,
+    render,
+)
+from .trend import all_claims
 
 log = logging.getLogger(__name__)
 HEADLINE_LABEL = "mean zero-shot AUC, seen diseases (%)"
+TABLE_NOTES = {
+    "table2a": "\n\nTwo unseen-disease sets, PadChest unseen and PadChest rare: the paper's caption speaks of "
+    "three datasets for unseen diseases, but its §4.1 names only these two among its seven zero-shot sets.",
+    "table2b": "\n\nColumns in the published order: RSNA, COVID-19 Rural, SIIM.",
+}
 
 
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
@@ -40,17 +57,29 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def _paper_mode_notes(df: pd.DataFrame) -> tuple[bool, set[str], list[str]]:
     """(paper mode?, benchmarks that were phantom twins, the report's notes on both)."""
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"].isin(["ok", "quoted"])]  # finished: trained, or quoted the published row
     paper = ok[ok["recipe"] == "paper"]
-    twins = {b for s in ok["phantom_twins"].fillna("") for b in str(s).split(";") if b}
+    evaluated = ok[ok["status"] == "ok"]  # a quoted job evaluated nothing
+    twins = {b for s in evaluated["phantom_twins"].fillna("") for b in str(s).split(";") if b}
     if paper.empty:
         note = [f"Benchmarks evaluated on their phantom twins: {', '.join(sorted(twins))}.", ""] if twins else []
         return False, twins, note
     lines = [
-        f"**Paper mode** (recipe=paper in {len(paper)} of {len(ok)} finished jobs): Table 1 cells show the "
-        "published value in parentheses.",
+        f"**Paper mode** (recipe=paper in {len(paper)} of {len(ok)} finished jobs): Table 1 cells of the "
+        "configuration the paper published (ConVIRT or GLoRIA, ResNet-50, real / syn / mix, SynCXR as "
+        "generated in §3.2: Llama 3.1 70B, RoentGen, balanced sampling, entity ratio 1.0, mix = all of "
+        "both) show the published value in parentheses; no other row does. Syn and mix values are the "
+        f"paper's own runs; real values ({QUOTED_MARK}) are {SOURCES['real']}.",
         "",
     ]
+    quoted = df[df["status"] == "quoted"]
+    if not quoted.empty:
+        lines += [
+            f"{len(quoted)} data=real job(s) did not train (`paper.reuse_published_real=true`): their rows "
+            "show the published value alone, marked `quoted`; no claim compares a run with them (nothing "
+            "was measured), the published differences are in each claim's `Paper:` part.",
+            "",
+        ]
     if twins:
         lines += [
             "> **WARNING — PHANTOM TWINS, NOT THE PUBLISHED BENCHMARKS:** "
@@ -60,6 +89,13 @@ def _paper_mode_notes(df: pd.DataFrame) -> tuple[bool, set[str], list[str]]:
             "",
         ]
     return True, twins, lines
+
+
+def _counts(df: pd.DataFrame) -> str:
+    """'4 ok, 2 failed' (and the quoted jobs, where any)."""
+    n = df["status"].value_counts()
+    quoted = f", {n['quoted']} quoted" if n.get("quoted") else ""
+    return f"{n.get('ok', 0)} ok{quoted}, {n.get('failed', 0)} failed"
 
 
 def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
@@ -77,6 +113,7 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
         text = "\n".join([_markdown(table), "", "Keys: " + ", ".join(f"`{k}`" for k in keys)])
         if any(str(c).endswith(" †") for c in table.columns):
             text += "\n\n† phantom twin, not the published benchmark."
+        text += TABLE_NOTES.get(spec.key, "")
         sections.append((spec.title, text, axes, headline, table, spec.key))
     plots = []
     seen_auc = [
@@ -110,7 +147,7 @@ def build_sections(df: pd.DataFrame, jobs, sweep_dir: Path, n_boot: int):
                         f"figure3_{axis_name(axis).replace('.', '_')}",
                     )
                 )
-    claims = evaluate_claims(jobs, df, n_boot=n_boot)
+    claims = all_claims(jobs, df, n_boot=n_boot)
     return notes, sections, shown, plots, claims
 
 
@@ -122,7 +159,14 @@ def claims_markdown(claims) -> list[str]:
         "",
         "Difference in points (percent), a minus b, mean over paired runs (same seed, model and other axes); "
         "95% percentile interval of a two-stage bootstrap (seeds, then test images jointly for the two runs). "
-        "Agrees: the interval excludes 0 on the paper's side.",
+        "Agrees: the interval excludes 0 on the paper's side."
+        + (
+            " Trend lines: Spearman's rho between the entity ratio and the metric over every swept ratio, "
+            "per seed, averaged over seeds; the same bootstrap, the images resampled jointly for all of a "
+            "seed's runs."
+            if any(c.a == "more entities" for c in claims)
+            else ""
+        ),
         "",
     ]
     families = list(dict.fromkeys(c.family for c in claims))  # in the order of the first claim of each
@@ -188,14 +232,14 @@ def write_report(sweep_dir: str | Path, logger_cfg=None, n_boot: int = 1000) -> 
     lines = [
         f"# Sweep report: {sweep_dir.name}",
         "",
-        f"{len(df)} jobs, {len(df) - n_failed} ok, {n_failed} failed. Cells are mean ± std over seeds in "
-        "percent (one seed: its value).",
+        f"{len(df)} jobs, {_counts(df)}. Cells are mean ± std over seeds in percent (one seed: its value).",
         "",
         *notes,
     ]
     for title, text, *_ in sections:
         lines += [f"## {title}", "", text, ""]
     lines += claims_markdown(claims)
+    lines += datasets_markdown(jobs)
     lines += _closing_lines(df, shown, plots, n_failed)
     tables = {key: table for _, _, _, _, table, key in sections}
     if claims:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .jobs import ordered, swept_axes
 from .layout import Layout, sweep_layout
-from .published import table1_value
+from .published import table1_datasets, table1_value
 
 METRIC_NAMES = {"auc": "AUC", "f1": "F1", "acc": "ACC", "iou": "IoU", "dice": "Dice"}
 FRACTIONS = ("1pct", "10pct", "100pct")
@@ -95,7 +95,8 @@ def applicable(df: pd.DataFrame, layout: Layout) -> list[PaperTable]:
     else:
         tables.append(TABLE1)
     tables += [TABLE2A, TABLE2B, TABLE3A, TABLE3B]
-    return [t for t in tables if has(t)]
+    quoted = (df["status"] == "quoted").any()  # paper.reuse_published_real: Table 1's quoted rows
+    return [t for t in tables if has(t) or (t is TABLE1 and quoted)]
 
 
 def row_axes(df: pd.DataFrame) -> list[str]:
@@ -123,27 +124,52 @@ def group_rows(ok: pd.DataFrame, axes: list[str]) -> list[tuple[tuple, pd.DataFr
     return sorted(groups.items(), key=lambda kv: [o.index(v) if v in o else len(o) for o, v in zip(orders, kv[0])])
 
 
+QUOTED_MARK = "‡"  # a published value the paper quoted from MAVL (its real rows, §4.2)
+
+
+def published_text(row: dict, dataset: str, metric: str, jobs: pd.DataFrame) -> str:
+    """The published Table 1 value beside a row of the exact published configuration (every job of
+    the row: `published_config`), marked ‡ where the paper quoted it; nothing beside any other row."""
+    if "published_config" not in jobs or not jobs["published_config"].astype(bool).all():
+        return ""
+    pub = table1_value(row["model"], row["data"], dataset, metric)
+    mark = f" {QUOTED_MARK}" if row["data"] == "real" else ""
+    if (jobs["status"] == "quoted").all():
+        return f"quoted {pub:.2f}{mark}" if pub is not None else "—"
+    return f" (paper {pub:.2f}{mark})" if pub is not None else " (paper —)"
+
+
 def render(
     df: pd.DataFrame, table: PaperTable, paper_mode: bool, twins: set[str], layout: Layout
 ) -> tuple[pd.DataFrame, list[str]]:
     """(the table as text cells, the metric keys it shows). Columns of benchmarks that were phantom
-    twins carry † in paper mode; Table 1 cells carry the published value in paper mode."""
+    twins carry † in paper mode; in paper mode Table 1 cells of the published configuration carry
+    the published value, and the quoted rows (paper.reuse_published_real) show it alone."""
     ok = df[df["status"] == "ok"]
+    quoting = table.published and paper_mode and (df["status"] == "quoted").any()
+    shown = df[df["status"].isin(["ok", "quoted"] if quoting else ["ok"])]
     axes = row_axes(df)
-    cols = [(k, d, m) for k, d, m in table.columns(layout) if k in ok and ok[k].notna().any()]
+    cols = [
+        (k, d, m)
+        for k, d, m in table.columns(layout)
+        if (k in ok and ok[k].notna().any()) or (quoting and d in table1_datasets())
+    ]
     rows = []
-    for key, g in group_rows(ok, axes):
+    for key, g in group_rows(shown, axes):
         row = {axis_name(a): v for a, v in zip(axes, key)}
+        measured = g[g["status"] == "ok"]
         for k, d, m in cols:
             header = f"{layout.title(d)} {metric_name(m)}"
             if paper_mode and layout.benchmark(d) in twins:
                 header += " †"
-            text = cell(g[k])
-            if table.published and paper_mode:
-                pub = table1_value(row["model"], row["data"], d, m)
-                text += f" (paper {pub:.2f})" if pub is not None else " (paper —)"
+            if measured.empty:  # a quoted row: the published value alone
+                text = published_text(row, d, m, g)
+            elif k in measured and measured[k].notna().any():
+                text = cell(measured[k]) + (published_text(row, d, m, g) if table.published and paper_mode else "")
+            else:  # a column only the quoted rows fill
+                text = "—"
             row[header] = text
-        row["seeds"] = int(g["seed"].nunique())
+        row["seeds"] = int(measured["seed"].nunique())
         rows.append(row)
     return pd.DataFrame(rows), [k for k, _, _ in cols]
 

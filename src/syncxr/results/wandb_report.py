@@ -1,7 +1,8 @@
 """A W&B Report of a sweep, built with wandb-workspaces: one section per study (the paper's tables
 and figures the sweep holds), each with its table and claims as text, a bar chart per swept axis and
 headline metric, a parallel-coordinates panel and a run comparer, over the sweep's training runs
-(filtered to its W&B group).
+(filtered to its W&B group). A study report (study.py) spans several sweeps: each of its sections
+names its sweep's group.
 
 The report is first written as a plain JSON spec (`wandb_report.json` in the sweep dir): publishing
 needs a reachable server, and an offline sweep publishes later with
@@ -63,12 +64,12 @@ def build_report(spec: dict, entity: str):
     import wandb_workspaces.reports.v2 as wr  # noqa: PLC0415
     from wandb_workspaces import expr  # noqa: PLC0415
 
-    def runset():
+    def runset(group: str):
         return wr.Runset(
             entity=entity,
             project=spec["project"],
-            name=spec["group"],
-            filters=expr.And(expr.Metric("Group") == spec["group"], expr.Metric("JobType") == JOB_TYPE),
+            name=group,
+            filters=expr.And(expr.Metric("Group") == group, expr.Metric("JobType") == JOB_TYPE),
         )
 
     blocks = [wr.H1(spec["title"]), wr.MarkdownBlock(spec["intro"])]
@@ -93,7 +94,7 @@ def build_report(spec: dict, entity: str):
         blocks += [
             wr.H2(sec["title"]),
             wr.MarkdownBlock(sec["markdown"]),
-            wr.PanelGrid(runsets=[runset()], panels=panels),
+            wr.PanelGrid(runsets=[runset(sec.get("group") or spec["group"])], panels=panels),
         ]
     return wr.Report(
         project=spec["project"],
