@@ -180,7 +180,7 @@ RULES = {
     "scheduler._partial_": Bool(),
     # Models and encoders.
     "model.proj_dim": COUNT,
-    "model.proj_hidden": COUNT,
+    "model.proj_hidden": Int(1, null=True),
     "model.tau": POSITIVE,
     "model.lam": RATE,
     "model.embed_dim": Int(1, null=True),
