@@ -44,6 +44,10 @@ def check_settings(val_every: int, monitor: str, patience: int | None, restore_b
 def validation_loss(model: torch.nn.Module, loader: Iterable, accelerator, on_device=None) -> float:
     """The mean loss of `model` over the batches of `loader` (every process's batches), in eval mode
     and without gradients; the model is put back in training mode."""
+    # The same views and sentences at every validation: accelerate's loader would otherwise pass the
+    # dataset its own count of iterations as the epoch (and a resumed run's count starts over).
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(0)
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # (loss sum, batches)
     try:
