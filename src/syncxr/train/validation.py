@@ -46,7 +46,7 @@ def validation_loss(model: torch.nn.Module, loader: Iterable, accelerator, on_de
     and without gradients; the model is put back in training mode."""
     # The same views and sentences at every validation: accelerate's loader would otherwise pass the
     # dataset its own count of iterations as the epoch (and a resumed run's count starts over).
-    if hasattr(loader, "set_epoch"):
+    if hasattr(loader, "set_epoch"):  # third-party: accelerate's prepared loader
         loader.set_epoch(0)
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # (loss sum, batches)
