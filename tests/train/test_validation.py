@@ -135,3 +135,14 @@ def test_validation_drives_the_plateau_and_early_stopping_and_survives_a_kill(ca
     assert history(run_dir) == history(tmp_path / "ref")
     again = load_file(run_dir / "model.safetensors")
     assert all(torch.equal(again[k], model[k]) for k in model)
+
+
+@pytest.mark.slow
+def test_a_step_budget_that_ends_before_the_first_validation_keeps_the_last_weights(cache_dir, tmp_path):
+    cfg = compose_train([*ARGS, "trainer.max_steps=2"])  # 4 steps an epoch: no validation runs
+    metrics = run_training(cfg, tmp_path / "run")
+    assert metrics["train/steps"] == 2 and "train/val_loss" not in metrics
+    assert not (tmp_path / "run" / "best_model.safetensors").exists()
+    saved = load_file(tmp_path / "run" / "model.safetensors")
+    last = load_file(checkpoint_dirs(tmp_path / "run" / "checkpoints")[-1] / "model.safetensors")
+    assert all(torch.equal(saved[k], last[k]) for k in saved)

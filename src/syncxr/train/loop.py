@@ -129,8 +129,11 @@ class _TrainingRun:
                 f"early stopping after epoch {state.epoch - 1}: no validation-loss improvement in "
                 f"{state.bad_validations} validations (best {state.best_val_loss:.4f})"
             )
-        if self.settings.restore_best:
+        if self.settings.restore_best and state.best_val_loss is not None:
             restore_best(self.parts.accelerator, self.parts.model, self.out_dir)
+        elif self.settings.restore_best and self.parts.accelerator.is_main_process:
+            # A step budget (trainer.max_steps) ended the run before its first validation.
+            self.parts.accelerator.print("trainer.restore_best: no validation ran; the last weights are kept")
         return self.history
 
     def _checkpoint(self) -> None:
