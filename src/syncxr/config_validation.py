@@ -31,6 +31,7 @@ from .images.corpus_curation import DROP_RULES
 from .launch.accelerator import PRECISIONS
 from .models.gloria import LAYER_AGGS
 from .models.text_encoder import POOLS
+from .train.validation import MONITORS
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 UNTIL_STAGES = ("vocab", "plan", "all")  # generate.py until=: the stage to stop after
@@ -160,7 +161,7 @@ RULES = {
     "trainer.keep_checkpoints": COUNT,
     "trainer.log_every": COUNT,
     "trainer.val_every": Int(0),
-    "trainer.monitor": OneOf(("train_loss", "val_loss")),
+    "trainer.monitor": OneOf(MONITORS),
     "trainer.early_stopping_patience": Int(1, null=True),
     "trainer.early_stopping_min_delta": NONNEG,
     "trainer.restore_best": Bool(),
