@@ -33,6 +33,7 @@ from .images.corpus_curation import DROP_RULES
 from .launch.accelerator import PRECISIONS
 from .models.gloria import LAYER_AGGS
 from .models.text_encoder import POOLS
+from .train.validation import MONITORS
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 UNTIL_STAGES = ("vocab", "plan", "all")  # generate.py until=: the stage to stop after
@@ -169,6 +170,11 @@ RULES = {
     "trainer.checkpoint_every": Int(0),
     "trainer.keep_checkpoints": COUNT,
     "trainer.log_every": COUNT,
+    "trainer.val_every": Int(0),
+    "trainer.monitor": OneOf(MONITORS),
+    "trainer.early_stopping_patience": Int(1, null=True),
+    "trainer.early_stopping_min_delta": NONNEG,
+    "trainer.restore_best": Bool(),
     "evaluation.protocol": OneOf(PROTOCOLS),
     "evaluation.batch_size": COUNT,
     "evaluation.num_workers": Int(0),
@@ -185,7 +191,7 @@ RULES = {
     "scheduler._partial_": Bool(),
     # Models and encoders.
     "model.proj_dim": COUNT,
-    "model.proj_hidden": COUNT,
+    "model.proj_hidden": Int(1, null=True),
     "model.tau": POSITIVE,
     "model.lam": RATE,
     "model.embed_dim": Int(1, null=True),

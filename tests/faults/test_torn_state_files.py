@@ -56,6 +56,8 @@ WRONG_TRAINER_STATES = {
     "another_checkpoints_step": {"global_step": 6},
     "step_in_epoch_past_global_step": {"step_in_epoch": 8},
     "a_missing_field": {"skipped_rows": None},  # None: the key is removed
+    "a_non-finite_validation_loss": {"val_losses": [math.nan]},
+    "more_bad_validations_than_validations": {"bad_validations": 1},
 }
 
 

@@ -39,7 +39,7 @@ class ConVIRT(nn.Module):
         text_encoder: TextEncoder,
         *,
         proj_dim: int,
-        proj_hidden: int,
+        proj_hidden: int | None,
         tau: float,
         lam: float,
     ):
@@ -49,8 +49,9 @@ class ConVIRT(nn.Module):
         if tau <= 0:
             raise ValueError(f"ConVIRT tau must be > 0, got {tau}")
         self.image_encoder, self.text_encoder = image_encoder, text_encoder
-        self.image_proj = projection_head(image_encoder.dim, proj_hidden, proj_dim)
-        self.text_proj = projection_head(text_encoder.dim, proj_hidden, proj_dim)
+        # proj_hidden null: each head as wide as its tower's feature (ConVIRT-pytorch: 2048 and 768).
+        self.image_proj = projection_head(image_encoder.dim, proj_hidden or image_encoder.dim, proj_dim)
+        self.text_proj = projection_head(text_encoder.dim, proj_hidden or text_encoder.dim, proj_dim)
         self.tau, self.lam = tau, lam
 
     @property

@@ -50,6 +50,16 @@ class TrainerState:
     epoch_loss_sum: float = 0.0  # this epoch's losses so far: a plateau scheduler steps on their mean
     epoch_loss_count: int = 0
     skipped_rows: list[int] = field(default_factory=list)  # dataset rows whose image failed to load (skip)
+    # Validation (trainer.val_every): each validation's mean loss on the held-out rows, the best of
+    # them, validations since it last improved (early stopping counts these) and whether it stopped.
+    val_losses: list[float] = field(default_factory=list)
+    best_val_loss: float | None = None
+    bad_validations: int = 0
+    stopped_early: bool = False
+
+
+# Fields a checkpoint written before validation existed lacks: they take their defaults.
+_LATER_FIELDS = {"val_losses": [], "best_val_loss": None, "bad_validations": 0, "stopped_early": False}
 
 
 def read_trainer_state(directory: Path) -> TrainerState:
@@ -62,6 +72,8 @@ def read_trainer_state(directory: Path) -> TrainerState:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: {type(e).__name__}: {e}") from e
     names = [f.name for f in fields(TrainerState)]
+    if isinstance(blob, dict):
+        blob = {**{k: v for k, v in _LATER_FIELDS.items() if k not in blob}, **blob}
     if not isinstance(blob, dict) or sorted(blob) != sorted(names):
         got = sorted(blob) if isinstance(blob, dict) else type(blob).__name__
         raise ValueError(f"{path}: holds {got}, not the fields {names}")
@@ -84,7 +96,24 @@ def read_trainer_state(directory: Path) -> TrainerState:
         raise bad("step_in_epoch", f"at most global_step ({blob['global_step']})")
     if blob["epoch_loss_count"] > blob["step_in_epoch"]:
         raise bad("epoch_loss_count", f"at most step_in_epoch ({blob['step_in_epoch']})")
+    _check_validation_fields(blob, bad)
     return TrainerState(**{**blob, "epoch_loss_sum": float(loss_sum)})
+
+
+def _check_validation_fields(blob: dict, bad) -> None:
+    losses, best = blob["val_losses"], blob["best_val_loss"]
+    if not isinstance(losses, list) or not all(_is_finite(v) for v in losses):
+        raise bad("val_losses", "a list of finite numbers")
+    if best is not None and not (_is_finite(best) and best in losses):
+        raise bad("best_val_loss", "null or one of val_losses")
+    if not _is_count(blob["bad_validations"]) or blob["bad_validations"] > len(losses):
+        raise bad("bad_validations", f"an integer in [0, {len(losses)}] (the validations run)")
+    if not isinstance(blob["stopped_early"], bool):
+        raise bad("stopped_early", "true or false")
+
+
+def _is_finite(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _is_count(value) -> bool:

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ..data.durable import write_text_atomic
 from .checkpoint import TrainerState, load_latest, save_checkpoint
 from .history import recover_history
+from .validation import check_settings, record_validation, restore_best, save_best, validation_loss, write_validation
 
 
 @dataclass
@@ -25,6 +26,12 @@ class LoopSettings:
     keep_checkpoints: int = 2
     log_every: int = 10
     resume: bool = True
+    # Validation on the held-out rows (TrainingParts.val_loader): after epochs 0, N, 2N, ... (0: never).
+    val_every: int = 0
+    monitor: str = "train_loss"  # what a plateau scheduler steps on: train_loss (epoch mean) | val_loss
+    early_stopping_patience: int | None = None  # stop after this many validations without improvement
+    early_stopping_min_delta: float = 0.0  # an improvement is a loss lower than the best by more than this
+    restore_best: bool = False  # end with the weights of the lowest validation loss
 
 
 def _move(batch: dict, device) -> dict:
@@ -45,6 +52,7 @@ class TrainingParts:
     samplers: Sequence
     accelerator: object  # accelerate.Accelerator
     on_device: Callable[[dict], dict] | None = None
+    val_loader: Iterable | None = None  # the held-out rows (LoopSettings.val_every), `prepare`d
 
 
 def train(parts: TrainingParts, out_dir: Path, settings: LoopSettings, run_config: dict | None = None) -> list[dict]:
@@ -61,7 +69,11 @@ class _TrainingRun:
     """One call of `train`: the resumed state, the history and the steps of the loop, each a method."""
 
     def __init__(self, parts: TrainingParts, out_dir: Path, settings: LoopSettings, run_config: dict | None):
+        check_settings(settings.val_every, settings.monitor, settings.early_stopping_patience, settings.restore_best)
+        if settings.val_every and parts.val_loader is None:
+            raise ValueError("trainer.val_every >= 1 needs the held-out rows' loader (TrainingParts.val_loader)")
         self.parts, self.settings, self.run_config = parts, settings, run_config
+        self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_root = out_dir / "checkpoints"
         self.history_path = out_dir / "history.jsonl"
@@ -78,8 +90,10 @@ class _TrainingRun:
             dynamic_ncols=True,
             disable=not parts.accelerator.is_local_main_process,
         )
-        # ReduceLROnPlateau steps once per epoch on the epoch's mean loss; the others once per batch.
+        # ReduceLROnPlateau steps once per epoch on the epoch's mean training loss, or after each
+        # validation on its loss (monitor=val_loss); the others once per batch.
         self.plateau = isinstance(parts.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        self.plateau_on_train = self.plateau and settings.monitor == "train_loss"
         self.skipped: list[int] = []  # rows skipped on this process since the last merge into `state`
 
     def _start_state(self) -> TrainerState:
@@ -105,10 +119,21 @@ class _TrainingRun:
 
     def run(self) -> list[dict]:
         self.parts.model.train()
-        while self.state.global_step < self.total and self.state.epoch < self.settings.max_epochs:
+        state = self.state
+        while state.global_step < self.total and state.epoch < self.settings.max_epochs and not state.stopped_early:
             self._run_epoch()
             self._checkpoint()
         self.bar.close()
+        if state.stopped_early and self.parts.accelerator.is_main_process:
+            self.parts.accelerator.print(
+                f"early stopping after epoch {state.epoch - 1}: no validation-loss improvement in "
+                f"{state.bad_validations} validations (best {state.best_val_loss:.4f})"
+            )
+        if self.settings.restore_best and state.best_val_loss is not None:
+            restore_best(self.parts.accelerator, self.parts.model, self.out_dir)
+        elif self.settings.restore_best and self.parts.accelerator.is_main_process:
+            # A step budget (trainer.max_steps) ended the run before its first validation.
+            self.parts.accelerator.print("trainer.restore_best: no validation ran; the last weights are kept")
         return self.history
 
     def _checkpoint(self) -> None:
@@ -171,7 +196,7 @@ class _TrainingRun:
         p.optimizer.zero_grad(set_to_none=True)
         if p.scheduler is not None and not self.plateau:
             p.scheduler.step()
-        if self.plateau:  # .item() syncs a GPU: only pay for it when the scheduler needs it
+        if self.plateau_on_train:  # .item() syncs a GPU: only pay for it when the scheduler needs it
             state.epoch_loss_sum += loss.detach().item()
             state.epoch_loss_count += 1
         state.global_step += 1
@@ -198,12 +223,33 @@ class _TrainingRun:
 
     def _end_epoch(self) -> None:
         p, state = self.parts, self.state
-        if self.plateau:
+        if self.plateau_on_train:
             mean = torch.tensor(state.epoch_loss_sum / max(state.epoch_loss_count, 1), device=p.accelerator.device)
             p.scheduler.step(p.accelerator.gather(mean).mean().item())
+        if self.settings.val_every and state.epoch % self.settings.val_every == 0:
+            self._validate()
         state.epoch += 1
         state.step_in_epoch = 0
         state.epoch_loss_sum, state.epoch_loss_count = 0.0, 0
+
+    def _validate(self) -> None:
+        """The held-out loss after this epoch: logged, recorded in the state (with the best and the
+        validations since it improved), stepping a plateau scheduler that monitors it, keeping the
+        best weights and stopping early as the settings say."""
+        p, state, s = self.parts, self.state, self.settings
+        loss = validation_loss(p.model, p.val_loader, p.accelerator, p.on_device)
+        improved = record_validation(state, loss, s.early_stopping_min_delta)
+        p.accelerator.log({"val/loss": loss}, step=state.global_step)
+        if p.accelerator.is_main_process:
+            p.accelerator.print(f"epoch {state.epoch}: validation loss {loss:.4f} (best {state.best_val_loss:.4f})")
+        if self.plateau and s.monitor == "val_loss":
+            p.scheduler.step(loss)
+        if improved and s.restore_best:
+            save_best(p.accelerator, p.model, self.out_dir)
+        if s.early_stopping_patience is not None and state.bad_validations >= s.early_stopping_patience:
+            state.stopped_early = True
+        if p.accelerator.is_main_process:
+            write_validation(self.out_dir, state)
 
 
 def _merge_skipped(accelerator, state: TrainerState, skipped: list[int]) -> None:

@@ -34,6 +34,7 @@ from ..results.plots import plot_loss
 from .loop import LoopSettings, TrainingParts, steps_for, train
 from .optim import build_optimizer, build_scheduler
 from .run_dir import check_same_run, claimed_run_dir, is_requeue_of_start_over, note_start_over, set_aside_previous_run
+from .validation import validation_metrics
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,19 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
     # them in the cache.
     with accelerator.main_process_first():
         table = build_training_table(cfg.data, cache_dir, cfg.seed, curation_cfg=cfg.get("curation"))
+        # The held-out rows (split "val") when the run validates (trainer.val_every).
+        val_table = (
+            build_training_table(cfg.data, cache_dir, cfg.seed, split="val", curation_cfg=cfg.get("curation"))
+            if cfg.trainer.val_every
+            else None
+        )
         set_seed(cfg.seed)  # the same initial weights whatever data had to be built first
         model = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)
     tokenizer, max_length = model.text_encoder.tokenizer, model.text_encoder.max_length
     dataset, sampler, loader = _training_data(cfg, table, tokenizer, max_length, accelerator)
     parts = _training_parts(cfg, model, dataset, sampler, loader, accelerator)
+    if val_table is not None:
+        parts.val_loader = accelerator.prepare(_validation_loader(cfg, val_table, tokenizer, max_length))
     history = train(
         parts, out_dir, _loop_settings(cfg.trainer, resume), run_config=OmegaConf.to_container(cfg, resolve=True)
     )
@@ -120,6 +129,7 @@ def _train_and_evaluate(cfg: DictConfig, out_dir: Path, accelerator: Accelerator
             save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
         metrics = _evaluate(cfg, net, tokenizer, max_length, accelerator, cache_dir, out_dir)
         metrics.update(_training_metrics(history, len(table), dataset.skipped))
+        metrics.update(validation_metrics(out_dir))
         write_json_atomic(out_dir / "metrics.json", metrics)
         write_json_atomic(out_dir / "timing.json", {"train_s": t_train - t0, "eval_s": time.perf_counter() - t_train})
         if history:
@@ -165,6 +175,29 @@ def _training_data(cfg: DictConfig, table, tokenizer, max_length: int, accelerat
     return dataset, sampler, loader
 
 
+def _validation_loader(cfg: DictConfig, table, tokenizer, max_length: int) -> DataLoader:
+    """The held-out rows in a fixed order, each with the same whole-image view and report sentence
+    at every validation (no crop or jitter; the dataset's epoch stays 0), so that validations compare."""
+    lc = cfg.loader
+    if len(table) == 0:
+        raise ValueError(
+            "trainer.val_every >= 1 but the training data has no held-out rows (split 'val'): "
+            "generate with generation.val_fraction > 0, or set trainer.val_every=0"
+        )
+    dataset = PairedImageTextDataset(
+        table, train_transform(lc.image_size, 1.0, 0.0), lc.text_mode, seed=cfg.seed, on_error=cfg.data.on_error
+    )
+    return DataLoader(
+        dataset,
+        batch_size=lc.batch_size,
+        shuffle=False,
+        drop_last=False,
+        num_workers=lc.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),  # never the global RNG (exact resume)
+        collate_fn=ImageTextCollator(tokenizer, max_length),
+    )
+
+
 def _training_parts(cfg: DictConfig, model, dataset, sampler, loader, accelerator: Accelerator) -> TrainingParts:
     """The optimiser and scheduler of `model`, everything `prepare`d by `accelerator`."""
     lc = cfg.loader
@@ -198,6 +231,11 @@ def _loop_settings(t: DictConfig, resume: bool) -> LoopSettings:
         keep_checkpoints=t.keep_checkpoints,
         log_every=t.log_every,
         resume=resume,
+        val_every=t.val_every,
+        monitor=t.monitor,
+        early_stopping_patience=t.early_stopping_patience,
+        early_stopping_min_delta=t.early_stopping_min_delta,
+        restore_best=t.restore_best,
     )
 
 
