@@ -125,6 +125,7 @@ RULES = {
     # Run-level keys (train.py, generate.py, evaluate.py, analyze.py roots).
     "seed": SEED,
     "dry_run": Bool(),
+    "paper_mode": Bool(),
     "progress": Bool(),
     "compare_generated": Bool(),
     "cpu": Bool(),
@@ -190,6 +191,7 @@ RULES = {
     "model.divide_by_temp2": Bool(),
     "image_encoder.width": Int(1, null=True),
     "image_encoder.image_size": Int(1, null=True),
+    "image_encoder.random_init": Bool(),
     "text_encoder.pool": OneOf(POOLS),
     "text_encoder.freeze_layers": Int(0),
     "text_encoder.max_length": COUNT,
