@@ -117,6 +117,8 @@ def test_a_dry_run_lists_every_missing_prerequisite_in_cost_md(no_env, tmp_path,
         "corpus.root",
         "data.syn.i2r",
     }
+    docs = (REPO / "docs" / "paper-mode.md").read_text()
+    assert [k for k in rows if f"`{k}`" not in docs] == []  # the docs' table says how to give each
     assert rows["image_encoder.weights_path"].rstrip(" |").endswith("3")  # every job lacks it
     assert rows["real_corpus.root"].rstrip(" |").endswith("2")
     summary = json.loads((sweep / "cost_summary.json").read_text())
