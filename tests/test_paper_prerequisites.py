@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 
 from syncxr.config import ConfigError
 from syncxr.dataset_dirs import generate_dataset
-from syncxr.generation.generation_job import generation_config
+from syncxr.generation.generation_job import generated_dir, generation_config
 from syncxr.generation.pipeline import planned_splits
 from syncxr.models.image_encoder import build_image_encoder
 from syncxr.paper_prerequisites import generation_prerequisites, require, training_prerequisites
-from syncxr.results.cost import estimate_job, trained_rows, write_cost_report, write_job_cost
+from syncxr.results.cost import estimate_job, generation_preflight, trained_rows, write_cost_report, write_job_cost
 from tests.helpers import REPO, compose_config, compose_train, run_cli
 from tests.test_configs import compose_sweep
 
@@ -165,3 +165,26 @@ def test_a_generated_dataset_records_its_drop_rate_and_attempts_and_its_held_out
     assert list(manifest["split"]) == [plan[i] for i in manifest["id"]]
     dropped_train = sum(split == "train" for i, split in plan.items() if i not in set(manifest["id"]))
     assert int((manifest["split"] == "train").sum()) + dropped_train == trained_rows(gen) < 60
+
+
+def test_generation_needs_its_backends_only_until_the_dataset_is_made(no_env, tmp_path, capsys):
+    cfg = compose_config("generate", [*PAPER, f"paths.cache_dir={tmp_path / 'cache'}", "dry_run=true"])
+    gen = generation_config(cfg.generation)
+    keys = [p.key for p in generation_prerequisites(cfg, tmp_path / "cache")]
+    assert keys == ["llm.base_url", "curation.judge.client.base_url", "corpus.root"]
+    # generate.py dry_run=true: priced, and every missing key listed in cost.md and on the console.
+    (tmp_path / "run").mkdir()  # Hydra's run dir
+    assert generation_preflight(cfg, gen, tmp_path / "cache", tmp_path / "run") is True
+    text = (tmp_path / "run" / "cost.md").read_text()
+    assert "## Missing prerequisites (paper mode): 3" in text and all(f"`{k}`" in text for k in keys)
+    assert "corpus.root" in capsys.readouterr().out
+    cfg.dry_run = False
+    with pytest.raises(ConfigError, match="3 missing"):
+        generation_preflight(cfg, gen, tmp_path / "cache", tmp_path / "run")
+    # Made (found by its hash): neither generate.py nor a training job on it needs the backends again.
+    target = generated_dir(gen, tmp_path / "cache")
+    target.mkdir(parents=True)
+    (target / "manifest.parquet").write_bytes(b"")
+    assert generation_prerequisites(cfg, tmp_path / "cache") == []
+    train = compose_train([*PAPER, "data=syn", f"paths.cache_dir={tmp_path / 'cache'}"])
+    assert _keys(train, tmp_path) == ["image_encoder.weights_path"]
