@@ -101,28 +101,36 @@ def test_the_phantom_default_needs_nothing_and_builds_as_before(no_env, tmp_path
 
 def test_a_dry_run_lists_every_missing_prerequisite_in_cost_md(no_env, tmp_path, capsys):
     sweep = tmp_path / "sweep"
-    for data in ("real", "syn", "real_image_syn_report"):
-        cfg = compose_train([*PAPER, f"data={data}", f"paths.cache_dir={tmp_path / 'cache'}"])
-        (sweep / data).mkdir(parents=True)
-        write_job_cost(cfg, sweep / data)
+    jobs = {
+        "real": ["data=real"],
+        "syn": ["data=syn"],
+        "i2r": ["data=real_image_syn_report"],
+        "irgen": ["data=syn", "imagegen=cxr_irgen"],  # two placeholder paths: two rows of one key
+        "llm_cxr": ["data=syn", "imagegen=llm_cxr"],
+    }
+    for job, overrides in jobs.items():
+        cfg = compose_train([*PAPER, *overrides, f"paths.cache_dir={tmp_path / 'cache'}"])
+        (sweep / job).mkdir(parents=True)
+        write_job_cost(cfg, sweep / job)
         assert "image_encoder.weights_path" in capsys.readouterr().out  # each job says so on the console too
     text = write_cost_report(sweep).read_text()
-    assert "## Missing prerequisites (paper mode): 6" in text
-    rows = {line.split("|")[1].strip(" `"): line for line in text.splitlines() if line.startswith("| `")}
-    assert set(rows) == {
-        "image_encoder.weights_path",
-        "real_corpus.root",
-        "curation.judge.client.base_url",
-        "llm.base_url",
-        "corpus.root",
-        "data.syn.i2r",
+    assert "## Missing prerequisites (paper mode): 8" in text
+    rows = [line.split("|")[1:6] for line in text.splitlines() if line.startswith("| `")]
+    count = {(key.strip(" `"), problem.strip()): int(n) for key, problem, _, _, n in rows}
+    assert count == {
+        ("image_encoder.weights_path", "null"): 5,  # every job lacks it
+        ("real_corpus.root", "not given (MIMIC_CXR_ROOT is not set)"): 2,
+        ("curation.judge.client.base_url", "no server given (SYNCXR_MLLM_URL is not set)"): 4,
+        ("llm.base_url", "no server given (SYNCXR_LLM_URL is not set)"): 3,
+        ("corpus.root", "not given (MIMIC_CXR_ROOT is not set)"): 3,
+        ("data.syn.i2r", "data.syn.i2r=oracle is a phantom-world stand-in"): 1,
+        ("imagegen.path", "no such path: /models/cxr-irgen"): 1,
+        ("imagegen.path", "no such path: /models/llm-cxr-diffusers"): 1,
     }
     docs = (REPO / "docs" / "paper-mode.md").read_text()
-    assert [k for k in rows if f"`{k}`" not in docs] == []  # the docs' table says how to give each
-    assert rows["image_encoder.weights_path"].rstrip(" |").endswith("3")  # every job lacks it
-    assert rows["real_corpus.root"].rstrip(" |").endswith("2")
+    assert [k for k, _ in count if f"`{k}`" not in docs] == []  # the docs' table says how to give each
     summary = json.loads((sweep / "cost_summary.json").read_text())
-    assert len(summary["missing_prerequisites"]) == 6
+    assert len(summary["missing_prerequisites"]) == 8
 
 
 @pytest.mark.slow  # every job of every study composed

@@ -222,12 +222,12 @@ def require(missing: list[Prerequisite]) -> None:
         )
 
 
-def prerequisite_table(records: list[dict], jobs: dict[str, int] | None = None) -> str:
+def prerequisite_table(records: list[dict], jobs: list[int] | None = None) -> str:
     """A markdown table of missing prerequisites (records as `as_records` writes them); `jobs`: how
-    many jobs of a sweep lack each key."""
+    many jobs of a sweep lack each record's."""
     header = "| key | problem | what the paper used | how to give it |" + (" jobs |" if jobs else "")
     rows = [header, "|" + " --- |" * (5 if jobs else 4)]
-    for r in records:
-        cells = [f"`{r['key']}`", r["problem"], r["what"], f"`{r['how']}`"] + ([str(jobs[r["key"]])] if jobs else [])
+    for i, r in enumerate(records):
+        cells = [f"`{r['key']}`", r["problem"], r["what"], f"`{r['how']}`"] + ([str(jobs[i])] if jobs else [])
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)

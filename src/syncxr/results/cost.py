@@ -232,7 +232,7 @@ def write_generation_cost(
 MISSING_HEADING = "## Missing prerequisites (paper mode)"
 
 
-def missing_section(missing: list[dict], jobs: dict[str, int] | None = None) -> list[str]:
+def missing_section(missing: list[dict], jobs: list[int] | None = None) -> list[str]:
     """cost.md's lines on missing paper-mode prerequisites (none: no lines)."""
     if not missing:
         return []
@@ -246,15 +246,16 @@ def missing_section(missing: list[dict], jobs: dict[str, int] | None = None) -> 
     ]
 
 
-def _sweep_missing(jobs: list[dict]) -> tuple[list[dict], dict[str, int]]:
-    """Every missing prerequisite of a sweep's jobs, once, and how many jobs lack each."""
-    first: dict[str, dict] = {}
-    counts: dict[str, int] = {}
+def _sweep_missing(jobs: list[dict]) -> tuple[list[dict], list[int]]:
+    """Every distinct missing prerequisite (key and problem) of a sweep's jobs, once, and how many
+    jobs lack each."""
+    first: dict[tuple, dict] = {}
+    counts: dict[tuple, int] = {}
     for j in jobs:
         for m in j.get("missing", []):
-            first.setdefault(m["key"], m)
-            counts[m["key"]] = counts.get(m["key"], 0) + 1
-    return list(first.values()), counts
+            first.setdefault((m["key"], m["problem"]), m)
+            counts[(m["key"], m["problem"])] = counts.get((m["key"], m["problem"]), 0) + 1
+    return list(first.values()), list(counts.values())
 
 
 def _job_table(jobs: list[dict]) -> str:
