@@ -8,12 +8,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from syncxr.config import plain, run_dirname
+from syncxr.config import run_dirname
 from syncxr.dataset_dirs import generate_dataset
 from syncxr.entry_point import run, validated
 from syncxr.generation.addresses import addressed_config
 from syncxr.generation.generation_job import generated_dir, generation_config, resume_hint, worker_of
-from syncxr.results.cost import write_generation_cost
+from syncxr.results.cost import generation_preflight
 from syncxr.results.wandb_logger import TrackedRun
 
 
@@ -22,8 +22,8 @@ from syncxr.results.wandb_logger import TrackedRun
 def main(cfg: DictConfig) -> None:
     gen, hc = generation_config(cfg.generation), HydraConfig.get()
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
-    if cfg.dry_run:  # price it per stage, make nothing
-        return print(write_generation_cost(gen, plain(cfg.cost), cache_dir, hc.runtime.output_dir).read_text())
+    if generation_preflight(cfg, gen, cache_dir, hc.runtime.output_dir):  # dry run: priced, nothing made
+        return
     out = Path(cfg.output_dir) if cfg.output_dir else generated_dir(gen, cache_dir)
     worker, workers = worker_of(cfg.worker, cfg.workers)
     name, tracked = run_dirname(hc.job.override_dirname), {**addressed_config(gen), "output_dir": str(out)}

@@ -20,7 +20,8 @@ LAYERS = [
     {"generation"},  # the SynCXR pipeline and the partially synthetic sets
     # config -> cached dataset directories; the benchmarks, one object each: reader, phantom twin, label maps
     # (above `data` and `phantom`, whose readers and renderer they use)
-    {"dataset_dirs", "benchmarks"},
+    # paper_prerequisites: what paper mode needs and what of it is missing (reads generation addresses)
+    {"dataset_dirs", "benchmarks", "paper_prerequisites"},
     {"eval", "results", "analysis"},  # downstream suites; sweep reports; corpus analyses
     {"train"},  # the training job (trains, then runs an eval suite)
     {"config_validation"},  # the entry points' range checks (read the choices the layers below define)

@@ -84,6 +84,7 @@ def paper_overrides(tmp_path, server, tiny_text_path, tiny_sd_path, tiny_dino_pa
         "sampling.m=1",
         # Tiny training (the published one is 50 epochs of ResNet-50 at 224 px in bf16).
         "image_encoder=resnet18",
+        "image_encoder.random_init=true",  # no ImageNet weights here: random on purpose (paper mode refuses null)
         f"text_encoder.path={tiny_text_path}",
         "text_encoder.freeze_layers=0",
         "model.proj_dim=16",

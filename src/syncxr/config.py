@@ -89,19 +89,6 @@ def build(section, key: str, **runtime):
         raise
 
 
-def unmet_prerequisites(section, key: str) -> list[str]:
-    """What the backend preset `section` (mounted at config `key`) lacks before it can be built, one
-    line each, naming the key: a key it `requires` that is null, and its `refused` reason (a preset
-    whose public release cannot be run here). Empty when nothing is known to be missing."""
-    spec = plain(section) if section is not None else {}
-    missing = [
-        f"{key}.{k}: required, null (a local path or hub id)" for k in spec.get("requires") or [] if spec.get(k) is None
-    ]
-    if spec.get("refused"):
-        missing.append(f"{key}: {spec['refused']}")
-    return missing
-
-
 def is_phantom_preset(section, key: str) -> bool:
     """Whether the backend preset `section` (mounted at config `key`) is the phantom world's own, as
     it declares in PHANTOM_KEY: the one place that question is answered."""

@@ -9,11 +9,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from syncxr.config import build, plain, unmet_prerequisites
+from syncxr.config import build, plain
 from syncxr.dataset_dirs import generate_dataset
 from syncxr.images import llm_cxr_t2i
 from syncxr.images.phantom_t2i import PhantomT2I
+from syncxr.paper_prerequisites import declared_missing
 from syncxr.reports.release_code import MissingReleaseError
 from tests.generation.test_pipeline import SMALL, gen_cfg
 from tests.helpers import compose_train
@@ -122,10 +124,11 @@ def test_the_same_seed_samples_the_same_draw(release):
 def test_refusals_name_what_is_missing(release, monkeypatch):
     _, _, paths = release
     section = preset()
-    assert unmet_prerequisites(section, "imagegen") == [
-        f"imagegen.{k}: required, null (a local path or hub id)" for k in ("path", "vqgan_config", "vqgan_ckpt")
+    missing = declared_missing(OmegaConf.create(section), "imagegen", "LLM-CXR")
+    assert [(p.key, p.problem) for p in missing] == [
+        (f"imagegen.{k}", "not given") for k in ("vqgan_config", "vqgan_ckpt")
     ]
-    assert unmet_prerequisites(preset(**paths), "imagegen") == []
+    assert declared_missing(OmegaConf.create(preset(**paths)), "imagegen", "LLM-CXR") == []
     with pytest.raises(
         MissingReleaseError, match=r"imagegen \(.*LLMCXRT2I\): LLM-CXR needs its weights: set imagegen.path="
     ):
@@ -145,8 +148,9 @@ def test_refusals_name_what_is_missing(release, monkeypatch):
 
 def test_cxr_irgen_is_refused_with_what_its_release_needs():
     section = plain(compose_train(["imagegen=cxr_irgen"]).imagegen)
-    (line,) = unmet_prerequisites(section, "imagegen")
-    assert line.startswith("imagegen: CXR-IRGen cannot run here as published") and "CheXpert label" in line
+    (refusal,) = declared_missing(OmegaConf.create(section), "imagegen", "CXR-IRGen")
+    assert refusal.key == "imagegen" and refusal.problem.startswith("CXR-IRGen cannot run here as published")
+    assert "CheXpert label" in refusal.problem
     with pytest.raises(MissingReleaseError, match=r"imagegen \(.*RefusedT2I\): CXR-IRGen cannot run here"):
         build(section, "imagegen")
     paper = compose_train(["experiment=syncxr_paper", "imagegen=cxr_irgen"])

@@ -39,12 +39,12 @@ def _models(text_path: str) -> dict:
     torch.manual_seed(0)
     out = {
         "convirt": ConVIRT(
-            build_image_encoder("resnet18", None, None, None),
+            build_image_encoder("resnet18", None, None, None, False),
             text_encoder(text_path),
             **model_settings("convirt", proj_dim=16, proj_hidden=32),
         ),
         "gloria": GLoRIA(
-            build_image_encoder("resnet18", None, None, None),
+            build_image_encoder("resnet18", None, None, None, False),
             text_encoder(text_path),
             **model_settings("gloria", embed_dim=16),
         ),

@@ -16,7 +16,7 @@ TEXTS = ["small left pleural effusion.", "no pneumothorax."]
 @pytest.fixture(scope="module", params=list(BACKBONES))
 def encoder(request):
     torch.manual_seed(0)
-    return request.param, build_image_encoder(request.param, None, None, None)
+    return request.param, build_image_encoder(request.param, None, None, None, False)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_trains_convirt_and_gloria(encoder, tiny_text_path, text_batch):
 
 def test_vit_matches_torchvision_at_its_native_size():
     torch.manual_seed(0)
-    enc = build_image_encoder("vit_b_16", None, 32, None).eval()
+    enc = build_image_encoder("vit_b_16", None, 32, None, False).eval()
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(enc(x), enc.net(x.expand(-1, 3, -1, -1)), atol=1e-5)
@@ -78,7 +78,10 @@ def test_swin_and_vit_reject_foreign_names():
 
 def test_a_narrow_resnet_keeps_the_feature_map_sizes_at_a_fraction_of_the_weights():
     torch.manual_seed(0)
-    full, narrow = build_image_encoder("resnet18", None, None, None), build_image_encoder("resnet18", None, None, 16)
+    full, narrow = (
+        build_image_encoder("resnet18", None, None, None, False),
+        build_image_encoder("resnet18", None, None, 16, False),
+    )
     assert (narrow.dim, narrow.local_dim) == (128, 64)
     x = torch.randn(2, 1, 96, 96)
     with torch.no_grad():
@@ -87,6 +90,6 @@ def test_a_narrow_resnet_keeps_the_feature_map_sizes_at_a_fraction_of_the_weight
     n_full, n_narrow = (sum(p.numel() for p in m.parameters()) for m in (full, narrow))
     assert n_narrow < n_full / 10  # weights scale with width squared
     with pytest.raises(ValueError, match="width"):
-        build_image_encoder("vit_b_16", None, 32, 16)
+        build_image_encoder("vit_b_16", None, 32, 16, False)
     with pytest.raises(ValueError, match="width"):
-        build_image_encoder("resnet18", None, None, 0)
+        build_image_encoder("resnet18", None, None, 0, False)

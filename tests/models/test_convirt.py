@@ -32,7 +32,7 @@ def test_loss_rewards_matched_pairs():
 
 def _model(text_path):
     return ConVIRT(
-        build_image_encoder("resnet18", None, None, None),
+        build_image_encoder("resnet18", None, None, None, False),
         text_encoder(text_path),
         **model_settings("convirt", proj_dim=16, proj_hidden=32),
     )
@@ -73,11 +73,11 @@ def test_freeze_layers_freezes_embeddings_and_first_layers(tiny_text_path):
 
 def test_bad_arguments_are_rejected(tiny_text_path):
     with pytest.raises(ValueError, match="unknown image encoder"):
-        build_image_encoder("alexnet", None, None, None)
+        build_image_encoder("alexnet", None, None, None, False)
     with pytest.raises(ValueError, match="pooling"):
         text_encoder(tiny_text_path, pool="attention")
     with pytest.raises(FileNotFoundError, match="weights"):
-        build_image_encoder("resnet18", "/nonexistent/resnet18.pth", None, None)
+        build_image_encoder("resnet18", "/nonexistent/resnet18.pth", None, None, False)
 
 
 def test_local_image_weights_are_loaded(tmp_path):
@@ -86,5 +86,5 @@ def test_local_image_weights_are_loaded(tmp_path):
     torch.manual_seed(1)
     ref = resnet18()
     torch.save(ref.state_dict(), tmp_path / "r18.pth")
-    enc = build_image_encoder("resnet18", str(tmp_path / "r18.pth"), None, None)
+    enc = build_image_encoder("resnet18", str(tmp_path / "r18.pth"), None, None, False)
     assert torch.equal(enc.net.conv1.weight, ref.conv1.weight)

@@ -19,7 +19,7 @@ def tokenizer(tiny_text_path):
 def model(tiny_text_path, tokenizer):
     torch.manual_seed(0)
     return GLoRIA(
-        build_image_encoder("resnet18", None, None, None),
+        build_image_encoder("resnet18", None, None, None, False),
         text_encoder(tiny_text_path),
         **model_settings("gloria", image_size_model=64),
     )

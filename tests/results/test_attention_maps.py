@@ -13,7 +13,7 @@ def test_grid_png_is_written(tiny_text_path, tmp_path):
     torch.manual_seed(0)
     tok = load_tokenizer(tiny_text_path)
     model = GLoRIA(
-        build_image_encoder("resnet18", None, None, None),
+        build_image_encoder("resnet18", None, None, None, False),
         text_encoder(tiny_text_path),
         **model_settings("gloria", image_size_model=64),
     )
@@ -37,7 +37,7 @@ def test_finding_words_are_found(tiny_text_path):
     tok = load_tokenizer(tiny_text_path)
     enc = tok(["small left pleural effusion."], return_tensors="pt")
     model = GLoRIA(
-        build_image_encoder("resnet18", None, None, None),
+        build_image_encoder("resnet18", None, None, None, False),
         text_encoder(tiny_text_path),
         **model_settings("gloria", image_size_model=None),
     )

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from syncxr.config import plain
 from syncxr.generation.generation_job import generated_dir, generation_config
-from syncxr.results.cost import estimate_job, generation_stages, write_cost_report, write_generation_cost
+from syncxr.results.cost import estimate_job, generation_stages, trained_rows, write_cost_report, write_generation_cost
 from tests.helpers import compose_config, compose_train, run_cli
 
 PAPER = [
@@ -148,7 +148,11 @@ def test_a_dry_run_sweeps_cost_md_has_the_figures_worked_out_by_hand(tmp_path):
         choice = dict(o.split("=", 1) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
         data, key = choice["data"], (choice["llm"], choice["imagegen"])
         row = jobs[job_dir.name]
-        assert int(row["train rows"]) == {"syn": n_gen, "mix": n_real}[data], row
+        # syn: the generated rows less those held out for validation (val_fraction), counted in advance.
+        assert (
+            int(row["train rows"])
+            == {"syn": trained_rows(generation_config(compose_train(fixed).generation)), "mix": n_real}[data]
+        ), row
         assert float(row["train GPU-h"]) == round(train_h[data], 2), row
         assert json.loads((job_dir / "cost.json").read_text())["train_gpu_h"] == pytest.approx(train_h[data])
         llm, t2i, status = expected_gen[key]

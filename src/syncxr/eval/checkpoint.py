@@ -40,6 +40,8 @@ def load_trained(run_dir: str | Path, cache_dir: str | Path | None = None):
     for key in ("model", "image_encoder", "text_encoder", "seed"):
         if key not in cfg:
             raise ValueError(f"{config}: missing key {key!r}")
+    if "random_init" not in cfg.image_encoder:  # a run trained before the key existed: weights as they were
+        cfg.image_encoder.random_init = False
     if cache_dir is not None and "cache_dir" in cfg.text_encoder:
         cfg.text_encoder.cache_dir = str(Path(cache_dir).expanduser().resolve())
     model = build_model(cfg.model, cfg.image_encoder, cfg.text_encoder)

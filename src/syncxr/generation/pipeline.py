@@ -79,6 +79,25 @@ def _sample_id(seed: int, i: int) -> str:
     return f"syn-{seed}-{i:07d}"
 
 
+def planned_splits(n_samples: int, seed: int, val_fraction: float) -> np.ndarray:
+    """The split ("train" or "val") of each planned sample: a seeded draw per sample, so the rows held
+    out for validation are known before anything is generated (the cost preview counts them)."""
+    return np.where(np.random.default_rng([seed, 29]).random(n_samples) < val_fraction, "val", "train")
+
+
+def attempt_stats(df: pd.DataFrame, planned: int, s: GenerationSettings) -> dict:
+    """How hard the regeneration loops worked (dataset.json's `attempts`): the share of planned samples
+    dropped at an attempt cap or by curation (`drop_rate`), and the mean LLM calls (FINDINGS and
+    IMPRESSION together: 2 when both pass at once) and images drawn per kept sample, beside the caps."""
+    return {
+        "drop_rate": float(1 - len(df) / planned) if planned else 0.0,
+        "mean_report_attempts": float(df["report_attempts"].mean()) if len(df) else 0.0,
+        "mean_image_attempts": float(df["image_attempts"].mean()) if len(df) else 0.0,
+        "max_report_attempts": s.max_report_attempts,
+        "max_image_attempts": s.max_image_attempts,
+    }
+
+
 def make_plan(vocab: pd.DataFrame, s: GenerationSettings) -> pd.DataFrame:
     v = subset_vocabulary(vocab, s.entity_ratio, s.seed)
     rng = np.random.default_rng([s.seed, 23])
@@ -92,7 +111,7 @@ def make_plan(vocab: pd.DataFrame, s: GenerationSettings) -> pd.DataFrame:
         tau = None
         draws = longtail_draws(v, s.n_samples, s.k, s.m, rng)
     names, types = v["name"].tolist(), v["type"].tolist()
-    split = np.where(np.random.default_rng([s.seed, 29]).random(s.n_samples) < s.val_fraction, "val", "train")
+    split = planned_splits(s.n_samples, s.seed, s.val_fraction)
     return pd.DataFrame(
         {
             "index": np.arange(s.n_samples),
@@ -318,6 +337,7 @@ class Generator:
                 "retried": int(summary["retried"]),
                 "splits": {k: int(v) for k, v in df["split"].value_counts().items()},
             },
+            "attempts": attempt_stats(df, len(plan), self.s),
             "counters": {k: int(v) for k, v in sorted(counters.items())},
             "backend": summary["counters"].get("backend", {}),
             "entity_stats": stats,

@@ -1,6 +1,6 @@
 """An image generator the paper compared whose public release cannot be run here (imagegen/cxr_irgen.yaml):
 its preset says why in `refused`, building it raises that reason (naming the preset's key, through
-syncxr.config.build), and `syncxr.config.unmet_prerequisites` lists it without building anything. A
+syncxr.config.build), and `syncxr.paper_prerequisites` lists it without building anything. A
 placeholder checkpoint path never runs in its place."""
 
 from __future__ import annotations

@@ -180,9 +180,17 @@ class SwinEncoder(nn.Module):
         return self.forward_features(x)[1]
 
 
-def build_image_encoder(arch: str, weights_path: str | None, image_size: int | None, width: int | None) -> nn.Module:
+def build_image_encoder(
+    arch: str, weights_path: str | None, image_size: int | None, width: int | None, random_init: bool
+) -> nn.Module:
     """Backbone by torchvision architecture name. `image_size` only matters for ViTs (their position
-    grid; 224 when not given), `width` only for ResNets (stem channels; None: 64, as published)."""
+    grid; 224 when not given), `width` only for ResNets (stem channels; None: 64, as published).
+    `random_init`: random weights on purpose, which a `weights_path` contradicts (without either, the
+    weights are random too: paper mode refuses that, syncxr.paper_prerequisites)."""
+    if random_init and weights_path is not None:
+        raise ValueError(
+            f"image_encoder: random_init=true and weights_path={weights_path!r} contradict each other (choose one)"
+        )
     if arch in RESNETS:
         return ResNetEncoder(arch, weights_path, 64 if width is None else width)
     if width is not None:

@@ -9,10 +9,18 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import DictConfig, OmegaConf
 
-from ..config import is_phantom_preset, without_phantom_key
+from ..config import is_phantom_preset, plain, without_phantom_key
 from ..data.dataset_format import config_hash, write_json_atomic
 from ..data.durable import write_text_atomic
+from ..paper_prerequisites import (
+    as_records,
+    generation_prerequisites,
+    prerequisite_table,
+    require,
+    training_prerequisites,
+)
 
 
 def _unknown_rows(cost: dict) -> int | None:
@@ -28,8 +36,8 @@ def _rows(spec: dict, cost: dict) -> tuple[int | None, dict | None]:
         return 0, None
     if spec["builder"] == "phantom":
         return int(spec["n"]), None
-    if spec["builder"] == "generated":
-        return int(spec["generation"]["n_samples"]), spec["generation"]
+    if spec["builder"] == "generated":  # the planned rows less those held out for validation
+        return trained_rows(spec["generation"]), spec["generation"]
     if spec["builder"] == "partial":  # one new report or image per real row
         return _rows(spec["real"], cost)[0], None
     if spec["builder"] == "mimic_cxr":
@@ -40,6 +48,15 @@ def _rows(spec: dict, cost: dict) -> tuple[int | None, dict | None]:
 
         return pq.ParquetFile(path).metadata.num_rows, None
     return _unknown_rows(cost), None
+
+
+def trained_rows(gen: dict) -> int:
+    """Rows of the SynCXR dataset of `gen` that training sees: its planned samples less the ones held
+    out for validation (`val_fraction`, drawn per sample from the seed: known before it is made). Samples
+    dropped at an attempt cap are not known in advance (dataset.json's `attempts.drop_rate`, once made)."""
+    from ..generation.pipeline import planned_splits  # noqa: PLC0415
+
+    return int((planned_splits(int(gen["n_samples"]), int(gen["seed"]), float(gen["val_fraction"])) == "train").sum())
 
 
 def _mimic_rows(spec: dict, cost: dict) -> int | None:
@@ -91,6 +108,18 @@ def partial_stages(spec: dict, cost: dict) -> dict[str, float]:
         "t2i": _gpu_h(images, cost["t2i_gpu_s_per_image"], spec["imagegen"], "imagegen"),
         "curation": images * float(cost["curation_gpu_s_per_image"]) / 3600,
     }
+
+
+def write_job_cost(cfg: DictConfig, out_dir: str | Path) -> float:
+    """train.py dry_run=true: the job's cost.json (GPU-hours and, in paper mode, every prerequisite it
+    lacks, also printed) in `out_dir`; NaN, the job's result."""
+    cache_dir = Path(cfg.paths.cache_dir).expanduser()
+    missing = as_records(training_prerequisites(cfg, cache_dir))
+    job = estimate_job(OmegaConf.to_container(cfg, resolve=True), cfg.cost, cache_dir)
+    write_json_atomic(Path(out_dir) / "cost.json", {**job, "missing": missing})
+    if missing:
+        print(f"paper mode: {len(missing)} missing prerequisite(s)\n{prerequisite_table(missing)}")
+    return float("nan")
 
 
 def estimate_job(cfg: dict, cost: dict, cache_dir: Path) -> dict:
@@ -183,12 +212,15 @@ def stage_table(gens: list[dict]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
-def write_generation_cost(gen: dict, cost: dict, cache_dir: Path, out_dir: str | Path) -> Path:
-    """generate.py dry_run=true: cost.json and cost.md (GPU-hours per stage) in `out_dir`."""
-    out_dir = Path(out_dir)
+def write_generation_cost(
+    gen: dict, cost: dict, cache_dir: Path, out_dir: str | Path, missing: list[dict] | None = None
+) -> Path:
+    """generate.py dry_run=true: cost.json and cost.md (GPU-hours per stage and, in paper mode, the
+    prerequisites it lacks: `missing`, records of syncxr.paper_prerequisites) in `out_dir`."""
+    out_dir, missing = Path(out_dir), missing or []
     entry = generation_entry(gen, cost, cache_dir)
     full = generation_stages(gen, cost)  # what it costs from scratch, even where it exists
-    write_json_atomic(out_dir / "cost.json", {**entry, "from_scratch": full})
+    write_json_atomic(out_dir / "cost.json", {**entry, "from_scratch": full, "missing": missing})
     status = (
         "already generated: nothing to do"
         if entry["exists"]
@@ -208,36 +240,81 @@ def write_generation_cost(gen: dict, cost: dict, cache_dir: Path, out_dir: str |
         "",
         "Per-item costs come from `conf/cost/` (cost.llm_gpu_s_per_report.<llm>=..., "
         "cost.t2i_gpu_s_per_image.<imagegen>=..., cost.curation_gpu_s_per_image=..., cost.images_per_sample=...).",
+        *missing_section(missing),
     ]
     path = out_dir / "cost.md"
     write_text_atomic(path, "\n".join(lines))
     return path
 
 
+MISSING_HEADING = "## Missing prerequisites (paper mode)"
+
+
+def missing_section(missing: list[dict], jobs: list[int] | None = None) -> list[str]:
+    """cost.md's lines on missing paper-mode prerequisites (none: no lines)."""
+    if not missing:
+        return []
+    return [
+        "",
+        f"{MISSING_HEADING}: {len(missing)}",
+        "",
+        "Paper mode stops at config time while any of these is missing; give each before the real run.",
+        "",
+        prerequisite_table(missing, jobs),
+    ]
+
+
+def _sweep_missing(jobs: list[dict]) -> tuple[list[dict], list[int]]:
+    """Every distinct missing prerequisite (key and problem) of a sweep's jobs, once, and how many
+    jobs lack each."""
+    first: dict[tuple, dict] = {}
+    counts: dict[tuple, int] = {}
+    for j in jobs:
+        for m in j.get("missing", []):
+            first.setdefault((m["key"], m["problem"]), m)
+            counts[(m["key"], m["problem"])] = counts.get((m["key"], m["problem"]), 0) + 1
+    return list(first.values()), list(counts.values())
+
+
+def _job_table(jobs: list[dict]) -> str:
+    def known(v, digits=None):
+        return "unknown" if v is None else round(v, digits) if digits is not None else v
+
+    rows = [
+        {
+            "job": j["job"],
+            "model": j["model"],
+            "data": j["data"],
+            "seed": j["seed"],
+            "train rows": known(j["train_rows"]),
+            "train GPU-h": known(j["train_gpu_h"], 2),
+            "generation": ",".join(g["hash"] for g in j["generation"]) or "-",
+        }
+        for j in jobs
+    ]
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def generation_preflight(cfg: DictConfig, gen: dict, cache_dir: Path, out_dir: str | Path) -> bool:
+    """generate.py before it makes anything. dry_run=true: prices the generation of `gen` and lists
+    what paper mode lacks (cost.md, printed); True: nothing more to do. Otherwise a paper-mode run
+    that lacks a prerequisite stops here (ConfigError naming each)."""
+    missing = generation_prerequisites(cfg, cache_dir)
+    if cfg.dry_run:
+        print(write_generation_cost(gen, plain(cfg.cost), cache_dir, out_dir, as_records(missing)).read_text())
+        return True
+    require(missing)
+    return False
+
+
 def write_cost_report(sweep_dir: str | Path) -> Path:
+    """The sweep's cost.md and cost_summary.json from its jobs' cost.json."""
     sweep_dir = Path(sweep_dir)
     jobs = [json.loads(p.read_text()) | {"job": p.parent.name} for p in sorted(sweep_dir.glob("*/cost.json"))]
     if not jobs:
         raise FileNotFoundError(f"{sweep_dir}: no */cost.json (was the sweep run with dry_run=true?)")
     gens = {g["hash"]: g for j in jobs for g in j["generation"]}  # each generation is made once
-
-    def known(v, digits=None):
-        return "unknown" if v is None else round(v, digits) if digits is not None else v
-
-    table = pd.DataFrame(
-        [
-            {
-                "job": j["job"],
-                "model": j["model"],
-                "data": j["data"],
-                "seed": j["seed"],
-                "train rows": known(j["train_rows"]),
-                "train GPU-h": known(j["train_gpu_h"], 2),
-                "generation": ",".join(g["hash"] for g in j["generation"]) or "-",
-            }
-            for j in jobs
-        ]
-    )
+    missing, lacking = _sweep_missing(jobs)
     gen_h = sum(g["gpu_h"] for g in gens.values())
     train_h = sum(j["train_gpu_h"] for j in jobs if j["train_gpu_h"] is not None)
     unknown = sum(j["train_gpu_h"] is None for j in jobs)
@@ -247,7 +324,10 @@ def write_cost_report(sweep_dir: str | Path) -> Path:
         f"{len(jobs)} training jobs, {len(gens)} distinct "
         f"generation configs ({sum(g['exists'] for g in gens.values())} already generated).",
         "",
-        table.to_markdown(index=False),
+        _job_table(jobs),
+        "",
+        "Train rows of a SynCXR dataset: its planned samples less those held out for validation "
+        "(`generation.val_fraction`); samples dropped at an attempt cap are not known in advance.",
         "",
         "Generation, per stage:",
         "",
@@ -266,11 +346,10 @@ def write_cost_report(sweep_dir: str | Path) -> Path:
         ),
         "",
         "Per-item costs come from `conf/cost/`; phantom and existing datasets cost nothing to generate.",
+        *missing_section(missing, lacking),
     ]
     path = sweep_dir / "cost.md"
     write_text_atomic(path, "\n".join(lines))
-    write_json_atomic(
-        sweep_dir / "cost_summary.json",
-        {"jobs": len(jobs), "generation_gpu_h": gen_h, "train_gpu_h": train_h, "jobs_with_unknown_rows": unknown},
-    )
+    summary = {"jobs": len(jobs), "generation_gpu_h": gen_h, "train_gpu_h": train_h, "jobs_with_unknown_rows": unknown}
+    write_json_atomic(sweep_dir / "cost_summary.json", {**summary, "missing_prerequisites": missing})
     return path
