@@ -24,7 +24,8 @@ from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus  # no
 # Session fixtures too costly to build in every xdist worker, and the one test file that may use each:
 # pyproject's `--dist loadfile` runs a file's tests on one worker, so each is built once per session.
 # (xdist's `loadgroup` marks would allow any file, but pytest 9 ignores them: xdist rewrites a nodeid
-# attribute that pytest 9 no longer reads.)
+# attribute that pytest 9 no longer reads.) A costly fixture that several files need builds its
+# directory with `built_once` instead: the workers share it (tests/launch/conftest.py's references).
 ONE_WORKER_FIXTURES = {
     "trained_run": "tests/eval/test_evaluate_trained.py",
     "untrained_budget_run": "tests/eval/test_evaluate_trained.py",
