@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("WANDB_MODE", "disabled")  # never reach for a W&B server from tests
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,7 +24,8 @@ from syncxr.phantom.corpus import PhantomCorpusSpec, ensure_phantom_corpus  # no
 # Session fixtures too costly to build in every xdist worker, and the one test file that may use each:
 # pyproject's `--dist loadfile` runs a file's tests on one worker, so each is built once per session.
 # (xdist's `loadgroup` marks would allow any file, but pytest 9 ignores them: xdist rewrites a nodeid
-# attribute that pytest 9 no longer reads.)
+# attribute that pytest 9 no longer reads.) A costly fixture that several files need builds its
+# directory with `built_once` instead: the workers share it (tests/launch/conftest.py's references).
 ONE_WORKER_FIXTURES = {
     "trained_run": "tests/eval/test_evaluate_trained.py",
     "untrained_budget_run": "tests/eval/test_evaluate_trained.py",
@@ -46,6 +49,30 @@ def pytest_itemcollected(item):
         raise pytest.UsageError(
             f"{item.nodeid} uses {', '.join(misplaced)}: move it there, or see ONE_WORKER_FIXTURES in tests/conftest.py"
         )
+
+
+BUILT = ".built"  # written last into a directory `build_in` finished
+
+
+def build_in(out: Path, build) -> Path:
+    """`build(out)`, unless a process finished it there before: a file lock makes the others wait
+    for the first, then reuse what it built (a build that failed left no mark and is redone)."""
+    with FileLock(str(out) + ".lock"):
+        if not (out / BUILT).is_file():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            build(out)
+            (out / BUILT).touch()
+    return out
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A session fixture's directory built once per session even when the tests of several files
+    use it: under xdist in the session's temp root that all workers share (beside their own), so
+    the second worker to ask waits for the first worker's build instead of repeating it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return build_in(tmp_path_factory.getbasetemp().parent / name, build)
+    return build_in(tmp_path_factory.mktemp(name), build)
 
 
 @pytest.fixture(scope="session")

@@ -67,3 +67,36 @@ def test_an_xdist_worker_runs_torch_on_one_thread():
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         pytest.skip("run without xdist (-n 0)")
     assert os.environ["OMP_NUM_THREADS"] == "1" and torch.get_num_threads() == 1
+
+
+def test_a_directory_built_in_is_built_once_by_concurrent_askers_and_redone_after_a_failure(tmp_path):
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from tests.conftest import build_in  # noqa: PLC0415
+
+    builds = []
+
+    def build(out):
+        builds.append(out)
+        time.sleep(0.3)  # the second asker arrives while the first builds
+        (out / "result").write_text("built")
+
+    out = tmp_path / "shared"
+    got = []
+    askers = [threading.Thread(target=lambda: got.append(build_in(out, build))) for _ in range(2)]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join(timeout=30)
+    assert builds == [out] and got == [out, out] and (out / "result").read_text() == "built"
+    assert build_in(out, build) == out and len(builds) == 1  # a later asker reuses it too
+
+    def failing(d):
+        (d / "partial").write_text("")
+        raise RuntimeError("build failed")
+
+    with pytest.raises(RuntimeError, match="build failed"):
+        build_in(tmp_path / "other", failing)
+    assert build_in(tmp_path / "other", build) == tmp_path / "other" and len(builds) == 2
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == [".built", "result"]  # the failed one's files gone

@@ -102,23 +102,31 @@ def slurm_cluster():
 
 @pytest.fixture(scope="session")
 def one_process_2b(cache_dir, tmp_path_factory) -> Path:
-    """The MULTI run in this process at 16 pairs a step: what two processes at 8 must match."""
+    """The MULTI run in this process at 16 pairs a step: what two processes at 8 must match.
+    Built once per session, though two files (on two xdist workers) use it."""
     from syncxr.train.training_job import run_training  # noqa: PLC0415
+    from tests.conftest import built_once  # noqa: PLC0415
     from tests.helpers import compose_train  # noqa: PLC0415
     from tests.launch.helpers import per_process  # noqa: PLC0415
 
-    out = tmp_path_factory.mktemp("one_process_2b")
-    run_training(compose_train([*per_process(16), "trainer.checkpoint_every=0"]), out)
-    return out
+    return built_once(
+        tmp_path_factory,
+        "one_process_2b",
+        lambda out: run_training(compose_train([*per_process(16), "trainer.checkpoint_every=0"]), out),
+    )
 
 
 @pytest.fixture(scope="session")
 def two_processes_b(cache_dir, tmp_path_factory) -> Path:
     """The sweep dir of the MULTI run in two processes of one submitit job (local executor), 8 pairs
-    a step each, uninterrupted: what resumed and requeued two-process runs must reproduce."""
+    a step each, uninterrupted: what resumed and requeued two-process runs must reproduce.
+    Built once per session, though two files (on two xdist workers) use it."""
+    from tests.conftest import built_once  # noqa: PLC0415
     from tests.launch.helpers import finish, start_train, two_tasks_local  # noqa: PLC0415
 
-    root = tmp_path_factory.mktemp("two_processes_b")
-    sweep = root / "sweep"
-    finish(start_train(two_tasks_local(sweep, checkpoints=False), cache_dir, root), sweep, timeout=600, slurm=False)
-    return sweep
+    def build(root: Path) -> None:
+        sweep = root / "sweep"
+        proc = start_train(two_tasks_local(sweep, checkpoints=False), cache_dir, root)
+        finish(proc, sweep, timeout=600, slurm=False)
+
+    return built_once(tmp_path_factory, "two_processes_b", build) / "sweep"
