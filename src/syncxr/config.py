@@ -17,7 +17,7 @@ SECRET_KEY = re.compile(r"(api_?key|(auth|access|api|hf|wandb)?_?token|\w*secret
 # Keys that name a choice (in reports, commands and dataset addresses) without being an argument of
 # its `_target_`: `name` is the choice, `backend` the family of model behind it (phantom, openai, ...).
 # `requires`: the keys a preset cannot run without (a null one is a missing prerequisite, see
-# `unmet_prerequisites`); `refused`: why a preset cannot run at all (its class refuses to build).
+# `paper_prerequisites.declared_missing`); `refused`: why a preset cannot run at all (its class refuses to build).
 LABEL_KEYS = ("name", "backend", "requires")
 # Keys that say how to reach or drive a backend, not what it makes: never part of a dataset address,
 # so rotating a key, moving a server or raising a timeout finds the same data.

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from syncxr.config import build, plain, unmet_prerequisites
+from syncxr.config import build, plain
+from syncxr.paper_prerequisites import training_prerequisites
 from syncxr.reports import medversa_i2r
 from syncxr.reports.i2r_prompt import split_report
 from syncxr.reports.medversa_i2r import CLIP_MEAN, CLIP_STD, MedVersaI2R
@@ -39,16 +40,16 @@ def medomni(monkeypatch):
     return FakeMedVersa
 
 
-def test_paper_mode_describes_real_images_with_medversa_the_phantom_world_with_its_oracle():
+def test_paper_mode_describes_real_images_with_medversa_the_phantom_world_with_its_oracle(tmp_path):
     assert compose_train(["data=real_image_syn_report"]).data.syn.i2r.name == "oracle"
     oracle = compose_train(["data=real_image_syn_report", "i2r@data.syn.i2r=oracle"]).data.syn
     assert plain(compose_train(["data=real_image_syn_report"]).data.syn) == plain(oracle)  # address unchanged
     section = paper_section()
     assert section["_target_"] == "syncxr.reports.medversa_i2r.MedVersaI2R" and section["phantom_world"] is False
     assert section["path"] is None  # required: refused until given, and listed as missing
-    assert unmet_prerequisites(section, "data.syn.i2r") == [
-        "data.syn.i2r.path: required, null (a local path or hub id)"
-    ]
+    paper = compose_train(["experiment=syncxr_paper", "data=real_image_syn_report"])
+    (weights,) = [p for p in training_prerequisites(paper, tmp_path) if p.key.startswith("data.syn.i2r")]
+    assert (weights.key, weights.problem) == ("data.syn.i2r.path", "not given") and "MedVersa" in weights.what
     swept = compose_train(["experiment=syncxr_paper", "data=real_image_syn_report", "i2r@data.syn.i2r=transformers"])
     assert swept.data.syn.i2r.name == "transformers"  # the choice can still be swapped
 
