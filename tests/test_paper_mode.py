@@ -94,6 +94,9 @@ def paper_overrides(tmp_path, server, tiny_text_path, tiny_sd_path, tiny_dino_pa
         "loader.num_workers=0",
         "trainer.max_steps=2",
         "trainer.precision=no",
+        # The paper's zero-shot input (resize, then centre crop) at the run's scale, not at 256 -> 224.
+        "task.zeroshot_cls.resize=56",
+        "task.zeroshot_cls.center_crop=48",
         # eval=paper on small twins with one fine-tuning step per fraction.
         *small_twins(),
         *chexpert_twin(60, 30, 64),
