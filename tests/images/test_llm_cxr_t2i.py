@@ -171,3 +171,20 @@ def test_the_pipeline_draws_again_where_the_model_answered_no_image(cache_dir, t
     counters = json.loads((out / "dataset.json").read_text())["counters"]
     assert counters["images_rejected_no_image"] > 0
     assert counters["images_generated"] >= 2 * counters["images_rejected_no_image"] > 0
+
+
+class _Planted:  # any object a pickle could carry besides tensors
+    pass
+
+
+def test_a_vqgan_checkpoint_is_read_as_tensors_only_and_must_hold_the_decoder(release, monkeypatch, tmp_path):
+    _, _, paths = release
+    planted = tmp_path / "planted.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "extra": _Planted()}, planted)
+    with pytest.raises(ValueError, match=r"vqgan_ckpt=.*planted.ckpt: holds more than tensors, refused unread"):
+        build(preset(**{**paths, "vqgan_ckpt": str(planted)}), "imagegen")
+    monkeypatch.setattr(FakeVQModel, "missing", ["loss.discriminator.w", "decoder.conv_in.weight"])
+    with pytest.raises(ValueError, match=r"no weights for \['decoder.conv_in.weight'\]"):
+        build(preset(**paths), "imagegen")
+    monkeypatch.setattr(FakeVQModel, "missing", ["loss.discriminator.w"])  # the loss alone may be missing
+    build(preset(**paths), "imagegen")

@@ -104,8 +104,11 @@ class FakeVQModel:
         self.quantize = types.SimpleNamespace(get_codebook_entry=self._entry)
         FakeVQModel.built.append(self)
 
+    missing: list = []  # what load_state_dict reports missing
+
     def load_state_dict(self, state, strict=True):
         self.state, self.strict = state, strict
+        return types.SimpleNamespace(missing_keys=list(self.missing), unexpected_keys=[])
 
     def eval(self):
         return self

@@ -17,6 +17,8 @@ config and checkpoint, and is refused, naming what is missing, without them.
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import torch
 from omegaconf import OmegaConf
@@ -49,7 +51,15 @@ def load_vqgan(config_path: str, ckpt_path: str, taming_dir: str | None):
     """taming-transformers' VQModel built from the release's config, with its checkpoint's weights."""
     vqgan = import_release("taming.models.vqgan", backend="LLM-CXR", code_dir=taming_dir, install=INSTALL)
     model = vqgan.VQModel(**OmegaConf.to_container(OmegaConf.load(config_path).model.params))
-    model.load_state_dict(torch.load(ckpt_path, map_location="cpu")["state_dict"], strict=False)
+    try:  # tensors only: a checkpoint is data, never code to run (a pickled object is refused)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"imagegen.vqgan_ckpt={ckpt_path}: holds more than tensors, refused unread ({e})") from e
+    # strict=False as the release loads it: the checkpoint also holds the training loss (discriminator);
+    # a missing decoder weight, though, would decode noise.
+    missing = [k for k in model.load_state_dict(state, strict=False).missing_keys if not k.startswith("loss.")]
+    if missing:
+        raise ValueError(f"imagegen.vqgan_ckpt={ckpt_path}: no weights for {missing[:3]} (not this config's VQ-GAN?)")
     return model.eval()
 
 
