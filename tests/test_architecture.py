@@ -17,6 +17,7 @@ LAYERS = [
     {"phantom"},  # the embedded world
     {"entities", "reports"},  # NER and vocabularies; LLM / image-to-report writers
     {"images", "models"},  # text-to-image backends and curation; the networks
+    {"learned"},  # the phantom world's learned backends (report LMs, NER, text-to-image), trained here
     {"generation"},  # the SynCXR pipeline and the partially synthetic sets
     # config -> cached dataset directories; the benchmarks, one object each: reader, phantom twin, label maps
     # (above `data` and `phantom`, whose readers and renderer they use)

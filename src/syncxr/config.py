@@ -32,6 +32,7 @@ TRANSPORT_KEYS = (
     "backoff_s",
     "code_dir",
     "taming_dir",
+    "cache_dir",  # where a learned phantom backend is cached, not what it is
 )
 # What every backend preset (conf/{llm,ner,imagegen,curation,i2r}/*.yaml) declares about itself: true
 # when it is the phantom world's own, runs on the CPU and needs no external weights (so its data is made
