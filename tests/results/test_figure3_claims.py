@@ -72,3 +72,25 @@ def test_rho_is_spearman():
     rng = np.random.default_rng(0)
     x, y = np.array([0.25, 0.5, 0.75, 1.0]), rng.normal(size=(20, 4))
     assert np.allclose(_rho(x, y), [spearmanr(x, row).statistic for row in y])
+
+
+def test_phantom_world_figure3_claims_compare_the_learned_backends(tmp_path):
+    """The phantom sweeps compare the learned backends: the larger LM against the smaller, the better
+    generator against the weaker; the template LLM and the renderer are in the table, not the claim."""
+    llms = {"template": 1.5, "phantom_lm_small": 0.9, "phantom_lm_large": 0.3}
+    text = write_report(write_sweep(tmp_path / "l", llms, axis="llm"), n_boot=200)[1].read_text()
+    assert re.search(
+        HEAD + rf"llm=phantom_lm_large < llm=phantom_lm_small by -\d+\.\d\d points, {CI} .*"
+        r"Paper: the larger LLM makes better data \(Figure 3\).*Disagrees with the paper\.$",
+        text,
+        re.M,
+    ), text
+    assert "llm=template >" not in text and "> llm=template" not in text
+    gens = {"phantom": 0.2, "phantom_diffusion": 0.8, "phantom_diffusion_weak": 0.1}
+    text = write_report(write_sweep(tmp_path / "g", gens, axis="imagegen"), n_boot=200)[1].read_text()
+    assert re.search(
+        HEAD + r"imagegen=phantom_diffusion > imagegen=phantom_diffusion_weak by \+.*"
+        r"the better generator makes better data.*Agrees with the paper\.$",
+        text,
+        re.M,
+    ), text

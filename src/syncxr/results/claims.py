@@ -58,6 +58,18 @@ CONTRASTS = (
     # Figure 3, bottom (§4.3): the best report LLM and the best image generator, against each other one.
     Contrast("sweep/llm", "llama31_70b", EACH, (SEEN,), "Llama 3.1 70B is the best report LLM (Figure 3)"),
     Contrast("sweep/imagegen", "roentgen", EACH, (SEEN,), "RoentGen is the best image generator (Figure 3)"),
+    # The same two claims in the phantom world, between the learned backends trained here (conf/llm/
+    # phantom_lm_*.yaml, conf/imagegen/phantom_diffusion*.yaml): the larger LM, the better generator.
+    Contrast(
+        "sweep/llm", "phantom_lm_large", "phantom_lm_small", (SEEN,), "the larger LLM makes better data (Figure 3)"
+    ),
+    Contrast(
+        "sweep/imagegen",
+        "phantom_diffusion",
+        "phantom_diffusion_weak",
+        (SEEN,),
+        "the better generator makes better data (Figure 3)",
+    ),
 )
 
 
