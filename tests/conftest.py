@@ -51,6 +51,38 @@ def pytest_itemcollected(item):
         )
 
 
+# The test files that cost the most, costliest first (seconds of one worker, measured on a full run:
+# docs/performance.md#the-test-suite). xdist hands files out in collection order, so these start first
+# and the cheap files fill in around them; handed out last, the trained-model file alone once ran
+# five minutes while the other worker sat idle (the suite used 134 % of 2 cores).
+SLOWEST_FILES = (
+    "tests/eval/test_evaluate_trained.py",
+    "tests/launch/test_slurm.py",
+    "tests/test_paper_mode.py",
+    "tests/launch/test_multiprocess_training.py",
+    "tests/test_configs.py",
+    "tests/generation/test_pipeline.py",
+    "tests/faults/test_generation_faults.py",
+    "tests/test_paper_prerequisites.py",
+    "tests/generation/test_backend_failures.py",
+    "tests/test_config_validation.py",
+    "tests/train/test_train_e2e.py",
+    "tests/test_secrets.py",
+    "tests/faults/test_checkpoint_kill.py",
+    "tests/launch/test_submitit_small.py",
+    "tests/train/test_checkpoint.py",
+    "tests/generation/test_workers.py",
+    "tests/test_gpu_check.py",
+    "tests/results/test_provenance.py",
+    "tests/launch/test_data_parallel.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest as collected
+
+
 BUILT = ".built"  # written last into a directory `build_in` finished
 
 

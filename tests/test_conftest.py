@@ -100,3 +100,29 @@ def test_a_directory_built_in_is_built_once_by_concurrent_askers_and_redone_afte
         build_in(tmp_path / "other", failing)
     assert build_in(tmp_path / "other", build) == tmp_path / "other" and len(builds) == 2
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == [".built", "result"]  # the failed one's files gone
+
+
+def test_the_slowest_files_exist_and_are_handed_out_first():
+    """A renamed file would silently fall back to the end of the queue, where it makes the tail."""
+    from tests.conftest import SLOWEST_FILES, pytest_collection_modifyitems  # noqa: PLC0415
+    from tests.helpers import REPO  # noqa: PLC0415
+
+    assert [f for f in SLOWEST_FILES if not (REPO / f).is_file()] == []
+
+    class Item:
+        def __init__(self, nodeid):
+            self.nodeid = nodeid
+
+    items = [
+        Item("tests/a.py::t1"),
+        Item(f"{SLOWEST_FILES[1]}::t"),
+        Item("tests/b.py::t"),
+        Item(f"{SLOWEST_FILES[0]}::t"),
+    ]
+    pytest_collection_modifyitems(items)
+    assert [i.nodeid for i in items] == [
+        f"{SLOWEST_FILES[0]}::t",
+        f"{SLOWEST_FILES[1]}::t",
+        "tests/a.py::t1",
+        "tests/b.py::t",
+    ]
