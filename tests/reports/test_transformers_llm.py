@@ -63,17 +63,17 @@ def test_per_row_sampling_draws_from_the_tempered_nucleus():
     n, temperature = 4000, 1.0
     counts = torch.zeros(4)
     for seed in range(n):
-        scores = PerRowGumbelSampler([seed], temperature, 0.9, prompt_len=3)(
+        scores = PerRowGumbelSampler([(seed,)], temperature, 0.9, prompt_len=3)(
             torch.zeros(1, 5, dtype=torch.long), logits
         )
         counts[scores.argmax()] += 1
     assert counts[3] == 0  # outside the 0.9 nucleus (0.5 + 0.3 + 0.15 = 0.95 >= 0.9)
     assert torch.allclose(counts[:3] / n, torch.tensor([0.5, 0.3, 0.15]) / 0.95, atol=0.025), counts / n
-    step2 = PerRowGumbelSampler([1, 1], temperature, 1.0, prompt_len=2)(
+    step2 = PerRowGumbelSampler([(1,), (1,)], temperature, 1.0, prompt_len=2)(
         torch.zeros(2, 5, dtype=torch.long), logits.repeat(2, 1)
     )
     assert torch.equal(step2[0], step2[1])  # a seed's noise at a step is the same in any row
-    step3 = PerRowGumbelSampler([1], temperature, 1.0, prompt_len=2)(torch.zeros(1, 6, dtype=torch.long), logits)
+    step3 = PerRowGumbelSampler([(1,)], temperature, 1.0, prompt_len=2)(torch.zeros(1, 6, dtype=torch.long), logits)
     assert not torch.equal(step2[0], step3[0])  # and another at the next step
 
 

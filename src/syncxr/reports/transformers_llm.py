@@ -3,6 +3,8 @@ each text is a function of its own request's seed (syncxr.reports.row_sampling),
 
 from __future__ import annotations
 
+import zlib
+
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
@@ -29,6 +31,7 @@ def model_dtype(dtype: str, device: str):
 
 class TransformersLLM:
     name = "transformers"
+    quality: dict = {}  # measured figures (syncxr.backends); a learned preset's factory sets its own
 
     def __init__(
         self,
@@ -65,10 +68,11 @@ class TransformersLLM:
             ]
             enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             prompt_len = enc["input_ids"].shape[1]
-            # Greedy over per-row Gumbel-perturbed logits: each row samples from its own seed (a
-            # retry, with a new seed, samples a new text); temperature 0 stays plain greedy.
-            seeds = [r.seed for r in batch]
-            sampler = [PerRowGumbelSampler(seeds, self.temperature, self.top_p, prompt_len)] if self.temperature else []
+            # Greedy over per-row Gumbel-perturbed logits: each row samples from its own seed (a retry,
+            # with a new seed, samples a new text); temperature 0 stays plain greedy. The section is
+            # in the key: FINDINGS and IMPRESSION of one attempt share a seed, not their noise.
+            keys = [(r.seed, zlib.crc32(r.section.encode())) for r in batch]
+            sampler = [PerRowGumbelSampler(keys, self.temperature, self.top_p, prompt_len)] if self.temperature else []
             gen = self.model.generate(
                 **enc,
                 max_new_tokens=self.max_new_tokens,
