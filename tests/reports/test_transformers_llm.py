@@ -86,6 +86,15 @@ def test_half_precision_is_refused_on_the_cpu(tiny_llm_path):
         model_dtype("float8", "cpu")
 
 
+def test_half_precision_is_taken_on_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **kw: True)
+    assert model_dtype("bfloat16", "cuda") == torch.bfloat16 and model_dtype("float16", "cuda:1") == torch.float16
+    assert model_dtype("auto", "cuda") == "auto"  # the checkpoint's own dtype
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **kw: False)
+    with pytest.raises(ValueError, match="does not support bfloat16; use float16"):
+        model_dtype("bfloat16", "cuda")
+
+
 def test_report_loop_keeps_what_the_ner_confirms_and_rejects_the_rest(tiny_llm_path):
     llm = _llm(tiny_llm_path, batch_size=4)
     samples = {"x": [{"name": "cardiomegaly", "type": "DISEASE"}], "y": [{"name": "edema", "type": "NON-DISEASE"}]}

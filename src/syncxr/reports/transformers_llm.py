@@ -23,7 +23,7 @@ def model_dtype(dtype: str, device: str):
     if dtype in HALF and not on_gpu:
         raise ValueError(f"llm.dtype={dtype} needs a CUDA device, this run is on {device!r}: use float32 or auto")
     if dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"llm.dtype=bfloat16: the GPU {torch.cuda.get_device_name()} has no bfloat16; use float16")
+        raise ValueError("llm.dtype=bfloat16: this GPU does not support bfloat16; use float16")
     if dtype == "auto":
         return "auto" if on_gpu else torch.float32
     return getattr(torch, dtype)
