@@ -44,11 +44,12 @@ NER_SCRIPT = {
 LLM_SCRIPT = "Cardiomegaly| is| present."
 
 
-def script_decoder(decoder, lm_head, chain: list[int]) -> None:
+def script_decoder(decoder, lm_head, chain: list[int], strength: float = 100.0) -> None:
     """Makes a decoder-only LM (its `decoder` stack and `lm_head`) emit chain[1:] one token at a time
     once it has read chain[0], whatever came before, greedy or sampled: attention and MLP outputs
     are zeroed so the last hidden state is the current token's embedding (through the final norm),
-    and the head maps each token's embedding to the next token of the chain."""
+    and the head maps each token's embedding to the next token of the chain (its logit `strength` x
+    the hidden state's norm: at 100 the chain is certain, at ~1 a sampled answer often leaves it)."""
     for layer in decoder.layers:
         layer.self_attn.o_proj.weight.data.zero_()
         layer.mlp.down_proj.weight.data.zero_()
@@ -57,12 +58,13 @@ def script_decoder(decoder, lm_head, chain: list[int]) -> None:
     head.mul_(0.01)
     for j, (tok, nxt) in enumerate(zip(chain, chain[1:])):
         emb[tok] = basis[j]
-        head[nxt] = 100.0 * basis[j]
+        head[nxt] = strength * basis[j]
 
 
-def tiny_llm(path: Path, scripted: str | None = None) -> Path:
+def tiny_llm(path: Path, scripted: str | None = None, strength: float = 100.0) -> Path:
     """A tiny Llama chat model and tokenizer at `path`; `scripted`: its only answer (pieces separated
-    by "|", each added to the vocabulary as one token), random weights otherwise."""
+    by "|", each added to the vocabulary as one token; `strength`: see script_decoder), random
+    weights otherwise."""
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     pieces = scripted.split("|") if scripted else []
@@ -105,6 +107,7 @@ def tiny_llm(path: Path, scripted: str | None = None) -> Path:
                 [hf(prompt, add_special_tokens=False)["input_ids"][-1]]
                 + hf.convert_tokens_to_ids(pieces)
                 + [hf.eos_token_id],
+                strength,
             )
     model.save_pretrained(path)
     hf.save_pretrained(path)

@@ -7,6 +7,10 @@ by syncxr.config.is_phantom_preset), since one class serves phantom and real pre
 
 Answers a backend could not give because its server failed are `BackendFailure`s
 (syncxr.reports.backend_failure), never exceptions: the sample is kept as retryable.
+
+The generating backends (LLM, NER, TextToImage) declare `quality`: the figures measured of the model
+(a learned phantom backend's build record: held-out loss, span F1, classifier AUC, images/s), empty
+for one that was never measured; generation records them in dataset.json (`backend_quality`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class LLM(Protocol):
     """Writes report sections (conf/llm)."""
 
     name: str
+    quality: dict  # measured figures of the model ({} if none): dataset.json's backend_quality.llm
 
     def generate(self, requests: list) -> list[Answer]:
         """One answer per syncxr.reports.requests.ReportRequest (its messages() and seed), in order."""
@@ -39,6 +44,7 @@ class NER(Protocol):
     """Finds RaTE entities in report text (conf/ner)."""
 
     name: str
+    quality: dict  # measured figures of the model ({} if none): dataset.json's backend_quality.ner
 
     def extract(self, text: str) -> list[dict]:
         """[{"name", "type"}] in order of appearance, each once."""
@@ -52,6 +58,7 @@ class TextToImage(Protocol):
     """Draws a radiograph from report text (conf/imagegen)."""
 
     name: str
+    quality: dict  # measured figures of the model ({} if none): dataset.json's backend_quality.imagegen
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray | Answer]:
         """One uint8 H x W image per prompt, each a function of its own seed (or a BackendFailure; or
@@ -59,6 +66,11 @@ class TextToImage(Protocol):
         ...
 
     def counters(self) -> dict[str, int]: ...
+
+
+def quality_record(llm: LLM, ner: NER, t2i: TextToImage) -> dict:
+    """dataset.json's `backend_quality`: each generating backend's measured figures (copies)."""
+    return {"llm": dict(llm.quality), "ner": dict(ner.quality), "imagegen": dict(t2i.quality)}
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ import pytest
 
 from syncxr.dataset_dirs import build_curated_dir
 from syncxr.generation.addresses import generation_hash
-from syncxr.generation.generation_job import generation_config
+from syncxr.generation.generation_job import generated_dir, generation_config
 from syncxr.generation.partial_dataset import partial_hash
 from syncxr.images import corpus_curation
 from tests.helpers import compose_config, compose_train
@@ -52,10 +52,13 @@ def test_what_changes_the_data_moves_it(override):
     assert _hash(SERVED + [override]) != _hash(SERVED)
 
 
-def test_a_batch_size_that_changes_the_answers_stays_in_the_address():
-    # The in-process LLM seeds each batch: another batch size gives other reports.
+def test_the_in_process_llms_batch_size_does_not_move_its_dataset(tmp_path):
+    # Each text is drawn from its own request's seed (syncxr.reports.row_sampling), whatever the batch:
+    # two configs differing only in llm.batch_size name one dataset directory (issue 22).
     local = ["llm=transformers", "llm.path=/models/x"]
-    assert _hash(local + ["llm.batch_size=2"]) != _hash(local)
+    gens = [generation_config(compose_config("generate", local + [f"llm.batch_size={b}"]).generation) for b in (1, 8)]
+    assert generated_dir(gens[0], tmp_path) == generated_dir(gens[1], tmp_path)
+    assert _hash(local + ["llm.temperature=0.2"]) != _hash(local)  # what the texts depend on still moves it
 
 
 def test_partial_datasets_ignore_transport_settings_of_their_backend():

@@ -1,10 +1,12 @@
 import pytest
+import torch
 
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.phantom.vocabulary import phantom_lexicon
 from syncxr.reports.loop import write_reports
 from syncxr.reports.requests import ReportRequest
-from syncxr.reports.transformers_llm import TransformersLLM
+from syncxr.reports.row_sampling import PerRowGumbelSampler
+from syncxr.reports.transformers_llm import TransformersLLM, model_dtype
 from tests.tiny_models import LLM_SCRIPT, tiny_llm
 
 ANSWER = LLM_SCRIPT.replace("|", "")  # what the session's scripted LLM writes after any prompt
@@ -40,6 +42,57 @@ def test_the_seed_fixes_the_sampled_text(gibberish_path):
     assert all(isinstance(t, str) and t for t in first)
     assert llm.generate(_requests([1, 2])) == first  # the same seeds sample the same texts
     assert llm.generate(_requests([7, 8])) != first  # a retry (new seed) samples new ones
+
+
+def test_a_texts_seed_not_its_batch_fixes_it(gibberish_path):
+    # Issue 22: the whole batch was seeded with its first request's seed, so a text depended on its
+    # neighbours. Prompts of two lengths: batches of 8 pad rows that a batch of 1 does not.
+    reqs = _requests(range(100, 124))
+    alone = _llm(gibberish_path, batch_size=1, max_new_tokens=16).generate(reqs)
+    batched = _llm(gibberish_path, batch_size=8, max_new_tokens=16)
+    assert batched.generate(reqs) == alone  # 24 x 16 tokens: measured 0 of 200 texts differ (see below)
+    assert batched.generate(reqs[::-1]) == alone[::-1]  # other neighbours, other padding
+    assert len(set(alone)) == len(alone)  # every seed its own text
+    other = batched.generate(_requests(range(200, 224)))
+    assert all(a != b for a, b in zip(alone, other))  # the same prompt with another seed: another text
+
+
+def test_per_row_sampling_draws_from_the_tempered_nucleus():
+    # Gumbel-max over the filtered logits is an exact sample of softmax(logits / T) within top-p.
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    n, temperature = 4000, 1.0
+    counts = torch.zeros(4)
+    for seed in range(n):
+        scores = PerRowGumbelSampler([(seed,)], temperature, 0.9, prompt_len=3)(
+            torch.zeros(1, 5, dtype=torch.long), logits
+        )
+        counts[scores.argmax()] += 1
+    assert counts[3] == 0  # outside the 0.9 nucleus (0.5 + 0.3 + 0.15 = 0.95 >= 0.9)
+    assert torch.allclose(counts[:3] / n, torch.tensor([0.5, 0.3, 0.15]) / 0.95, atol=0.025), counts / n
+    step2 = PerRowGumbelSampler([(1,), (1,)], temperature, 1.0, prompt_len=2)(
+        torch.zeros(2, 5, dtype=torch.long), logits.repeat(2, 1)
+    )
+    assert torch.equal(step2[0], step2[1])  # a seed's noise at a step is the same in any row
+    step3 = PerRowGumbelSampler([(1,)], temperature, 1.0, prompt_len=2)(torch.zeros(1, 6, dtype=torch.long), logits)
+    assert not torch.equal(step2[0], step3[0])  # and another at the next step
+
+
+def test_half_precision_is_refused_on_the_cpu(tiny_llm_path):
+    assert model_dtype("auto", "cpu") == torch.float32 and model_dtype("float32", "cpu") == torch.float32
+    for dtype in ("float16", "bfloat16"):
+        with pytest.raises(ValueError, match=f"llm.dtype={dtype} needs a CUDA device.*'cpu'"):
+            _llm(tiny_llm_path, dtype=dtype, device="cpu")
+    with pytest.raises(ValueError, match="llm.dtype must be"):
+        model_dtype("float8", "cpu")
+
+
+def test_half_precision_is_taken_on_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **kw: True)
+    assert model_dtype("bfloat16", "cuda") == torch.bfloat16 and model_dtype("float16", "cuda:1") == torch.float16
+    assert model_dtype("auto", "cuda") == "auto"  # the checkpoint's own dtype
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **kw: False)
+    with pytest.raises(ValueError, match="does not support bfloat16; use float16"):
+        model_dtype("bfloat16", "cuda")
 
 
 def test_report_loop_keeps_what_the_ner_confirms_and_rejects_the_rest(tiny_llm_path):

@@ -18,6 +18,7 @@ class LexiconNER:
     """`extract(text)` -> [{name, type}] in order of appearance, each (name, type) once."""
 
     name = "lexicon"
+    quality: dict = {}  # measured figures (syncxr.backends); a learned preset's factory sets its own
 
     def __init__(self, lexicon: dict[str, str]):
         if not lexicon:

@@ -16,8 +16,13 @@ from ..phantom.corpus import PHANTOM_VERSION
 
 # Keys of a generation config that do not change the data (so not part of its address).
 RUNTIME_KEYS = ("output_dir", "progress")
-# Batch sizes of backends whose answers do not depend on the batching (each image its own seed).
-BATCHING_KEYS = (("ner", "batch_size"), ("imagegen", "batch_size"), ("curation", "embedding", "batch_size"))
+# Batch sizes of backends whose answers do not depend on the batching (each image, each text its own seed).
+BATCHING_KEYS = (
+    ("llm", "batch_size"),
+    ("ner", "batch_size"),
+    ("imagegen", "batch_size"),
+    ("curation", "embedding", "batch_size"),
+)
 CONFIG_FILE = "generation_config.json"
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..backends import LLM, NER, ImageJudge, TextToImage
+from ..backends import LLM, NER, ImageJudge, TextToImage, quality_record
 from ..data.dataset_format import INFO, MANIFEST, config_hash, is_complete, write_json_atomic, write_parquet_atomic
 from ..data.durable import fsync_file
 from ..entities.sampling import balanced_draws, longtail_draws, subset_vocabulary, tau_max_for
@@ -340,6 +340,7 @@ class Generator:
             "attempts": attempt_stats(df, len(plan), self.s),
             "counters": {k: int(v) for k, v in sorted(counters.items())},
             "backend": summary["counters"].get("backend", {}),
+            "backend_quality": quality_record(self.llm, self.ner, self.t2i),  # measured, {} where not
             "entity_stats": stats,
             "finding_stats": finding_stats(Counter(k for ks in df["labels"] for k in ks)) if len(df) else {},
             "coverage": {

@@ -9,6 +9,7 @@ from diffusers import StableDiffusionPipeline
 
 class DiffusersT2I:
     name = "diffusers"
+    quality: dict = {}  # measured figures (syncxr.backends); a learned preset's factory sets its own
 
     def __init__(
         self,

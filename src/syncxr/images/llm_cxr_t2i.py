@@ -65,6 +65,7 @@ def load_vqgan(config_path: str, ckpt_path: str, taming_dir: str | None):
 
 class LLMCXRT2I:
     name = "llm_cxr"
+    quality: dict = {}  # measured figures (syncxr.backends); a learned preset's factory sets its own
 
     def __init__(
         self,

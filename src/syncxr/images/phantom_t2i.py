@@ -60,6 +60,7 @@ def _randomize(anatomy: Anatomy, appearance: Appearance, rng: np.random.Generato
 
 class PhantomT2I:
     name = "phantom"
+    quality: dict = {}  # measured figures (syncxr.backends); a learned preset's factory sets its own
     randomized = False
 
     def __init__(self, image_size: int):

@@ -10,6 +10,7 @@ from ..reports.release_code import MissingReleaseError
 
 class RefusedT2I:
     name = "refused"
+    quality: dict = {}  # measured figures (syncxr.backends); a learned preset's factory sets its own
 
     def __init__(self, refused: str):
         raise MissingReleaseError(refused)

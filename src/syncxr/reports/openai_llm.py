@@ -90,6 +90,7 @@ class OpenAIClientSettings:
 
 class OpenAICompatibleLLM:
     name = "openai"
+    quality: dict = {}  # measured figures (syncxr.backends); a learned preset's factory sets its own
     settings_type = OpenAIClientSettings  # what the config's keys build (tests/test_configs.py)
 
     def __init__(self, base_url: str, model: str, **settings):

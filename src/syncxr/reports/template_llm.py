@@ -24,6 +24,7 @@ def _cap(s: str) -> str:
 
 class TemplateLLM:
     name = "template"
+    quality: dict = {}  # measured figures (syncxr.backends); a learned preset's factory sets its own
 
     def __init__(self, error_rate: float):
         if not 0.0 <= error_rate < 1.0:
