@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from fractions import Fraction
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -276,3 +277,45 @@ def test_train_and_generate_compute_the_same_address():
     assert generation_hash(generation_config(gen.generation)) == generation_hash(
         generation_config(train.data.syn.generation)
     )
+
+
+def test_attempts_record_the_report_llms_quality(small_dataset):
+    """dataset.json's `attempts` figures agree with the rejected answers the shards kept: a section's
+    first answer failed iff a reject of attempt 0 names it; unasked = extracted minus expected."""
+    info = json.loads((small_dataset / "dataset.json").read_text())
+    attempts, c = info["attempts"], info["counters"]
+    rejects = [
+        json.loads(line)
+        for p in (small_dataset / "shards").glob("rejects_*.jsonl")
+        for line in p.read_text().splitlines()
+    ]
+    first_answers = 120 + (120 - c["findings_gave_up"])  # every FINDINGS; the IMPRESSION of each accepted one
+    first_failed = sum(r["attempt"] == 0 for r in rejects)
+    assert 0 < first_failed < first_answers  # the template LLM's omissions: some first answers fail
+    assert attempts["first_attempt_exact_rate"] == pytest.approx(1 - first_failed / first_answers)
+    unasked = sum(len(entity_key(r["extracted"]) - entity_key(r["expected"])) for r in rejects)
+    assert attempts["unasked_entities"] == unasked == 0  # the template LLM only leaves entities out
+    assert attempts["unasked_per_rejected_answer"] == 0.0
+    assert attempts["dropped_samples"] == info["counts"]["dropped"]
+
+
+def test_attempt_stats_from_counters():
+    from syncxr.generation.pipeline import attempt_stats  # noqa: PLC0415
+
+    s = SimpleNamespace(max_report_attempts=5, max_image_attempts=3)  # the settings it reads
+    df = pd.DataFrame({"report_attempts": [2, 4, 3], "image_attempts": [1, 1, 2]})
+    counters = {
+        "findings_first_answers": 4,
+        "findings_first_passed": 2,
+        "impression_first_answers": 4,
+        "impression_first_passed": 3,
+        "findings_rejected": 3,
+        "impression_rejected": 1,
+        "findings_unasked_entities": 5,
+        "impression_unasked_entities": 1,
+    }
+    a = attempt_stats(df, 4, s, counters)
+    assert a["first_attempt_exact_rate"] == pytest.approx(5 / 8)
+    assert (a["unasked_entities"], a["unasked_per_rejected_answer"]) == (6, pytest.approx(6 / 4))
+    assert (a["dropped_samples"], a["drop_rate"], a["mean_report_attempts"]) == (1, 0.25, 3.0)
+    assert attempt_stats(df, 3, s, {})["first_attempt_exact_rate"] == 0.0  # no answers: no rate, no crash
