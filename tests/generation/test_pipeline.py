@@ -12,7 +12,6 @@ import sys
 import time
 from collections import Counter
 from fractions import Fraction
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -297,25 +296,3 @@ def test_attempts_record_the_report_llms_quality(small_dataset):
     assert attempts["unasked_entities"] == unasked == 0  # the template LLM only leaves entities out
     assert attempts["unasked_per_rejected_answer"] == 0.0
     assert attempts["dropped_samples"] == info["counts"]["dropped"]
-
-
-def test_attempt_stats_from_counters():
-    from syncxr.generation.pipeline import attempt_stats  # noqa: PLC0415
-
-    s = SimpleNamespace(max_report_attempts=5, max_image_attempts=3)  # the settings it reads
-    df = pd.DataFrame({"report_attempts": [2, 4, 3], "image_attempts": [1, 1, 2]})
-    counters = {
-        "findings_first_answers": 4,
-        "findings_first_passed": 2,
-        "impression_first_answers": 4,
-        "impression_first_passed": 3,
-        "findings_rejected": 3,
-        "impression_rejected": 1,
-        "findings_unasked_entities": 5,
-        "impression_unasked_entities": 1,
-    }
-    a = attempt_stats(df, 4, s, counters)
-    assert a["first_attempt_exact_rate"] == pytest.approx(5 / 8)
-    assert (a["unasked_entities"], a["unasked_per_rejected_answer"]) == (6, pytest.approx(6 / 4))
-    assert (a["dropped_samples"], a["drop_rate"], a["mean_report_attempts"]) == (1, 0.25, 3.0)
-    assert attempt_stats(df, 3, s, {})["first_attempt_exact_rate"] == 0.0  # no answers: no rate, no crash

@@ -13,6 +13,7 @@ from ..phantom.vocabulary import ENTITY_TYPES
 
 class TransformersNER:
     name = "transformers"
+    quality: dict = {}  # held-out figures of a model trained here (syncxr.learned.ner); empty otherwise
 
     def __init__(self, path: str, batch_size: int, device: int | str | None = None):
         model = AutoModelForTokenClassification.from_pretrained(path)
