@@ -228,6 +228,7 @@ RULES = {
     "**.llm.dtype": OneOf(("auto", "bfloat16", "float16", "float32")),
     "**.ner.spec.epochs": Int(0),  # the learned phantom NER (conf/ner/phantom_ner.yaml); 0: untrained
     "**.ner.spec.lr": POSITIVE,
+    "**.ner.spec.unk_rate": RATE,
     "**.ner.spec.seed": SEED,
     "**.ner.spec.*": COUNT,  # its sizes
     "**.imagegen.guidance_scale": NONNEG,

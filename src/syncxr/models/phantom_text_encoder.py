@@ -56,13 +56,12 @@ def phantom_report_texts(n: int, seed: int) -> list[str]:
     return texts
 
 
-def wordpiece_vocab(texts: list[str], vocab_size: int, pre=None) -> dict[str, int]:
+def wordpiece_vocab(texts: list[str], vocab_size: int) -> dict[str, int]:
     """A WordPiece vocabulary fixed by the texts alone: the special tokens, every character (alone and
     as a `##` continuation), then whole words by frequency (ties alphabetical) up to `vocab_size`.
     (tokenizers' WordPieceTrainer breaks ties between equally frequent merges differently in every
-    process, so the same seed gave different token ids, and different training, in a fresh cache.)
-    `pre`: how texts split into words (default: BERT's, at every punctuation mark)."""
-    normalizer, pre = normalizers.BertNormalizer(lowercase=True), pre or pre_tokenizers.BertPreTokenizer()
+    process, so the same seed gave different token ids, and different training, in a fresh cache.)"""
+    normalizer, pre = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
     words = Counter(w for t in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t)))
     chars = sorted({c for w in words for c in w})
     tokens = [*SPECIAL, *chars, *(f"##{c}" for c in chars)]
@@ -71,8 +70,14 @@ def wordpiece_vocab(texts: list[str], vocab_size: int, pre=None) -> dict[str, in
     return {t: i for i, t in enumerate(dict.fromkeys(tokens))}
 
 
-def train_wordpiece(texts: list[str], vocab_size: int, pre=None) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.WordPiece(wordpiece_vocab(texts, vocab_size, pre), unk_token="[UNK]"))
+def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    return wordpiece_tokenizer(wordpiece_vocab(texts, vocab_size))
+
+
+def wordpiece_tokenizer(vocab: dict[str, int], pre=None) -> PreTrainedTokenizerFast:
+    """A BERT-style WordPiece tokenizer (lowercasing, [CLS] ... [SEP]) over `vocab`; `pre`: how texts
+    split into words (default: BERT's, at whitespace and every punctuation mark)."""
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre or pre_tokenizers.BertPreTokenizer()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
