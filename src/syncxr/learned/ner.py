@@ -63,9 +63,9 @@ class NERSpec:
     intermediate_size: int = 256
     vocab_size: int = 2000
     max_position: int = 512  # longest section (in tokens) the NER reads
-    epochs: int = 3  # 0: untrained (a control)
+    epochs: int = 8  # 0: untrained (a control)
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 2e-3
     unk_rate: float = 0.1  # share of the words outside entities shown as [UNK] in training
     seed: int = 0
 
