@@ -152,7 +152,7 @@ def _preset(group: str, name: str):
 # without external weights.
 PHANTOM_PRESETS = {
     "llm": {"template"},
-    "ner": {"lexicon"},
+    "ner": {"lexicon", "phantom_ner"},
     "imagegen": {"phantom", "randomized"},
     "curation": {"none", "phantom"},
     "i2r": {"oracle"},

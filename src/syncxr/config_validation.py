@@ -226,6 +226,11 @@ RULES = {
     "**.sampling.tau_max_slack": Real(1),
     "**.llm.error_rate": RATE,
     "**.llm.dtype": OneOf(("auto", "bfloat16", "float16", "float32")),
+    "**.ner.spec.epochs": Int(0),  # the learned phantom NER (conf/ner/phantom_ner.yaml); 0: untrained
+    "**.ner.spec.lr": POSITIVE,
+    "**.ner.spec.unk_rate": RATE,
+    "**.ner.spec.seed": SEED,
+    "**.ner.spec.*": COUNT,  # its sizes
     "**.imagegen.guidance_scale": NONNEG,
     "**.imagegen.num_inference_steps": COUNT,
     "**.imagegen.fp16": Bool(),

@@ -276,3 +276,23 @@ def test_train_and_generate_compute_the_same_address():
     assert generation_hash(generation_config(gen.generation)) == generation_hash(
         generation_config(train.data.syn.generation)
     )
+
+
+def test_attempts_record_the_report_llms_quality(small_dataset):
+    """dataset.json's `attempts` figures agree with the rejected answers the shards kept: a section's
+    first answer failed iff a reject of attempt 0 names it; unasked = extracted minus expected."""
+    info = json.loads((small_dataset / "dataset.json").read_text())
+    attempts, c = info["attempts"], info["counters"]
+    rejects = [
+        json.loads(line)
+        for p in (small_dataset / "shards").glob("rejects_*.jsonl")
+        for line in p.read_text().splitlines()
+    ]
+    first_answers = 120 + (120 - c["findings_gave_up"])  # every FINDINGS; the IMPRESSION of each accepted one
+    first_failed = sum(r["attempt"] == 0 for r in rejects)
+    assert 0 < first_failed < first_answers  # the template LLM's omissions: some first answers fail
+    assert attempts["first_attempt_exact_rate"] == pytest.approx(1 - first_failed / first_answers)
+    unasked = sum(len(entity_key(r["extracted"]) - entity_key(r["expected"])) for r in rejects)
+    assert attempts["unasked_entities"] == unasked == 0  # the template LLM only leaves entities out
+    assert attempts["unasked_per_rejected_answer"] == 0.0
+    assert attempts["dropped_samples"] == info["counts"]["dropped"]

@@ -1,3 +1,6 @@
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
@@ -97,3 +100,32 @@ def test_negation_rate_scales_how_often_absences_are_stated(rate):
         assert negated == set()
     else:
         assert always <= negated and not negated & never
+
+
+def test_spans_mark_every_entity_where_the_writer_placed_it():
+    for _, r in _reports(n=500, seed=3):
+        placed = []
+        for section, text in (("findings", r.findings), ("impression", r.impression)):
+            prev_end = 0
+            for start, end, etype in r.spans[section]:
+                assert prev_end <= start < end <= len(text), (section, text, r.spans[section])
+                assert {"name": text[start:end].lower(), "type": etype} in r.entities, (text[start:end], etype)
+                placed.append({"name": text[start:end].lower(), "type": etype})
+                prev_end = end
+        # each recorded entity is placed somewhere (the record's order is that of logging: "The lungs
+        # are clear." is logged last and placed first)
+        assert {tuple(e.values()) for e in placed} == {tuple(e.values()) for e in r.entities}
+
+
+def test_recording_spans_changes_no_text_and_no_draw():
+    """Reports of many scenes (and the random stream after them) are byte-identical to the writer's
+    before spans were recorded: the phantom corpora's cached hashes stay valid."""
+    h = hashlib.sha256()
+    rng = np.random.default_rng(2024)
+    for _ in range(2000):
+        keys = list(rng.choice(list(FINDINGS), size=int(rng.integers(0, 5)), replace=False))
+        scene = sample_scene(rng, keys)
+        r = write_report(scene, rng, float(rng.choice([0.0, 0.5, 1.0])))
+        h.update(json.dumps([r.findings, r.impression, r.entities]).encode())
+    h.update(str(rng.random()).encode())
+    assert h.hexdigest() == "69b33dda1d904bed8f26254c31469370f0e9542e996e01a62599abc5fc56c50d"

@@ -1,3 +1,5 @@
+from collections import Counter
+
 import pytest
 
 from syncxr.entities.lexicon_ner import LexiconNER
@@ -96,3 +98,47 @@ def test_a_sample_the_backend_failed_on_is_retryable_not_dropped(section):
     alone = write_reports(TemplateLLM(error_rate=0.5), NER, rest, seeds, max_attempts=20)
     assert res.findings == alone.findings and res.counters == alone.counters and res.rejects == alone.rejects
     assert not any(r["id"] in res.retryable for r in res.rejects) and set(res.attempts) == set(rest)
+
+
+class Scripted:
+    """An LLM answering each (sample, section) from a script: the i-th call gets the i-th answer."""
+
+    name = "scripted"
+
+    def __init__(self, script):
+        self.script, self.calls = script, Counter()
+
+    def generate(self, requests):
+        out = []
+        for r in requests:
+            key = (r.sample_id, r.section)
+            out.append(self.script[key][self.calls[key]])
+            self.calls[key] += 1
+        return out
+
+
+def test_first_attempt_passes_and_unasked_entities_are_counted():
+    script = {
+        # right at once
+        ("a", "findings"): ["Pleural effusion in the right lower lobe. No pneumothorax."],
+        ("a", "impression"): ["Pleural effusion in the right lower lobe. No pneumothorax."],
+        # 1st: two entities not asked for (nodule, left upper lobe) and one missing; 2nd: right
+        ("b", "findings"): [
+            "Cardiomegaly. Nodule in the left upper lobe. No edema. Normal hila.",
+            "Cardiomegaly. No nodule. No edema. Normal hila.",
+        ],
+        # 1st: no usable text (nothing written, nothing unasked); 2nd: one made up (atelectasis); 3rd right
+        ("b", "impression"): [
+            "   ",
+            "Cardiomegaly. Atelectasis. No nodule. No edema. Hila.",
+            "Cardiomegaly. No nodule. No edema. Hila.",
+        ],
+    }
+    res = write_reports(Scripted(script), NER, SAMPLES, SEEDS, max_attempts=3)
+    assert set(res.findings) == set(res.impressions) == {"a", "b"}
+    c = res.counters
+    assert (c["findings_first_answers"], c["findings_first_passed"]) == (2, 1)
+    assert (c["impression_first_answers"], c["impression_first_passed"]) == (2, 1)
+    assert (c["findings_unasked_entities"], c["impression_unasked_entities"]) == (2, 1)
+    assert (c["findings_rejected"], c["impression_rejected"]) == (1, 2)
+    assert res.per_sample["a"]["findings_first_passed"] == 1 and res.per_sample["b"]["findings_unasked_entities"] == 2

@@ -37,6 +37,7 @@ from ..phantom.vocabulary import ANATOMY, ENTITY_TYPES
 from ..reports.backend_failure import is_backend_failure
 from ..reports.loop import write_reports
 from .addresses import CONFIG_FILE, addressed_config, check_same_config, directory_lock
+from .attempts import attempt_stats
 from .shard_store import IncompleteGeneration, ShardStore
 
 SECTIONS = {"findings": 0, "impression": 1}
@@ -83,19 +84,6 @@ def planned_splits(n_samples: int, seed: int, val_fraction: float) -> np.ndarray
     """The split ("train" or "val") of each planned sample: a seeded draw per sample, so the rows held
     out for validation are known before anything is generated (the cost preview counts them)."""
     return np.where(np.random.default_rng([seed, 29]).random(n_samples) < val_fraction, "val", "train")
-
-
-def attempt_stats(df: pd.DataFrame, planned: int, s: GenerationSettings) -> dict:
-    """How hard the regeneration loops worked (dataset.json's `attempts`): the share of planned samples
-    dropped at an attempt cap or by curation (`drop_rate`), and the mean LLM calls (FINDINGS and
-    IMPRESSION together: 2 when both pass at once) and images drawn per kept sample, beside the caps."""
-    return {
-        "drop_rate": float(1 - len(df) / planned) if planned else 0.0,
-        "mean_report_attempts": float(df["report_attempts"].mean()) if len(df) else 0.0,
-        "mean_image_attempts": float(df["image_attempts"].mean()) if len(df) else 0.0,
-        "max_report_attempts": s.max_report_attempts,
-        "max_image_attempts": s.max_image_attempts,
-    }
 
 
 def make_plan(vocab: pd.DataFrame, s: GenerationSettings) -> pd.DataFrame:
@@ -337,7 +325,7 @@ class Generator:
                 "retried": int(summary["retried"]),
                 "splits": {k: int(v) for k, v in df["split"].value_counts().items()},
             },
-            "attempts": attempt_stats(df, len(plan), self.s),
+            "attempts": attempt_stats(df, len(plan), counters, self.s.max_report_attempts, self.s.max_image_attempts),
             "counters": {k: int(v) for k, v in sorted(counters.items())},
             "backend": summary["counters"].get("backend", {}),
             "backend_quality": quality_record(self.llm, self.ner, self.t2i),  # measured, {} where not

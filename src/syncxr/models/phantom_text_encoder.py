@@ -71,9 +71,15 @@ def wordpiece_vocab(texts: list[str], vocab_size: int) -> dict[str, int]:
 
 
 def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.WordPiece(wordpiece_vocab(texts, vocab_size), unk_token="[UNK]"))
+    return wordpiece_tokenizer(wordpiece_vocab(texts, vocab_size))
+
+
+def wordpiece_tokenizer(vocab: dict[str, int], pre=None) -> PreTrainedTokenizerFast:
+    """A BERT-style WordPiece tokenizer (lowercasing, [CLS] ... [SEP]) over `vocab`; `pre`: how texts
+    split into words (default: BERT's, at whitespace and every punctuation mark)."""
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.pre_tokenizer = pre or pre_tokenizers.BertPreTokenizer()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]

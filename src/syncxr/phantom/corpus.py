@@ -28,8 +28,8 @@ from ..data.dataset_format import (
 from ..data.inequality import gini
 from .frequencies import ANCHOR_PREVALENCE, NIH_FINDINGS_PER_IMAGE, calibration_record, draw_profile_labels
 from .renderer import render
-from .report_writer import write_report
-from .scene import sample_scene
+from .report_writer import Report, write_report
+from .scene import Scene, sample_scene
 from .vocabulary import FINDING_KEYS
 
 # Bump when the renderer or report writer changes, so cached datasets are rebuilt.
@@ -118,19 +118,25 @@ def _draw_defects(spec: PhantomCorpusSpec, rng: np.random.Generator) -> list[str
     return defects
 
 
-def _make_row(spec: PhantomCorpusSpec, i: int, labels: tuple[str, ...], defect: str, images_dir: Path | None) -> dict:
-    """Row i; its image is rendered into `images_dir` (None: not rendered; the report does not
-    depend on the pixels, so the row is the same)."""
+def row_scene_report(spec: PhantomCorpusSpec, i: int, labels, defect: str) -> tuple[Scene, Report]:
+    """The scene of row i (drawn with finding keys `labels`, its `defect`) and the report written of
+    it, with the entities' exact spans (an unpaired row's manifest carries another row's report)."""
     rng = np.random.default_rng([spec.seed, 0 if spec.kind == "syn" else 1, i])
     scene = sample_scene(
         rng, labels, view="LATERAL" if defect == "wrong_view" else "PA", low_quality=defect == "low_quality"
     )
+    return scene, write_report(scene, rng, spec.negation_rate)  # rendering draws nothing from rng
+
+
+def _make_row(spec: PhantomCorpusSpec, i: int, labels: tuple[str, ...], defect: str, images_dir: Path | None) -> dict:
+    """Row i; its image is rendered into `images_dir` (None: not rendered; the report does not
+    depend on the pixels, so the row is the same)."""
+    scene, report = row_scene_report(spec, i, labels, defect)
     rid = f"{spec.kind}-{spec.seed}-{i:07d}"
     if images_dir is not None:
         Image.fromarray(render(scene, spec.image_size)[0]).save(
             images_dir / f"{rid}.png", optimize=False, compress_level=1
         )
-    report = write_report(scene, rng, spec.negation_rate)
     return {
         "id": rid,
         "image": f"images/{rid}.png",

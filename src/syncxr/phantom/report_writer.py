@@ -5,7 +5,8 @@ negated, which normal structures are mentioned), so two reports of the same grou
 wording but never in content. A finding's phrase is a synonym, alone or with one modifier: its
 severity as worded for the scene's severity level, a descriptor or a word of change ("new").
 Sentences are assembled from templates whose fields are the entities, in order, so the recorded
-entities are exactly what a reader of the text finds.
+entities are exactly what a reader of the text finds; where each entity was placed is recorded too
+(`Report.spans`: character spans per section, the truth a learned NER trains on).
 """
 
 from __future__ import annotations
@@ -76,6 +77,24 @@ class Report:
     findings: str
     impression: str
     entities: list[dict] = field(default_factory=list)  # [{name, type}], in order of appearance
+    # section ("findings" | "impression") -> [(start, end, RaTE type)]: every placement of an entity,
+    # in order; text[start:end] is the entity's name (as cased in the text)
+    spans: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+
+
+class _Sentence(str):
+    """A sentence and the character spans (start, end, type) of the entities placed in it."""
+
+    spans: tuple[tuple[int, int, str], ...] = ()
+
+
+def _join(sentences: list[str]) -> tuple[str, list[tuple[int, int, str]]]:
+    """The sentences joined by single spaces, with their entity spans moved to the joined text."""
+    spans, offset = [], 0
+    for s in sentences:
+        spans += [(offset + a, offset + b, t) for a, b, t in getattr(s, "spans", ())]
+        offset += len(s) + 1
+    return " ".join(sentences), spans
 
 
 class _EntityLog:
@@ -90,16 +109,21 @@ class _EntityLog:
     def sentence(self, template: str, **slots) -> str:
         """`template` filled from `slots` (field -> (text, RaTE type or None)); entities are logged in
         the order their fields appear."""
-        out = []
+        out, spans, at = [], [], 0
         for literal, name, _, _ in _FORMATTER.parse(template):
             out.append(literal)
+            at += len(literal)
             if name is not None:
                 text, etype = slots[name]
                 out.append(text)
                 if etype is not None:
                     self.add(text, etype)
+                    spans.append((at, at + len(text), etype))
+                at += len(text)
         s = "".join(out)
-        return s[0].upper() + s[1:]
+        sentence = _Sentence(s[0].upper() + s[1:])
+        sentence.spans = tuple(spans)
+        return sentence
 
 
 def _choice(rng: np.random.Generator, options):
@@ -152,7 +176,7 @@ def _negations(absent: list[str], rng, log: _EntityLog, negation_rate: float) ->
     return out
 
 
-def _impression(scene: Scene, rng, log: _EntityLog) -> str:
+def _impression(scene: Scene, rng, log: _EntityLog) -> list[str]:
     """The present findings in fewer words, some with a disease they suggest."""
     out = []
     for f in sorted(scene.findings, key=lambda f: f.key):
@@ -166,7 +190,7 @@ def _impression(scene: Scene, rng, log: _EntityLog) -> str:
             out.append(log.sentence(IMPRESSION[1], p=p, prep=(t.prep, None), site=(site_word(f.site), ANATOMY)))
         else:
             out.append(log.sentence(IMPRESSION[0], p=p))
-    return " ".join(out) if out else _choice(rng, NORMAL_IMPRESSIONS)
+    return out if out else [_choice(rng, NORMAL_IMPRESSIONS)]
 
 
 def write_report(scene: Scene, rng: np.random.Generator, negation_rate: float = 0.5) -> Report:
@@ -181,5 +205,7 @@ def write_report(scene: Scene, rng: np.random.Generator, negation_rate: float = 
             sentences.append(log.sentence(template, a=(anatomy, ANATOMY)))
     if not present & LUNG_FINDINGS and (not sentences or rng.random() < 0.5):
         sentences.insert(0, log.sentence("The {a} are clear.", a=("lungs", ANATOMY)))
-    findings_text = " ".join(sentences)
-    return Report(findings_text, _impression(scene, rng, log), log.items)
+    findings_text, findings_spans = _join(sentences)
+    impression_text, impression_spans = _join(_impression(scene, rng, log))
+    spans = {"findings": findings_spans, "impression": impression_spans}
+    return Report(findings_text, impression_text, log.items, spans)

@@ -76,6 +76,7 @@ class _SectionWriter:
                     continue
                 counts = per_sample[sid]
                 counts[f"{section}_calls"] += 1
+                counts[f"{section}_first_answers"] += int(attempt == 0)
                 result.attempts[sid] = result.attempts.get(sid, 0) + 1
                 text = clean_section(raw, section)
                 if text is None:
@@ -85,9 +86,12 @@ class _SectionWriter:
                     got = ner.extract(text)
                     if entity_key(got) == entity_key(req.entities):
                         accepted[sid] = text
+                        counts[f"{section}_first_passed"] += int(attempt == 0)
                         continue
                     reason = "entities differ"
                 counts[f"{section}_rejected"] += 1
+                # entities the answer wrote that were not asked for (what the LLM made up)
+                counts[f"{section}_unasked_entities"] += len(entity_key(got) - entity_key(req.entities))
                 result.rejects.append(
                     {
                         "id": sid,
