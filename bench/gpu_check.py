@@ -12,6 +12,8 @@
    224, tokenise) with --workers persistent workers: images per second, against the steps' rate.
 3. A DDP step on 2 GPUs at the same per-GPU batch, negatives gathered from both: images per second
    against one GPU. Skipped with fewer than two GPUs (--tiny: two CPU processes with gloo).
+4. The learned text-to-image pipeline (imagegen=phantom_diffusion, bench/gpu_check_t2i.py): images
+   per second in float32 and float16, and the largest pixel difference float16 makes.
 
 Prints a table and writes every figure to --out (JSON).
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 from bench_common import default_config
+from gpu_check_t2i import learned_t2i_rate
 from loader import jpeg_copy
 from torch.utils.data import DataLoader
 
@@ -270,6 +273,8 @@ def main():
             f"convirt DDP x2: {ddp['ms_per_step']:.1f} ms a step, {2 * ddp['images_per_s']:.0f} img/s in all "
             f"({2 * ddp['images_per_s'] / one:.2f} x one {'process' if args.tiny else 'GPU'})"
         )
+    report["learned_t2i"] = learned_t2i_rate(args.tiny, args.cache)
+    print(f"learned T2I: {report['learned_t2i']}")
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"-> {args.out}")
 

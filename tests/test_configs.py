@@ -153,7 +153,7 @@ def _preset(group: str, name: str):
 PHANTOM_PRESETS = {
     "llm": {"template"},
     "ner": {"lexicon", "phantom_ner"},
-    "imagegen": {"phantom", "randomized"},
+    "imagegen": {"phantom", "randomized", "phantom_diffusion", "phantom_diffusion_weak"},
     "curation": {"none", "phantom"},
     "i2r": {"oracle"},
 }

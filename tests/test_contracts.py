@@ -14,6 +14,8 @@ from syncxr.config import build, plain
 from syncxr.models.build import build_model, satisfied
 from syncxr.models.protocols import ImageEncoder, LocalMapModel, ResNetImageEncoder, TextEncoder, VisionLanguageModel
 from tests.helpers import REPO, TINY, compose_train
+from tests.learned.test_text_to_image import CORPUS as T2I_CORPUS
+from tests.learned.test_text_to_image import TINY as T2I_TINY
 
 PRESET_DIR = {
     "llm": "llm",
@@ -39,7 +41,8 @@ LEARNED_TINY = {
     "syncxr.learned.ner.phantom_ner": {
         "spec": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "epochs": 1},
         "corpus": {"builder": "phantom", "kind": "real", "n": 60, "seed": 0, "image_size": 32},
-    }
+    },
+    "syncxr.learned.text_to_image.phantom_diffusion": {"corpus": T2I_CORPUS, "model": T2I_TINY},
 }
 
 
@@ -87,7 +90,7 @@ def releases(monkeypatch, tmp_path):
     return {"path": "/models/x", "vqgan_config": str(tmp_path / "vq.yaml"), "vqgan_ckpt": str(tmp_path / "vq.ckpt")}
 
 
-def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths, releases, tmp_path):
+def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths, releases, cache_dir):
     from syncxr.reports.release_code import MissingReleaseError
 
     seen = 0
@@ -102,10 +105,10 @@ def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths, relea
                 continue
             section.update({k: releases[k] for k in section.get("requires") or []})
             tiny = tiny_paths.get((key, section.get("backend")))
-            if tiny is not None:
+            if section.get("_target_") in LEARNED_TINY:  # a learned phantom preset: a tiny model, tiny corpus
+                section.update(LEARNED_TINY[section["_target_"]], cache_dir=str(cache_dir))
+            elif tiny is not None:
                 section["path"] = tiny
-            if section.get("_target_") in LEARNED_TINY:
-                section.update(LEARNED_TINY[section["_target_"]], cache_dir=str(tmp_path))
             if section.get("client", {}).get("model") == "???":  # a served model's name: any will do
                 section["client"]["model"] = "m"
             backend = build(section, f"{key}={preset}")

@@ -34,3 +34,5 @@ def test_gpu_check_runs_on_the_cpu_with_tiny_settings(cache_dir, tmp_path):
     assert all(r["images_per_s"] > 0 and r["workers"] == 2 for r in report["loader"].values())
     # The DDP part ran as two processes (gloo on the CPU).
     assert report["convirt_ddp2_step"]["processes"] == 2, report["convirt_ddp2_step"]
+    # The learned text-to-image pipeline drew its images (float32 on the CPU).
+    assert report["learned_t2i"]["fp32_images_per_s"] > 0 and report["learned_t2i"]["images"] == 16

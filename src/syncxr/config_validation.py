@@ -238,6 +238,15 @@ RULES = {
     "**.imagegen.width": Int(1, null=True),
     "**.imagegen.sampling.do_sample": Bool(),  # LLM-CXR's release sampling (imagegen/llm_cxr.yaml)
     "**.imagegen.sampling.top_k": Int(0),
+    # The learned phantom text-to-image model's training config (imagegen/phantom_diffusion.yaml).
+    "**.imagegen.model.channels.*": COUNT,
+    "**.imagegen.model.cross_attention_levels": COUNT,
+    "**.imagegen.model.text_hidden": COUNT,
+    "**.imagegen.model.text_layers": COUNT,
+    "**.imagegen.model.vocab_size": COUNT,
+    "**.imagegen.model.steps": COUNT,
+    "**.imagegen.model.lr": POSITIVE,
+    "**.imagegen.model.uncond_prob": Real(0, 1, hi_open=True),
     "**.i2r.false_positive_rate": RATE,
     "**.i2r.miss_rate": RATE,
     "**.i2r.negation_rate": RATE,

@@ -1,15 +1,33 @@
-"""A Stable-Diffusion text-to-image model (RoentGen and kin) through `diffusers`."""
+"""A diffusers text-to-image pipeline (RoentGen and kin, or the phantom world's learned one): any
+pipeline directory or hub id `DiffusionPipeline.from_pretrained` loads (Stable Diffusion, DeepFloyd
+IF's pixel-space base stage, ...), its class read from the checkpoint's model_index.json."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline
+from PIL import Image
+
+
+def native_size(pipe) -> int:
+    """The side the pipeline's UNet was trained to draw (x the VAE's factor in latent pipelines)."""
+    size = pipe.unet.config.sample_size
+    size = size[0] if isinstance(size, (list, tuple)) else size
+    return int(size) * int(getattr(pipe, "vae_scale_factor", 1))  # IF draws pixels: no factor
 
 
 class DiffusersT2I:
+    """`height`/`width`: the size of the images returned (None: the pipeline's native size). The
+    pipeline draws at min(asked, native) per side, and a smaller drawing is upsampled (bicubic) to the
+    asked size: a 32 px phantom pipeline fills 128 px datasets, RoentGen draws 256 px when asked.
+    `fp16`: float16 weights and activations on a GPU (ignored on the CPU, which computes in float32).
+    Each image gets its own generator seeded by its own seed, so it does not depend on its batch."""
+
     name = "diffusers"
-    quality: dict = {}  # measured figures (syncxr.backends); a learned preset's factory sets its own
+    quality: dict = {}  # what a learned pipeline's build measured (recorded in dataset.json)
 
     def __init__(
         self,
@@ -25,12 +43,18 @@ class DiffusersT2I:
     ):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
-        self.pipe = StableDiffusionPipeline.from_pretrained(
-            path, dtype=dtype, safety_checker=None, requires_safety_checker=False
-        ).to(self.device)
+        components = DiffusionPipeline.load_config(path)
+        extra = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in components else {}
+        self.pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, **extra).to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
+        # DeepFloyd IF cleans captions with bs4/ftfy by default (warning when absent): prompts go as written.
+        self.call_kwargs = (
+            {"clean_caption": False} if "clean_caption" in inspect.signature(self.pipe).parameters else {}
+        )
         self.guidance_scale, self.steps, self.batch_size = guidance_scale, num_inference_steps, batch_size
-        self.height, self.width = height, width
+        native = native_size(self.pipe)
+        self.height, self.width = height or native, width or native
+        self.draw = (min(self.height, native), min(self.width, native))
 
     @torch.no_grad()
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
@@ -43,11 +67,17 @@ class DiffusersT2I:
                 guidance_scale=self.guidance_scale,
                 num_inference_steps=self.steps,
                 generator=gens,
-                height=self.height,
-                width=self.width,
+                height=self.draw[0],
+                width=self.draw[1],
+                **self.call_kwargs,
             ).images
-            out.extend(np.asarray(im.convert("L")) for im in images)
+            out.extend(np.asarray(self._to_size(im.convert("L"))) for im in images)
         return out
+
+    def _to_size(self, image: Image.Image) -> Image.Image:
+        if image.size == (self.width, self.height):
+            return image
+        return image.resize((self.width, self.height), Image.BICUBIC)
 
     def counters(self) -> dict:
         return {}  # in-process: no transport to count
