@@ -23,6 +23,14 @@ PRESET_DIR = {
     "curation.judge": "curation",
     "curation.embedding": "curation",
 }
+TINY_REPORT_LM = {
+    "hidden_size": 16,
+    "num_layers": 1,
+    "num_heads": 2,
+    "intermediate_size": 32,
+    "steps": 2,
+    "batch_size": 4,
+}
 CONTRACT = {
     "llm": LLM,
     "ner": NER,
@@ -77,7 +85,7 @@ def releases(monkeypatch, tmp_path):
     return {"path": "/models/x", "vqgan_config": str(tmp_path / "vq.yaml"), "vqgan_ckpt": str(tmp_path / "vq.ckpt")}
 
 
-def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths, releases):
+def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths, releases, cache_dir):
     from syncxr.reports.release_code import MissingReleaseError
 
     seen = 0
@@ -91,6 +99,8 @@ def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths, relea
                     build(section, f"{key}={preset}")
                 continue
             section.update({k: releases[k] for k in section.get("requires") or []})
+            if "lm" in section:  # a learned report LM (llm=phantom_lm_*): a tiny one, trained in seconds
+                section.update(lm=TINY_REPORT_LM, cache_dir=str(cache_dir), corpus={**section["corpus"], "n": 200})
             tiny = tiny_paths.get((key, section.get("backend")))
             if tiny is not None:
                 section["path"] = tiny

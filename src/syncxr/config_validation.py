@@ -226,6 +226,11 @@ RULES = {
     "**.sampling.tau_max_slack": Real(1),
     "**.llm.error_rate": RATE,
     "**.llm.dtype": OneOf(("auto", "bfloat16", "float16", "float32")),
+    "**.llm.lm.lr": POSITIVE,  # the learned report LMs' training (llm=phantom_lm_*)
+    "**.llm.lm.weight_decay": NONNEG,
+    "**.llm.lm.warmup_steps": Int(0),
+    "**.llm.lm.seed": SEED,
+    "**.llm.lm.*": COUNT,  # sizes and steps
     "**.imagegen.guidance_scale": NONNEG,
     "**.imagegen.num_inference_steps": COUNT,
     "**.imagegen.fp16": Bool(),
