@@ -86,12 +86,14 @@ def main() -> None:
         figures = {k: v for k, v in record.items() if k not in ("files", "spec")}
         print(f"{preset}: built in {built:.0f} s (slow class {built * rate / slow:.0f} s): {json.dumps(figures)}")
         print(
-            f"  first-attempt exact-entity rate on {args.requests} held-out FINDINGS requests: {exact:.3f} ({seconds:.1f} s)"
+            f"  first-attempt exact-entity rate on {args.requests} held-out FINDINGS requests: "
+            f"{exact:.3f} ({seconds:.1f} s)"
         )
         run = generation_run(preset, cache, args.samples)
         scaled = run["seconds"] * 3000 / args.samples
         print(
-            f"  generation of {args.samples} samples: {run['seconds']} s; 3,000: ~{scaled:.0f} s here, ~{scaled * rate / slow:.0f} s slow class"
+            f"  generation of {args.samples} samples: {run['seconds']} s; 3,000: ~{scaled:.0f} s here, "
+            f"~{scaled * rate / slow:.0f} s slow class"
         )
         print(f"  dataset.json: {json.dumps(run['dataset_json'])}")
     print(f"both built in {total:.0f} s here, {total * rate / slow:.0f} s on the slow class (goal <= 1500)")
