@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,7 +26,7 @@ from syncxr.learned.report_lm import (
     phantom_report_lm,
     report_lm_spec,
 )
-from syncxr.learned.report_pairs import findings_requests, keeping_impression, report_pairs
+from syncxr.learned.report_pairs import findings_requests, keeping_impression, report_pairs, swap_entities
 from syncxr.phantom.corpus import PhantomCorpusSpec, corpus_reports
 from syncxr.reports.loop import entity_key
 from syncxr.reports.requests import ReportRequest
@@ -72,23 +73,38 @@ def tiny_lm_dir(cache_dir):
 
 
 def test_pairs_ask_what_generation_asks(pairs):
-    """Four pairs per report; each answer holds exactly the entities its request lists, the
+    """Five pairs per report; each answer holds exactly the entities its request lists, the
     bridging impression request lists the FINDINGS' entities (generation asks both sections for the
-    same set), and the part of the FINDINGS asks for fewer entities."""
+    same set), a part of the FINDINGS asks for fewer entities, and its swapped twin for others."""
     ner = phantom_lexicon_ner()
-    assert len(pairs) % 4 == 0 and {p.section for p in pairs} == {"findings", "impression"}
+    assert len(pairs) % 5 == 0 and {p.section for p in pairs} == {"findings", "impression"}
     for p in pairs:
         assert entity_key(ner.extract(p.answer)) == entity_key(p.entities), p
-    fewer = 0
-    for f, own, bridge, part in zip(pairs[0::4], pairs[1::4], pairs[2::4], pairs[3::4]):
-        assert f.section == part.section == "findings" and own.section == bridge.section == "impression"
+    fewer = swapped = 0
+    for f, own, bridge, part, swap in zip(*(pairs[i::5] for i in range(5))):
+        assert f.section == part.section == swap.section == "findings"
+        assert own.section == bridge.section == "impression"
         assert entity_key(bridge.entities) == entity_key(f.entities)
         assert f"FINDINGS: {f.answer}" in own.messages[1]["content"]
         want = ReportRequest("x", "impression", bridge.entities, 0, findings=f.answer).messages()
         assert bridge.messages == want  # the very prompt real LLMs get
         assert entity_key(part.entities) <= entity_key(f.entities)
         fewer += len(part.entities) < len(f.entities)
-    assert fewer > len(pairs) // 8
+        swapped += entity_key(swap.entities) != entity_key(part.entities)
+    assert fewer > len(pairs) // 10 and swapped > len(pairs) // 10 * 0.9
+
+
+def test_swapped_entities_keep_the_sentences_and_their_types():
+    ner = phantom_lexicon_ner()
+    names = {"ABNORMALITY": ["hazy infiltration"], "ANATOMY": ["left apex"], "NON-DISEASE": ["pleural air"]}
+    text = "Small pleural effusion is seen in the right lung base. No pneumothorax."
+    out = swap_entities(text, ner, names, np.random.default_rng(0))
+    assert out == "Hazy infiltration is seen in the left apex. No pleural air."
+    assert swap_entities(
+        "No pneumothorax.", ner, {"NON-DISEASE": ["pneumothorax or effusion"]}, np.random.default_rng(0)
+    ) == (
+        "No pneumothorax."  # the NER would find another set: kept as written
+    )
 
 
 def test_a_keeping_impression_adds_the_negations_the_corpus_impression_leaves_out():
@@ -136,7 +152,7 @@ def test_the_loss_is_on_the_answer_only(pairs):
 def test_training_lowers_the_held_out_loss_and_records_it(tiny_lm_dir):
     rec = built_record(tiny_lm_dir)
     assert rec["held_out_loss"] < 0.7 * rec["held_out_loss_at_init"], rec  # 3.5 against 6.1
-    assert rec["build_seconds"] > 0 and rec["train_pairs"] > 4 * rec["val_pairs"] > 0
+    assert rec["build_seconds"] > 0 and rec["train_pairs"] > 5 * rec["val_pairs"] > 0
     assert rec["spec"]["lm"]["hidden_size"] == 32
 
 

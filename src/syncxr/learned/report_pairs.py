@@ -14,7 +14,12 @@ text of the same report, whose entities are exactly those asked (checked with th
 
 Generation asks for few entities at a time (k findings and m structures, 2 and 2 by default), a
 corpus FINDINGS names six on average: a fourth pair per report asks for the entities of a random
-part of its FINDINGS sentences (in their order) and answers with those sentences."""
+part of its FINDINGS sentences (in their order) and answers with those sentences. And generation
+draws its entities independently from the corpus's vocabulary ("new micronodular pattern" with
+"improving pulmonary mass" in the "superior mediastinum"), combinations no report shows, which a
+model can only write by copying the asked words: a fifth pair is that part with each entity swapped
+for another the train split names with the same type (every occurrence; the NER must find exactly
+the swapped set, else the part is kept as it is)."""
 
 from __future__ import annotations
 
@@ -70,15 +75,44 @@ def part_of_findings(findings: str, rng: np.random.Generator) -> str:
     return " ".join(sentences[i] for i in sorted(rng.choice(len(sentences), size=n, replace=False)))
 
 
+def names_by_type(rows: pd.DataFrame, ner: NER) -> dict[str, list[str]]:
+    """The entity names the FINDINGS of `rows` use, per type (sorted: the same in every process)."""
+    names: dict[str, set[str]] = {}
+    for text in rows["findings"]:
+        for e in ner.extract(text):
+            names.setdefault(e["type"], set()).add(e["name"])
+    return {t: sorted(v) for t, v in sorted(names.items())}
+
+
+def swap_entities(text: str, ner: NER, names: dict[str, list[str]], rng: np.random.Generator) -> str:
+    """`text` with each of its entities replaced (every occurrence, a capital kept) by another name
+    of its type drawn from `names`; `text` itself when the NER would not find exactly the new set."""
+    ents = ner.extract(text)
+    if not ents:
+        return text
+    new = {e["name"]: names[e["type"]][int(rng.integers(len(names[e["type"]])))] for e in ents}
+    pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(new, key=len, reverse=True)) + r")\b", re.I)
+
+    def repl(m: re.Match) -> str:
+        name = new[m.group(1).lower()]
+        return name[0].upper() + name[1:] if m.group(1)[0].isupper() else name
+
+    swapped = pattern.sub(repl, text)
+    wanted = entity_key([{"name": new[e["name"]], "type": e["type"]} for e in ents])
+    return swapped if entity_key(ner.extract(swapped)) == wanted else text
+
+
 def report_pairs(rows: pd.DataFrame, ner: NER, seed: int = 0) -> list[Pair]:
-    """Four pairs per report: its FINDINGS request, its own IMPRESSION request, the bridging
-    IMPRESSION request that keeps every FINDINGS entity, and the request of a part of its FINDINGS
-    (drawn with `seed`; see the module's docstring)."""
+    """Five pairs per report: its FINDINGS request, its own IMPRESSION request, the bridging
+    IMPRESSION request that keeps every FINDINGS entity, the request of a part of its FINDINGS and
+    that part with its entities swapped (drawn with `seed`; see the module's docstring)."""
     rng = np.random.default_rng(seed)
+    names = names_by_type(rows, ner)
     out: list[Pair] = []
     for r in rows.itertuples():
         f_ents, i_ents = ner.extract(r.findings), ner.extract(r.impression)
         part = part_of_findings(r.findings, rng)
+        swapped = swap_entities(part, ner, names, rng)
         requests = [
             (ReportRequest(r.id, "findings", f_ents, seed=0), r.findings),
             (ReportRequest(r.id, "impression", i_ents, seed=0, findings=r.findings), r.impression),
@@ -87,6 +121,7 @@ def report_pairs(rows: pd.DataFrame, ner: NER, seed: int = 0) -> list[Pair]:
                 keeping_impression(r.findings, r.impression, ner),
             ),
             (ReportRequest(r.id, "findings", ner.extract(part), seed=0), part),
+            (ReportRequest(r.id, "findings", ner.extract(swapped), seed=0), swapped),
         ]
         out += [Pair(req.messages(), answer, req.section, req.entities) for req, answer in requests]
     return out
