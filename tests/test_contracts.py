@@ -99,9 +99,10 @@ def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths, relea
                     build(section, f"{key}={preset}")
                 continue
             section.update({k: releases[k] for k in section.get("requires") or []})
+            tiny = tiny_paths.get((key, section.get("backend")))
             if "lm" in section:  # a learned report LM (llm=phantom_lm_*): a tiny one, trained in seconds
                 section.update(lm=TINY_REPORT_LM, cache_dir=str(cache_dir), corpus={**section["corpus"], "n": 200})
-            tiny = tiny_paths.get((key, section.get("backend")))
+                tiny = None  # trained here, not loaded from a path
             if tiny is not None:
                 section["path"] = tiny
             if section.get("client", {}).get("model") == "???":  # a served model's name: any will do
