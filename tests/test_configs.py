@@ -151,7 +151,7 @@ def _preset(group: str, name: str):
 # What each shipped preset declares: the phantom world's own presets, and only they, run on the CPU
 # without external weights.
 PHANTOM_PRESETS = {
-    "llm": {"template"},
+    "llm": {"template", "phantom_lm_small", "phantom_lm_large"},
     "ner": {"lexicon", "phantom_ner"},
     "imagegen": {"phantom", "randomized", "phantom_diffusion", "phantom_diffusion_weak"},
     "curation": {"none", "phantom"},

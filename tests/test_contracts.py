@@ -25,6 +25,14 @@ PRESET_DIR = {
     "curation.judge": "curation",
     "curation.embedding": "curation",
 }
+TINY_REPORT_LM = {
+    "hidden_size": 16,
+    "num_layers": 1,
+    "num_heads": 2,
+    "intermediate_size": 32,
+    "steps": 2,
+    "batch_size": 4,
+}
 CONTRACT = {
     "llm": LLM,
     "ner": NER,
@@ -105,7 +113,9 @@ def test_every_backend_preset_builds_an_object_of_its_contract(tiny_paths, relea
                 continue
             section.update({k: releases[k] for k in section.get("requires") or []})
             tiny = tiny_paths.get((key, section.get("backend")))
-            if section.get("_target_") in LEARNED_TINY:  # a learned phantom preset: a tiny model, tiny corpus
+            if "lm" in section:  # a learned report LM (llm=phantom_lm_*): a tiny one, trained in seconds
+                section.update(lm=TINY_REPORT_LM, cache_dir=str(cache_dir), corpus={**section["corpus"], "n": 200})
+            elif section.get("_target_") in LEARNED_TINY:  # a learned phantom preset: a tiny model, tiny corpus
                 section.update(LEARNED_TINY[section["_target_"]], cache_dir=str(cache_dir))
             elif tiny is not None:
                 section["path"] = tiny

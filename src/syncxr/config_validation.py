@@ -231,6 +231,11 @@ RULES = {
     "**.ner.spec.unk_rate": RATE,
     "**.ner.spec.seed": SEED,
     "**.ner.spec.*": COUNT,  # its sizes
+    "**.llm.lm.lr": POSITIVE,  # the learned report LMs' training (llm=phantom_lm_*)
+    "**.llm.lm.weight_decay": NONNEG,
+    "**.llm.lm.warmup_steps": Int(0),
+    "**.llm.lm.seed": SEED,
+    "**.llm.lm.*": COUNT,  # sizes and steps
     "**.imagegen.guidance_scale": NONNEG,
     "**.imagegen.num_inference_steps": COUNT,
     "**.imagegen.fp16": Bool(),

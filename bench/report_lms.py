@@ -1,0 +1,106 @@
+"""The learned report LMs (llm=phantom_lm_small, phantom_lm_large): build time, quality, generation.
+
+  OMP_NUM_THREADS=1 python bench/report_lms.py [--cache DIR] [--requests 100] [--samples 300]
+
+For each preset, from an empty model cache (DIR/models; the phantom real corpus is reused): the
+build's seconds and its recorded losses (held-out: the val split's answer tokens), the first-attempt
+exact-entity rate on `requests` held-out FINDINGS requests (the lexicon NER finds exactly the
+entities asked), and a generation of `samples` SynCXR samples with the preset (the phantom NER
+check and images): its seconds, scaled to 3,000 samples, and its report counters. Times are scaled
+to the slow machine class (2 cores at 90 GFLOP/s, taken per thread: 45 GFLOP/s) by the float32
+GEMM rate measured here with as many threads (bench/default_run.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from bench_common import default_config
+from default_run import SLOW_MACHINE_GFLOPS, gemm_gflops
+
+from syncxr.config import build, plain
+from syncxr.dataset_dirs import generate_dataset
+from syncxr.entities.lexicon_ner import phantom_lexicon_ner
+from syncxr.generation.generation_job import generation_config
+from syncxr.learned.model_cache import built_record
+from syncxr.learned.real_corpus import corpus_spec
+from syncxr.learned.report_lm import ensure_report_lm
+from syncxr.learned.report_pairs import findings_requests
+from syncxr.phantom.corpus import corpus_reports
+from syncxr.reports.loop import entity_key
+
+PRESETS = ("phantom_lm_small", "phantom_lm_large")
+
+
+def first_attempt_rate(llm, section: dict, cache: Path, n: int) -> tuple[float, float]:
+    """(share of `n` held-out FINDINGS requests answered with exactly their entities, seconds)."""
+    ner = phantom_lexicon_ner()
+    rows = corpus_reports(corpus_spec(section["corpus"]), cache, "val")[:n]
+    reqs = findings_requests(rows, ner, seed=1)
+    start = time.perf_counter()
+    texts = llm.generate(reqs)
+    seconds = time.perf_counter() - start
+    ok = sum(entity_key(ner.extract(t or "")) == entity_key(r.entities) for t, r in zip(texts, reqs))
+    return ok / len(reqs), seconds
+
+
+def generation_run(preset: str, cache: Path, n: int) -> dict:
+    cfg = default_config([f"llm={preset}", f"generation.n_samples={n}", "generation.shard_size=100"], "generate")
+    gen = generation_config(cfg.generation)
+    out = cache / "bench_generated" / preset
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    try:
+        generate_dataset(gen, out, cache, progress=False)
+    except ValueError as e:  # every sample dropped: the run says so, with its counters
+        return {"seconds": round(time.perf_counter() - start, 1), "dataset_json": {"error": str(e)}}
+    seconds = time.perf_counter() - start
+    info = json.loads((out / "dataset.json").read_text())
+    return {"seconds": round(seconds, 1), "dataset_json": {k: info[k] for k in ("counts", "attempts", "counters")}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cache", default=".cache/bench_report_lms")
+    ap.add_argument("--requests", type=int, default=100)
+    ap.add_argument("--samples", type=int, default=300)
+    args = ap.parse_args()
+    cache = Path(args.cache).resolve()
+    shutil.rmtree(cache / "models", ignore_errors=True)
+    os.environ["SYNCXR_CACHE"] = str(cache)
+    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+    rate = gemm_gflops()
+    slow = SLOW_MACHINE_GFLOPS * min(threads, 2) / 2
+    print(f"GEMM float32 2048^2 on {threads} thread(s): {rate:.1f} GFLOP/s (slow class: {slow:.0f})")
+    total = 0.0
+    for preset in PRESETS:
+        section = plain(default_config([f"llm={preset}", f"paths.cache_dir={cache}"]).llm)
+        start = time.perf_counter()
+        record = built_record(ensure_report_lm(cache, section["corpus"], section["lm"]))
+        built = time.perf_counter() - start
+        total += built
+        llm = build(section, f"llm={preset}")
+        exact, seconds = first_attempt_rate(llm, section, cache, args.requests)
+        figures = {k: v for k, v in record.items() if k not in ("files", "spec")}
+        print(f"{preset}: built in {built:.0f} s (slow class {built * rate / slow:.0f} s): {json.dumps(figures)}")
+        print(
+            f"  first-attempt exact-entity rate on {args.requests} held-out FINDINGS requests: "
+            f"{exact:.3f} ({seconds:.1f} s)"
+        )
+        run = generation_run(preset, cache, args.samples)
+        scaled = run["seconds"] * 3000 / args.samples
+        print(
+            f"  generation of {args.samples} samples: {run['seconds']} s; 3,000: ~{scaled:.0f} s here, "
+            f"~{scaled * rate / slow:.0f} s slow class"
+        )
+        print(f"  dataset.json: {json.dumps(run['dataset_json'])}")
+    print(f"both built in {total:.0f} s here, {total * rate / slow:.0f} s on the slow class (goal <= 1500)")
+
+
+if __name__ == "__main__":
+    main()
