@@ -106,6 +106,11 @@ def test_report_loop_keeps_what_the_ner_confirms_and_rejects_the_rest(tiny_llm_p
         "findings_rejected": 2,
         "findings_gave_up": 1,
         "impression_calls": 1,
+        "findings_first_answers": 2,
+        "findings_first_passed": 1,  # x's first answer holds its entity; y's does not
+        "findings_unasked_entities": 2,  # cardiomegaly, written in each of y's two rejected answers
+        "impression_first_answers": 1,
+        "impression_first_passed": 1,
     }
     assert [(r["id"], r["attempt"], r["text"], r["extracted"]) for r in res.rejects] == [
         ("y", a, ANSWER, [{"name": "cardiomegaly", "type": "DISEASE"}]) for a in (0, 1)
