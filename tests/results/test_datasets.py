@@ -26,7 +26,15 @@ def test_report_shows_each_generated_datasets_drop_rate_and_attempts(tmp_path):
         d = generated_dir(generation_config(config["data"]["syn"]["generation"]), tmp_path / "cache")
         d.mkdir(parents=True)
         counts = {"rows": planned - dropped, "planned": planned, "dropped": dropped}
-        (d / "dataset.json").write_text(json.dumps({"counts": counts, "config": config["generation"]}))
+        info = {"counts": counts, "config": config["generation"]}
+        if ratio == "0.5":  # measured figures: the LLM's first answers, a learned NER and generator
+            info["attempts"] = {"first_attempt_exact_rate": 0.9015}
+            info["backend_quality"] = {
+                "llm": {},
+                "ner": {"span_f1": 0.9971},
+                "imagegen": {"auc_guided": {"macro": 0.6441, "edema": 0.9}, "auc_unguided": {"macro": 0.6053}},
+            }
+        (d / "dataset.json").write_text(json.dumps(info))
         pd.DataFrame({"report_attempts": attempts, "image_attempts": [1, 1, 2]}).to_parquet(d / "manifest.parquet")
         made[ratio] = d
         for job in sweep.glob(f"generation.entity_ratio={ratio},*"):
@@ -36,6 +44,11 @@ def test_report_shows_each_generated_datasets_drop_rate_and_attempts(tmp_path):
     rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| syncxr-")}
     assert set(rows) == {d.name for d in made.values()}
     half = [c.strip() for c in rows[made["0.5"].name].strip("|").split("|")]
-    # dataset, jobs, llm, imagegen, rows, planned, dropped, mean LLM calls, mean images per sample
-    assert half == [made["0.5"].name, "2", "template", "phantom", "394", "400", "6 (1.50 %)", "3.00", "1.33"]
-    assert "0 (0.00 %)" in rows[made["1.0"].name]
+    # dataset, jobs, llm, imagegen, rows, planned, dropped, first answers exact, NER span F1, image AUC,
+    # mean LLM calls, mean images per sample
+    assert half == [
+        made["0.5"].name, "2", "template", "phantom", "394", "400", "6 (1.50 %)", "0.901", "0.997",
+        "0.644 / 0.605", "3.00", "1.33",
+    ]  # fmt: skip
+    full = [c.strip() for c in rows[made["1.0"].name].strip("|").split("|")]
+    assert full[6:10] == ["0 (0.00 %)", "", "", ""]  # nothing measured: blank, not zero

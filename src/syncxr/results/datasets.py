@@ -50,6 +50,7 @@ def dataset_row(path: Path, jobs: list[str]) -> dict:
         "rows": counts.get("rows", ""),
         "planned": planned if planned is not None else "",
         "dropped": f"{dropped} ({100 * dropped / planned:.2f} %)" if planned and dropped is not None else "",
+        **quality_columns(info),
     }
     manifest = path / MANIFEST
     if manifest.is_file():
@@ -59,6 +60,21 @@ def dataset_row(path: Path, jobs: list[str]) -> dict:
         frame = pd.read_parquet(manifest, columns=present) if present else pd.DataFrame()
         row |= {label: f"{frame[c].mean():.2f}" for c, label in ATTEMPT_COLUMNS.items() if c in frame}
     return row
+
+
+def quality_columns(info: dict) -> dict:
+    """What dataset.json measured of the report LLM (its first answers holding exactly the asked
+    entities) and of learned backends (NER span F1; the generator's images scored by a finding
+    classifier, macro AUC with and without guidance); blank where not measured."""
+    attempts, quality = info.get("attempts") or {}, info.get("backend_quality") or {}
+    ner, t2i = quality.get("ner") or {}, quality.get("imagegen") or {}
+    first = attempts.get("first_attempt_exact_rate")
+    guided, unguided = ((t2i.get(k) or {}).get("macro") for k in ("auc_guided", "auc_unguided"))
+    return {
+        "first answers exact": f"{first:.3f}" if first is not None else "",
+        "NER span F1": f"{ner['span_f1']:.3f}" if "span_f1" in ner else "",
+        "image AUC guided / unguided": f"{guided:.3f} / {unguided:.3f}" if guided is not None else "",
+    }
 
 
 def datasets_table(jobs) -> pd.DataFrame:
@@ -80,7 +96,10 @@ def datasets_markdown(jobs) -> list[str]:
         "",
         "Each SynCXR dataset the jobs trained on: planned samples, those dropped because the NER or the "
         "curation never agreed within the attempt caps (§3.2 regenerates until they do; the caps are a "
-        "safety net), and the mean attempts of the kept samples (dataset.json and manifest.parquet).",
+        "safety net), the mean attempts of the kept samples (dataset.json and manifest.parquet), and the "
+        "quality measured of the backends: the share of the LLM's first answers with exactly the asked "
+        "entities, a learned NER's held-out span F1, and a learned generator's images as a finding "
+        "classifier trained on rendered images scores them (macro AUC, with and without guidance).",
         "",
         table.fillna("").to_markdown(index=False, disable_numparse=True),
         "",
