@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.images.diffusers_t2i import DiffusersT2I
@@ -53,3 +54,25 @@ def test_diffusers_backend_runs_a_tiny_pipeline(tiny_sd_path):
     assert len(a) == 3 and a[0].shape == (32, 32) and a[0].dtype == np.uint8
     b = t2i.generate(["Pleural effusion."], [0])
     assert np.array_equal(a[0], b[0])  # a seed per image: batch composition does not matter
+
+
+def test_a_checkpoint_naming_code_outside_diffusers_and_transformers_is_refused(tiny_sd_path, tmp_path):
+    """model_index.json chooses the classes diffusers imports: a copied checkpoint whose index names
+    another module, or a pipeline diffusers does not ship, is refused before anything is imported."""
+    import json
+    import shutil
+
+    from syncxr.images.diffusers_t2i import DiffusersT2I
+
+    for key, value, match in (
+        ("scheduler", ["os", "system"], "component 'scheduler' comes from 'os'"),
+        ("_class_name", "EvilPipeline", "_class_name 'EvilPipeline' is not a diffusers pipeline"),
+    ):
+        bad = tmp_path / key
+        shutil.copytree(tiny_sd_path, bad)
+        index = json.loads((bad / "model_index.json").read_text())
+        (bad / "model_index.json").write_text(json.dumps(index | {key: value}))
+        with pytest.raises(ValueError, match=f"model_index.json: {match}"):
+            DiffusersT2I(
+                str(bad), guidance_scale=1.0, num_inference_steps=1, batch_size=1, height=32, width=32, fp16=False
+            )

@@ -19,6 +19,29 @@ def native_size(pipe) -> int:
     return int(size) * int(getattr(pipe, "vae_scale_factor", 1))  # IF draws pixels: no factor
 
 
+# Where a checkpoint's model_index.json may take its pipeline and components from: diffusers imports
+# whatever module a component names, so a directory on disk must not choose the code that runs.
+COMPONENT_LIBRARIES = ("diffusers", "transformers")
+
+
+def check_components(components: dict, path: str) -> None:
+    """Refuses a checkpoint whose model_index.json names a pipeline diffusers does not ship or a
+    component from another library, naming the file and the entry."""
+    import diffusers  # noqa: PLC0415
+
+    pipeline = components.get("_class_name")
+    if not isinstance(pipeline, str) or not hasattr(diffusers, pipeline):  # third-party
+        raise ValueError(f"{path}/model_index.json: _class_name {pipeline!r} is not a diffusers pipeline")
+    for name, entry in components.items():
+        if name.startswith("_") or not isinstance(entry, list) or entry[0] is None:
+            continue
+        if entry[0] not in COMPONENT_LIBRARIES:
+            raise ValueError(
+                f"{path}/model_index.json: component {name!r} comes from {entry[0]!r}; "
+                f"only {', '.join(COMPONENT_LIBRARIES)} components are loaded"
+            )
+
+
 class DiffusersT2I:
     """`height`/`width`: the size of the images returned (None: the pipeline's native size). The
     pipeline draws at min(asked, native) per side, and a smaller drawing is upsampled (bicubic) to the
@@ -44,6 +67,7 @@ class DiffusersT2I:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
         components = DiffusionPipeline.load_config(path)
+        check_components(components, path)
         extra = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in components else {}
         self.pipe = DiffusionPipeline.from_pretrained(path, dtype=dtype, **extra).to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
