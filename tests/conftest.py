@@ -122,9 +122,9 @@ def syn_dir(cache_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def real_dir(cache_dir) -> Path:
-    spec = PhantomCorpusSpec(
-        kind="real", n=200, seed=3, image_size=64, low_quality_rate=0.05, wrong_view_rate=0.05, unpaired_rate=0.05
-    )
+    from tests.helpers import REAL_DIR_CORPUS  # noqa: PLC0415
+
+    spec = PhantomCorpusSpec(**{k: v for k, v in REAL_DIR_CORPUS.items() if k != "builder"})
     return ensure_phantom_corpus(spec, cache_dir, progress=False)
 
 

@@ -169,3 +169,17 @@ def write_undecodable_dicom(path) -> None:
     ds.PixelData = encapsulate([b"not a JPEG 2000 code stream" * 2])
     ds["PixelData"].VR = "OB"
     ds.save_as(path, enforce_file_format=True)
+
+
+# The spec of conftest's `real_dir` corpus (as a `dataset/phantom_real.yaml` section): tests that
+# read or derive from those very rows name it.
+REAL_DIR_CORPUS = {
+    "builder": "phantom",
+    "kind": "real",
+    "n": 200,
+    "seed": 3,
+    "image_size": 64,
+    "low_quality_rate": 0.05,
+    "wrong_view_rate": 0.05,
+    "unpaired_rate": 0.05,
+}

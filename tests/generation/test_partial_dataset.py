@@ -18,20 +18,10 @@ from syncxr.dataset_dirs import build_dataset_dir
 from syncxr.entities.lexicon_ner import LexiconNER
 from syncxr.generation.partial_dataset import PartialSettings, build_partial_dataset
 from syncxr.phantom.vocabulary import phantom_lexicon
-from tests.helpers import compose_train
+from tests.helpers import REAL_DIR_CORPUS, compose_train
 
 NER = LexiconNER(phantom_lexicon())
-# The spec of conftest's `real_dir` corpus: the partial sets are made from those very rows.
-REAL = {
-    "builder": "phantom",
-    "kind": "real",
-    "n": 200,
-    "seed": 3,
-    "image_size": 64,
-    "low_quality_rate": 0.05,
-    "wrong_view_rate": 0.05,
-    "unpaired_rate": 0.05,
-}
+REAL = REAL_DIR_CORPUS  # conftest's `real_dir` corpus
 COMMON = {
     "builder": "partial",
     "real": REAL,

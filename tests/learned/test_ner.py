@@ -26,19 +26,9 @@ from syncxr.learned.ner import (
 )
 from syncxr.phantom.corpus import PhantomCorpusSpec, corpus_reports
 from syncxr.phantom.vocabulary import ENTITY_TYPES
-from tests.helpers import compose_config
+from tests.helpers import REAL_DIR_CORPUS, compose_config
 
-# The corpus of conftest's `real_dir` (its reports; no image is needed)
-CORPUS = {
-    "builder": "phantom",
-    "kind": "real",
-    "n": 200,
-    "seed": 3,
-    "image_size": 64,
-    "low_quality_rate": 0.05,
-    "wrong_view_rate": 0.05,
-    "unpaired_rate": 0.05,
-}
+CORPUS = REAL_DIR_CORPUS  # conftest's `real_dir` corpus
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "batch_size": 16}
 
 

@@ -31,19 +31,9 @@ from syncxr.phantom.corpus import PhantomCorpusSpec, corpus_reports
 from syncxr.reports.loop import entity_key
 from syncxr.reports.requests import ReportRequest
 from syncxr.reports.transformers_llm import TransformersLLM
-from tests.helpers import REPO, compose_config, compose_train
+from tests.helpers import REAL_DIR_CORPUS, REPO, compose_config, compose_train
 
-# conftest's real_dir corpus (its reports are drawn without rendering a single image)
-CORPUS = {
-    "builder": "phantom",
-    "kind": "real",
-    "n": 200,
-    "seed": 3,
-    "image_size": 64,
-    "low_quality_rate": 0.05,
-    "wrong_view_rate": 0.05,
-    "unpaired_rate": 0.05,
-}
+CORPUS = REAL_DIR_CORPUS  # conftest's `real_dir` corpus
 TINY_LM = {
     "hidden_size": 32,
     "num_layers": 1,
