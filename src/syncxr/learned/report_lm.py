@@ -5,7 +5,10 @@ TransformersLLM, the class real checkpoints use.
 The network is a Llama (LlamaForCausalLM from a LlamaConfig): the family of the paper's LLMs
 (Llama-3.1, Meditron3), and its rotary positions set no learned limit on prompt length. The loss
 is on the answer tokens only (and the end-of-sequence token that stops it), as instruction tuning
-does; the optimiser is AdamW with a transformers cosine schedule after a linear warm-up."""
+does; the optimiser is AdamW with a transformers cosine schedule after a linear warm-up. Every prompt
+opens with the same system prompt (and every FINDINGS request with the same instruction): a batch's
+shared opening is run once and its keys and values repeated over the batch (`batch_loss`: the same
+loss and gradients for about a quarter less work), batches grouped by the kind of request."""
 
 from __future__ import annotations
 

@@ -19,7 +19,14 @@ draws its entities independently from the corpus's vocabulary ("new micronodular
 "improving pulmonary mass" in the "superior mediastinum"), combinations no report shows, which a
 model can only write by copying the asked words: a fifth pair is that part with each entity swapped
 for another the train split names with the same type (every occurrence; the NER must find exactly
-the swapped set, else the part is kept as it is)."""
+the swapped set, else the part is kept as it is).
+
+Those five are still corpus-shaped (a swapped part keeps its report's sentences and few of its
+entities change). So the pairs are weighted toward requests made exactly as generation makes them
+(`request_pairs`): k finding entities and m structures drawn independently and uniformly from the
+train split's entity vocabulary, answered by the corpus's own report writer with its templates filled
+with exactly those entities (phantom.report_writer.entities_text), and the IMPRESSION of that
+FINDINGS for every second one."""
 
 from __future__ import annotations
 
@@ -171,9 +178,8 @@ def request_pairs(rows: pd.DataFrame, ner: NER, n: int, seed: int = 0) -> list[P
         findings, impression = (entities_text(ents, section, rng) for section in ("findings", "impression"))
         if not entity_key(ner.extract(findings)) == entity_key(ner.extract(impression)) == entity_key(ents):
             continue
-        for req, answer in (
-            (ReportRequest(f"q{i}", "findings", ents, seed=0), findings),
-            (ReportRequest(f"q{i}", "impression", ents, seed=0, findings=findings), impression),
-        ):
-            out.append(Pair(req.messages(), answer, req.section, req.entities))
+        asked = [(ReportRequest(f"q{i}", "findings", ents, seed=0), findings)]
+        if i % 2:  # FINDINGS is where copying is learnt (an IMPRESSION copies its FINDINGS): every second one
+            asked.append((ReportRequest(f"q{i}", "impression", ents, seed=0, findings=findings), impression))
+        out += [Pair(req.messages(), answer, req.section, req.entities) for req, answer in asked]
     return out
