@@ -61,7 +61,9 @@ def plan_rates(llm, section: dict, cache: Path, n: int) -> tuple[float, float]:
     them (balanced, k=2 findings, m=2 structures, from the train split's vocabulary) and of the
     IMPRESSION requests of the FINDINGS accepted."""
     ner = phantom_lexicon_ner()
-    vocab = build_vocabulary(report_texts(corpus_reports(corpus_spec(section["corpus"]), cache, "train")), ner, False)
+    vocab = build_vocabulary(
+        report_texts(corpus_reports(corpus_spec(section["corpus"]), cache, "train")), ner, progress=False
+    )
     draws = balanced_draws(vocab, n, 2, 2, n, np.random.default_rng(1))
     reqs = [
         ReportRequest(f"s{i}", "findings", vocab.iloc[d][["name", "type"]].to_dict("records"), i)

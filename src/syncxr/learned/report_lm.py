@@ -48,7 +48,7 @@ class ReportLMSpec:
     warmup_steps: int = 100
     weight_decay: float = 0.01
     seed: int = 0
-    # generation-shaped requests added to the corpus's pairs (report_pairs.request_pairs: two pairs each)
+    # generation-shaped requests added to the corpus's pairs (report_pairs.request_pairs)
     request_pairs: int = 0
 
     def __post_init__(self):

@@ -152,12 +152,12 @@ def findings_requests(rows: pd.DataFrame, ner: NER, seed: int) -> list[ReportReq
 
 
 def request_pairs(rows: pd.DataFrame, ner: NER, n: int, seed: int = 0) -> list[Pair]:
-    """`n` requests shaped as generation makes them, two pairs each (FINDINGS, then the IMPRESSION
-    of that FINDINGS): k finding entities and m structures drawn independently and uniformly from the
-    entity vocabulary of `rows` (what generation's vocabulary stage builds from the same reports),
-    answered by the report writer's own templates filled with exactly those entities
-    (phantom.report_writer.entities_text). A draw whose text the NER does not read back as asked is
-    left out."""
+    """`n` requests shaped as generation makes them, each giving its FINDINGS pair and every second
+    one the IMPRESSION pair of that FINDINGS too: k finding entities and m structures drawn
+    independently and uniformly from the entity vocabulary of `rows` (what generation's vocabulary
+    stage builds from the same reports), answered by the report writer's own templates filled with
+    exactly those entities (phantom.report_writer.entities_text). A draw whose text the NER does not
+    read back as asked is left out."""
     vocab = build_vocabulary(report_texts(rows), ner, progress=False)
     anatomy = vocab["type"] == ANATOMY
     pools = [
