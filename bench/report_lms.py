@@ -4,9 +4,11 @@
 
 For each preset, from an empty model cache (DIR/models; the phantom real corpus is reused): the
 build's seconds and its recorded losses (held-out: the val split's answer tokens), the first-attempt
-exact-entity rate on `requests` held-out FINDINGS requests (the lexicon NER finds exactly the
-entities asked), and a generation of `samples` SynCXR samples with the preset (the phantom NER
-check and images): its seconds, scaled to 3,000 samples, and its report counters. Times are scaled
+exact-entity rate (the lexicon NER finds exactly the entities asked) on `requests` held-out FINDINGS
+requests and on `requests` generation-shaped ones (k=2 findings and m=2 structures drawn as the
+entity plan draws them from the train split's vocabulary, and the IMPRESSION of each accepted
+FINDINGS), and a generation of `samples` SynCXR samples with the preset (the phantom NER check and
+images): its seconds, scaled to 3,000 samples, and its report counters. Times are scaled
 to the slow machine class (2 cores at 90 GFLOP/s, taken per thread: 45 GFLOP/s) by the float32
 GEMM rate measured here with as many threads (bench/default_run.py).
 """
@@ -20,12 +22,16 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 from bench_common import default_config
 from default_run import SLOW_MACHINE_GFLOPS, gemm_gflops
 
 from syncxr.config import build, plain
 from syncxr.dataset_dirs import generate_dataset
 from syncxr.entities.lexicon_ner import phantom_lexicon_ner
+from syncxr.entities.long_tail import report_texts
+from syncxr.entities.sampling import balanced_draws
+from syncxr.entities.vocabulary import build_vocabulary
 from syncxr.generation.generation_job import generation_config
 from syncxr.learned.model_cache import built_record
 from syncxr.learned.real_corpus import corpus_spec
@@ -33,6 +39,7 @@ from syncxr.learned.report_lm import ensure_report_lm
 from syncxr.learned.report_pairs import findings_requests
 from syncxr.phantom.corpus import corpus_reports
 from syncxr.reports.loop import entity_key
+from syncxr.reports.requests import ReportRequest
 
 PRESETS = ("phantom_lm_small", "phantom_lm_large")
 
@@ -47,6 +54,30 @@ def first_attempt_rate(llm, section: dict, cache: Path, n: int) -> tuple[float, 
     seconds = time.perf_counter() - start
     ok = sum(entity_key(ner.extract(t or "")) == entity_key(r.entities) for t, r in zip(texts, reqs))
     return ok / len(reqs), seconds
+
+
+def plan_rates(llm, section: dict, cache: Path, n: int) -> tuple[float, float]:
+    """First-attempt exact rates of `n` FINDINGS requests drawn as generation's entity plan draws
+    them (balanced, k=2 findings, m=2 structures, from the train split's vocabulary) and of the
+    IMPRESSION requests of the FINDINGS accepted."""
+    ner = phantom_lexicon_ner()
+    vocab = build_vocabulary(
+        report_texts(corpus_reports(corpus_spec(section["corpus"]), cache, "train")), ner, progress=False
+    )
+    draws = balanced_draws(vocab, n, 2, 2, n, np.random.default_rng(1))
+    reqs = [
+        ReportRequest(f"s{i}", "findings", vocab.iloc[d][["name", "type"]].to_dict("records"), i)
+        for i, d in enumerate(draws)
+    ]
+    texts = llm.generate(reqs)
+    ok = [entity_key(ner.extract(t or "")) == entity_key(r.entities) for t, r in zip(texts, reqs)]
+    imp = [
+        ReportRequest(r.sample_id, "impression", r.entities, r.seed, findings=t)
+        for t, r, g in zip(texts, reqs, ok)
+        if g
+    ]
+    imp_ok = [entity_key(ner.extract(t or "")) == entity_key(r.entities) for t, r in zip(llm.generate(imp), imp)]
+    return float(np.mean(ok)), float(np.mean(imp_ok)) if imp_ok else float("nan")
 
 
 def generation_run(preset: str, cache: Path, n: int) -> dict:
@@ -92,6 +123,8 @@ def main() -> None:
             f"  first-attempt exact-entity rate on {args.requests} held-out FINDINGS requests: "
             f"{exact:.3f} ({seconds:.1f} s)"
         )
+        plan_f, plan_i = plan_rates(llm, section, cache, args.requests)
+        print(f"  on {args.requests} generation-shaped requests: FINDINGS {plan_f:.3f}, IMPRESSION {plan_i:.3f}")
         run = generation_run(preset, cache, args.samples)
         scaled = run["seconds"] * 3000 / args.samples
         print(

@@ -235,6 +235,7 @@ RULES = {
     "**.llm.lm.weight_decay": NONNEG,
     "**.llm.lm.warmup_steps": Int(0),
     "**.llm.lm.seed": SEED,
+    "**.llm.lm.request_pairs": Int(0),
     "**.llm.lm.*": COUNT,  # sizes and steps
     "**.imagegen.guidance_scale": NONNEG,
     "**.imagegen.num_inference_steps": COUNT,

@@ -19,7 +19,14 @@ draws its entities independently from the corpus's vocabulary ("new micronodular
 "improving pulmonary mass" in the "superior mediastinum"), combinations no report shows, which a
 model can only write by copying the asked words: a fifth pair is that part with each entity swapped
 for another the train split names with the same type (every occurrence; the NER must find exactly
-the swapped set, else the part is kept as it is)."""
+the swapped set, else the part is kept as it is).
+
+Those five are still corpus-shaped (a swapped part keeps its report's sentences and few of its
+entities change). So the pairs are weighted toward requests made exactly as generation makes them
+(`request_pairs`): k finding entities and m structures drawn independently and uniformly from the
+train split's entity vocabulary, answered by the corpus's own report writer with its templates filled
+with exactly those entities (phantom.report_writer.entities_text), and the IMPRESSION of that
+FINDINGS for every second one."""
 
 from __future__ import annotations
 
@@ -30,10 +37,18 @@ import numpy as np
 import pandas as pd
 
 from ..backends import NER
+from ..entities.long_tail import report_texts
+from ..entities.vocabulary import build_vocabulary
+from ..phantom.report_writer import entities_text
+from ..phantom.vocabulary import ANATOMY
 from ..reports.loop import entity_key
 from ..reports.requests import ReportRequest
 
 _SENTENCES = re.compile(r"[^.!?]+[.!?]?")  # as the lexicon NER splits them
+# How many finding entities (k) and structures (m) a generation-shaped request names, each drawn
+# uniformly from these: around generation's k=2, m=2 (sampling/balanced.yaml) and the paper's k=3, m=2.
+K_DRAWS = (1, 2, 2, 3, 3, 4)
+M_DRAWS = (0, 1, 2, 2, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -134,3 +149,37 @@ def findings_requests(rows: pd.DataFrame, ner: NER, seed: int) -> list[ReportReq
         ReportRequest(r.id, "findings", ner.extract(r.findings), seed=seed * 100_000 + i)
         for i, r in enumerate(rows.itertuples())
     ]
+
+
+def request_pairs(rows: pd.DataFrame, ner: NER, n: int, seed: int = 0) -> list[Pair]:
+    """`n` requests shaped as generation makes them, each giving its FINDINGS pair and every second
+    one the IMPRESSION pair of that FINDINGS too: k finding entities and m structures drawn
+    independently and uniformly from the entity vocabulary of `rows` (what generation's vocabulary
+    stage builds from the same reports), answered by the report writer's own templates filled with
+    exactly those entities (phantom.report_writer.entities_text). A draw whose text the NER does not
+    read back as asked is left out."""
+    vocab = build_vocabulary(report_texts(rows), ner, progress=False)
+    anatomy = vocab["type"] == ANATOMY
+    pools = [
+        vocab.loc[~anatomy, ["name", "type"]].to_dict("records"),
+        vocab.loc[anatomy, ["name", "type"]].to_dict("records"),
+    ]
+    rng = np.random.default_rng([seed, 23])
+    out: list[Pair] = []
+    for i in range(n):
+        sizes = (K_DRAWS[int(rng.integers(len(K_DRAWS)))], M_DRAWS[int(rng.integers(len(M_DRAWS)))])
+        ents = [
+            pool[j]
+            for pool, size in zip(pools, sizes)
+            for j in rng.choice(len(pool), min(size, len(pool)), replace=False)
+        ]
+        if len({e["name"] for e in ents}) < len(ents):
+            continue  # generation never asks one name twice
+        findings, impression = (entities_text(ents, section, rng) for section in ("findings", "impression"))
+        if not entity_key(ner.extract(findings)) == entity_key(ner.extract(impression)) == entity_key(ents):
+            continue
+        asked = [(ReportRequest(f"q{i}", "findings", ents, seed=0), findings)]
+        if i % 2:  # FINDINGS is where copying is learnt (an IMPRESSION copies its FINDINGS): every second one
+            asked.append((ReportRequest(f"q{i}", "impression", ents, seed=0, findings=findings), impression))
+        out += [Pair(req.messages(), answer, req.section, req.entities) for req, answer in asked]
+    return out

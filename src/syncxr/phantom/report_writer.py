@@ -17,7 +17,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .scene import Finding, Scene
-from .vocabulary import ANATOMY, DEVICES, DISEASE, FINDINGS, NEGATED_TYPE, SEVERITIES, FindingTerm, site_word
+from .vocabulary import (
+    ABNORMALITY,
+    ANATOMY,
+    DEVICES,
+    DISEASE,
+    FINDINGS,
+    NEGATED_TYPE,
+    SEVERITIES,
+    FindingTerm,
+    site_word,
+)
 
 POSITIVE = (
     "There is {p} {prep} the {site}.",
@@ -209,3 +219,50 @@ def write_report(scene: Scene, rng: np.random.Generator, negation_rate: float = 
     impression_text, impression_spans = _join(_impression(scene, rng, log))
     spans = {"findings": findings_spans, "impression": impression_spans}
     return Report(findings_text, impression_text, log.items, spans)
+
+
+# For entity sets given from outside (entities_text): a finding with no structure left to place it
+# in, and a structure no finding is placed in (the writer's own normal statements name fixed ones).
+UNPLACED = ("There is {p}.", "{p} is seen.", "{p} is noted.")
+NORMAL_ANY = ("The {a} is unremarkable.", "The {a} is within normal limits.", "The {a} is normal.")
+NORMAL_ANY_PLURAL = ("The {a} are unremarkable.", "The {a} are within normal limits.", "The {a} are normal.")
+
+
+def _prep_of(name: str) -> str:
+    """The preposition of the finding one of whose synonyms ends `name` (the longest), else "in"."""
+    best, prep = 0, "in"
+    for t in FINDINGS.values():
+        for syn in t.synonyms:
+            if len(syn) > best and (name == syn or name.endswith(" " + syn)):
+                best, prep = len(syn), t.prep
+    return prep
+
+
+def entities_text(entities: list[dict], section: str, rng: np.random.Generator) -> str:
+    """A FINDINGS or IMPRESSION text naming exactly `entities` ([{name, type}], any combination),
+    written with this writer's templates: each present finding (ABNORMALITY, DISEASE) placed in the
+    next listed structure (FINDINGS: a positive template; IMPRESSION: "{p} {prep} the {site}."), or
+    stated alone when none is left; the negated ones in negations (two to a sentence at times); the
+    structures left over in normal statements. In the order of `entities` within each group."""
+    log = _EntityLog()
+    present = [(e["name"], e["type"]) for e in entities if e["type"] in (ABNORMALITY, DISEASE)]
+    negated = [(e["name"], e["type"]) for e in entities if e["type"] in NEGATED_TYPE.values()]
+    sites = [(e["name"], ANATOMY) for e in entities if e["type"] == ANATOMY]
+    sentences = []
+    for i, p in enumerate(present):
+        if i < len(sites):
+            template = IMPRESSION[1] if section == "impression" else _choice(rng, POSITIVE)
+            sentences.append(log.sentence(template, p=p, prep=(_prep_of(p[0]), None), site=sites[i]))
+        else:
+            template = IMPRESSION[0] if section == "impression" else _choice(rng, UNPLACED)
+            sentences.append(log.sentence(template, p=p))
+    while negated:
+        x = negated.pop(0)
+        if negated and rng.random() < 0.5:
+            sentences.append(log.sentence(_choice(rng, NEGATION_PAIR), x=x, y=negated.pop(0)))
+        else:
+            sentences.append(log.sentence(_choice(rng, NEGATION), x=x))
+    for a in sites[len(present) :]:
+        normal = NORMAL_ANY_PLURAL if a[0].endswith("s") and not a[0].endswith("ss") else NORMAL_ANY
+        sentences.append(log.sentence(_choice(rng, normal), a=a))
+    return _join(sentences)[0]
