@@ -103,6 +103,9 @@ def test_grounding_finds_the_rsna_pneumonia_and_the_untrained_model_does_not(
         g = f"zeroshot_grounding/{twin}"
         assert m[f"{g}/random_dice"] < m[f"{g}/oracle_dice"] and 0 < m[f"{g}/dice"] < m[f"{g}/oracle_dice"], m
         assert m[f"{g}/dice_ci_low"] <= m[f"{g}/dice"] <= m[f"{g}/dice_ci_high"], m
+        # The margin over the random map is paired per image: its mean is the difference of the means.
+        assert m[f"{g}/dice_over_random"] == pytest.approx(m[f"{g}/dice"] - m[f"{g}/random_dice"], abs=1e-9), m
+        assert m[f"{g}/dice_over_random_ci_low"] <= m[f"{g}/dice_over_random"] <= m[f"{g}/dice_over_random_ci_high"]
     assert (tmp_path / "contrast" / "grounding.png").is_file()
 
 

@@ -302,10 +302,7 @@ def grounding(
         "oracle_iou": oracle["iou"],
         "oracle_dice": oracle["dice"],
     }
-    metrics = {k: float(v.mean()) for k, v in per_image.items()}
-    # How far the means could move with other test images: the interval the sweep report compares.
-    for k in ("iou", "dice"):
-        metrics[f"{k}_ci_low"], metrics[f"{k}_ci_high"] = bootstrap_ci(scored[k], seed=seed)
+    metrics = mean_metrics(per_image, seed)
     metrics.update({"threshold": t, "random_threshold": rnd["threshold"], "n_positive": float(len(test_split))})
     cases = []
     norm = normalise_maps(test_maps[:n_cases], size)
@@ -322,6 +319,19 @@ def grounding(
             }
         )
     return GroundingResult(metrics, source, cases, per_image)
+
+
+def mean_metrics(per_image: dict[str, np.ndarray], seed: int) -> dict[str, float]:
+    """Means of the per-image scores, with bootstrap intervals over the test images."""
+    metrics = {k: float(v.mean()) for k, v in per_image.items()}
+    # How far the means could move with other test images: the interval the sweep report compares.
+    for k in ("iou", "dice"):
+        metrics[f"{k}_ci_low"], metrics[f"{k}_ci_high"] = bootstrap_ci(per_image[k], seed=seed)
+    # What the maps add over the floor, paired image by image (the same images resampled for both).
+    margin = per_image["dice"] - per_image["random_dice"]
+    metrics["dice_over_random"] = float(margin.mean())
+    metrics["dice_over_random_ci_low"], metrics["dice_over_random_ci_high"] = bootstrap_ci(margin, seed=seed)
+    return metrics
 
 
 def positives(split: Split, ok: np.ndarray | None = None) -> tuple[Split, np.ndarray]:

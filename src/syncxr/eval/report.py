@@ -17,6 +17,7 @@ SUMMARY_ORDER = (
     "dice",
     "random_iou",
     "random_dice",
+    "dice_over_random",
     "oracle_iou",
     "oracle_dice",
     "threshold",
