@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from syncxr.eval.metrics import bootstrap_ci
+from syncxr.eval.grounding import mean_metrics
 
 TWINS = ("rsna", "siim", "covid_rural")
 
@@ -50,8 +50,8 @@ def margins(run: Path) -> dict[str, tuple[float, float, float]]:
         if not path.is_file():
             raise SystemExit(f"{path} is missing: did the run's suite include zeroshot_grounding on {twin}?")
         frame = pd.read_parquet(path)
-        diff = (frame["dice"] - frame["random_dice"]).to_numpy()
-        out[twin] = (float(diff.mean()), *bootstrap_ci(diff))
+        m = mean_metrics({k: frame[k].to_numpy() for k in ("iou", "dice", "random_dice")}, seed=0)
+        out[twin] = (m["dice_over_random"], m["dice_over_random_ci_low"], m["dice_over_random_ci_high"])
     return out
 
 

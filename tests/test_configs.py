@@ -18,7 +18,7 @@ from syncxr.config_validation import validate
 from syncxr.dataset_dirs import corpus_reader
 from syncxr.generation.addresses import generation_hash
 from syncxr.generation.generation_job import generation_config
-from tests.helpers import REPO, compose_config, compose_train
+from tests.helpers import REAL_DIR_CORPUS, REPO, compose_config, compose_train
 
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
@@ -181,17 +181,7 @@ def test_an_undeclared_preset_is_refused_by_name():
 def test_a_corpus_is_any_dataset_or_a_file_of_reports(cache_dir, real_dir, tmp_path):
     import pandas as pd  # noqa: PLC0415
 
-    spec = {
-        "builder": "phantom",
-        "kind": "real",
-        "n": 200,
-        "seed": 3,
-        "image_size": 64,
-        "low_quality_rate": 0.05,
-        "wrong_view_rate": 0.05,
-        "unpaired_rate": 0.05,
-    }  # conftest's real_dir
-    texts = corpus_reader(spec, cache_dir)()
+    texts = corpus_reader(REAL_DIR_CORPUS, cache_dir)()
     manifest = pd.read_parquet(real_dir / "manifest.parquet")
     assert len(texts) == (manifest["split"] == "train").sum()
     pd.DataFrame({"report": ["No effusion.", "Small pneumothorax."]}).to_csv(tmp_path / "r.csv", index=False)
