@@ -38,6 +38,17 @@ def test_batched_seeded_reports_from_a_tiny_model(gibberish_path):
         i2r.describe(IMAGES, [1])
 
 
+def test_an_images_report_depends_on_its_own_seed_not_on_its_batch(gibberish_path):
+    # The images differ in size, so a batch pads them differently than one at a time.
+    seeds = [11, 12, 13]
+    alone = TransformersI2R(gibberish_path, batch_size=1, max_new_tokens=8, temperature=0.7, top_p=0.95, dtype="auto")
+    batched = TransformersI2R(gibberish_path, batch_size=3, max_new_tokens=8, temperature=0.7, top_p=0.95, dtype="auto")
+    reports = alone.describe(IMAGES, seeds)
+    assert batched.describe(IMAGES, seeds) == reports
+    assert batched.describe(IMAGES[::-1], seeds[::-1]) == reports[::-1]  # nor on its place in the batch
+    assert len(set(alone.describe([IMAGES[0]] * 3, seeds))) > 1  # one image, three seeds: sampled apart
+
+
 def test_a_model_that_answers_a_report_gives_both_sections(scripted_path):
     i2r = TransformersI2R(scripted_path, batch_size=2, max_new_tokens=8, temperature=0.0, top_p=0.95, dtype="auto")
     assert i2r.describe(IMAGES, [0, 0, 0]) == [SCRIPT.replace("|", "")] * 3

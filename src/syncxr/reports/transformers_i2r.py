@@ -1,14 +1,16 @@
 """An image-to-report MLLM through `transformers` (`AutoModelForImageTextToText` + `AutoProcessor`):
-the processor's chat template, left-padded batched generation, seeded sampling."""
+the processor's chat template, left-padded batched generation, and sampling in which each image's
+report is a function of its own seed, whatever the batch (syncxr.reports.row_sampling)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText, AutoProcessor, LogitsProcessorList
 
 from .i2r_prompt import REPORT_PROMPT
+from .row_sampling import PerRowGumbelSampler
 
 
 class TransformersI2R:
@@ -53,16 +55,19 @@ class TransformersI2R:
             batch = [Image.fromarray(im).convert("RGB") for im in images[i : i + self.batch_size]]
             enc = self.processor(images=batch, text=[self.prompt] * len(batch), return_tensors="pt", padding=True)
             enc = enc.to(self.device, dtype=self.model.dtype)  # casts pixel values only, not token ids
-            torch.manual_seed(int(seeds[i]))  # a retry (new seeds) samples new reports
+            prompt_len = enc["input_ids"].shape[1]
+            # Greedy over per-row Gumbel-perturbed logits, as TransformersLLM: each image samples from
+            # its own seed (a retry, with new seeds, samples new reports); temperature 0 stays greedy.
+            keys = [(int(s),) for s in seeds[i : i + self.batch_size]]
+            sampler = [PerRowGumbelSampler(keys, self.temperature, self.top_p, prompt_len)] if self.temperature else []
             gen = self.model.generate(
                 **enc,
                 max_new_tokens=self.max_new_tokens,
-                do_sample=self.temperature > 0,
-                temperature=self.temperature or None,
-                top_p=self.top_p,
+                do_sample=False,
+                logits_processor=LogitsProcessorList(sampler),
                 pad_token_id=self.pad_token_id,
             )
-            out.extend(self.processor.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
+            out.extend(self.processor.batch_decode(gen[:, prompt_len:], skip_special_tokens=True))
             self.calls += len(batch)
         return out
 
