@@ -14,6 +14,8 @@
    against one GPU. Skipped with fewer than two GPUs (--tiny: two CPU processes with gloo).
 4. The learned text-to-image pipeline (imagegen=phantom_diffusion, bench/gpu_check_t2i.py): images
    per second in float32 and float16, and the largest pixel difference float16 makes.
+5. The learned report LM (llm=phantom_lm_small, bench/gpu_check_llm.py): requests per second and
+   first-attempt exact-entity rate in float32 and bfloat16, and the share of texts bfloat16 keeps.
 
 Prints a table and writes every figure to --out (JSON).
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 from bench_common import default_config
+from gpu_check_llm import learned_lm_rate
 from gpu_check_t2i import learned_t2i_rate
 from loader import jpeg_copy
 from torch.utils.data import DataLoader
@@ -275,6 +278,8 @@ def main():
         )
     report["learned_t2i"] = learned_t2i_rate(args.tiny, args.cache)
     print(f"learned T2I: {report['learned_t2i']}")
+    report["learned_lm"] = learned_lm_rate(args.tiny, args.cache)
+    print(f"learned report LM: {report['learned_lm']}")
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"-> {args.out}")
 

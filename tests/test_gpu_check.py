@@ -36,3 +36,6 @@ def test_gpu_check_runs_on_the_cpu_with_tiny_settings(cache_dir, tmp_path):
     assert report["convirt_ddp2_step"]["processes"] == 2, report["convirt_ddp2_step"]
     # The learned text-to-image pipeline drew its images (float32 on the CPU).
     assert report["learned_t2i"]["fp32_images_per_s"] > 0 and report["learned_t2i"]["images"] == 16
+    # The learned report LM wrote its held-out FINDINGS (float32 on the CPU), its exact rate a share.
+    lm = report["learned_lm"]
+    assert lm["fp32_requests_per_s"] > 0 and lm["requests"] == 16 and 0 <= lm["fp32_exact"] <= 1, lm
