@@ -33,7 +33,10 @@ def test_the_preset_jobs_and_evaluate_py_score_the_same_maps_on_the_three_twins(
     job = compose_train(["experiment=phantom_grounding"]).task
     assert list(job.zeroshot_grounding.datasets) == TWINS and "zeroshot_cls" in job
     evaluated = compose_config("evaluate", ["checkpoint=/runs/x", "task=[zeroshot_grounding]"]).task
-    keys = ("map", "upscale", "image_size", "mask_size", "prompts")
+    keys = ("map", "reference", "upscale", "image_size", "mask_size", "prompts")
     as_job = {k: OmegaConf.to_container(job.zeroshot_grounding)[k] for k in keys}
     assert as_job == {k: OmegaConf.to_container(evaluated.zeroshot_grounding)[k] for k in keys}
     assert as_job["map"] == "contrast" and as_job["upscale"] == "auto" and as_job["image_size"] is None
+    assert as_job["reference"] == "normal"  # each map less the validation split's normal map
+    paper = compose_train(["experiment=phantom_grounding", "recipe=paper"]).task.zeroshot_grounding
+    assert (paper.map, paper.reference) == ("final_conv", "none")  # the published pipeline subtracts nothing

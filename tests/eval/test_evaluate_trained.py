@@ -107,6 +107,10 @@ def test_grounding_finds_the_rsna_pneumonia_and_the_untrained_model_does_not(
         assert m[f"{g}/dice_over_random"] == pytest.approx(m[f"{g}/dice"] - m[f"{g}/random_dice"], abs=1e-9), m
         assert m[f"{g}/dice_over_random_ci_low"] <= m[f"{g}/dice_over_random"] <= m[f"{g}/dice_over_random_ci_high"]
     assert (tmp_path / "contrast" / "grounding.png").is_file()
+    # Less the validation split's normal map where the twin has normal images; COVID Rural has none.
+    details = json.loads((tmp_path / "contrast" / "evaluation.json").read_text())["details"]["zeroshot_grounding"]
+    references = [details[t]["reference"].split(":")[0] for t in ("rsna", "siim", "covid_rural")]
+    assert references == ["normal", "normal", "none"], references
 
 
 # Fine-tuning all weights on the CheXpert twin's 300 training images (or 1 % of them), 15 steps.

@@ -6,7 +6,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from syncxr.eval.grounding import gradcam_maps, occlusion_maps, oracle_maps, score_grounding
+from syncxr.eval.grounding import gradcam_maps, minus_reference, occlusion_maps, oracle_maps, score_grounding
 
 
 class BrightPatchModel(torch.nn.Module):
@@ -95,3 +95,26 @@ def test_the_oracle_map_is_the_mask_averaged_over_the_grid_and_bounded_by_the_gr
     masks[0, :2, :2] = False  # three quarters of the cell: the grid cannot draw the notch
     notched, _, _ = score_grounding(oracle_maps(masks, (2, 2)), masks, None, None, "val", 8)
     assert 0.5 < notched["dice"][0] < aligned["dice"][0] - 0.05
+
+
+def test_the_normal_reference_cancels_what_every_chest_shows_and_leaves_the_finding():
+    # Every map lights the left half (what the model shows on any chest); each positive image's
+    # finding adds a bump in one of the four right-hand cells, which a threshold of the raw map misses.
+    gen = torch.Generator().manual_seed(0)
+    bias = torch.zeros(4, 4)
+    bias[:, :2] = 1.0
+    normal_maps = bias + 0.05 * torch.randn(20, 4, 4, generator=gen)  # images without the finding
+    cells = [(0, 2), (1, 3), (2, 2), (3, 3)] * 3
+    maps = bias + 0.05 * torch.randn(len(cells), 4, 4, generator=gen)
+    masks = np.zeros((len(cells), 16, 16), dtype=bool)
+    for j, (r, c) in enumerate(cells):
+        maps[j, r, c] += 0.8
+        masks[j, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4] = True
+    raw, _, _ = score_grounding(maps, masks, maps, masks, "val", 16)
+    reference = normal_maps.mean(0)
+    centred = minus_reference(maps, reference)
+    assert torch.equal(minus_reference(maps, None), maps)
+    fixed, _, _ = score_grounding(centred, masks, centred, masks, "val", 16)
+    assert raw["dice"].mean() < 0.35 and fixed["dice"].mean() > 0.6, (raw["dice"].mean(), fixed["dice"].mean())
+    with pytest.raises(ValueError, match="does not match"):
+        minus_reference(maps, reference[:2])

@@ -33,7 +33,7 @@ from .metrics import bootstrap_ci, iou_dice
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 3)
 FINAL_CONV = "final_conv"  # the published definition (paper A.2): the final conv layer's cosine map, any model
-MAP_MODES = ("positive", "contrast", "occlusion", "gradcam", FINAL_CONV)
+MAP_MODES = ("positive", "contrast", "occlusion", "gradcam", FINAL_CONV)  # task.zeroshot_grounding.map
 ATTRIBUTION_MODES = ("occlusion", "gradcam")  # maps of where the global embedding finds the finding
 
 
@@ -338,8 +338,32 @@ def positives(split: Split, ok: np.ndarray | None = None) -> tuple[Split, np.nda
     """The positive (non-empty region) images of a split, and their indices."""
     if split.regions is None:
         raise ValueError(f"{split.source}: grounding needs ground-truth regions (boxes or masks)")
-    keep = split.labels.max(1) > 0
+    return _select(split, split.labels.max(1) > 0, ok)
+
+
+def negatives(split: Split, ok: np.ndarray | None = None) -> tuple[Split, np.ndarray]:
+    """The images of a split without the finding, and their indices: `REFERENCES`' "normal" maps."""
+    return _select(split, split.labels.max(1) == 0, ok)
+
+
+def _select(split: Split, keep: np.ndarray, ok: np.ndarray | None) -> tuple[Split, np.ndarray]:
     if ok is not None:
-        keep &= ok
+        keep = keep & ok
     index = np.flatnonzero(keep)
     return split.subset(index), index
+
+
+# What each map is measured against: "none", the map as drawn; "normal", the map minus the mean map
+# of the validation split's images without the finding, so that what a map shows on every chest (a
+# side, the mediastinum, the corners) cancels and what this image's finding adds is left
+# (docs/evaluation.md#the-grounding-preset).
+REFERENCES = ("none", "normal")
+
+
+def minus_reference(maps: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+    """N x h x w maps less an h x w reference map (None: unchanged)."""
+    if reference is None:
+        return maps
+    if reference.shape != maps.shape[1:]:
+        raise ValueError(f"reference map {tuple(reference.shape)} does not match maps {tuple(maps.shape[1:])}")
+    return maps - reference

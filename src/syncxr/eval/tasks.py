@@ -22,10 +22,13 @@ from .finetune_tasks import task_finetune_cls, task_finetune_seg
 from .grounding import (
     ATTRIBUTION_MODES,
     MAP_MODES,
+    REFERENCES,
     gradcam_maps,
     grounding,
     local_similarity,
+    minus_reference,
     model_similarity_maps,
+    negatives,
     occlusion_maps,
     own_maps_used,
     own_similarity,
@@ -143,11 +146,11 @@ class GroundingMaps:
         ctx = self.ctx
         return encode_prompts(ctx.model, ctx.tokenizer, prompts, ctx.max_length, ctx.accelerator)
 
-    def of(self, split: Split):
-        """(maps N x h x w, the split of the N positive images)."""
+    def of(self, split: Split, select=positives):
+        """(maps N x h x w, the split of the N images `select` keeps: the positives, or `negatives`)."""
         ctx, mode, p = self.ctx, str(self.tcfg.map), self.prompts
         if mode in ATTRIBUTION_MODES:
-            pos_split, _ = positives(split)
+            pos_split, _ = select(split)
             pos_emb, neg_emb = self._encode(p.positive), self._encode(p.negative)
             if mode == "occlusion":
                 return occlusion_maps(
@@ -172,7 +175,7 @@ class GroundingMaps:
             ), pos_split
         own = own_maps_used(ctx.model, mode)
         ok = None if own else ctx.features(self.ref, split, "local", self.transform)[1]
-        pos_split, index = positives(split, ok)
+        pos_split, index = select(split, ok)
         if own:
             m = self._own_maps(pos_split, p.positive, p.positive_spans)
             if mode == "contrast":
@@ -196,6 +199,20 @@ class GroundingMaps:
         )
 
 
+def normal_reference(ctx: Context, ref: DatasetRef, maps: GroundingMaps, reference: str) -> torch.Tensor | None:
+    """The h x w map that `reference` (REFERENCES) subtracts from every map of `ref`: for "normal",
+    the mean map of the validation split's images without the finding (no test image is used).
+    None for "none", and for a dataset none of whose validation images is without the finding
+    (COVID Rural: every image is positive), whose maps stay as drawn."""
+    if reference not in REFERENCES:
+        raise ValueError(f"task.zeroshot_grounding.reference must be one of {REFERENCES}, got {reference!r}")
+    val = ctx.split(ref, "valid", required=False) if reference == "normal" else None
+    if val is None or not len(negatives(val)[1]):
+        return None
+    normal, _ = maps.of(val, negatives)
+    return normal.mean(0)
+
+
 def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
     out = {}
     mode = str(tcfg.map)
@@ -213,14 +230,17 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
             raise ValueError(f"grounding on {ref.label}: one class expected, got {names}")
         prompts = GroundingPrompts.of(names[0], tcfg.prompts)
         maps = GroundingMaps(ctx, ref, tcfg, transform, prompts)
+        normal = normal_reference(ctx, ref, maps, str(tcfg.get("reference", "none")))
         test_maps, test_pos = maps.of(ctx.split(ref, "test"))
         if not len(test_pos):
             raise ValueError(f"grounding on {ref.label}: the test split has no positive images")
+        test_maps = minus_reference(test_maps, normal)
         val_maps = val_pos = None
         if ctx.protocol == "val":
             val = ctx.split(ref, "valid", required=False)
             if val is not None:
                 val_maps, val_pos = maps.of(val)
+                val_maps = minus_reference(val_maps, normal)
         res = grounding(
             test_maps,
             test_pos,
@@ -245,6 +265,7 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
             if own
             else "the final convolutional layer's features, projected per location",
             map_mode=mode,
+            reference="none" if normal is None else "normal: the mean map of the validation images without it",
             map_shape=list(test_maps.shape[1:]),
             image_size=input_size,
         )
