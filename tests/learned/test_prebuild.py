@@ -4,6 +4,7 @@ worker processes side by side, as the studies' jobs would build them, and only l
 from __future__ import annotations
 
 import json
+import os
 
 from syncxr.learned.model_cache import BUILT
 from syncxr.learned.prebuild import learned_presets, main, prebuild, with_learned_groups
@@ -41,9 +42,12 @@ def test_the_learned_presets_are_found_from_their_targets():
     ]
 
 
-def test_prebuild_builds_every_learned_backend_side_by_side_then_only_loads_them(tmp_path, capsys):
+def test_prebuild_builds_every_learned_backend_side_by_side_then_only_loads_them(tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     overrides = [*TINY, f"paths.cache_dir={tmp_path}"]
     seconds = prebuild(overrides, jobs=2)
+    # One progress bar, the parent's: the workers' builds draw none, and the parent's env is restored.
+    assert "report LM" not in capfd.readouterr().err and "TQDM_DISABLE" not in os.environ
     assert set(seconds) == {f"{g}={p}" for g, p in learned_presets()}
     built = sorted((tmp_path / "models").glob(f"*/{BUILT}"))
     kinds = {p.parent.name.rsplit("-", 1)[0] for p in built}
@@ -53,4 +57,4 @@ def test_prebuild_builds_every_learned_backend_side_by_side_then_only_loads_them
     main(["--jobs", "1", *overrides])  # the command line, a second time: every model is in the cache
     assert sorted((tmp_path / "models").glob(f"*/{BUILT}")) == built
     assert {p: p.read_text() for p in built} == records  # loaded, not trained again
-    assert "learned backends ready" in capsys.readouterr().out
+    assert "learned backends ready" in capfd.readouterr().out

@@ -17,6 +17,7 @@ import argparse
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -45,10 +46,28 @@ def learned_presets(conf_dir: Path = CONF_DIR) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+# What each worker process starts with: one thread, and no progress bars of its own (tqdm reads
+# TQDM_DISABLE when it is imported, before an initializer could set it): one bar, in the parent.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+
+
+@contextmanager
+def worker_env():
+    """WORKER_ENV set while the pool spawns its workers, the parent's own values restored after."""
+    saved = {k: os.environ.get(k) for k in WORKER_ENV}
+    os.environ.update(WORKER_ENV)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _one_thread():
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["TQDM_DISABLE"] = "1"  # one bar for all the builds, in the parent
-    import torch  # noqa: PLC0415  (after the variable: the worker's own torch runs on one thread)
+    import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
 
@@ -63,7 +82,7 @@ def build_preset(group: str, overrides: list[str], conf_dir: str) -> float:
     with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
     start = time.perf_counter()
-    build(cfg.generation[group], group)
+    build(cfg.generation[group], group, progress=False)  # every learned target takes `progress`
     return time.perf_counter() - start
 
 
@@ -82,7 +101,8 @@ def prebuild(overrides: list[str], jobs: int, conf_dir: Path = CONF_DIR) -> dict
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     presets = learned_presets(conf_dir)
     seconds = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_one_thread)
+    with worker_env(), pool:
         futures = [
             pool.submit(build_preset, g, [*with_learned_groups(presets, g, p), *overrides], str(conf_dir))
             for g, p in presets

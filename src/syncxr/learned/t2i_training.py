@@ -143,7 +143,9 @@ def to_unit_range(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).unsqueeze(1) * 2.0 - 1.0
 
 
-def train_t2i(spec: T2ISpec, train: tuple[np.ndarray, list[str]], val: tuple[np.ndarray, list[str]]) -> tuple:
+def train_t2i(
+    spec: T2ISpec, train: tuple[np.ndarray, list[str]], val: tuple[np.ndarray, list[str]], progress: bool = True
+) -> tuple:
     """(T2IModel, figures) trained on `train` = (images in [0, 1], prompts); the held-out denoising
     loss on `val` before and after training is in the figures."""
     start, cpu = time.perf_counter(), time.process_time()
@@ -160,7 +162,7 @@ def train_t2i(spec: T2ISpec, train: tuple[np.ndarray, list[str]], val: tuple[np.
         sched = get_cosine_schedule_with_warmup(opt, min(50, spec.steps // 10), spec.steps)
         g = torch.Generator().manual_seed(spec.seed + 1)
         losses = []
-        bar = tqdm(range(spec.steps), desc="phantom text-to-image", mininterval=5)
+        bar = tqdm(range(spec.steps), desc="phantom text-to-image", mininterval=5, disable=not progress)
         for step in bar:
             idx = torch.randint(0, len(x), (spec.batch_size,), generator=g)
             drop = torch.rand(spec.batch_size, generator=g) < spec.uncond_prob

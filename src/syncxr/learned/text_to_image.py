@@ -61,7 +61,7 @@ def save_pipeline(model, target: Path) -> None:
     pipe.save_pretrained(target, safe_serialization=True)
 
 
-def build_t2i(spec: T2ISpec, corpus: dict, cache_dir: str | Path, target: Path) -> dict:
+def build_t2i(spec: T2ISpec, corpus: dict, cache_dir: str | Path, target: Path, progress: bool = True) -> dict:
     """Trains the model of `spec` on the corpus's train split into `target`; the figures to record."""
     root, train = corpus_rows(corpus, cache_dir, "train")
     _, val = corpus_rows(corpus, cache_dir, "val")
@@ -69,15 +69,16 @@ def build_t2i(spec: T2ISpec, corpus: dict, cache_dir: str | Path, target: Path) 
         spec,
         (load_gray(root, train, spec.image_size), train["impression"].tolist()),
         (load_gray(root, val, spec.image_size), val["impression"].tolist()),
+        progress,
     )
     save_pipeline(model, target)
     return {"training": {**figures, "n_train": len(train), "n_val": len(val)}}
 
 
-def ensure_t2i(cache_dir: str | Path, corpus: dict, spec: T2ISpec) -> Path:
+def ensure_t2i(cache_dir: str | Path, corpus: dict, spec: T2ISpec, progress: bool = True) -> Path:
     """The directory of the trained model of `spec`, trained on first use."""
     spec_dict = {"model": dataclasses.asdict(spec), "corpus": corpus}
-    return ensure_model(cache_dir, KIND, spec_dict, lambda tmp: build_t2i(spec, corpus, cache_dir, tmp))
+    return ensure_model(cache_dir, KIND, spec_dict, lambda tmp: build_t2i(spec, corpus, cache_dir, tmp, progress))
 
 
 def ensure_quality(cache_dir: str | Path, corpus: dict, model_dir: Path, sampling: dict) -> dict:
@@ -100,22 +101,15 @@ def phantom_diffusion(
     model: dict,
     guidance_scale: float,
     num_inference_steps: int,
-    batch_size: int,
     image_size: int,
-    fp16: bool,
+    progress: bool = True,
+    **drawing,
 ) -> DiffusersT2I:
     """imagegen=phantom_diffusion[_weak]: DiffusersT2I on the cached trained pipeline (trained on
-    first use), drawing at the model's size and upsampled to `image_size`, with its measured quality."""
-    target = ensure_t2i(cache_dir, corpus, spec_from_dict(model))
-    t2i = DiffusersT2I(
-        str(target),
-        guidance_scale=guidance_scale,
-        num_inference_steps=num_inference_steps,
-        batch_size=batch_size,
-        height=image_size,
-        width=image_size,
-        fp16=fp16,
-    )
+    first use), drawing at the model's size and upsampled to `image_size`, with its measured quality.
+    `drawing`: DiffusersT2I's other settings (batch_size, fp16)."""
+    target = ensure_t2i(cache_dir, corpus, spec_from_dict(model), progress)
     sampling = {"guidance_scale": guidance_scale, "num_inference_steps": num_inference_steps}
+    t2i = DiffusersT2I(str(target), **sampling, height=image_size, width=image_size, **drawing)
     t2i.quality = ensure_quality(cache_dir, corpus, target, sampling)
     return t2i
