@@ -150,42 +150,42 @@ class GroundingMaps:
         """(maps N x h x w, the split of the N images `select` keeps: the positives, or `negatives`)."""
         ctx, mode, p = self.ctx, str(self.tcfg.map), self.prompts
         if mode in ATTRIBUTION_MODES:
-            pos_split, _ = select(split)
+            kept, _ = select(split)
             pos_emb, neg_emb = self._encode(p.positive), self._encode(p.negative)
             if mode == "occlusion":
                 return occlusion_maps(
                     ctx.model,
-                    pos_split,
+                    kept,
                     self.transform,
                     pos_emb,
                     neg_emb,
                     ctx.accelerator,
                     int(self.tcfg.occlusion_grid),
                     ctx.settings.batch_size,
-                ), pos_split
+                ), kept
             return gradcam_maps(
                 ctx.model,
-                pos_split,
+                kept,
                 self.transform,
                 pos_emb,
                 neg_emb,
                 ctx.accelerator,
                 str(self.tcfg.gradcam_layer),
                 ctx.settings.batch_size,
-            ), pos_split
+            ), kept
         own = own_maps_used(ctx.model, mode)
         ok = None if own else ctx.features(self.ref, split, "local", self.transform)[1]
-        pos_split, index = select(split, ok)
+        kept, index = select(split, ok)
         if own:
-            m = self._own_maps(pos_split, p.positive, p.positive_spans)
+            m = self._own_maps(kept, p.positive, p.positive_spans)
             if mode == "contrast":
-                m = m - self._own_maps(pos_split, p.negative, p.negative_spans)
-            return m, pos_split
+                m = m - self._own_maps(kept, p.negative, p.negative_spans)
+            return m, kept
         local, _ = ctx.features(self.ref, split, "local", self.transform)
         m = local_similarity(local[index], self._encode(p.positive))
         if mode == "contrast":
             m = m - local_similarity(local[index], self._encode(p.negative))
-        return m, pos_split
+        return m, kept
 
     def _own_maps(self, split: Split, prompts: list[str], spans) -> torch.Tensor:
         ctx = self.ctx

@@ -66,12 +66,6 @@ def worker_env():
                 os.environ[k] = v
 
 
-def _one_thread():
-    import torch  # noqa: PLC0415
-
-    torch.set_num_threads(1)
-
-
 def build_preset(group: str, overrides: list[str], conf_dir: str) -> float:
     """Builds (trains on first use, else loads) the `group` backend that train.py with `overrides`
     would build; its seconds."""
@@ -101,7 +95,7 @@ def prebuild(overrides: list[str], jobs: int, conf_dir: Path = CONF_DIR) -> dict
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     presets = learned_presets(conf_dir)
     seconds = {}
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_one_thread)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))  # torch reads WORKER_ENV
     with worker_env(), pool:
         futures = [
             pool.submit(build_preset, g, [*with_learned_groups(presets, g, p), *overrides], str(conf_dir))
