@@ -38,5 +38,8 @@ def test_the_preset_jobs_and_evaluate_py_score_the_same_maps_on_the_three_twins(
     assert as_job == {k: OmegaConf.to_container(evaluated.zeroshot_grounding)[k] for k in keys}
     assert as_job["map"] == "contrast" and as_job["upscale"] == "auto" and as_job["image_size"] is None
     assert as_job["reference"] == "normal"  # each map less the validation split's normal map
+    # One prompt per side, their maps combined per cell by their max.
+    assert as_job["prompts"]["positive"] == ["right {}.", "left {}."] and as_job["prompts"]["ensemble"] == "max"
     paper = compose_train(["experiment=phantom_grounding", "recipe=paper"]).task.zeroshot_grounding
     assert (paper.map, paper.reference) == ("final_conv", "none")  # the published pipeline subtracts nothing
+    assert (list(paper.prompts.positive), paper.prompts.ensemble) == (["{}"], "mean")

@@ -26,7 +26,7 @@ from .data.paired_dataset import ON_ERROR, TEXT_MODES
 from .data.rle import MODES as RLE_MODES
 from .data.transforms import PIXEL_NORMS
 from .eval.finetune import AUGMENTATIONS
-from .eval.grounding import MAP_MODES, REFERENCES
+from .eval.grounding import ENSEMBLES, MAP_MODES, REFERENCES
 from .eval.retrieval import TEXT_FIELDS
 from .eval.zeroshot import PROTOCOLS
 from .images.corpus_curation import DROP_RULES
@@ -319,6 +319,7 @@ RULES = {
     "task.zeroshot_grounding.map": OneOf(MAP_MODES),
     "task.zeroshot_grounding.occlusion_grid": COUNT,
     "task.zeroshot_grounding.reference": OneOf(REFERENCES),
+    "task.zeroshot_grounding.prompts.ensemble": OneOf(ENSEMBLES),
     "task.zeroshot_grounding.gradcam_layer": OneOf(("layer1", "layer2", "layer3", "layer4")),
     "task.zeroshot_grounding.image_size": Int(1, null=True),
     "task.zeroshot_grounding.mask_size": Int(1, null=True),

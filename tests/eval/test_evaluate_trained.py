@@ -95,6 +95,7 @@ def test_grounding_finds_the_rsna_pneumonia_and_the_untrained_model_does_not(
     assert t["oracle_dice"] > 0.8, out  # an 8 x 8 grid can draw the boxes: resolution is not what limits
     details = json.loads((tmp_path / "trained" / "evaluation.json").read_text())["details"]["zeroshot_grounding"]
     assert details["rsna"]["map_shape"] == [8, 8] and details["rsna"]["map_source"].startswith("occlusion")
+    assert details["rsna"]["prompts"].startswith("mean embedding of ['right pneumonia.'"), details  # not the max
     # The default maps (contrast, at twice the input size) on all three twins: scored with both baselines.
     m = run_evaluation(
         compose_trained(trained_run, ["task=[zeroshot_grounding]", *GROUNDING_TWINS]), tmp_path / "contrast"
@@ -111,6 +112,8 @@ def test_grounding_finds_the_rsna_pneumonia_and_the_untrained_model_does_not(
     details = json.loads((tmp_path / "contrast" / "evaluation.json").read_text())["details"]["zeroshot_grounding"]
     references = [details[t]["reference"].split(":")[0] for t in ("rsna", "siim", "covid_rural")]
     assert references == ["normal", "normal", "none"], references
+    # One prompt per side, combined per cell by their max (the phantom default).
+    assert details["siim"]["prompts"].startswith("max over ['right pneumothorax.', 'left pneumothorax.'] less"), details
 
 
 # Fine-tuning all weights on the CheXpert twin's 300 training images (or 1 % of them), 15 steps.

@@ -6,7 +6,14 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from syncxr.eval.grounding import gradcam_maps, minus_reference, occlusion_maps, oracle_maps, score_grounding
+from syncxr.eval.grounding import (
+    combine_prompt_maps,
+    gradcam_maps,
+    minus_reference,
+    occlusion_maps,
+    oracle_maps,
+    score_grounding,
+)
 
 
 class BrightPatchModel(torch.nn.Module):
@@ -118,3 +125,18 @@ def test_the_normal_reference_cancels_what_every_chest_shows_and_leaves_the_find
     assert raw["dice"].mean() < 0.35 and fixed["dice"].mean() > 0.6, (raw["dice"].mean(), fixed["dice"].mean())
     with pytest.raises(ValueError, match="does not match"):
         minus_reference(maps, reference[:2])
+
+
+def test_each_prompts_map_keeps_its_own_peak_under_the_max_and_is_averaged_under_the_mean():
+    # "right {}" lights the right upper cell, "left {}" the left one: the max keeps both peaks at full
+    # height (the finding's side is then whichever the image lifts), the mean halves them.
+    right, left = torch.zeros(3, 4, 4), torch.zeros(3, 4, 4)
+    right[:, 0, 3], left[:, 0, 0] = 1.0, 0.8
+    best, mean = (
+        combine_prompt_maps(torch.stack([right, left]), "max"),
+        combine_prompt_maps(torch.stack([right, left]), "mean"),
+    )
+    assert best.shape == (3, 4, 4) and (best[:, 0, 3] == 1.0).all() and (best[:, 0, 0] == 0.8).all()
+    assert torch.allclose(mean, (right + left) / 2) and torch.equal(best, torch.maximum(right, left))
+    with pytest.raises(ValueError, match="prompts.ensemble must be one of"):
+        combine_prompt_maps(torch.stack([right, left]), "median")

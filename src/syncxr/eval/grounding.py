@@ -83,11 +83,31 @@ def local_similarity(local: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nhwd,d->nhw", local, F.normalize(text, dim=-1))
 
 
+# How the maps of a prompt list combine (task.zeroshot_grounding.prompts.ensemble): "mean", or per
+# cell "max", so that each prompt may claim its own part of the image: "left {}" one side, "right {}"
+# the other, where their mean (or a prompt naming no side) lights both (docs/evaluation.md#sided-prompts).
+ENSEMBLES = ("mean", "max")
+
+
+def combine_prompt_maps(maps: torch.Tensor, ensemble: str) -> torch.Tensor:
+    """P x N x h x w maps, one per prompt, as one N x h x w map per image."""
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"task.zeroshot_grounding.prompts.ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+    return maps.mean(0) if ensemble == "mean" else maps.amax(0)
+
+
 @torch.no_grad()
 def model_similarity_maps(
-    model: VisionLanguageModel, split: Split, transform, tok: dict, accelerator, batch_size: int = 32
+    model: VisionLanguageModel,
+    split: Split,
+    transform,
+    tok: dict,
+    accelerator,
+    batch_size: int = 32,
+    ensemble: str = "mean",
 ) -> torch.Tensor:
-    """N x h x w maps from the model's own map (see `own_similarity`), averaged over the prompt ensemble."""
+    """N x h x w maps from the model's own map (see `own_similarity`), one per prompt combined as
+    `ensemble` says."""
     _, fn = own_similarity(model)
     out = []
     ids, mask = tok["input_ids"].to(accelerator.device), tok["attention_mask"].to(accelerator.device)
@@ -106,7 +126,7 @@ def model_similarity_maps(
             with accelerator.autocast():
                 name = None if names is None else names[p : p + 1].expand(b, -1).to(accelerator.device)
                 maps.append(fn(x, ids[p : p + 1].expand(b, -1), mask[p : p + 1].expand(b, -1), name).float())
-        out.append(torch.stack(maps).mean(0).cpu())
+        out.append(combine_prompt_maps(torch.stack(maps), ensemble).cpu())
     return torch.cat(out)
 
 

@@ -23,6 +23,7 @@ from .grounding import (
     ATTRIBUTION_MODES,
     MAP_MODES,
     REFERENCES,
+    combine_prompt_maps,
     gradcam_maps,
     grounding,
     local_similarity,
@@ -125,11 +126,13 @@ class GroundingPrompts:
     negative: list[str]
     positive_spans: list
     negative_spans: list
+    ensemble: str = "mean"  # how each list's maps combine (grounding.ENSEMBLES)
 
     @classmethod
     def of(cls, name: str, prompts) -> GroundingPrompts:
         pos, neg = list(prompts.positive), list(prompts.negative)
-        return cls(fill_prompts(name, pos), fill_prompts(name, neg), name_spans(name, pos), name_spans(name, neg))
+        spans = name_spans(name, pos), name_spans(name, neg)
+        return cls(fill_prompts(name, pos), fill_prompts(name, neg), *spans, str(prompts.get("ensemble", "mean")))
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class GroundingMaps:
         """(maps N x h x w, the split of the N images `select` keeps: the positives, or `negatives`)."""
         ctx, mode, p = self.ctx, str(self.tcfg.map), self.prompts
         if mode in ATTRIBUTION_MODES:
+            # One score per image, against the prompts' mean embedding, whatever the ensemble.
             kept, _ = select(split)
             pos_emb, neg_emb = self._encode(p.positive), self._encode(p.negative)
             if mode == "occlusion":
@@ -182,10 +186,19 @@ class GroundingMaps:
                 m = m - self._own_maps(kept, p.negative, p.negative_spans)
             return m, kept
         local, _ = ctx.features(self.ref, split, "local", self.transform)
-        m = local_similarity(local[index], self._encode(p.positive))
+        m = self._local_maps(local[index], p.positive)
         if mode == "contrast":
-            m = m - local_similarity(local[index], self._encode(p.negative))
+            m = m - self._local_maps(local[index], p.negative)
         return m, kept
+
+    def _local_maps(self, local: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """Cosine maps of local features with the prompts: with their mean embedding, or each
+        prompt's map combined as the ensemble says."""
+        if self.prompts.ensemble == "mean":
+            return local_similarity(local, self._encode(prompts))
+        return combine_prompt_maps(
+            torch.stack([local_similarity(local, self._encode([q])) for q in prompts]), self.prompts.ensemble
+        )
 
     def _own_maps(self, split: Split, prompts: list[str], spans) -> torch.Tensor:
         ctx = self.ctx
@@ -196,7 +209,16 @@ class GroundingMaps:
             prompt_tokens(ctx.tokenizer, prompts, ctx.max_length, spans),
             ctx.accelerator,
             ctx.settings.batch_size,
+            self.prompts.ensemble,
         )
+
+
+def grounding_prompts_note(prompts: GroundingPrompts, mode: str) -> str:
+    """How a map of `mode` used the prompts, for evaluation.json."""
+    if mode in ATTRIBUTION_MODES:  # scored against the mean embedding, whatever the ensemble
+        return f"mean embedding of {prompts.positive} against that of {prompts.negative}"
+    drawn = f"{prompts.ensemble} over {prompts.positive}"
+    return f"{drawn} less {prompts.ensemble} over {prompts.negative}" if mode == "contrast" else drawn
 
 
 def normal_reference(ctx: Context, ref: DatasetRef, maps: GroundingMaps, reference: str) -> torch.Tensor | None:
@@ -265,6 +287,7 @@ def task_zeroshot_grounding(ctx: Context, tcfg) -> dict[str, float]:
             if own
             else "the final convolutional layer's features, projected per location",
             map_mode=mode,
+            prompts=grounding_prompts_note(prompts, mode),
             reference="none" if normal is None else "normal: the mean map of the validation images without it",
             map_shape=list(test_maps.shape[1:]),
             image_size=input_size,
