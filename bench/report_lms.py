@@ -80,10 +80,12 @@ def plan_rates(llm, section: dict, cache: Path, n: int) -> tuple[float, float]:
     return float(np.mean(ok)), float(np.mean(imp_ok)) if imp_ok else float("nan")
 
 
-def generation_run(preset: str, cache: Path, n: int) -> dict:
-    cfg = default_config([f"llm={preset}", f"generation.n_samples={n}", "generation.shard_size=100"], "generate")
+def generation_run(overrides: list[str], cache: Path, n: int) -> dict:
+    """Seconds to make an `n`-sample dataset with generate.py's `overrides` in a fresh directory under
+    `cache`, and its dataset.json's counts, attempts and counters."""
+    cfg = default_config([*overrides, f"generation.n_samples={n}", "generation.shard_size=100"], "generate")
     gen = generation_config(cfg.generation)
-    out = cache / "bench_generated" / preset
+    out = cache / "bench_generated" / "_".join(o.replace("=", "-") for o in overrides)
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     try:
@@ -125,7 +127,7 @@ def main() -> None:
         )
         plan_f, plan_i = plan_rates(llm, section, cache, args.requests)
         print(f"  on {args.requests} generation-shaped requests: FINDINGS {plan_f:.3f}, IMPRESSION {plan_i:.3f}")
-        run = generation_run(preset, cache, args.samples)
+        run = generation_run([f"llm={preset}"], cache, args.samples)
         scaled = run["seconds"] * 3000 / args.samples
         print(
             f"  generation of {args.samples} samples: {run['seconds']} s; 3,000: ~{scaled:.0f} s here, "
