@@ -110,6 +110,11 @@ BAD = [
     ),
     (
         "evaluate",
+        "task.zeroshot_grounding.prompts.ensemble=median",
+        "task.zeroshot_grounding.prompts.ensemble='median': must be one of mean | max",
+    ),
+    (
+        "evaluate",
         "benchmark.rsna.twin.prevalence=1.0",
         "benchmark.rsna.twin.prevalence=1.0: must be a number in (0, 1)",
     ),

@@ -17,10 +17,10 @@ import argparse
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
+from unittest.mock import patch  # patch.dict: set and restore os.environ
 
 from tqdm.auto import tqdm
 
@@ -51,19 +51,9 @@ def learned_presets(conf_dir: Path = CONF_DIR) -> tuple[tuple[str, str], ...]:
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
 
-@contextmanager
 def worker_env():
     """WORKER_ENV set while the pool spawns its workers, the parent's own values restored after."""
-    saved = {k: os.environ.get(k) for k in WORKER_ENV}
-    os.environ.update(WORKER_ENV)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return patch.dict(os.environ, WORKER_ENV)
 
 
 def build_preset(group: str, overrides: list[str], conf_dir: str) -> float:
