@@ -10,8 +10,10 @@ import re
 import socket
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
+import hydra.core.utils
 import pytest
 from omegaconf import OmegaConf
 
@@ -28,14 +30,21 @@ def _launch_config(entry: str):
     return compose_config(entry, ["checkpoint=x"] if entry == "evaluate" else [], hydra=True)
 
 
+class _FrozenClock(datetime):
+    """What Hydra's `now` resolver reads: one instant, so that two launches share their second
+    however long composing takes on a loaded machine."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return cls(2026, 1, 2, 3, 4, 5)
+
+
 @pytest.mark.parametrize("entry", ["train", "generate", "evaluate"])
-def test_two_launches_in_one_second_get_their_own_sweep_dirs(entry):
-    for _ in range(5):  # until both resolve their time in the same second
-        a, b = _launch_config(entry), _launch_config(entry)
-        dir_a, dir_b = str(a.hydra.sweep.dir), str(b.hydra.sweep.dir)
-        if SECOND.search(dir_a)[0] == SECOND.search(dir_b)[0]:
-            break
-    assert SECOND.search(dir_a)[0] == SECOND.search(dir_b)[0]
+def test_two_launches_in_one_second_get_their_own_sweep_dirs(entry, monkeypatch):
+    monkeypatch.setattr(hydra.core.utils, "datetime", _FrozenClock)
+    a, b = _launch_config(entry), _launch_config(entry)
+    dir_a, dir_b = str(a.hydra.sweep.dir), str(b.hydra.sweep.dir)
+    assert SECOND.search(dir_a)[0] == SECOND.search(dir_b)[0] == "2026-01-02_03-04-05"
     assert dir_a != dir_b
     # One launch keeps its dir wherever it is resolved again: in the launcher, in each job's config
     # (hydra's load_sweep_config copies the root config's resolver cache) and in a submitit job,
