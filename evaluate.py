@@ -10,13 +10,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from syncxr.config import run_dirname
 from syncxr.entry_point import run, validated
-from syncxr.eval.evaluation_job import run_evaluation
-from syncxr.results.wandb_logger import TrackedRun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @validated
 def main(cfg: DictConfig) -> float:
+    # Imported once the config has passed its checks (a refused one loads no torch), as in train.py.
+    from syncxr.eval.evaluation_job import run_evaluation  # noqa: PLC0415
+    from syncxr.results.wandb_logger import TrackedRun  # noqa: PLC0415
+
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else "evaluate"

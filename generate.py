@@ -1,5 +1,4 @@
-"""Generate a SynCXR synthetic dataset: python generate.py [train.py's overrides] [output_dir=DIR] ...
-Split over K workers (local processes or SLURM jobs): python generate.py -m workers=K [hydra/launcher=slurm]."""
+"""Generate a SynCXR dataset: python generate.py [train.py's overrides] [output_dir=DIR] [-m workers=K (SLURM too)]"""
 
 import json
 from pathlib import Path
@@ -9,17 +8,18 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from syncxr.config import run_dirname
-from syncxr.dataset_dirs import generate_dataset
 from syncxr.entry_point import run, validated
-from syncxr.generation.addresses import addressed_config
-from syncxr.generation.generation_job import generated_dir, generation_config, resume_hint, worker_of
-from syncxr.results.cost import generation_preflight
-from syncxr.results.wandb_logger import TrackedRun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 @validated
 def main(cfg: DictConfig) -> None:
+    from syncxr.dataset_dirs import generate_dataset  # noqa: PLC0415 - after the checks: a refused config loads no torch
+    from syncxr.generation.addresses import addressed_config  # noqa: PLC0415
+    from syncxr.generation.generation_job import generated_dir, generation_config, resume_hint, worker_of  # noqa: PLC0415
+    from syncxr.results.cost import generation_preflight  # noqa: PLC0415
+    from syncxr.results.wandb_logger import TrackedRun  # noqa: PLC0415
+
     gen, hc = generation_config(cfg.generation), HydraConfig.get()
     cache_dir = Path(cfg.paths.cache_dir).expanduser().resolve()
     if generation_preflight(cfg, gen, cache_dir, hc.runtime.output_dir):  # dry run: priced, nothing made

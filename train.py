@@ -9,15 +9,18 @@ from omegaconf import DictConfig
 
 from syncxr.config import run_dirname  # importing it registers the config resolvers
 from syncxr.entry_point import run, validated
-from syncxr.paper_prerequisites import require, training_prerequisites
-from syncxr.results.cost import write_job_cost
-from syncxr.results.provenance import quote_published_real
-from syncxr.train.training_job import run_training
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @validated
 def main(cfg: DictConfig) -> float:
+    # Imported once the config has passed its checks: a refused config, and a launcher that only submits
+    # jobs, load no torch.
+    from syncxr.paper_prerequisites import require, training_prerequisites  # noqa: PLC0415
+    from syncxr.results.cost import write_job_cost  # noqa: PLC0415
+    from syncxr.results.provenance import quote_published_real  # noqa: PLC0415
+    from syncxr.train.training_job import run_training  # noqa: PLC0415
+
     hc = HydraConfig.get()
     job = (dict(hc.runtime.choices), hc.runtime.output_dir, cfg.seed, cfg.dry_run)
     if quote_published_real(cfg.paper.reuse_published_real, *job):  # a published real row, quoted (§4.2)

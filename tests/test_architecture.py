@@ -13,6 +13,9 @@ SRC = REPO / "src"
 # Sub-packages (and top-level modules) by layer, lowest first: a module may import from its own
 # package and from lower layers, never from its layer's neighbours or from above.
 LAYERS = [
+    # the values of string-valued config keys: imports nothing, so that the entry points check a config
+    # before torch is imported
+    {"config_choices"},
     {"config", "config_targets", "data", "launch", "backends"},  # formats, readers, accelerator, backend contracts
     {"phantom"},  # the embedded world
     {"entities", "reports"},  # NER and vocabularies; LLM / image-to-report writers
@@ -25,7 +28,7 @@ LAYERS = [
     {"dataset_dirs", "benchmarks", "paper_prerequisites"},
     {"eval", "results", "analysis"},  # downstream suites; sweep reports; corpus analyses
     {"train"},  # the training job (trains, then runs an eval suite)
-    {"config_validation"},  # the entry points' range checks (read the choices the layers below define)
+    {"config_validation"},  # the entry points' range checks (the choices: config_choices)
     {"entry_point"},  # how train.py, generate.py, ... refuse a bad config
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

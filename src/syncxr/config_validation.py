@@ -19,21 +19,26 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .analysis.analysis_job import ANALYSES
 from .config import SECRET_KEY, ConfigError, secret_error
-from .data.mimic_cxr import IMAGE_SUFFIX
-from .data.paired_dataset import ON_ERROR, TEXT_MODES
-from .data.rle import MODES as RLE_MODES
-from .data.transforms import PIXEL_NORMS
-from .eval.finetune import AUGMENTATIONS
-from .eval.grounding import ENSEMBLES, MAP_MODES, REFERENCES
-from .eval.retrieval import TEXT_FIELDS
-from .eval.zeroshot import PROTOCOLS
-from .images.corpus_curation import DROP_RULES
-from .launch.accelerator import PRECISIONS
-from .models.gloria import LAYER_AGGS
-from .models.text_encoder import POOLS
-from .train.validation import MONITORS
+from .config_choices import (
+    ANALYSES,
+    AUGMENTATIONS,
+    DROP_RULES,
+    ENSEMBLES,
+    IMAGE_FORMATS,
+    LAYER_AGGS,
+    MAP_MODES,
+    MONITORS,
+    ON_ERROR,
+    PIXEL_NORMS,
+    POOLS,
+    PRECISIONS,
+    PROTOCOLS,
+    REFERENCES,
+    RLE_MODES,
+    TEXT_FIELDS,
+    TEXT_MODES,
+)
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 UNTIL_STAGES = ("vocab", "plan", "all")  # generate.py until=: the stage to stop after
@@ -156,7 +161,7 @@ RULES = {
     "loader.num_workers": Int(0),
     "loader.crop_scale": Real(0, 1, lo_open=True),
     "loader.jitter": RATE,
-    "loader.normalize": OneOf(tuple(PIXEL_NORMS)),
+    "loader.normalize": OneOf(PIXEL_NORMS),
     "data.on_error": OneOf(ON_ERROR),
     "data.allow_external_images": Bool(),
     "data.curate_real": Bool(),
@@ -278,7 +283,7 @@ RULES = {
     "**.wrong_view_rate": RATE,
     "**.unpaired_rate": RATE,
     "**.workers": COUNT,
-    "**.image_format": OneOf(tuple(IMAGE_SUFFIX)),
+    "**.image_format": OneOf(IMAGE_FORMATS),
     # A real corpus may be MIMIC-CXR, whose image_size null keeps the original size.
     "**.corpus.image_size": Int(1, null=True),
     "**.real_corpus.image_size": Int(1, null=True),
@@ -304,7 +309,7 @@ RULES = {
     "task.*.lr": POSITIVE,
     "task.*.head_lr": POSITIVE,
     "task.*.augment": Bool(),
-    "task.*.augmentation": OneOf(tuple(AUGMENTATIONS)),
+    "task.*.augmentation": OneOf(AUGMENTATIONS),
     "task.*.image_size": Int(1, null=True),
     "task.*.early_stopping": Bool(),
     "task.*.patience": Int(1, null=True),

@@ -10,13 +10,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import build
+from ..config_choices import ANALYSES
 from ..data.dataset_format import is_complete, read_dataset
 from ..data.durable import write_text_atomic
 from ..dataset_dirs import build_curated_dir, build_dataset_dir
 from ..entities.long_tail import analyse_long_tail, report_texts
 from .feature_pca import Figure4Settings, figure4
-
-ANALYSES = ("curation", "long_tail", "figure4")
 
 
 def generated_datasets(cache_dir: Path) -> dict[str, Path]:

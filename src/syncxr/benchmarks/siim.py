@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config_choices import RLE_MODES
 from ..data.benchmark_split import (
     MaskFile,
     RleMasks,
@@ -17,7 +18,6 @@ from ..data.benchmark_split import (
     require_columns,
     split_file_path,
 )
-from ..data.rle import MODES as RLE_MODES
 from ..data.rle import rle_encode
 from ..phantom.benchmarks import mask_components, write_png
 from .base import Benchmark

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..config_choices import ON_ERROR
 from .confined_paths import OutsideRootError, RootConfinement
 from .image_io import load_image
 from .rle import decode_rles
 
 log = logging.getLogger(__name__)
-ON_ERROR = ("raise", "skip")
 
 
 # --------------------------------------------------------------------------- ground-truth regions

@@ -11,12 +11,11 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..config_choices import ON_ERROR, TEXT_MODES
 from .images import open_gray
 from .transforms import TrainAugment, jitter_normalise
 
 log = logging.getLogger(__name__)
-TEXT_MODES = ("report", "findings", "impression", "sentence")
-ON_ERROR = ("raise", "skip")  # a row whose image is missing or does not decode: fail naming it, or skip it
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-MODES = ("relative", "absolute")
+from ..config_choices import RLE_MODES
+
 NEGATIVE = "-1"
 
 
 def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown RLE mode {mode!r}; expected one of {MODES}")
+    if mode not in RLE_MODES:
+        raise ValueError(f"unknown RLE mode {mode!r}; expected one of {RLE_MODES}")
 
 
 def rle_encode(mask: np.ndarray, mode: str = "relative") -> str:

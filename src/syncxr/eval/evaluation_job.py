@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..config_choices import PROTOCOLS
 from ..data.dataset_format import write_json_atomic, write_parquet_atomic
 from ..data.durable import write_text_atomic
 from ..data.run_lock import RunDirLock
@@ -25,7 +26,6 @@ from .context import Context, EvalSettings
 from .embeddings import EmbeddingCache
 from .report import grounding_figure, markdown_report
 from .tasks import TASK_FUNCTIONS
-from .zeroshot import PROTOCOLS
 
 log = logging.getLogger(__name__)
 

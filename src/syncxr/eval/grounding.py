@@ -27,14 +27,12 @@ import torch.nn.functional as F
 from torch.nn.functional import interpolate
 from tqdm.auto import tqdm
 
+from ..config_choices import ATTRIBUTION_MODES, ENSEMBLES, FINAL_CONV
 from ..data.benchmark_split import Split
 from ..models.protocols import VisionLanguageModel
 from .metrics import bootstrap_ci, iou_dice
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 3)
-FINAL_CONV = "final_conv"  # the published definition (paper A.2): the final conv layer's cosine map, any model
-MAP_MODES = ("positive", "contrast", "occlusion", "gradcam", FINAL_CONV)  # task.zeroshot_grounding.map
-ATTRIBUTION_MODES = ("occlusion", "gradcam")  # maps of where the global embedding finds the finding
 
 
 def own_similarity(model: VisionLanguageModel):
@@ -86,7 +84,6 @@ def local_similarity(local: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
 # How the maps of a prompt list combine (task.zeroshot_grounding.prompts.ensemble): "mean", or per
 # cell "max", so that each prompt may claim its own part of the image: "left {}" one side, "right {}"
 # the other, where their mean (or a prompt naming no side) lights both (docs/evaluation.md#sided-prompts).
-ENSEMBLES = ("mean", "max")
 
 
 def combine_prompt_maps(maps: torch.Tensor, ensemble: str) -> torch.Tensor:
@@ -377,7 +374,6 @@ def _select(split: Split, keep: np.ndarray, ok: np.ndarray | None) -> tuple[Spli
 # of the validation split's images without the finding, so that what a map shows on every chest (a
 # side, the mediastinum, the corners) cancels and what this image's finding adds is left
 # (docs/evaluation.md#the-grounding-preset).
-REFERENCES = ("none", "normal")
 
 
 def minus_reference(maps: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:

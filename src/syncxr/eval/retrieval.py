@@ -13,13 +13,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config_choices import TEXT_FIELDS
 from ..data.benchmark_split import Split
 from ..data.dataset_format import MANIFEST
 from ..data.mixing import load_table
 from ..models.protocols import VisionLanguageModel
 from .metrics import recall_at_k
-
-TEXT_FIELDS = ("impression", "findings", "report")
 
 
 def paired_split(directory: str | Path, split: str | None, text: str) -> tuple[Split, list[str]]:

@@ -14,15 +14,13 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
+from ..config_choices import ATTRIBUTION_MODES, MAP_MODES, REFERENCES
 from ..data.benchmark_split import Split
 from ..dataset_dirs import build_dataset_dir
 from .context import Context, DatasetRef
 from .finetune import label_fraction, linear_probe_scores
 from .finetune_tasks import task_finetune_cls, task_finetune_seg
 from .grounding import (
-    ATTRIBUTION_MODES,
-    MAP_MODES,
-    REFERENCES,
     combine_prompt_maps,
     gradcam_maps,
     grounding,

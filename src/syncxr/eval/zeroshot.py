@@ -11,10 +11,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from ..config_choices import PROTOCOLS
 from ..models.protocols import VisionLanguageModel
 from .metrics import best_f1_threshold, classification_metrics
-
-PROTOCOLS = ("val", "paper")
 
 
 @contextmanager

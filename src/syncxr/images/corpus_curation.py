@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..backends import ImageEmbedder, ImageJudge
+from ..config_choices import DROP_RULES
 from ..data.dataset_format import (
     INFO,
     MANIFEST,
@@ -35,7 +36,6 @@ from ..data.images import load_gray
 from ..reports.backend_failure import is_backend_failure
 from .judge import QUESTIONS
 
-DROP_RULES = ("all", "any")
 IMAGES_LINKED = "linked"  # dataset.json `images`: the kept images are linked into the curated directory
 
 

@@ -6,9 +6,8 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs
 
+from ..config_choices import PRECISIONS
 from .distributed import export_distributed_env
-
-PRECISIONS = ("no", "bf16", "fp16")
 
 
 def build_accelerator(precision: str, cpu: bool, log_with: str | None = None, key: str = "precision") -> Accelerator:

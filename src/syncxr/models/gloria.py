@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config_choices import LAYER_AGGS
 from ..launch.data_parallel import gather_rows
 from .gloria_loss import LocalLossSettings, Workspace, global_loss, local_loss_packed, matched_attention, pad_words
 from .protocols import ImageEncoder, TextEncoder
 
 WORD, PIECE, SKIP = 0, 1, 2  # token kinds: starts a word, continues one (WordPiece "##"), no word
-LAYER_AGGS = ("sum", "mean")
 
 
 def word_piece_kinds(tokenizer, vocab_size: int | None = None) -> torch.Tensor:

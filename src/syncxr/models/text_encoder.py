@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-POOLS = ("max", "mean", "cls")
+from ..config_choices import POOLS
 
 
 def load_tokenizer(path: str):

@@ -6,14 +6,16 @@ import logging
 
 from hydra.experimental.callback import Callback
 
-from .cost import MISSING_HEADING, write_cost_report
-from .sweep import write_report
-
 log = logging.getLogger(__name__)
 
 
 class SweepReport(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
+        # Imported here, not when Hydra builds the callback at every start: the report's modules load
+        # pandas and torch, which a refused config or a single run need not wait for.
+        from .cost import MISSING_HEADING, write_cost_report  # noqa: PLC0415
+        from .sweep import write_report  # noqa: PLC0415
+
         if config.get("dry_run"):
             path = write_cost_report(config.hydra.sweep.dir)
             log.info(f"cost preview: {path}")

@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
+from ..config_choices import MONITORS
 from ..data.durable import atomic_path, write_json_atomic
 from .checkpoint import TrainerState
 
-MONITORS = ("train_loss", "val_loss")
 BEST_MODEL = "best_model.safetensors"  # in the run dir: the weights of the lowest validation loss
 VALIDATION_FILE = "validation.json"  # in the run dir: the validations so far (written after each)
 
