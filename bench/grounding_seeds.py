@@ -67,7 +67,7 @@ def main():
         group = (cfg.data.name, OmegaConf.select(cfg, args.key) if args.key else None)
         groups[group].append((int(cfg.seed), run, margins(run)))
     print("| data | " + (f"{args.key} | " if args.key else "") + "seed | " + " | ".join(TWINS) + " | all >= bar |")
-    print("|---" * (4 + len(TWINS) + bool(args.key)) + "|")
+    print("|---" * (3 + len(TWINS) + bool(args.key)) + "|")
     for (data, value), rows in sorted(groups.items(), key=lambda kv: str(kv[0])):
         passed = 0
         for seed, _, m in sorted(rows, key=lambda r: r[0]):
