@@ -16,9 +16,9 @@ from tests.helpers import REPO
 
 
 def test_the_mappings_name_the_checked_choices():
-    assert tuple(PIXEL_NORMS) == config_choices.PIXEL_NORMS
+    assert tuple(PIXEL_NORMS) == config_choices.PIXEL_NORM_NAMES
     assert tuple(IMAGE_SUFFIX) == config_choices.IMAGE_FORMATS
-    assert tuple(AUGMENTATIONS) == config_choices.AUGMENTATIONS
+    assert tuple(AUGMENTATIONS) == config_choices.AUGMENTATION_NAMES
 
 
 def test_an_entry_point_refuses_a_bad_config_without_importing_torch():

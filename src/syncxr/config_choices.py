@@ -13,9 +13,9 @@ TEXT_MODES = ("report", "findings", "impression", "sentence")  # loader.text_mod
 # A manifest or benchmark row whose image is missing or does not decode: fail naming it, or skip it.
 ON_ERROR = ("raise", "skip")
 RLE_MODES = ("relative", "absolute")  # benchmark.siim.options.rle: how the run-length pixel positions count
-PIXEL_NORMS = ("standard", "unit", "half")  # loader.normalize (syncxr.data.transforms.PIXEL_NORMS)
+PIXEL_NORM_NAMES = ("standard", "unit", "half")  # loader.normalize (syncxr.data.transforms.PIXEL_NORMS)
 IMAGE_FORMATS = ("jpeg", "png")  # image_format of a MIMIC-CXR conversion (syncxr.data.mimic_cxr.IMAGE_SUFFIX)
-AUGMENTATIONS = ("crop_jitter", "randaugment")  # task.*.augmentation (syncxr.eval.finetune.AUGMENTATIONS)
+AUGMENTATION_NAMES = ("crop_jitter", "randaugment")  # task.*.augmentation (syncxr.eval.finetune.AUGMENTATIONS)
 # The published definition (paper A.2): the final conv layer's cosine map, any model.
 FINAL_CONV = "final_conv"
 MAP_MODES = ("positive", "contrast", "occlusion", "gradcam", FINAL_CONV)  # task.zeroshot_grounding.map
