@@ -14,6 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from syncxr.config import ConfigError
+from syncxr.config_validation import validate
 from syncxr.dataset_dirs import generate_dataset
 from syncxr.generation.generation_job import generated_dir, generation_config
 from syncxr.generation.pipeline import planned_splits
@@ -143,15 +144,45 @@ def test_a_dry_run_lists_every_missing_prerequisite_in_cost_md(no_env, tmp_path,
 
 @pytest.mark.slow  # every job of every study composed
 @pytest.mark.parametrize("study", sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml")))
-def test_every_paper_mode_study_prices_itself_and_lists_what_it_lacks(no_env, tmp_path, study):
-    """Each job of `python train.py -cd sweeps -cn <study> experiment=syncxr_paper dry_run=true`."""
+def test_every_paper_mode_job_resolves_the_published_choices_and_prices_itself(no_env, tmp_path, study):
+    """Each job of `python train.py -cd sweeps -cn <study> experiment=syncxr_paper dry_run=true`: what
+    it would run, before anything runs, what it lacks and what it costs. (One compose a job serves all
+    three: composing is most of this test's cost.)"""
     params = dict(compose_sweep(study, PAPER, hydra=True).hydra.sweeper.params)
-    for key, values in params.items():
-        for value in str(values).split(","):
-            cfg = compose_sweep(study, [*PAPER, f"{key}={value}", f"paths.cache_dir={tmp_path}"])
-            keys = _keys(cfg, tmp_path)
-            assert keys[0] == "image_encoder.weights_path" and len(keys) > 1, (study, key, value, keys)
-            estimate_job(OmegaConf.to_container(cfg, resolve=True), cfg.cost, tmp_path)  # no crash
+    jobs = [[f"{key}={value}"] for key, values in params.items() for value in str(values).split(",")]
+    for overrides in jobs:
+        cfg = compose_sweep(study, [*PAPER, *overrides, f"paths.cache_dir={tmp_path}"])
+        validate(cfg)
+        keys = _keys(cfg, tmp_path)
+        assert keys[0] == "image_encoder.weights_path" and len(keys) > 1, (study, overrides, keys)
+        estimate_job(OmegaConf.to_container(cfg, resolve=True), cfg.cost, tmp_path)  # no crash
+        swept = overrides[0].split("=")[0]
+        assert cfg.ner.name == "rate_ner" and cfg.ner.path == "Angelakeke/RaTE-NER-Deberta"
+        assert cfg.llm.name == (overrides[0].split("=")[1] if swept == "llm" else "llama31_70b")
+        assert cfg.imagegen.name == (overrides[0].split("=")[1] if swept == "imagegen" else "roentgen")
+        if cfg.imagegen.backend == "diffusers":  # RoentGen; LLM-CXR samples tokens, CXR-IRGen is refused
+            assert (cfg.imagegen.guidance_scale, cfg.imagegen.num_inference_steps) == (4.0, 50)
+        assert cfg.curation.judge.client.model == "OpenGVLab/InternVL2-26B"
+        assert (cfg.curation.drop_if_no, cfg.curation.real.drop_if_no) == ("all", "all")
+        assert (cfg.curation.bad_bank, cfg.curation.delta) == ("real_rejects", 0.5)
+        assert cfg.corpus.builder == cfg.real_corpus.builder == "mimic_cxr" and cfg.data.curate_real
+        assert cfg.generation.n_samples == 200000
+        assert cfg.image_encoder.arch == (overrides[0].split("=")[1] if swept == "image_encoder" else "resnet50")
+        assert cfg.text_encoder._target_.endswith("TextEncoder") and "Bio_ClinicalBERT" in cfg.text_encoder.path
+        model = cfg.model.name
+        assert cfg.loader.image_size == 224 and cfg.trainer.precision == "bf16" and cfg.trainer.max_steps is None
+        if model == "convirt":
+            assert cfg.model.proj_dim == 512 and cfg.scheduler._target_.endswith("get_constant_schedule")
+        else:
+            assert cfg.model.image_size_model == 299 and cfg.scheduler._target_.endswith("ReduceLROnPlateau")
+        assert list(cfg.task) == ["zeroshot_cls", "zeroshot_grounding", "finetune_cls", "finetune_seg"]
+        assert (cfg.task.finetune_cls.epochs, cfg.task.finetune_cls.batch_size, cfg.task.finetune_cls.lr) == (
+            50,
+            64,
+            1e-4,
+        )
+        assert cfg.task.finetune_cls.optimizer._target_ == "torch.optim.AdamW"
+        assert cfg.evaluation.protocol == "paper"
 
 
 def test_cost_counts_the_rows_trained_on_not_the_rows_generated(no_env, tmp_path):
