@@ -7,7 +7,6 @@ import numpy as np
 import torch
 from PIL import Image
 from scipy.ndimage import zoom
-from transformers import AutoImageProcessor, AutoModel
 
 from ..phantom.renderer import render
 from ..phantom.scene import sample_scene
@@ -55,6 +54,9 @@ class HFImageEmbedder:
     name = "transformers"
 
     def __init__(self, path: str, batch_size: int, device: str | None = None):
+        # Imported here: transformers costs 1-3 s to import, and the phantom embedder does not need it.
+        from transformers import AutoImageProcessor, AutoModel  # noqa: PLC0415
+
         self.processor = AutoImageProcessor.from_pretrained(path)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModel.from_pretrained(path).to(self.device).eval()
