@@ -156,10 +156,10 @@ def test_every_paper_mode_job_resolves_the_published_choices_and_prices_itself(n
         keys = _keys(cfg, tmp_path)
         assert keys[0] == "image_encoder.weights_path" and len(keys) > 1, (study, overrides, keys)
         estimate_job(OmegaConf.to_container(cfg, resolve=True), cfg.cost, tmp_path)  # no crash
-        swept = overrides[0].split("=")[0]
+        swept, value = overrides[0].split("=", 1)
         assert cfg.ner.name == "rate_ner" and cfg.ner.path == "Angelakeke/RaTE-NER-Deberta"
-        assert cfg.llm.name == (overrides[0].split("=")[1] if swept == "llm" else "llama31_70b")
-        assert cfg.imagegen.name == (overrides[0].split("=")[1] if swept == "imagegen" else "roentgen")
+        assert cfg.llm.name == (value if swept == "llm" else "llama31_70b")
+        assert cfg.imagegen.name == (value if swept == "imagegen" else "roentgen")
         if cfg.imagegen.backend == "diffusers":  # RoentGen; LLM-CXR samples tokens, CXR-IRGen is refused
             assert (cfg.imagegen.guidance_scale, cfg.imagegen.num_inference_steps) == (4.0, 50)
         assert cfg.curation.judge.client.model == "OpenGVLab/InternVL2-26B"
@@ -167,7 +167,7 @@ def test_every_paper_mode_job_resolves_the_published_choices_and_prices_itself(n
         assert (cfg.curation.bad_bank, cfg.curation.delta) == ("real_rejects", 0.5)
         assert cfg.corpus.builder == cfg.real_corpus.builder == "mimic_cxr" and cfg.data.curate_real
         assert cfg.generation.n_samples == 200000
-        assert cfg.image_encoder.arch == (overrides[0].split("=")[1] if swept == "image_encoder" else "resnet50")
+        assert cfg.image_encoder.arch == (value if swept == "image_encoder" else "resnet50")
         assert cfg.text_encoder._target_.endswith("TextEncoder") and "Bio_ClinicalBERT" in cfg.text_encoder.path
         model = cfg.model.name
         assert cfg.loader.image_size == 224 and cfg.trainer.precision == "bf16" and cfg.trainer.max_steps is None

@@ -84,8 +84,6 @@ def local_similarity(local: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
 # How the maps of a prompt list combine (task.zeroshot_grounding.prompts.ensemble): "mean", or per
 # cell "max", so that each prompt may claim its own part of the image: "left {}" one side, "right {}"
 # the other, where their mean (or a prompt naming no side) lights both (docs/evaluation.md#sided-prompts).
-
-
 def combine_prompt_maps(maps: torch.Tensor, ensemble: str) -> torch.Tensor:
     """P x N x h x w maps, one per prompt, as one N x h x w map per image."""
     if ensemble not in ENSEMBLES:
@@ -374,8 +372,6 @@ def _select(split: Split, keep: np.ndarray, ok: np.ndarray | None) -> tuple[Spli
 # of the validation split's images without the finding, so that what a map shows on every chest (a
 # side, the mediastinum, the corners) cancels and what this image's finding adds is left
 # (docs/evaluation.md#the-grounding-preset).
-
-
 def minus_reference(maps: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
     """N x h x w maps less an h x w reference map (None: unchanged)."""
     if reference is None:
