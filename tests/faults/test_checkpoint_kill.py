@@ -1,14 +1,13 @@
 """Training SIGKILLed while it writes a checkpoint resumes to exactly the run that was never
-interrupted: same weights, same metrics, no temp directory left behind. train.py itself is killed at
-a seeded random point; the tiny loop at every point of one save."""
+interrupted: same weights, same metrics, no temp directory left behind. A training job in a child
+process is killed at a seeded random point; the tiny loop at every point of one save."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,39 +19,46 @@ from syncxr.train.training_job import run_training
 from tests.faults.kill_points import KillPoints
 from tests.helpers import TINY, compose_train
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 # 5 steps per epoch, 15 in all; checkpoints at steps 2, 4, 5, 6, 8, 10, 12, 14, 15, the oldest pruned.
 ARGS = [*TINY, "trainer.checkpoint_every=2"]
 SEED = 0  # picks the kill points
 
 
-def train_killed(run_dir: Path, cache_dir: Path, save: int, event: int) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "SYNCXR_CACHE": str(cache_dir),
-        "SYNCXR_OUTPUTS": str(run_dir.parent),
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tests/faults/train_killed_in_checkpoint.py"),
-            str(save),
-            str(event),
-            *ARGS,
-            f"hydra.run.dir={run_dir}",
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, as in an xdist worker: a child forked from a process whose
+    OpenMP pool ran several threads hangs in its first parallel region, and the killed child must
+    take the float path of the runs it is compared with."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train_with_kill_points(cfg, run_dir: Path, save: int, event: int) -> None:
+    torch.set_num_threads(1)
+    KillPoints(save, event).install()
+    run_training(cfg, run_dir)
+
+
+def train_killed(cfg, run_dir: Path, save: int, event: int) -> int:
+    """The exit code of the training job `cfg` in `run_dir`, run in a child forked from this process
+    (it inherits the imports a new interpreter would spend seconds on) and SIGKILLed just before
+    event `event` of its `save`-th checkpoint save."""
+    child = multiprocessing.get_context("fork").Process(
+        target=_train_with_kill_points, args=(cfg, run_dir, save, event)
     )
+    child.start()
+    child.join(timeout=900)
+    if child.exitcode is None:
+        child.kill()
+        pytest.fail(f"the training job to be killed in save {save} was still running after 900 s")
+    return child.exitcode
 
 
 def test_training_killed_inside_checkpoint_writing_resumes_to_the_uninterrupted_result(
-    cache_dir, tmp_path, monkeypatch
+    cache_dir, tmp_path, monkeypatch, capsys, one_thread
 ):
     # The uninterrupted run, counting the file-system events of each of its checkpoint saves.
     steps = []
@@ -77,14 +83,13 @@ def test_training_killed_inside_checkpoint_writing_resumes_to_the_uninterrupted_
     run_dir = tmp_path / "killed"
     save = int(rng.integers(2, len(steps)))  # any save but the last (after it only evaluation is left)
     event = int(rng.integers(1, per_save[steps[save - 1]] + 1))
-    done = train_killed(run_dir, cache_dir, save, event)
-    assert done.returncode == -signal.SIGKILL, done.stdout[-3000:] + done.stderr[-3000:]
+    assert train_killed(compose_train(ARGS), run_dir, save, event) == -signal.SIGKILL
     assert not (run_dir / "metrics.json").exists()
     print(f"killed in the save of step {steps[save - 1]}, before event {event} of {per_save[steps[save - 1]]}")
 
-    done = train_killed(run_dir, cache_dir, save=0, event=0)  # no kill: runs to the end
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "resuming from" in done.stdout + done.stderr
+    capsys.readouterr()
+    assert run_training(compose_train(ARGS), run_dir) == ref  # the same job again runs to the end
+    assert "resuming from" in capsys.readouterr().out
     assert json.loads((run_dir / "metrics.json").read_text()) == ref
     a, b = load_file(tmp_path / "ref" / "model.safetensors"), load_file(run_dir / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

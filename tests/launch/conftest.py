@@ -62,8 +62,8 @@ def slurm_cluster():
     env = {
         **os.environ,
         "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin",
-        # A requeued job dies ~2.5 s after SIGTERM instead of ~7 s, well before the requeue
-        # test's job (20 steps, a checkpoint each, ~0.3 s a step on 2 cores) could finish.
+        # A requeued job dies ~2.5 s after SIGTERM instead of ~7 s, well before the requeued
+        # two-task job (80 steps, a checkpoint each) could finish.
         "SYNCXR_SLURM_KILL_WAIT": "1",
         "SYNCXR_SLURM_PARTITION": "local",
     }

@@ -104,10 +104,6 @@ def run_dirs(sweep: Path) -> list[Path]:
     return sorted(p.parent.parent for p in sweep.glob("*/.hydra/config.yaml"))
 
 
-def history_steps(run: Path) -> list[int]:
-    return [json.loads(line)["step"] for line in (run / "history.jsonl").read_text().splitlines()]
-
-
 def wait_for_checkpoint(proc, sweep: Path, after: int, before: int, timeout: float = 180) -> int | None:
     """Waits (bounded) for a complete checkpoint with after < step < before; returns its step."""
     deadline = time.time() + timeout

@@ -96,8 +96,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_two(fn, *args) -> None:
+    """fn(rank, *args) in two processes forked from this one: they inherit its imports (a spawned
+    process spends seconds importing torch again) and, under xdist, its one torch thread."""
+    mp.start_processes(fn, args=args, nprocs=2, join=True, start_method="fork")
+
+
 def _two_ranks(tiny_text_path, out_dir) -> dict[str, list[dict]]:
-    mp.spawn(_rank, args=(_free_port(), tiny_text_path, str(out_dir)), nprocs=2, join=True)
+    _start_two(_rank, _free_port(), tiny_text_path, str(out_dir))
     return {
         name: [load_file(out_dir / f"{name}_rank{r}.safetensors") for r in (0, 1)] for name in ("convirt", "gloria")
     }
@@ -152,7 +158,7 @@ def test_gather_rows_is_the_single_process_concatenation(tmp_path):
     """Forward: the rows of every rank in rank order; backward: each rank gets the gradient of its
     rows summed over the ranks (here twice the single-process gradient, as both ranks compute the
     same loss; DDP's mean over ranks then gives the single-process gradient)."""
-    mp.spawn(_gather_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    _start_two(_gather_rank, _free_port(), str(tmp_path))
     for case, rows in ROWS.items():
         ranks = [load_file(tmp_path / f"{case}_rank{r}.safetensors") for r in (0, 1)]
         whole = torch.cat([r["x"] for r in ranks]).requires_grad_()

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from syncxr.train.checkpoint import checkpoint_dirs
 from tests.launch.helpers import (
     MULTI_STEPS,
     assert_like_one_process,
@@ -47,7 +48,8 @@ def test_two_processes_at_batch_b_train_like_one_at_2b(two_processes_b, one_proc
 
 def test_two_processes_killed_resume_exactly(two_processes_b, cache_dir, tmp_path):
     """Killed (both processes and the launcher) after a checkpoint in the second epoch, the same
-    command resumes both processes from it; the result is that of the uninterrupted two-process run."""
+    command resumes both processes from it, each with its own RNG states; the result is that of the
+    uninterrupted two-process run."""
     sweep = tmp_path / "sweep"
     proc = start_train(two_tasks_local(sweep), cache_dir, tmp_path)
     # After step 6: inside the second epoch (5 steps each), where the sampler's epoch must be restored.
@@ -57,6 +59,10 @@ def test_two_processes_killed_resume_exactly(two_processes_b, cache_dir, tmp_pat
         pytest.fail(f"no checkpoint inside the run to kill it after:\n{tail(out)}\n{job_logs(sweep)}")
     (run,) = run_dirs(sweep)
     assert not (run / "metrics.json").exists()
+    # The main process wrote the checkpoint; each process added its own RNG states (dropout draws
+    # from them: a rank that resumed with another's would leave the bit-for-bit history below).
+    newest = checkpoint_dirs(run / "checkpoints")[-1]
+    assert sorted(p.name for p in newest.glob("rng_*.json")) == ["rng_0.json", "rng_1.json"], newest
 
     finish(start_train(two_tasks_local(sweep), cache_dir, tmp_path), sweep, timeout=600, slurm=False)
     logs = rank_logs(sweep)  # the second job's

@@ -1,4 +1,4 @@
-"""The SLURM launchers against a real one-node cluster: a sweep, a requeued job, a two-task job, and
+"""The SLURM launchers against a real one-node cluster: a sweep, a two-task job requeued twice, and
 generate.py split over two SLURM jobs (a job array), which gives the single-process dataset.
 All tests of `slurm_cluster` live here: xdist runs a file on one worker, which starts it once."""
 
@@ -24,7 +24,6 @@ from tests.launch.helpers import (
     assert_like_one_process,
     finish,
     history,
-    history_steps,
     job_logs,
     parameter_digests,
     per_process,
@@ -85,61 +84,15 @@ def test_sweep_of_two_jobs_runs_as_a_slurm_array(slurm_cluster, cache_dir, tmp_p
         assert f"JobEnvironment(job_id={job}_{task}" in log
 
 
-def test_requeued_job_resumes_from_its_last_checkpoint(slurm_cluster, cache_dir, tmp_path):
-    """Interrupted twice: `scontrol requeue` (what a preemption does), then USR2 (SLURM's warning
-    before the time limit: submitit calls the launcher's checkpoint() and requeues the job itself).
-    Each time the same job restarts in the same output dir and resumes from its newest checkpoint."""
-    sweep, steps = tmp_path / "requeue", 100  # long enough to be caught running on a quiet machine
-    args = [
-        "-m",
-        "hydra/launcher=slurm",
-        "data=syn",
-        *TINY,
-        "trainer.max_epochs=20",
-        f"trainer.max_steps={steps}",
-        "trainer.checkpoint_every=1",
-        f"hydra.sweep.dir={sweep}",
-        *on_cluster(slurm_cluster, cpus=2),
-    ]
-    proc = start_train(args, cache_dir, tmp_path)
-
-    def fail(what: str):
-        out = stop(proc, sweep, slurm=True)
-        pytest.fail(f"{what}:\n{tail(out)}\n{job_logs(sweep)}")
-
-    first = wait_for_checkpoint(proc, sweep, after=0, before=steps)
-    if first is None:
-        fail("no mid-run checkpoint to requeue from")
-    (job,) = slurm_job_ids(sweep)
-    log = sweep / ".submitit" / job / f"{job}_0_log.out"
-    subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True, timeout=30)
-    resumed = wait_for_line(log, r"resuming from epoch \d+ step (\d+)", proc)
-    if resumed is None:
-        fail("the requeued job did not resume (did it finish before the requeue killed it?)")
-    second = wait_for_checkpoint(proc, sweep, after=int(resumed[1]), before=steps)
-    if second is None:
-        fail("no checkpoint after the first resume")
-    subprocess.run(["scancel", "--signal=USR2", job], check=True, capture_output=True, timeout=30)
-    finish(proc, sweep, timeout=480, slurm=True)
-
-    text = log.read_text()
-    assert text.count("Starting with JobEnvironment") == 3, job_logs(sweep)
-    assert "Calling checkpoint method" in text and f"Requeued job {job}" in text, job_logs(sweep)
-    starts = [int(m) for m in re.findall(r"resuming from epoch \d+ step (\d+)", text)]
-    assert len(starts) == 2 and first <= starts[0] < second <= starts[1] < steps, (first, second, starts)
-    (run,) = run_dirs(sweep)
-    assert json.loads((run / "metrics.json").read_text())["train/steps"] == steps
-    # Steps redone after a restart replaced those logged after its checkpoint: each step once.
-    assert history_steps(run) == list(range(1, steps + 1))
-    assert (pd.read_csv(sweep / "results.csv")["status"] == "ok").all()
-
-
-def test_two_tasks_of_one_job_train_as_one_process_at_twice_the_batch(
+def test_two_tasks_of_one_job_requeued_twice_train_as_one_process_at_twice_the_batch(
     slurm_cluster, cache_dir, tmp_path, two_processes_b, one_process_2b
 ):
     """slurm_multigpu on CPUs: two tasks at batch 8, joined by syncxr.launch.distributed (gloo instead
-    of NCCL), requeued once mid-run. Both tasks resume; the result is that of two processes at batch 8
-    run without interruption, and follows one process at batch 16."""
+    of NCCL), interrupted twice: `scontrol requeue` (what a preemption does), then USR2 (SLURM's
+    warning before the time limit: submitit calls the launcher's checkpoint() on the main task and
+    requeues the job itself). Each time the same job restarts in the same output dir and both tasks
+    resume from its newest checkpoint; the result is that of two processes at batch 8 run without
+    interruption, and follows one process at batch 16."""
     sweep = tmp_path / "multi"
     args = [
         "-m",
@@ -151,27 +104,42 @@ def test_two_tasks_of_one_job_train_as_one_process_at_twice_the_batch(
         "hydra.launcher.tasks_per_node=2",
     ]
     proc = start_train(args, cache_dir, tmp_path)
+
+    def fail(what: str):
+        out = stop(proc, sweep, slurm=True)
+        pytest.fail(f"{what}:\n{tail(out)}\n{job_logs(sweep)}")
+
     first = wait_for_checkpoint(proc, sweep, after=6, before=MULTI_STEPS)  # in the second epoch or later
     if first is None:
-        out = stop(proc, sweep, slurm=True)
-        pytest.fail(f"no mid-run checkpoint to requeue from:\n{tail(out)}\n{job_logs(sweep)}")
+        fail("no mid-run checkpoint to requeue from")
     (job,) = slurm_job_ids(sweep)
+    log = sweep / ".submitit" / job / f"{job}_0_log.out"  # the main task's
     subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True, timeout=30)
+    resumed = wait_for_line(log, r"resuming from epoch \d+ step (\d+)", proc)
+    if resumed is None:
+        fail("the requeued job did not resume (did it finish before the requeue killed it?)")
+    second = wait_for_checkpoint(proc, sweep, after=int(resumed[1]), before=MULTI_STEPS)
+    if second is None:
+        fail("no checkpoint after the first resume")
+    subprocess.run(["scancel", "--signal=USR2", job], check=True, capture_output=True, timeout=30)
     finish(proc, sweep, timeout=480, slurm=True)
 
     logs = rank_logs(sweep, job)
-    for rank in (0, 1):
-        assert logs[rank].count(f"task {rank} of 2 (local rank {rank})") == 2, job_logs(sweep)  # before and after
+    assert logs[0].count("Starting with JobEnvironment") == 3, job_logs(sweep)
+    assert "Calling checkpoint method" in logs[0] and f"Requeued job {job}" in logs[0], job_logs(sweep)
+    for rank in (0, 1):  # both tasks ran in each of the three starts
+        assert logs[rank].count(f"task {rank} of 2 (local rank {rank})") == 3, job_logs(sweep)
     starts = [int(m) for m in re.findall(r"resuming from epoch \d+ step (\d+)", logs[0])]
-    assert len(starts) == 1 and first <= starts[0] < MULTI_STEPS, (first, starts)
+    assert len(starts) == 2 and first <= starts[0] < second <= starts[1] < MULTI_STEPS, (first, second, starts)
     (run,) = run_dirs(sweep)
     (reference,) = run_dirs(two_processes_b)
-    # Gradients were synchronised (same weights on both tasks) and the requeue lost and repeated
+    # Gradients were synchronised (same weights on both tasks) and the requeues lost and repeated
     # nothing: the losses of the uninterrupted two-process run, bit for bit, every step once.
     digests = parameter_digests(logs)
     assert digests[0] == digests[1], digests
     assert history(run) == history(reference)
     assert_like_one_process(run, one_process_2b)
+    assert (pd.read_csv(sweep / "results.csv")["status"] == "ok").all()
 
 
 def test_two_workers_as_a_slurm_job_array(slurm_cluster, cache_dir, tmp_path):
