@@ -70,7 +70,6 @@ SLOWEST_FILES = (
     "tests/test_secrets.py",
     "tests/faults/test_checkpoint_kill.py",
     "tests/launch/test_submitit_small.py",
-    "tests/train/test_checkpoint.py",
     "tests/generation/test_workers.py",
     "tests/test_gpu_check.py",
     "tests/results/test_provenance.py",
