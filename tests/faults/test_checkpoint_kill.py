@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import signal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,25 +34,23 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _train_with_kill_points(cfg, run_dir: Path, save: int, event: int) -> None:
-    torch.set_num_threads(1)
-    KillPoints(save, event).install()
-    run_training(cfg, run_dir)
+def killed_in_a_fork(save: int, event: int, train) -> int:
+    """The exit code of `train()` run in a child forked from this process (it inherits the imports
+    a new interpreter would spend seconds on) at one torch thread, SIGKILLed just before event
+    `event` of its `save`-th checkpoint save (0 if it was never hit)."""
 
+    def child() -> None:
+        torch.set_num_threads(1)
+        KillPoints(save, event).install()
+        train()
 
-def train_killed(cfg, run_dir: Path, save: int, event: int) -> int:
-    """The exit code of the training job `cfg` in `run_dir`, run in a child forked from this process
-    (it inherits the imports a new interpreter would spend seconds on) and SIGKILLed just before
-    event `event` of its `save`-th checkpoint save."""
-    child = multiprocessing.get_context("fork").Process(
-        target=_train_with_kill_points, args=(cfg, run_dir, save, event)
-    )
-    child.start()
-    child.join(timeout=900)
-    if child.exitcode is None:
-        child.kill()
-        pytest.fail(f"the training job to be killed in save {save} was still running after 900 s")
-    return child.exitcode
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(timeout=900)
+    if process.exitcode is None:
+        process.kill()
+        pytest.fail(f"the training to be killed in save {save} was still running after 900 s")
+    return process.exitcode
 
 
 def test_training_killed_inside_checkpoint_writing_resumes_to_the_uninterrupted_result(
@@ -83,7 +79,8 @@ def test_training_killed_inside_checkpoint_writing_resumes_to_the_uninterrupted_
     run_dir = tmp_path / "killed"
     save = int(rng.integers(2, len(steps)))  # any save but the last (after it only evaluation is left)
     event = int(rng.integers(1, per_save[steps[save - 1]] + 1))
-    assert train_killed(compose_train(ARGS), run_dir, save, event) == -signal.SIGKILL
+    cfg = compose_train(ARGS)
+    assert killed_in_a_fork(save, event, lambda: run_training(cfg, run_dir)) == -signal.SIGKILL
     assert not (run_dir / "metrics.json").exists()
     print(f"killed in the save of step {steps[save - 1]}, before event {event} of {per_save[steps[save - 1]]}")
 
@@ -98,7 +95,7 @@ def test_training_killed_inside_checkpoint_writing_resumes_to_the_uninterrupted_
     assert not list((run_dir / "checkpoints").glob(".tmp_step_*"))  # the killed saves' temp dirs are gone
 
 
-def test_every_kill_point_of_a_checkpoint_save_resumes_exactly(tmp_path, monkeypatch):
+def test_every_kill_point_of_a_checkpoint_save_resumes_exactly(tmp_path, monkeypatch, one_thread):
     """The tiny loop of tests/train/test_checkpoint, SIGKILLed before each file-system event of one
     save in turn (a forked child per kill point), then resumed: always the uninterrupted weights."""
     from tests.train.test_checkpoint import _same, run
@@ -111,15 +108,8 @@ def test_every_kill_point_of_a_checkpoint_save_resumes_exactly(tmp_path, monkeyp
     survived = 0
     for event in range(1, counter.per_save[save - 1] + 1):
         run_dir = tmp_path / f"kill{event:03d}"
-        pid = os.fork()
-        if pid == 0:  # the child trains until it is killed inside the save
-            try:
-                KillPoints(save, event).install()
-                run(run_dir, "cosine", checkpoint_every=2, keep=2)
-            finally:
-                os._exit(3)  # reached only if the kill point was never hit
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (event, status)
+        code = killed_in_a_fork(save, event, lambda d=run_dir: run(d, "cosine", checkpoint_every=2, keep=2))
+        assert code == -signal.SIGKILL, (event, code)
         weights, _, _ = run(run_dir, "cosine", checkpoint_every=2, keep=2)
         assert _same(weights, ref), f"resumed after a kill at event {event} of save {save}: other weights"
         assert not list((run_dir / "checkpoints").glob(".tmp_step_*"))
